@@ -1,0 +1,1 @@
+"""Platform adapters: one module per platform; platform SDKs are imported only here."""

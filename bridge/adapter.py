@@ -1,0 +1,42 @@
+"""The adapter contract: what the core needs from a platform, and what it offers back."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from bridge.models import InboundMessage, Reply, SubmitResult, ThreadKey
+
+
+class Inbox(Protocol):
+    """The core's hand-off, given to an adapter's `run`.
+
+    `submit` returns only once the message is durably stored in Redis (or was a duplicate, or
+    was ignored by the participation policy): that is when the platform may be acknowledged.
+    It raises `bridge.errors.StorageUnavailable` when it could not store the message.
+    """
+
+    async def submit(self, message: InboundMessage) -> SubmitResult: ...
+
+    async def is_known_thread(self, thread: ThreadKey) -> bool: ...
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """A platform connection: listens until cancelled, posts replies into threads."""
+
+    name: str
+
+    async def run(self, inbox: Inbox) -> None:
+        """Listen for platform events and `inbox.submit` them until cancelled."""
+        ...
+
+    async def send(self, reply: Reply) -> str:
+        """Post `reply` into its thread; return the platform message id of the (last) part."""
+        ...
+
+
+@runtime_checkable
+class StatusAdapter(Protocol):
+    """Optional: show that the agent is working (typing, status line); `None` clears it."""
+
+    async def set_status(self, thread: ThreadKey, status: str | None) -> None: ...

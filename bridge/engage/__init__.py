@@ -1,0 +1,1 @@
+"""Async client for the Engage Smarter Conversations API, and its data models."""

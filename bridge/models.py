@@ -1,0 +1,122 @@
+"""Plain, frozen, platform-neutral data: thread keys, inbound messages and replies."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+_SEPARATOR = ":"
+
+
+def _escape(part: str) -> str:
+    # Desk ticket ids and web session ids are free text: keep ':' and '{}' out of keys so the
+    # key stays parseable and never breaks the Redis Cluster hash tag around it.
+    return part.replace("%", "%25").replace(":", "%3A").replace("{", "%7B").replace("}", "%7D")
+
+
+def _unescape(part: str) -> str:
+    return part.replace("%7D", "}").replace("%7B", "{").replace("%3A", ":").replace("%25", "%")
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadKey:
+    """Where a conversation lives: platform, workspace (team/guild/desk account), channel, thread.
+
+    `str(key)` is the one string format, e.g. `slack:T123:C456:1712345.0001`.
+    """
+
+    platform: str
+    workspace: str
+    channel: str
+    thread: str
+
+    def __str__(self) -> str:
+        parts = (self.platform, self.workspace, self.channel, self.thread)
+        return _SEPARATOR.join(_escape(p) for p in parts)
+
+    @classmethod
+    def parse(cls, text: str) -> ThreadKey:
+        parts = text.split(_SEPARATOR)
+        if len(parts) != 4 or not all(parts):
+            raise ValueError(f"not a thread key: {text!r}")
+        platform, workspace, channel, thread = (_unescape(p) for p in parts)
+        return cls(platform, workspace, channel, thread)
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A reference to a file on the platform; the bytes stay there."""
+
+    name: str
+    url: str
+    mime_type: str | None = None
+    size: int | None = None
+
+
+class Origin(enum.StrEnum):
+    """Who wrote an inbound message, as far as the participation policy cares."""
+
+    USER = "user"
+    STAFF = "staff"
+    BOT = "bot"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One chat message, normalized at the edge by an adapter's `to_event`.
+
+    `message_id` is the platform's own id: it is the dedupe key. `ticket_id` is what the
+    conversation's `data.ticket_id` will say (desk ticket id, or the platform thread id).
+    `command` is set when the adapter received an explicit command (slash command, desk action);
+    keyword commands typed in a thread are recognised by the core from `text`.
+    """
+
+    thread: ThreadKey
+    message_id: str
+    user_id: str
+    text: str
+    sent_at: datetime
+    user_name: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    is_dm: bool = False
+    mentions_bot: bool = False
+    origin: Origin = Origin.USER
+    ticket_id: str | None = None
+    permalink: str | None = None
+    command: str | None = None
+
+    @property
+    def platform(self) -> str:
+        return self.thread.platform
+
+
+class ReplyKind(enum.StrEnum):
+    AGENT = "agent"
+    NOTICE = "notice"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Text to post into a thread.
+
+    `idempotency_key` is stable across retries of the same turn (the agent message id, or a
+    notice id); adapters use it where the platform can deduplicate (e.g. a Discord nonce).
+    """
+
+    thread: ThreadKey
+    text: str
+    idempotency_key: str
+    kind: ReplyKind = ReplyKind.AGENT
+    conversation_id: str | None = None
+    agent: str | None = None
+    reply_to_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """What the core did with a submitted message. Raised errors mean: not stored, retry."""
+
+    accepted: bool
+    reason: str
+    extra: dict[str, str] = field(default_factory=dict)

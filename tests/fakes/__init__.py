@@ -1,0 +1,1 @@
+"""Local fake platform servers (Slack, Discord, desk callback) for tests over loopback."""
