@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
+
+from starlette.routing import BaseRoute
 
 from bridge.models import InboundMessage, Reply, SubmitResult, ThreadKey
 
@@ -22,17 +25,24 @@ class Inbox(Protocol):
 
 @runtime_checkable
 class Adapter(Protocol):
-    """A platform connection: listens until cancelled, posts replies into threads."""
+    """A platform connection.
+
+    `start` prepares sending (authenticate, learn the bot's own id); `run` listens until
+    cancelled; `send` posts into a thread and works in any process after `start`, so worker-only
+    processes can answer without listening; `aclose` releases connections.
+    """
 
     name: str
 
-    async def run(self, inbox: Inbox) -> None:
-        """Listen for platform events and `inbox.submit` them until cancelled."""
-        ...
+    async def start(self) -> None: ...
+
+    async def run(self, inbox: Inbox) -> None: ...
 
     async def send(self, reply: Reply) -> str:
         """Post `reply` into its thread; return the platform message id of the (last) part."""
         ...
+
+    async def aclose(self) -> None: ...
 
 
 @runtime_checkable
@@ -40,3 +50,10 @@ class StatusAdapter(Protocol):
     """Optional: show that the agent is working (typing, status line); `None` clears it."""
 
     async def set_status(self, thread: ThreadKey, status: str | None) -> None: ...
+
+
+@runtime_checkable
+class HttpAdapter(Protocol):
+    """Optional: routes mounted on the bridge's HTTP server (webhooks, playground pages)."""
+
+    def routes(self, inbox: Inbox) -> Sequence[BaseRoute]: ...

@@ -1,4 +1,7 @@
-"""Shared fixtures: a real redis-server per test session, a clean database per test."""
+"""Shared fixtures: a real redis-server per test session, a clean database per test.
+
+Each area keeps its fixtures in its own plugin module, listed here.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.redis_server import RedisServer
+
+pytest_plugins = [
+    "tests.fixtures_emulator",
+    "tests.fixtures_core",
+    "tests.fixtures_slack",
+    "tests.fixtures_discord",
+    "tests.fixtures_desk",
+]
 
 
 @pytest.fixture(scope="session")
