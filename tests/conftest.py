@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures_slack",
     "tests.fixtures_discord",
     "tests.fixtures_desk",
+    "tests.fixtures_cluster",
 ]
 
 
