@@ -1,0 +1,164 @@
+"""The one HTTP server: /healthz, /readyz, /metrics, adapters' routes and the mounted emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from bridge.errors import ConfigError
+from bridge.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+# component name -> "ok", or what is wrong with it
+ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
+MetricsRefresh = Callable[[], Awaitable[None]]
+
+_GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
+def create_app(
+    *,
+    metrics: Metrics,
+    readiness: ReadinessCheck,
+    refresh_metrics: MetricsRefresh | None = None,
+    routes: Sequence[BaseRoute] = (),
+    mounts: Mapping[str, Starlette] | None = None,
+) -> Starlette:
+    """Build the ASGI app; the bridge's own endpoints come first so no adapter can shadow them."""
+    mounted = dict(mounts or {})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        checks = await readiness()
+        ready = all(v == "ok" for v in checks.values())
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        if refresh_metrics is not None:
+            try:
+                await refresh_metrics()
+            except Exception:
+                # A stale gauge is better than no metrics at all while Redis is down.
+                log.warning("could not refresh metrics before a scrape", exc_info=True)
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Starlette does not run the lifespan of mounted apps; the emulator may need its own.
+        async with contextlib.AsyncExitStack() as stack:
+            for sub_app in mounted.values():
+                await stack.enter_async_context(sub_app.router.lifespan_context(sub_app))
+            yield
+
+    all_routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *routes,
+        *(Mount(prefix, app=sub_app) for prefix, sub_app in mounted.items()),
+    ]
+    return Starlette(routes=all_routes, lifespan=lifespan)
+
+
+def url_for(host: str, port: int) -> str:
+    """The URL a local client uses to reach a server bound to `host`:`port`."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind now, so the URL (an ephemeral port too) is known before the app is built."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(set ENGAGE_BRIDGE_HTTP_PORT to another port, or 0 for any free one)"
+        ) from exc
+    sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The runtime owns SIGINT/SIGTERM and stops the server itself; uvicorn's handler would
+        # re-raise the signal after shutdown and kill the process before the rest is closed.
+        yield
+
+
+class HttpServer:
+    """uvicorn on a socket bound at construction; `start(app)` serves, `stop()` ends it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._socket = bind_socket(host, port)
+        self.port = int(self._socket.getsockname()[1])
+        self.url = url_for(host, self.port)
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    async def start(self, app: Starlette) -> None:
+        config = uvicorn.Config(
+            app,
+            log_config=None,  # keep the bridge's structured logging
+            lifespan="on",
+            server_header=False,
+            timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
+        )
+        self._server = _Server(config)
+        self._task = asyncio.create_task(self._serve(), name="http-server")
+        while not self._server.started:
+            if self._task.done():
+                await self._task
+                raise ConfigError(f"the HTTP server on {self.url} stopped during start-up")
+            await asyncio.sleep(0.01)
+        log.info("serving HTTP", extra={"url": self.url})
+
+    async def _serve(self) -> None:
+        assert self._server is not None
+        try:
+            await self._server.serve(sockets=[self._socket])
+        except SystemExit as exc:  # uvicorn's answer to a failed app start-up
+            raise ConfigError(f"the HTTP app failed to start (exit {exc.code})") from None
+
+    async def stop(self) -> None:
+        server, task = self._server, self._task
+        if server is not None and task is not None and not task.done():
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await task
+        self._socket.close()
