@@ -68,6 +68,7 @@ def default_timeout(seconds: float) -> httpx.Timeout:
 class EngageClient(RunsMixin, TagsMixin):
     """One pooled `httpx.AsyncClient`, injected or owned; `aclose()` when done.
 
+    `transport` (e.g. an in-process `httpx.ASGITransport`) is used only by an owned client.
     `retry` overrides `max_attempts`; `on_retry` is called before every repeated attempt (the
     core counts them); `sleep` is the backoff's wait, replaceable in tests.
     """
@@ -79,6 +80,7 @@ class EngageClient(RunsMixin, TagsMixin):
         api_key: str | None = None,
         org_id: str | None = None,
         http: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 120.0,
         max_attempts: int = 4,
         max_connections: int = 100,
@@ -91,6 +93,7 @@ class EngageClient(RunsMixin, TagsMixin):
         self._owns_http = http is None
         if http is None:
             http = httpx.AsyncClient(
+                transport=transport,
                 timeout=default_timeout(timeout),
                 limits=httpx.Limits(
                     max_connections=max_connections, max_keepalive_connections=max_connections

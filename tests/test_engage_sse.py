@@ -1,0 +1,147 @@
+"""Server-Sent Events parsing of chat streams: the pure decoder and the client's stream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from bridge.engage import errors
+from bridge.engage.models import UserMessage
+from bridge.engage.sse import SSEDecoder, iter_payloads
+from tests.engage_mock import BrokenStream, Recorder, message, mock_client, sse
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def data(payload: object) -> str:
+    return f"data: {json.dumps(payload)}"
+
+
+async def lines(*items: str) -> AsyncIterator[str]:
+    for item in items:
+        yield item
+
+
+async def collect(source: AsyncIterator[dict[str, object]]) -> list[dict[str, object]]:
+    return [item async for item in source]
+
+
+def test_decoder_joins_multi_line_data_and_ignores_comments_and_unknown_fields() -> None:
+    decoder = SSEDecoder()
+    fed = [decoder.feed(line) for line in [": ping", "data: {", "retry: 5", "data: }", "id: 7"]]
+    assert fed == [None] * 5
+    event = decoder.feed("")
+    assert event is not None
+    assert (event.data, event.event, event.id) == ("{\n}", None, "7")
+    assert decoder.feed("") is None
+
+
+def test_decoder_keeps_the_value_after_a_colon_without_a_space() -> None:
+    decoder = SSEDecoder()
+    decoder.feed("data:x: y")
+    event = decoder.feed("")
+    assert event is not None
+    assert event.data == "x: y"
+
+
+async def test_named_events_are_skipped_and_done_ends_the_stream() -> None:
+    stream = lines(
+        data({"n": 1}), "",
+        "event: ping", data({"n": "named"}), "",
+        data({"n": 2}), "",
+        "data: [DONE]", "",
+        data({"n": 3}), "",
+    )  # fmt: skip
+    assert await collect(iter_payloads(stream)) == [{"n": 1}, {"n": 2}]
+
+
+async def test_a_stream_may_end_without_done_and_a_cut_off_event_is_dropped() -> None:
+    stream = lines(data({"n": 1}), "", data({"n": "incomplete"}))
+    assert await collect(iter_payloads(stream)) == [{"n": 1}]
+
+
+@pytest.mark.parametrize("bad", [data({"error": "agent crashed"}), "data: {oops", "data: [1, 2]"])
+async def test_error_events_and_unreadable_events_raise_stream_errors(bad: str) -> None:
+    with pytest.raises(errors.EngageStreamError):
+        await collect(iter_payloads(lines(data({"n": 1}), "", bad, "")))
+
+
+async def test_a_falsy_error_key_is_not_an_error() -> None:
+    stream = lines(data({"n": 1, "error": None}), "", data({"error": ""}), "")
+    assert len(await collect(iter_payloads(stream))) == 2
+
+
+def stream_response(body: bytes | httpx.AsyncByteStream) -> httpx.Response:
+    headers = {"content-type": "text/event-stream"}
+    if isinstance(body, bytes):
+        return httpx.Response(200, headers=headers, content=body)
+    return httpx.Response(200, headers=headers, stream=body)
+
+
+async def test_chat_stream_yields_status_info_and_agent_messages_in_order() -> None:
+    rec = Recorder()
+    body = sse(
+        f"data: {json.dumps(message('status', 'Thinking'))}",
+        f"event: keepalive\ndata: {json.dumps({'x': 1})}",
+        f"data: {json.dumps(message('info', 'meta'))}",
+        f"data: {json.dumps(message('agent', 'Answer'))}",
+        "data: [DONE]",
+    )
+    async with mock_client([stream_response(body)], rec) as client:
+        got = [m async for m in client.chat_stream("c1", [UserMessage(content="q")], agent="a")]
+    assert [m.role for m in got] == ["status", "info", "agent"]
+    assert [m.for_end_users for m in got] == [True, False, True]
+    assert got[0].is_status and got[1].is_info and got[2].is_agent
+    assert dict(rec.requests[0].url.params) == {"agent": "a", "stream": "true"}
+
+
+async def test_a_stream_broken_mid_way_raises_chat_outcome_unknown_after_what_arrived() -> None:
+    rec = Recorder()
+    first = sse(f"data: {json.dumps(message('status', 'Thinking'))}")
+    async with mock_client([stream_response(BrokenStream(first))], rec) as client:
+        got = []
+        with pytest.raises(errors.ChatOutcomeUnknown) as caught:
+            async for item in client.chat_stream("c1", [UserMessage(content="q")], agent="a"):
+                got.append(item)
+    assert [m.content for m in got] == ["Thinking"]
+    assert "after 1 message" in str(caught.value)
+    assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+    assert len(rec.requests) == 1
+
+
+async def test_chat_stream_is_retried_on_429_and_not_after_a_5xx() -> None:
+    rec = Recorder()
+    body = sse(f"data: {json.dumps(message())}")
+    responses = [httpx.Response(429, json={"detail": "slow down"}), stream_response(body)]
+    async with mock_client(responses, rec) as client:
+        got = [m async for m in client.chat_stream("c1", [], agent="a")]
+    assert len(got) == 1
+    assert len(rec.requests) == 2
+
+    rec = Recorder()
+    async with mock_client([httpx.Response(503, json={}), stream_response(body)], rec) as client:
+        with pytest.raises(errors.ChatOutcomeUnknown) as caught:
+            _ = [m async for m in client.chat_stream("c1", [], agent="a")]
+    assert isinstance(caught.value.__cause__, errors.ServerError)
+    assert len(rec.requests) == 1
+
+
+async def test_a_4xx_on_a_stream_raises_its_status_error() -> None:
+    rec = Recorder()
+    async with mock_client([httpx.Response(404, json={"detail": "gone"})], rec) as client:
+        with pytest.raises(errors.NotFound):
+            _ = [m async for m in client.chat_stream("c1", [], agent="a")]
+
+
+async def test_an_error_event_in_a_chat_stream_raises_engage_stream_error() -> None:
+    rec = Recorder()
+    body = sse(f"data: {json.dumps(message())}", 'data: {"error": true}')
+    async with mock_client([stream_response(body)], rec) as client:
+        got = []
+        with pytest.raises(errors.EngageStreamError):
+            async for item in client.chat_stream("c1", [], agent="a"):
+                got.append(item)
+    assert len(got) == 1
