@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +76,7 @@ class Recorder:
 
 
 def mock_client(
-    responses: list[httpx.Response | Exception],
+    responses: Sequence[httpx.Response | Exception],
     recorder: Recorder,
     *,
     policy: RetryPolicy | None = None,

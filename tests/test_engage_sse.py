@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bridge.engage import errors
-from bridge.engage.models import UserMessage
+from bridge.engage.models import MessageRead, UserMessage
 from bridge.engage.sse import SSEDecoder, iter_payloads
 from tests.engage_mock import BrokenStream, Recorder, message, mock_client, sse
 
@@ -74,6 +74,11 @@ async def test_a_falsy_error_key_is_not_an_error() -> None:
     assert len(await collect(iter_payloads(stream))) == 2
 
 
+async def drain(stream: AsyncIterator[MessageRead], into: list[MessageRead]) -> None:
+    async for item in stream:
+        into.append(item)
+
+
 def stream_response(body: bytes | httpx.AsyncByteStream) -> httpx.Response:
     headers = {"content-type": "text/event-stream"}
     if isinstance(body, bytes):
@@ -94,7 +99,11 @@ async def test_chat_stream_yields_status_info_and_agent_messages_in_order() -> N
         got = [m async for m in client.chat_stream("c1", [UserMessage(content="q")], agent="a")]
     assert [m.role for m in got] == ["status", "info", "agent"]
     assert [m.for_end_users for m in got] == [True, False, True]
-    assert got[0].is_status and got[1].is_info and got[2].is_agent
+    assert [(m.is_status, m.is_info, m.is_agent) for m in got] == [
+        (True, False, False),
+        (False, True, False),
+        (False, False, True),
+    ]
     assert dict(rec.requests[0].url.params) == {"agent": "a", "stream": "true"}
 
 
@@ -102,10 +111,10 @@ async def test_a_stream_broken_mid_way_raises_chat_outcome_unknown_after_what_ar
     rec = Recorder()
     first = sse(f"data: {json.dumps(message('status', 'Thinking'))}")
     async with mock_client([stream_response(BrokenStream(first))], rec) as client:
-        got = []
+        got: list[MessageRead] = []
+        stream = client.chat_stream("c1", [UserMessage(content="q")], agent="a")
         with pytest.raises(errors.ChatOutcomeUnknown) as caught:
-            async for item in client.chat_stream("c1", [UserMessage(content="q")], agent="a"):
-                got.append(item)
+            await drain(stream, got)
     assert [m.content for m in got] == ["Thinking"]
     assert "after 1 message" in str(caught.value)
     assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
@@ -140,8 +149,7 @@ async def test_an_error_event_in_a_chat_stream_raises_engage_stream_error() -> N
     rec = Recorder()
     body = sse(f"data: {json.dumps(message())}", 'data: {"error": true}')
     async with mock_client([stream_response(body)], rec) as client:
-        got = []
+        got: list[MessageRead] = []
         with pytest.raises(errors.EngageStreamError):
-            async for item in client.chat_stream("c1", [], agent="a"):
-                got.append(item)
+            await drain(client.chat_stream("c1", [], agent="a"), got)
     assert len(got) == 1

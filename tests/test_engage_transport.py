@@ -25,7 +25,11 @@ def status(code: int, detail: object = "nope", **headers: str) -> httpx.Response
 
 async def test_get_is_retried_after_server_errors_and_transport_failures() -> None:
     rec = Recorder()
-    responses = [status(503), httpx.ReadTimeout("slow"), ok(conversation())]
+    responses: list[httpx.Response | Exception] = [
+        status(503),
+        httpx.ReadTimeout("slow"),
+        ok(conversation()),
+    ]
     async with mock_client(responses, rec) as client:
         found = await client.get_conversation("c1")
     assert found.id == "c1"
@@ -99,7 +103,11 @@ async def test_client_errors_are_not_retried() -> None:
 
 async def test_chat_is_resent_when_the_connection_was_never_made() -> None:
     rec = Recorder()
-    responses = [httpx.ConnectError("refused"), httpx.PoolTimeout("busy"), ok([message()])]
+    responses: list[httpx.Response | Exception] = [
+        httpx.ConnectError("refused"),
+        httpx.PoolTimeout("busy"),
+        ok([message()]),
+    ]
     async with mock_client(responses, rec) as client:
         answer = await client.chat("c1", [UserMessage(content="q")], agent="parrot")
     assert [m.content for m in answer] == ["hi"]
@@ -144,7 +152,10 @@ async def test_create_conversation_is_not_repeated_when_it_may_have_succeeded(
 
 async def test_add_messages_after_a_connect_error_is_sent_again() -> None:
     rec = Recorder()
-    responses = [httpx.ConnectTimeout("slow"), ok([message("user", "q")])]
+    responses: list[httpx.Response | Exception] = [
+        httpx.ConnectTimeout("slow"),
+        ok([message("user", "q")]),
+    ]
     async with mock_client(responses, rec) as client:
         stored = await client.add_messages("c1", [UserMessage(content="q")])
     assert stored[0].role == "user"
