@@ -1,0 +1,210 @@
+"""The Slack adapter: a Bolt `AsyncApp` that stores each event before Slack is acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from adapters.slack import events
+from adapters.slack.events import BotIdentity, SlashCommand
+from adapters.slack.format import neutralise_pings
+from adapters.slack.outbound import SlackSender, build_client, translate
+from bridge.adapter import Inbox
+from bridge.config import Settings
+from bridge.errors import ConfigError, StorageUnavailable
+from bridge.models import Reply, ThreadKey
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+COMMAND = "/engage"
+USAGE = (
+    "Usage: `/engage ask <question>`, or `/engage <reset|agent NAME|status|handoff|resume|"
+    "resolve> <thread link>` (or type the command in the thread, mentioning me)."
+)
+
+Ack = Callable[..., Awaitable[None]]
+
+
+class SlackAdapter:
+    """HTTP Events API (on the bridge's server) and/or Socket Mode, plus send and status.
+
+    Bolt normally acknowledges before a listener runs; with `process_before_response=True` the
+    listener runs first, so the 200 (HTTP) or envelope ack (Socket Mode) goes out only after
+    `inbox.submit` stored the message. If storing fails the listener raises: Bolt answers 500
+    (Slack redelivers) or leaves the envelope unacknowledged (Slack redelivers it).
+    """
+
+    name = "slack"
+
+    def __init__(
+        self, settings: Settings, redis: aioredis.Redis, client: AsyncWebClient | None = None
+    ) -> None:
+        if settings.slack_bot_token is None:
+            raise ConfigError("Slack needs SLACK_BOT_TOKEN")
+        self._settings = settings
+        self._client = client or build_client(
+            settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+        )
+        self._sender = SlackSender(self._client, redis)
+        self._inbox: Inbox | None = None
+        self._identity: BotIdentity | None = None
+        self._staff = frozenset(settings.file.staff.slack_user_ids)
+        self._socket: AsyncSocketModeHandler | None = None
+        secret = settings.slack_signing_secret
+        self._app = AsyncApp(
+            client=self._client,
+            signing_secret=secret.get_secret_value() if secret else None,
+            request_verification_enabled=secret is not None,
+            process_before_response=True,
+        )
+        self._http = AsyncSlackRequestHandler(self._app)
+        self._register_listeners()
+
+    # ---- lifecycle
+
+    async def start(self) -> None:
+        """Learn who the bot is (`auth.test`) and which users count as staff."""
+        try:
+            auth = await self._client.auth_test()
+        except SlackApiError as exc:
+            raise ConfigError(f"Slack rejected the bot token: {exc.response.get('error')}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise translate(exc, "auth.test") from exc
+        self._identity = BotIdentity(
+            team_id=str(auth["team_id"]),
+            user_id=str(auth["user_id"]),
+            bot_id=str(auth.get("bot_id") or ""),
+            workspace_url=str(auth.get("url") or "https://slack.com/"),
+        )
+        self._staff = self._staff | await self._usergroup_members()
+        log.info("slack connected", extra={"team_id": self._identity.team_id})
+
+    async def _usergroup_members(self) -> frozenset[str]:
+        members: set[str] = set()
+        for group in self._settings.file.staff.slack_usergroup_ids:
+            try:
+                response = await self._client.usergroups_users_list(usergroup=group)
+            except SlackApiError as exc:
+                log.warning("slack staff user group %s not readable: %s", group, exc.response)
+                continue
+            users: list[str] = response.get("users", [])
+            members.update(users)
+        return frozenset(members)
+
+    async def run(self, inbox: Inbox) -> None:
+        """Socket Mode when an app token is set; otherwise events arrive over HTTP routes."""
+        self._inbox = inbox
+        token = self._settings.slack_app_token
+        if token is None:
+            await asyncio.Event().wait()
+            return
+        self._socket = AsyncSocketModeHandler(
+            self._app, token.get_secret_value(), web_client=self._client
+        )
+        await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+
+    def routes(self, inbox: Inbox) -> Sequence[BaseRoute]:
+        if self._settings.slack_signing_secret is None:
+            return []
+        self._inbox = inbox
+        return [Route(EVENTS_PATH, self._handle_http, methods=["POST"])]
+
+    async def _handle_http(self, request: Request) -> Response:
+        return await self._http.handle(request)
+
+    async def aclose(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+
+    # ---- outbound
+
+    async def send(self, reply: Reply) -> str:
+        return await self._sender.send(reply)
+
+    async def set_status(self, thread: ThreadKey, status: str | None) -> None:
+        await self._sender.set_status(thread, status)
+
+    # ---- inbound
+
+    def _register_listeners(self) -> None:
+        self._app.event("app_mention")(self._on_message)
+        self._app.event("message")(self._on_message)
+        # Every other subscribed type is acknowledged: Bolt would answer 404 and Slack retry.
+        self._app.event(re.compile(".*"))(self._on_other_event)
+        self._app.command(COMMAND)(self._on_command)
+
+    async def _bot(self) -> BotIdentity:
+        if self._identity is None:
+            await self.start()
+        assert self._identity is not None
+        return self._identity
+
+    def _require_inbox(self) -> Inbox:
+        if self._inbox is None:
+            raise StorageUnavailable("slack adapter is not connected to the bridge yet")
+        return self._inbox
+
+    async def _on_message(self, body: dict[str, Any], ack: Ack) -> None:
+        message = events.to_event(body, await self._bot(), self._staff)
+        if message is not None:
+            result = await self._require_inbox().submit(message)
+            log.debug(
+                "slack event handed over: %s",
+                result.reason,
+                extra={"thread_key": str(message.thread), "event_id": body.get("event_id")},
+            )
+        await ack()
+
+    async def _on_other_event(self, ack: Ack) -> None:
+        await ack()
+
+    async def _on_command(self, body: dict[str, Any], ack: Ack) -> None:
+        command = events.parse_slash_command(body)
+        if command is None:
+            await ack(text=USAGE)
+            return
+        try:
+            thread = await self._command_thread(body, command)
+            bot = await self._bot()
+            await self._require_inbox().submit(events.command_to_event(body, command, thread, bot))
+        except StorageUnavailable:
+            # Slack never redelivers a slash command: tell the person instead of failing quietly.
+            await ack(text="Sorry, I could not take that command just now; please try again.")
+            return
+        await ack(text=f"`{command.name}` received; the answer comes in the thread.")
+
+    async def _command_thread(self, body: dict[str, Any], command: SlashCommand) -> ThreadKey:
+        if command.thread is not None:
+            return command.thread
+        # `ask`: the question becomes the thread's root, posted for the person who asked.
+        channel = str(body.get("channel_id"))
+        question = neutralise_pings(command.argument)
+        response = await self._client.chat_postMessage(
+            channel=channel, text=f"<@{body.get('user_id')}> asked: {question}"
+        )
+        return ThreadKey(events.PLATFORM, str(body.get("team_id")), channel, str(response["ts"]))
+
+
+def create_adapter(settings: Settings, redis: aioredis.Redis) -> SlackAdapter:
+    return SlackAdapter(settings, redis)

@@ -1,0 +1,207 @@
+"""Posting replies and agent status into Slack threads, at most once per part."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+import redis.exceptions
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.format import neutralise_pings, split_markdown
+from bridge import keys
+from bridge.errors import PermanentPlatformError, PlatformError, StorageUnavailable
+from bridge.models import Reply, ThreadKey
+
+log = logging.getLogger(__name__)
+
+REPLY_EVENT_TYPE = "engage_reply"
+STATUS_REACTION = "hourglass_flowing_sand"
+STATUS_TEXT_LIMIT = 120
+_PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed",
+        "account_inactive", "token_revoked", "missing_scope", "msg_too_long", "no_text",
+        "markdown_text_conflict", "invalid_blocks", "restricted_action", "thread_locked",
+    }
+)  # fmt: skip
+# setStatus is refused outside AI-app threads or without the scope: a reaction says the same.
+_STATUS_REFUSALS = frozenset(
+    {
+        "not_allowed",
+        "missing_scope",
+        "not_allowed_token_type",
+        "unknown_method",
+        "invalid_arguments",
+    }
+)
+_FALLBACK_MEMORY = 10_000
+
+
+def build_client(token: str, base_url: str) -> AsyncWebClient:
+    """The one Web API client: 429s wait `Retry-After`; failed connections are retried."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=3),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=20),
+        ],
+    )
+
+
+def translate(exc: Exception, method: str) -> PlatformError:
+    if isinstance(exc, SlackApiError):
+        error = str(exc.response.get("error", "unknown_error"))
+        cls = PermanentPlatformError if error in _PERMANENT_ERRORS else PlatformError
+        return cls(f"slack {method} failed: {error}")
+    return PlatformError(f"slack {method} failed: {type(exc).__name__}")
+
+
+class SlackSender:
+    """`send` and `set_status` for the Slack adapter.
+
+    Outbound idempotency: each part of a reply is recorded in Redis (hash
+    `{thread}:slack:parts`, field `<idempotency key>:<part>` -> ts) after it is posted, and a
+    `pending:` field is written just before. A retried turn skips recorded parts; a part left
+    pending (the process died between posting and recording) is looked up in the thread with
+    `conversations.replies`, by the `engage_reply` metadata every part carries.
+    """
+
+    def __init__(self, client: AsyncWebClient, redis: aioredis.Redis) -> None:
+        self._client = client
+        self._redis = redis
+        self._status_by_reaction: set[ThreadKey] = set()
+
+    async def send(self, reply: Reply) -> str:
+        parts = split_markdown(neutralise_pings(reply.text)) or ["\u200b"]
+        ts = ""
+        for index, part in enumerate(parts):
+            ts = await self._post_once(reply, index, len(parts), part)
+        return ts
+
+    async def _post_once(self, reply: Reply, index: int, total: int, text: str) -> str:
+        store, field = _parts_key(reply.thread), f"{reply.idempotency_key}:{index}"
+        try:
+            done, pending = await self._redis.hmget(store, [field, f"pending:{field}"])
+        except redis.exceptions.RedisError as exc:
+            raise StorageUnavailable("cannot read posted reply parts") from exc
+        if done is not None:
+            return bytes(done).decode() if isinstance(done, bytes) else str(done)
+        ts = await self._find_posted(reply, index) if pending is not None else None
+        if ts is None:
+            await self._record(store, {f"pending:{field}": "1"})
+            ts = await self._post(reply, index, total, text)
+        await self._record(store, {field: ts}, drop=f"pending:{field}")
+        return ts
+
+    async def _post(self, reply: Reply, index: int, total: int, text: str) -> str:
+        metadata = {
+            "event_type": REPLY_EVENT_TYPE,
+            "event_payload": {"key": reply.idempotency_key, "part": index, "parts": total},
+        }
+        try:
+            response = await self._client.chat_postMessage(
+                channel=reply.thread.channel,
+                thread_ts=reply.thread.thread,
+                markdown_text=text,
+                metadata=metadata,
+                unfurl_links=False,
+            )
+        except (TimeoutError, SlackApiError, aiohttp.ClientError) as exc:
+            raise translate(exc, "chat.postMessage") from exc
+        log.info(
+            "slack reply part posted",
+            extra={"thread_key": str(reply.thread), "part": index, "parts": total},
+        )
+        return str(response["ts"])
+
+    async def _find_posted(self, reply: Reply, index: int) -> str | None:
+        cursor: str | None = None
+        while True:
+            try:
+                page = await self._client.conversations_replies(
+                    channel=reply.thread.channel,
+                    ts=reply.thread.thread,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            except (TimeoutError, SlackApiError, aiohttp.ClientError) as exc:
+                raise translate(exc, "conversations.replies") from exc
+            messages: list[dict[str, Any]] = page.get("messages", [])
+            for message in messages:
+                if _is_part(message, reply.idempotency_key, index):
+                    return str(message["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if cursor is None:
+                return None
+
+    async def _record(self, store: str, fields: dict[str, str], drop: str | None = None) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(store, mapping=fields)  # type: ignore[arg-type]
+                if drop:
+                    pipe.hdel(store, drop)
+                pipe.expire(store, keys.POSTED_TTL_SECONDS)
+                await pipe.execute()
+        except redis.exceptions.RedisError as exc:
+            raise StorageUnavailable("cannot record posted reply part") from exc
+
+    async def set_status(self, thread: ThreadKey, status: str | None) -> None:
+        """Never fails a turn: a status that cannot be shown is logged and skipped."""
+        text = _status_text(status)
+        try:
+            if thread not in self._status_by_reaction:
+                try:
+                    await self._client.assistant_threads_setStatus(
+                        channel_id=thread.channel, thread_ts=thread.thread, status=text
+                    )
+                    return
+                except SlackApiError as exc:
+                    if exc.response.get("error") not in _STATUS_REFUSALS:
+                        raise
+                    if len(self._status_by_reaction) > _FALLBACK_MEMORY:
+                        self._status_by_reaction.clear()
+                    self._status_by_reaction.add(thread)
+            await self._react(thread, add=bool(text))
+        except (TimeoutError, SlackApiError, aiohttp.ClientError) as exc:
+            log.warning("slack status not shown: %s", translate(exc, "status"))
+
+    async def _react(self, thread: ThreadKey, *, add: bool) -> None:
+        call = self._client.reactions_add if add else self._client.reactions_remove
+        try:
+            await call(channel=thread.channel, timestamp=thread.thread, name=STATUS_REACTION)
+        except SlackApiError as exc:
+            if exc.response.get("error") not in ("already_reacted", "no_reaction"):
+                raise
+
+
+def _status_text(status: str | None) -> str:
+    if not status:
+        return ""
+    status = " ".join(neutralise_pings(status).split())
+    if len(status) <= STATUS_TEXT_LIMIT:
+        return status
+    return status[: STATUS_TEXT_LIMIT - 1] + "…"
+
+
+def _parts_key(thread: ThreadKey) -> str:
+    return f"{keys.tag(thread)}:slack:parts"
+
+
+def _is_part(message: dict[str, Any], key: str, index: int) -> bool:
+    metadata = message.get("metadata") or {}
+    payload = metadata.get("event_payload") or {}
+    return bool(
+        metadata.get("event_type") == REPLY_EVENT_TYPE
+        and payload.get("key") == key
+        and payload.get("part") == index
+    )

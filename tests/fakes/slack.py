@@ -1,0 +1,410 @@
+"""A faithful local Slack: the Web API methods the adapter uses, limits, 429s, Socket Mode."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+TEXT_LIMIT = 40_000
+MARKDOWN_TEXT_LIMIT = 12_000
+SECTION_TEXT_LIMIT = 3_000
+BLOCKS_LIMIT = 50
+
+
+@dataclass
+class Call:
+    """One Web API call as the fake saw it."""
+
+    method: str
+    token: str | None
+    args: dict[str, Any]
+    response: dict[str, Any]
+    status: int
+
+
+@dataclass
+class Envelope:
+    envelope_id: str
+    frame: dict[str, Any]
+    acked: asyncio.Event = field(default_factory=asyncio.Event)
+    ack_payload: dict[str, Any] | None = None
+
+
+class SlackApiFailure(Exception):
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class FakeSlack:
+    """Slack's Web API and Socket Mode on an ephemeral loopback port; records every call."""
+
+    def __init__(
+        self,
+        *,
+        team_id: str = "T0001",
+        team_domain: str = "acme",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        bot_token: str = "xoxb-fake-bot-token",  # noqa: S107
+        app_token: str = "xapp-fake-app-token",  # noqa: S107
+        signing_secret: str = "fake-signing-secret",  # noqa: S107
+    ) -> None:
+        self.team_id, self.team_domain = team_id, team_domain
+        self.bot_user_id, self.bot_id = bot_user_id, bot_id
+        self.bot_token, self.app_token, self.signing_secret = bot_token, app_token, signing_secret
+        self.calls: list[Call] = []
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.reactions: dict[tuple[str, str], set[str]] = {}
+        self.statuses: list[tuple[str, str, str]] = []
+        self.users: dict[str, dict[str, Any]] = {}
+        self.missing_channels: set[str] = set()
+        self.rate_limit_per_channel = False
+        self.set_status_error: str | None = None
+        self._forced_failures: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = {}
+        self._last_post: dict[str, float] = {}
+        self._ts_counter = itertools.count(1)
+        self._ts_base = int(time.time())
+        self.envelopes: dict[str, Envelope] = {}
+        self._undelivered: list[Envelope] = []
+        self.sockets: list[web.WebSocketResponse] = []
+        self.connections_opened = 0
+        self.socket_connected = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ---- lifecycle
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_get("/link/", self._socket)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def aclose(self) -> None:
+        for ws in list(self.sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ---- test controls
+
+    def next_ts(self) -> str:
+        return f"{self._ts_base}.{next(self._ts_counter):06d}"
+
+    def fail_next(
+        self,
+        method: str,
+        times: int = 1,
+        *,
+        status: int = 429,
+        error: str = "ratelimited",
+        retry_after: int = 1,
+    ) -> None:
+        """Make the next `times` calls of `method` fail (429s carry an integer Retry-After)."""
+        headers = {"Retry-After": str(retry_after)} if status == 429 else {}
+        queue = self._forced_failures.setdefault(method, [])
+        queue.extend((status, {"ok": False, "error": error}, headers) for _ in range(times))
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method and c.response.get("ok")]
+
+    def posted(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Messages the bot posted, oldest first."""
+        channels = [channel] if channel else list(self.messages)
+        found = [m for ch in channels for m in self.messages.get(ch, []) if m.get("bot_id")]
+        return sorted(found, key=lambda m: float(m["ts"]))
+
+    def add_user_message(self, channel: str, message: dict[str, Any]) -> None:
+        """Record a user's message, as Slack would before sending its event."""
+        self.messages.setdefault(channel, []).append(message)
+
+    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError("condition not met in time")
+            await asyncio.sleep(0.02)
+
+    # ---- Web API
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await _read_args(request)
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token")
+        status, body, headers = 200, {}, {}
+        forced = self._forced_failures.get(method)
+        if forced:
+            status, body, headers = forced.pop(0)
+        elif method == "apps.connections.open":
+            body = self._connections_open(token)
+        elif token != self.bot_token:
+            body = {"ok": False, "error": "not_authed" if not token else "invalid_auth"}
+        elif method == "chat.postMessage" and self._rate_limited(args.get("channel")):
+            status, body = 429, {"ok": False, "error": "ratelimited"}
+            headers = {"Retry-After": "1"}
+        else:
+            handler = _HANDLERS.get(method)
+            if handler is None:
+                body = {"ok": False, "error": "unknown_method"}
+            else:
+                try:
+                    body = {"ok": True, **handler(self, args)}
+                except SlackApiFailure as exc:
+                    body = {"ok": False, "error": exc.error}
+        self.calls.append(Call(method, token, args, body, status))
+        return web.json_response(body, status=status, headers=headers)
+
+    def _rate_limited(self, channel: Any) -> bool:
+        if not self.rate_limit_per_channel or not isinstance(channel, str):
+            return False
+        now = time.monotonic()
+        if now - self._last_post.get(channel, -10.0) < 1.0:
+            return True
+        self._last_post[channel] = now
+        return False
+
+    def _channel(self, args: dict[str, Any], name: str = "channel") -> str:
+        channel = args.get(name)
+        if not channel:
+            raise SlackApiFailure("channel_not_found")
+        if channel in self.missing_channels:
+            raise SlackApiFailure("channel_not_found")
+        return str(channel)
+
+    def _find(self, channel: str, ts: str) -> dict[str, Any]:
+        for message in self.messages.get(channel, []):
+            if message["ts"] == ts:
+                return message
+        raise SlackApiFailure("message_not_found")
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": f"https://{self.team_domain}.slack.com/",
+            "team": self.team_domain.title(),
+            "user": "engage",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        message = self._message_content(args)
+        ts = self.next_ts()
+        message.update(
+            type="message", ts=ts, user=self.bot_user_id, bot_id=self.bot_id, team=self.team_id
+        )
+        if args.get("thread_ts"):
+            message["thread_ts"] = str(args["thread_ts"])
+        if args.get("metadata"):
+            message["metadata"] = _as_dict(args["metadata"])
+        self.messages.setdefault(channel, []).append(message)
+        return {"channel": channel, "ts": ts, "message": message}
+
+    def _message_content(self, args: dict[str, Any]) -> dict[str, Any]:
+        text, blocks, markdown = args.get("text"), args.get("blocks"), args.get("markdown_text")
+        if markdown is not None:
+            if text or blocks:
+                raise SlackApiFailure("markdown_text_conflict")
+            if len(markdown) > MARKDOWN_TEXT_LIMIT:
+                raise SlackApiFailure("msg_too_long")
+            return {"markdown_text": markdown, "text": markdown}
+        if not text and not blocks:
+            raise SlackApiFailure("no_text")
+        content: dict[str, Any] = {"text": (text or "")[:TEXT_LIMIT]}
+        if blocks:
+            content["blocks"] = _checked_blocks(blocks)
+        return content
+
+    def _update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        message = self._find(channel, str(args.get("ts")))
+        for key in ("text", "blocks", "markdown_text"):
+            message.pop(key, None)
+        message.update(self._message_content(args))
+        return {"channel": channel, "ts": message["ts"], "text": message.get("text", "")}
+
+    def _delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        message = self._find(channel, str(args.get("ts")))
+        self.messages[channel].remove(message)
+        return {"channel": channel, "ts": message["ts"]}
+
+    def _permalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        ts = str(args.get("message_ts"))
+        message = self._find(channel, ts)
+        link = f"https://{self.team_domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        if message.get("thread_ts") and message["thread_ts"] != ts:
+            link += f"?thread_ts={message['thread_ts']}&cid={channel}"
+        return {"channel": channel, "permalink": link}
+
+    def _reaction(self, args: dict[str, Any], *, add: bool) -> dict[str, Any]:
+        channel = self._channel(args)
+        ts, name = str(args.get("timestamp")), str(args.get("name"))
+        names = self.reactions.setdefault((channel, ts), set())
+        if add and name in names:
+            raise SlackApiFailure("already_reacted")
+        if not add and name not in names:
+            raise SlackApiFailure("no_reaction")
+        (names.add if add else names.discard)(name)
+        return {}
+
+    def _set_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.set_status_error:
+            raise SlackApiFailure(self.set_status_error)
+        channel = self._channel(args, "channel_id")
+        self.statuses.append((channel, str(args.get("thread_ts")), str(args.get("status", ""))))
+        return {}
+
+    def _replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        ts = str(args.get("ts"))
+        thread = [
+            m for m in self.messages.get(channel, []) if m["ts"] == ts or m.get("thread_ts") == ts
+        ]
+        if not thread:
+            raise SlackApiFailure("thread_not_found")
+        thread.sort(key=lambda m: float(m["ts"]))
+        include_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        shown = [m if include_metadata else _without(m, "metadata") for m in thread]
+        return {"messages": shown, "has_more": False}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = self.users.get(str(args.get("user")))
+        if user is None:
+            raise SlackApiFailure("user_not_found")
+        return {"user": user}
+
+    def _connections_open(self, token: str | None) -> dict[str, Any]:
+        if token != self.app_token:
+            return {"ok": False, "error": "invalid_auth"}
+        self.connections_opened += 1
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={uuid.uuid4()}"}
+
+    # ---- Socket Mode
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        await ws.send_json({"type": "hello", "num_connections": len(self.sockets) + 1})
+        self.sockets.append(ws)
+        self.socket_connected.set()
+        for envelope in self._undelivered[:]:
+            self._undelivered.remove(envelope)
+            await ws.send_json(envelope.frame)
+        try:
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    self._record_ack(json.loads(frame.data))
+        finally:
+            self.sockets.remove(ws)
+            if not self.sockets:
+                self.socket_connected.clear()
+        return ws
+
+    def _record_ack(self, ack: dict[str, Any]) -> None:
+        envelope = self.envelopes.get(str(ack.get("envelope_id")))
+        if envelope is not None:
+            envelope.ack_payload = ack.get("payload")
+            envelope.acked.set()
+
+    async def push(self, payload: dict[str, Any], kind: str = "events_api") -> Envelope:
+        """Send one envelope over the newest connection (kept until a client connects)."""
+        envelope_id = str(uuid.uuid4())
+        frame = {
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": kind,
+            "accepts_response_payload": kind != "events_api",
+            "retry_attempt": 0,
+            "retry_reason": "",
+        }
+        envelope = Envelope(envelope_id, frame)
+        self.envelopes[envelope_id] = envelope
+        if self.sockets:
+            await self.sockets[-1].send_json(frame)
+        else:
+            self._undelivered.append(envelope)
+        return envelope
+
+    async def push_many(self, payloads: list[dict[str, Any]]) -> list[Envelope]:
+        """Send envelopes back to back, as one burst (no awaiting between frames' acks)."""
+        return [await self.push(p) for p in payloads]
+
+    async def disconnect(self, reason: str = "refresh_requested") -> None:
+        """Ask the client to reconnect; close the old socket once a new one is up."""
+        old = self.sockets[-1]
+        opened = self.connections_opened
+        await old.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "x"}})
+        await self.wait_for(lambda: self.connections_opened > opened and len(self.sockets) > 1)
+        await old.close()
+
+    def unacked(self) -> list[Envelope]:
+        return [e for e in self.envelopes.values() if not e.acked.is_set()]
+
+
+def _without(message: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if k != key}
+
+
+def _as_dict(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _checked_blocks(raw: Any) -> list[dict[str, Any]]:
+    blocks = _as_dict(raw)
+    if not isinstance(blocks, list) or len(blocks) > BLOCKS_LIMIT:
+        raise SlackApiFailure("invalid_blocks")
+    for block in blocks:
+        text = block.get("text") if isinstance(block, dict) else None
+        too_long = isinstance(text, dict) and len(text.get("text", "")) > SECTION_TEXT_LIMIT
+        if block.get("type") == "section" and too_long:
+            raise SlackApiFailure("invalid_blocks")
+    return blocks
+
+
+async def _read_args(request: web.Request) -> dict[str, Any]:
+    args: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        body = await request.json()
+        if isinstance(body, dict):
+            args.update(body)
+    elif request.can_read_body:
+        form = await request.post()
+        args.update({k: v for k, v in form.items() if isinstance(v, str)})
+    return args
+
+
+_HANDLERS: dict[str, Any] = {
+    "auth.test": FakeSlack._auth_test,
+    "chat.postMessage": FakeSlack._post_message,
+    "chat.update": FakeSlack._update,
+    "chat.delete": FakeSlack._delete,
+    "chat.getPermalink": FakeSlack._permalink,
+    "reactions.add": lambda fake, args: fake._reaction(args, add=True),
+    "reactions.remove": lambda fake, args: fake._reaction(args, add=False),
+    "assistant.threads.setStatus": FakeSlack._set_status,
+    "conversations.replies": FakeSlack._replies,
+    "users.info": FakeSlack._users_info,
+}
