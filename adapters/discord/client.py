@@ -1,0 +1,85 @@
+"""discord.py wiring: the client, its intents, raw message capture, and start-up diagnostics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import discord
+
+from adapters.discord.events import ChannelFacts, ChannelKind
+from bridge.config import Settings
+
+PORTAL = "https://discord.com/developers/applications"
+
+MISSING_INTENT_HELP = (
+    "Discord refused the gateway connection (close code 4014): the bot asks for the privileged "
+    "'Message Content' intent, which is not enabled for this application. Open "
+    f"{PORTAL} -> your application -> Bot -> Privileged Gateway Intents, switch on "
+    "'MESSAGE CONTENT INTENT', save, and start engage-bridge again."
+)
+BAD_TOKEN_HELP = (
+    "Discord rejected the bot token (401 on users/@me). Open "
+    f"{PORTAL} -> your application -> Bot -> Reset Token, and set the new token as "
+    "DISCORD_BOT_TOKEN (the bot token, not the client secret or public key)."
+)
+
+MessageSink = Callable[[Mapping[str, Any], ChannelFacts | None], None]
+
+
+def intents() -> discord.Intents:
+    """Guilds (channel and thread cache), guild and DM messages, and their content."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.dm_messages = True
+    wanted.message_content = True
+    return wanted
+
+
+def build_client(settings: Settings, **options: Any) -> discord.Client:
+    """A plain client, or an auto-sharded one when shard ids or a shard count are configured."""
+    common: dict[str, Any] = {
+        "intents": intents(),
+        "allowed_mentions": discord.AllowedMentions.none(),
+        "max_messages": None,  # the bridge keeps no message cache; Redis is its memory
+        "chunk_guilds_at_startup": False,
+        **options,
+    }
+    if settings.discord_shard_ids is not None or settings.discord_shard_count is not None:
+        return discord.AutoShardedClient(
+            shard_ids=settings.discord_shard_ids,  # type: ignore[arg-type]  # None: all shards
+            shard_count=settings.discord_shard_count,
+            **common,
+        )
+    return discord.Client(**common)
+
+
+def capture_message_payloads(client: discord.Client, sink: MessageSink) -> None:
+    """Hand every raw MESSAGE_CREATE payload to `sink`, synchronously and in gateway order.
+
+    `on_message` runs each event in its own task, which can reorder two messages of one
+    thread, and gives a `discord.Message` where the pure normalizer wants the payload as
+    recorded. Wrapping the parser keeps both: arrival order and the raw payload.
+    """
+    parsers: dict[str, Callable[[Any], None]] = client._connection.parsers
+    original = parsers["MESSAGE_CREATE"]
+
+    def parse_message_create(data: Any) -> None:
+        sink(data, channel_facts(client.get_channel(int(data["channel_id"]))))
+        original(data)
+
+    parsers["MESSAGE_CREATE"] = parse_message_create
+
+
+def channel_facts(channel: object | None) -> ChannelFacts | None:
+    """What normalization needs to know about a cached channel; None when not cached."""
+    if channel is None:
+        return None
+    if isinstance(channel, discord.Thread):
+        return ChannelFacts(ChannelKind.THREAD, str(channel.parent_id))
+    if isinstance(channel, discord.TextChannel):
+        return ChannelFacts(ChannelKind.TEXT)
+    if isinstance(channel, discord.DMChannel):
+        return ChannelFacts(ChannelKind.DM)
+    return ChannelFacts(ChannelKind.OTHER)

@@ -1,0 +1,519 @@
+"""A fake Discord (REST + gateway) on an ephemeral loopback port, for the real discord.py.
+
+Enough of Discord's behaviour to matter: 2,000-char content limit (400/50035), nonce dedupe with
+`enforce_nonce`, thread id == message id and 160004 on a second thread, archived threads
+unarchived by a post, locked ones refused (160005), 429s with `Via` and JSON `retry_after`, and
+JSON bodies with `Content-Type: application/json` exactly. Every REST call is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.discord_gateway import FakeGateway, GatewaySession
+
+DISCORD_EPOCH_MS = 1420070400000
+TEXT, DM, FORUM, PUBLIC_THREAD = 0, 1, 15, 11
+MAX_CONTENT = 2000
+Json = dict[str, Any]
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    json: Any
+    status: int = 0
+
+
+@dataclass
+class RateLimit:
+    method: str
+    path: re.Pattern[str]
+    times: int
+    retry_after: float
+
+
+@dataclass
+class DiscordError(Exception):
+    status: int
+    code: int
+    message: str
+    errors: Json = field(default_factory=dict)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class FakeDiscord:
+    """Test helpers create users, post as them, open forum posts and DMs, invoke slash commands."""
+
+    def __init__(self, *, token: str = "fake-bot-token") -> None:  # noqa: S107
+        self.token = token
+        self._ids = itertools.count(1)
+        self.port = 0
+        self.calls: list[Call] = []
+        self.rate_limits: list[RateLimit] = []
+        self.channels: dict[str, Json] = {}
+        self.messages: dict[str, Json] = {}
+        self.threads_from_messages: dict[str, str] = {}
+        self.nonces: dict[tuple[str, str], str] = {}
+        self.interactions: dict[str, Json] = {}
+        self.commands: dict[str, list[Json]] = {}
+        self.members: dict[str, Json] = {}
+        self.bot = self._user("engage-bot", bot=True)
+        self.application_id = self.snowflake()
+        self.guild_id = self.snowflake()
+        self.everyone_role = self._role(self.guild_id, "@everyone")
+        self.staff_role = self._role(self.snowflake(), "staff")
+        self.text_channel = self._channel(TEXT, "general")
+        self.forum_channel = self._channel(FORUM, "help-forum")
+        self.gateway = FakeGateway(
+            token=token, ready_payload=self._ready, guild_payloads=self._guilds
+        )
+        self._runner: web.AppRunner | None = None
+        self._changed = asyncio.Condition()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gw/"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/gw/", self.gateway.handler)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        await self.gateway.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ---- ids and objects ------------------------------------------------------------------
+
+    def snowflake(self) -> str:
+        return str(((int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22) | next(self._ids))
+
+    def _user(self, name: str, *, bot: bool = False) -> Json:
+        return {
+            "id": self.snowflake(), "username": name, "global_name": name.title(),
+            "discriminator": "0", "avatar": None, "bot": bot, "public_flags": 0,
+        }  # fmt: skip
+
+    def _role(self, role_id: str, name: str) -> Json:
+        return {
+            "id": role_id, "name": name, "color": 0, "hoist": False, "position": 0,
+            "permissions": "1049600", "managed": False, "mentionable": False, "flags": 0,
+        }  # fmt: skip
+
+    def _channel(self, kind: int, name: str, **extra: Any) -> Json:
+        channel = {
+            "id": self.snowflake(), "type": kind, "guild_id": self.guild_id, "name": name,
+            "position": len(self.channels), "permission_overwrites": [], "nsfw": False,
+            "parent_id": None, "rate_limit_per_user": 0, "topic": None, "last_message_id": None,
+            "default_auto_archive_duration": 1440, "flags": 0,
+        }  # fmt: skip
+        if kind == FORUM:
+            channel.update(available_tags=[], default_reaction_emoji=None, default_sort_order=None)
+        channel.update(extra)
+        self.channels[channel["id"]] = channel
+        return channel
+
+    def user(self, name: str, *, staff: bool = False, bot: bool = False) -> Json:
+        """A guild member; `staff` gives them the staff role."""
+        user = self._user(name, bot=bot)
+        self.members[user["id"]] = {
+            "user": user, "roles": [self.staff_role["id"]] if staff else [], "nick": None,
+            "joined_at": now_iso(), "deaf": False, "mute": False, "flags": 0,
+        }  # fmt: skip
+        return user
+
+    def _ready(self, session: GatewaySession) -> Json:
+        return {
+            "v": 10, "user": self.bot, "guilds": [{"id": self.guild_id, "unavailable": True}],
+            "session_id": session.session_id, "resume_gateway_url": self.gateway_url,
+            "application": {"id": self.application_id, "flags": 0}, "private_channels": [],
+            "relationships": [], "shard": list(session.shard),
+        }  # fmt: skip
+
+    def _guilds(self, session: GatewaySession) -> list[Json]:
+        if not session.covers(self.guild_id):
+            return []
+        guild_channels = [c for c in self.channels.values() if c["type"] in (TEXT, FORUM)]
+        threads = [c for c in self.channels.values() if c["type"] == PUBLIC_THREAD]
+        bot_member = {"user": self.bot, "roles": [], "joined_at": now_iso(), "deaf": False,
+                      "mute": False, "flags": 0}  # fmt: skip
+        return [{
+            "id": self.guild_id, "name": "Fake Guild", "unavailable": False, "owner_id": "1",
+            "channels": guild_channels, "threads": threads, "member_count": len(self.members) + 1,
+            "roles": [self.everyone_role, self.staff_role], "members": [bot_member],
+            "emojis": [], "stickers": [], "features": [], "joined_at": now_iso(),
+            "large": False, "voice_states": [], "presences": [],
+        }]  # fmt: skip
+
+    # ---- what tests do ----------------------------------------------------------------------
+
+    def _message(self, channel_id: str, author: Json, content: str, **extra: Any) -> Json:
+        channel = self.channels[channel_id]
+        message = {
+            "id": extra.pop("id", None) or self.snowflake(), "channel_id": channel_id,
+            "author": author, "content": content, "timestamp": now_iso(),
+            "edited_timestamp": None, "tts": False, "mention_everyone": False,
+            "mentions": extra.pop("mentions", []), "mention_roles": [], "attachments": [],
+            "embeds": [], "pinned": False, "type": 0, "flags": 0, "components": [],
+        }  # fmt: skip
+        message.update(extra)
+        if channel.get("guild_id"):
+            message["guild_id"] = channel["guild_id"]
+            member = self.members.get(author["id"])
+            if member is not None:
+                message["member"] = {k: v for k, v in member.items() if k != "user"}
+        self.messages[message["id"]] = message
+        channel["last_message_id"] = message["id"]
+        if channel["type"] == PUBLIC_THREAD:
+            channel["message_count"] = channel.get("message_count", 0) + 1
+        return message
+
+    async def post(
+        self,
+        channel_id: str,
+        author: Json,
+        content: str,
+        *,
+        mention_bot: bool = False,
+        **extra: Any,
+    ) -> Json:
+        """A user posts a message; it is dispatched as MESSAGE_CREATE."""
+        if mention_bot:
+            content = f"<@{self.bot['id']}> {content}"
+            extra["mentions"] = [self.bot]
+        message = self._message(channel_id, author, content, **extra)
+        await self.gateway.dispatch("MESSAGE_CREATE", message)
+        return message
+
+    async def forum_post(self, author: Json, title: str, content: str) -> Json:
+        """A user opens a forum post: THREAD_CREATE, then its first message (same id)."""
+        thread = self._thread(self.forum_channel["id"], title, owner_id=author["id"])
+        await self.gateway.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        return await self.post(thread["id"], author, content, id=thread["id"])
+
+    def dm_channel(self, user: Json) -> Json:
+        channel = {"id": self.snowflake(), "type": DM, "recipients": [user],
+                   "last_message_id": None}  # fmt: skip
+        self.channels[channel["id"]] = channel
+        return channel
+
+    async def set_thread_state(
+        self, thread_id: str, *, archived: bool = False, locked: bool = False
+    ) -> None:
+        metadata = self.channels[thread_id]["thread_metadata"]
+        metadata.update(archived=archived, locked=locked, archive_timestamp=now_iso())
+        await self.gateway.dispatch("THREAD_UPDATE", self.channels[thread_id])
+
+    async def slash(
+        self, name: str, user: Json, channel_id: str, options: list[Json] | None = None
+    ) -> Json:
+        """A user invokes a slash command: INTERACTION_CREATE (application command)."""
+        channel = self.channels[channel_id]
+        interaction: Json = {
+            "id": self.snowflake(), "application_id": self.application_id, "type": 2,
+            "token": f"itoken-{self.snowflake()}", "version": 1, "channel_id": channel_id,
+            "channel": channel, "locale": "en-US", "attachment_size_limit": 8388608,
+            "app_permissions": "0", "entitlements": [], "authorizing_integration_owners": {},
+            "context": 0,
+            "data": {"id": self.snowflake(), "name": name, "type": 1, "options": options or []},
+        }  # fmt: skip
+        if channel.get("guild_id"):
+            member = self.members[user["id"]]
+            interaction.update(guild_id=self.guild_id, guild_locale="en-US",
+                               member={**member, "permissions": "0"})  # fmt: skip
+        else:
+            interaction.update(user=user, context=1)
+        self.interactions[interaction["token"]] = {"interaction": interaction, "responses": []}
+        await self.gateway.dispatch("INTERACTION_CREATE", interaction)
+        return interaction
+
+    def rate_limit(
+        self, method: str, path: str, *, times: int = 1, retry_after: float = 0.2
+    ) -> None:
+        """The next `times` matching requests get a 429 (path is a regex on the API path)."""
+        self.rate_limits.append(RateLimit(method, re.compile(path), times, retry_after))
+
+    def bot_messages(self, channel_id: str) -> list[Json]:
+        return [
+            m for m in self.messages.values()
+            if m["channel_id"] == channel_id and m["author"]["id"] == self.bot["id"]
+        ]  # fmt: skip
+
+    def calls_to(self, method: str, path: str) -> list[Call]:
+        pattern = re.compile(path)
+        return [c for c in self.calls if c.method == method and pattern.fullmatch(c.path)]
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait until `predicate()` holds, re-checked whenever a REST call lands."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(predicate)
+
+    # ---- REST -----------------------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"]
+        body = await request.json() if request.can_read_body else None
+        call = Call(request.method, path, body)
+        self.calls.append(call)
+        try:
+            response = await self._handle(request, path, body)
+        except DiscordError as exc:
+            response = _json({"code": exc.code, "message": exc.message, "errors": exc.errors},
+                             status=exc.status)  # fmt: skip
+        call.status = response.status
+        async with self._changed:
+            self._changed.notify_all()
+        return response
+
+    async def _handle(self, request: web.Request, path: str, body: Any) -> web.Response:
+        is_webhook = path.startswith(("/webhooks/", "/interactions/"))
+        if not is_webhook and request.headers.get("Authorization") != f"Bot {self.token}":
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        for limit in self.rate_limits:
+            if limit.times > 0 and limit.method == request.method and limit.path.fullmatch(path):
+                limit.times -= 1
+                return _json(
+                    {"message": "You are being rate limited.", "retry_after": limit.retry_after,
+                     "global": False},
+                    status=429,
+                    headers={"Via": "1.1 google", "Retry-After": str(limit.retry_after),
+                             "X-RateLimit-Scope": "user"},
+                )  # fmt: skip
+        for method, pattern, handler in self._routes():
+            match = re.fullmatch(pattern, path)
+            if match and method == request.method:
+                return await handler(body, *match.groups())
+        raise DiscordError(404, 0, f"404: Not Found {request.method} {path}")
+
+    def _routes(self) -> list[tuple[str, str, Callable[..., Awaitable[web.Response]]]]:
+        c, n = r"(\d+)", r"([^/]+)"
+        return [
+            ("GET", "/users/@me", self._get_me),
+            ("GET", "/oauth2/applications/@me", self._get_application),
+            ("GET", "/gateway/bot", self._get_gateway),
+            ("GET", "/gateway", self._get_gateway),
+            ("POST", f"/channels/{c}/messages", self._create_message),
+            ("GET", f"/channels/{c}/messages/{c}", self._get_message),
+            ("PATCH", f"/channels/{c}/messages/{c}", self._edit_message),
+            ("DELETE", f"/channels/{c}/messages/{c}", self._delete_message),
+            ("POST", f"/channels/{c}/messages/{c}/threads", self._thread_from_message),
+            ("POST", f"/channels/{c}/threads", self._thread_in_forum),
+            ("GET", f"/channels/{c}", self._get_channel),
+            ("POST", f"/channels/{c}/typing", self._typing),
+            ("POST", f"/interactions/{c}/{n}/callback", self._interaction_callback),
+            ("POST", f"/webhooks/{c}/{n}", self._followup),
+            ("PATCH", f"/webhooks/{c}/{n}/messages/@original", self._edit_original),
+            ("PUT", f"/applications/{c}/commands", self._sync_commands),
+            ("PUT", f"/applications/{c}/guilds/{c}/commands", self._sync_commands),
+        ]
+
+    async def _get_me(self, _: Any) -> web.Response:
+        return _json(self.bot)
+
+    async def _get_application(self, _: Any) -> web.Response:
+        return _json({
+            "id": self.application_id, "name": "engage-bot", "icon": None, "description": "",
+            "bot_public": True, "bot_require_code_grant": False, "verify_key": "0" * 64,
+            "flags": 0, "owner": self._user("owner"), "team": None, "summary": "",
+            "rpc_origins": [], "interactions_endpoint_url": None,
+        })  # fmt: skip
+
+    async def _get_gateway(self, _: Any) -> web.Response:
+        return _json({
+            "url": self.gateway_url.rstrip("/"), "shards": 1,
+            "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0,
+                                    "max_concurrency": 1},
+        })  # fmt: skip
+
+    def _existing_channel(self, channel_id: str) -> Json:
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            raise DiscordError(404, 10003, "Unknown Channel")
+        return channel
+
+    def _existing_message(self, channel_id: str, message_id: str) -> Json:
+        message = self.messages.get(message_id)
+        if message is None or message["channel_id"] != channel_id:
+            raise DiscordError(404, 10008, "Unknown Message")
+        return message
+
+    async def _create_message(self, body: Json, channel_id: str) -> web.Response:
+        channel = self._existing_channel(channel_id)
+        content = body.get("content") or ""
+        if len(content) > MAX_CONTENT:
+            raise _form_error("content", f"Must be {MAX_CONTENT} or fewer in length.")
+        nonce = body.get("nonce")
+        if nonce is not None and len(str(nonce)) > 25:
+            raise _form_error("nonce", "Must be 25 or fewer in length.")
+        if channel["type"] == FORUM:
+            raise DiscordError(400, 50008, "Cannot send messages in a non-text channel")
+        if body.get("enforce_nonce") and nonce is not None:
+            earlier = self.nonces.get((self.bot["id"], str(nonce)))
+            if earlier is not None:
+                return _json(self.messages[earlier])
+        metadata = channel.get("thread_metadata")
+        if metadata is not None:
+            if metadata["locked"]:
+                raise DiscordError(403, 160005, "Thread is locked")
+            if metadata["archived"]:
+                await self.set_thread_state(channel_id, archived=False)
+        message = self._message(
+            channel_id, self.bot, content, nonce=nonce,
+            allowed_mentions=body.get("allowed_mentions"),
+        )  # fmt: skip
+        if nonce is not None:
+            self.nonces[(self.bot["id"], str(nonce))] = message["id"]
+        await self.gateway.dispatch("MESSAGE_CREATE", _wire(message))
+        return _json(_wire(message))
+
+    async def _get_message(self, _: Any, channel_id: str, message_id: str) -> web.Response:
+        return _json(_wire(self._existing_message(channel_id, message_id)))
+
+    async def _edit_message(self, body: Json, channel_id: str, message_id: str) -> web.Response:
+        message = self._existing_message(channel_id, message_id)
+        if "content" in body:
+            if len(body["content"] or "") > MAX_CONTENT:
+                raise _form_error("content", f"Must be {MAX_CONTENT} or fewer in length.")
+            message.update(content=body["content"], edited_timestamp=now_iso())
+        return _json(_wire(message))
+
+    async def _delete_message(self, _: Any, channel_id: str, message_id: str) -> web.Response:
+        self._existing_message(channel_id, message_id)
+        del self.messages[message_id]
+        return web.Response(status=204)
+
+    def _thread(
+        self, parent_id: str, name: str, *, owner_id: str, thread_id: str | None = None
+    ) -> Json:
+        return self._channel(
+            PUBLIC_THREAD, name[:100], id=thread_id or self.snowflake(), parent_id=parent_id,
+            owner_id=owner_id, message_count=0, member_count=1, total_message_sent=0,
+            thread_metadata={"archived": False, "auto_archive_duration": 1440, "locked": False,
+                             "archive_timestamp": now_iso(), "create_timestamp": now_iso()},
+        )  # fmt: skip
+
+    async def _thread_from_message(
+        self, body: Json, channel_id: str, message_id: str
+    ) -> web.Response:
+        channel = self._existing_channel(channel_id)
+        self._existing_message(channel_id, message_id)
+        if channel["type"] != TEXT:
+            raise DiscordError(400, 50024, "Cannot execute action on this channel type")
+        if message_id in self.threads_from_messages:
+            raise DiscordError(400, 160004, "A thread has already been created for this message")
+        if not 1 <= len(body.get("name") or "") <= 100:
+            raise _form_error("name", "Must be between 1 and 100 in length.")
+        thread = self._thread(
+            channel_id, body["name"], owner_id=self.bot["id"], thread_id=message_id
+        )
+        self.threads_from_messages[message_id] = thread["id"]
+        await self.gateway.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        return _json(thread, status=201)
+
+    async def _thread_in_forum(self, body: Json, channel_id: str) -> web.Response:
+        channel = self._existing_channel(channel_id)
+        if channel["type"] != FORUM:
+            raise DiscordError(400, 50024, "Cannot execute action on this channel type")
+        thread = self._thread(channel_id, body["name"], owner_id=self.bot["id"])
+        await self.gateway.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        starter = self._message(thread["id"], self.bot, body["message"].get("content", ""),
+                                id=thread["id"])  # fmt: skip
+        return _json({**thread, "message": _wire(starter)}, status=201)
+
+    async def _get_channel(self, _: Any, channel_id: str) -> web.Response:
+        return _json(self._existing_channel(channel_id))
+
+    async def _typing(self, _: Any, channel_id: str) -> web.Response:
+        self._existing_channel(channel_id)
+        return web.Response(status=204)
+
+    def _interaction(self, token: str) -> Json:
+        record = self.interactions.get(token)
+        if record is None:
+            raise DiscordError(404, 10015, "Unknown Webhook")
+        return record
+
+    async def _interaction_callback(self, body: Json, _: str, token: str) -> web.Response:
+        record = self._interaction(token)
+        if record["responses"]:
+            raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
+        record["responses"].append(body)
+        return web.Response(status=204)
+
+    async def _followup(self, body: Json, _: str, token: str) -> web.Response:
+        record = self._interaction(token)
+        if not record["responses"]:
+            raise DiscordError(404, 10015, "Unknown Webhook")
+        channel_id = record["interaction"]["channel_id"]
+        message = self._message(channel_id, self.bot, body.get("content") or "", type=20,
+                                allowed_mentions=body.get("allowed_mentions"),
+                                flags=body.get("flags", 0))  # fmt: skip
+        record.setdefault("followups", []).append(message)
+        return _json(_wire(message))
+
+    async def _edit_original(self, body: Json, _: str, token: str) -> web.Response:
+        record = self._interaction(token)
+        record.setdefault("edits", []).append(body)
+        channel_id = record["interaction"]["channel_id"]
+        return _json(_wire(self._message(channel_id, self.bot, body.get("content") or "")))
+
+    async def _sync_commands(self, body: list[Json], *ids: str) -> web.Response:
+        scope = ids[1] if len(ids) > 1 else "global"
+        synced = [
+            {
+                **cmd,
+                "id": self.snowflake(),
+                "application_id": self.application_id,
+                "version": "1",
+                "default_member_permissions": None,
+            }
+            for cmd in body
+        ]
+        self.commands[scope] = synced
+        return _json(synced)
+
+
+def _wire(message: Json) -> Json:
+    """A message as Discord returns it (without the fake's bookkeeping fields)."""
+    return {k: v for k, v in message.items() if k != "allowed_mentions"}
+
+
+def _form_error(field_name: str, text: str) -> DiscordError:
+    errors = {field_name: {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": text}]}}
+    return DiscordError(400, 50035, "Invalid Form Body", errors)
+
+
+def _json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    # discord.py parses a body as JSON only when Content-Type is exactly "application/json".
+    return web.Response(
+        body=json.dumps(data).encode(),
+        status=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
