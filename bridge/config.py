@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     lease_seconds: float = 30.0
     thread_idle_ttl_seconds: int = 30 * 24 * 3600
     agent_attempts: int = 4
+    agent_backoff_seconds: float = 1.0
+    agent_backoff_max_seconds: float = 30.0
+    # Entries idle longer than this are taken from a worker presumed dead (must exceed the lease).
+    claim_idle_seconds: float = 60.0
+    worker_block_seconds: float = 5.0
 
     log_level: str = "INFO"
     log_json: bool = False

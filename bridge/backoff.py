@@ -1,0 +1,24 @@
+"""Jittered exponential backoff that honours a server's Retry-After (pure)."""
+
+from __future__ import annotations
+
+import random
+
+
+def delay(
+    attempt: int,
+    *,
+    base: float,
+    cap: float,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds to wait before attempt `attempt + 1` (attempt counts from 1).
+
+    Full jitter spreads many workers' retries apart; a Retry-After is a floor, never shortened.
+    """
+    ceiling = min(cap, base * (2 ** (attempt - 1)))
+    jittered = (rng or random).uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        return max(jittered, min(retry_after, cap * 4))
+    return jittered

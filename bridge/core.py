@@ -1,0 +1,96 @@
+"""The Bridge: the core's one entry point for adapters (Inbox), workers, CLI and web views."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import Mapping
+
+from bridge.adapter import Adapter
+from bridge.chat import Sleep
+from bridge.config import Settings
+from bridge.deadletters import DeadLetters
+from bridge.engage.client import EngageClient
+from bridge.errors import ConfigError
+from bridge.inbox import InboxQueue
+from bridge.metrics import Metrics
+from bridge.models import InboundMessage, SubmitResult, ThreadKey
+from bridge.outbound import Outbound
+from bridge.scripts import Scripts
+from bridge.threadmap import RedisClient, ThreadMap, rebuild_map
+from bridge.turn import TurnRunner
+from bridge.worker import Workers
+
+
+def default_consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Bridge:
+    """Implements `bridge.adapter.Inbox`; `run_workers()` processes threads until cancelled."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        redis: RedisClient,
+        engage: EngageClient,
+        adapters: Mapping[str, Adapter],
+        metrics: Metrics,
+        consumer_name: str | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.engage = engage
+        self.adapters = adapters
+        self.metrics = metrics
+        scripts = Scripts(redis)
+        self.threads = ThreadMap(redis, idle_ttl_seconds=settings.thread_idle_ttl_seconds)
+        self.inbox = InboxQueue(redis, scripts, self.threads, settings, metrics)
+        self.dead_letters = DeadLetters(redis, self.inbox)
+        self.outbound = Outbound(redis, adapters, settings, metrics, sleep)
+        runner = TurnRunner(
+            settings=settings,
+            redis=redis,
+            scripts=scripts,
+            threads=self.threads,
+            engage=engage,
+            outbound=self.outbound,
+            dead_letters=self.dead_letters,
+            metrics=metrics,
+            sleep=sleep,
+        )
+        self.workers = Workers(
+            redis, scripts, runner, settings, metrics, consumer_name or default_consumer_name()
+        )
+
+    async def submit(self, message: InboundMessage) -> SubmitResult:
+        return await self.inbox.submit(message)
+
+    async def is_known_thread(self, thread: ThreadKey) -> bool:
+        return await self.inbox.is_known_thread(thread)
+
+    async def run_workers(self) -> None:
+        await self.workers.run()
+
+    async def validate_agents(self) -> None:
+        """ConfigError naming every routed agent the platform does not know."""
+        unknown = [
+            agent
+            for agent in sorted(self.settings.file.routing.all_agents())
+            if not await self.engage.validate_agent(agent)
+        ]
+        if unknown:
+            raise ConfigError(f"unknown Engage Smarter agent(s): {', '.join(unknown)}")
+
+    async def rebuild_map(self) -> int:
+        routing = self.settings.file.routing
+        return await rebuild_map(
+            self.threads, self.engage, lambda t: routing.agent_for(t.workspace, t.channel)
+        )
+
+    async def queue_depth(self) -> int:
+        return await self.inbox.depth()

@@ -1,0 +1,98 @@
+"""The hand-off: participation policy, dedupe and a durable per-thread enqueue, then scheduling."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from redis.exceptions import RedisError
+
+from bridge import keys
+from bridge.codec import encode_message
+from bridge.config import Settings
+from bridge.errors import StorageUnavailable
+from bridge.metrics import Metrics
+from bridge.models import InboundMessage, SubmitResult, ThreadKey
+from bridge.policy import Action, decide
+from bridge.scripts import Scripts
+from bridge.threadmap import RedisClient, ThreadMap
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def storage(operation: str) -> AsyncIterator[None]:
+    """Translate Redis failures into StorageUnavailable, once, at the boundary."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise StorageUnavailable(f"Redis unavailable during {operation}: {exc}") from exc
+
+
+class InboxQueue:
+    """`submit` returns only once the message is in Redis (or was a duplicate, or ignored)."""
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        scripts: Scripts,
+        threads: ThreadMap,
+        settings: Settings,
+        metrics: Metrics,
+    ) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._threads = threads
+        self._settings = settings
+        self._metrics = metrics
+
+    async def is_known_thread(self, thread: ThreadKey) -> bool:
+        async with storage("is_known_thread"):
+            return bool(await self._redis.exists(keys.record(thread)))
+
+    async def submit(self, message: InboundMessage) -> SubmitResult:
+        async with storage("submit"):
+            status = await self._threads.status(message.thread)
+        file = self._settings.file
+        decision = decide(message, status is not None, status, file.policy, file.staff)
+        if decision.action is Action.IGNORE:
+            self._metrics.messages_in.labels(message.platform, "ignored").inc()
+            return SubmitResult(False, decision.reason, {"outcome": "ignored"})
+        stored = await self.enqueue(message)
+        outcome = "accepted" if stored else "duplicate"
+        self._metrics.messages_in.labels(message.platform, outcome).inc()
+        if not stored:
+            self._metrics.duplicates_dropped.labels(message.platform).inc()
+            log.info(
+                "duplicate delivery dropped",
+                extra={"thread_key": str(message.thread), "message_id": message.message_id},
+            )
+            return SubmitResult(False, "duplicate delivery", {"outcome": "duplicate"})
+        return SubmitResult(True, decision.reason, {"outcome": "accepted"})
+
+    async def enqueue(self, message: InboundMessage) -> bool:
+        """Dedupe-claim and push in one script, then schedule the thread. True if stored.
+
+        A duplicate is scheduled too: had a crash come between the push and the schedule, the
+        platform's redelivery is what puts the stranded message back in front of a worker.
+        """
+        thread = message.thread
+        async with storage("enqueue"):
+            stored = await self._scripts.enqueue(
+                keys=[keys.seen(thread, message.message_id), keys.inbox(thread)],
+                args=[encode_message(message), keys.SEEN_TTL_SECONDS, keys.INBOX_TTL_SECONDS],
+            )
+            await self.schedule(thread)
+        return bool(stored)
+
+    async def schedule(self, thread: ThreadKey | str) -> None:
+        async with storage("schedule"):
+            await self._redis.xadd(keys.READY_STREAM, {"thread": str(thread)})
+
+    async def depth(self) -> int:
+        """Scheduling entries not yet processed (entries are deleted when done)."""
+        async with storage("queue_depth"):
+            depth = int(await self._redis.xlen(keys.READY_STREAM))
+        self._metrics.queue_depth.set(depth)
+        return depth

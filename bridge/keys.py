@@ -1,0 +1,79 @@
+"""Every Redis key engage-bridge uses, with its TTL and why (one place, like arq's constants).
+
+Per-thread keys start with the hash tag `{<thread key>}` so all of a thread's keys share one Redis
+Cluster slot and can be touched together by one Lua script. Global keys have no tag.
+"""
+
+from __future__ import annotations
+
+from bridge.models import ThreadKey
+
+# Global keys.
+READY_STREAM = "bridge:ready"
+"""Stream of thread keys with pending work; entries are deleted once processed."""
+WORKER_GROUP = "workers"
+"""The one consumer group every worker process joins."""
+DEAD_LETTERS = "bridge:dead-letters"
+"""Hash turn id -> JSON; no TTL: an operator lists, replays or forgets them."""
+
+# TTLs.
+SEEN_TTL_SECONDS = 24 * 3600
+"""Dedupe claims outlive every platform retry window (Slack's last retry comes after ~5 min,
+desk webhooks may retry for hours) while staying bounded."""
+INBOX_TTL_SECONDS = 7 * 24 * 3600
+"""Pending messages outlive any outage a worker fleet could sit through; refreshed per push."""
+POSTED_TTL_SECONDS = 7 * 24 * 3600
+"""Outbound idempotency must outlive every retry of a turn (retries stop within minutes, a
+dead letter may be replayed days later); refreshed per write."""
+TURN_TTL_SECONDS = 7 * 24 * 3600
+"""A turn journal lives until its batch commits; the TTL only guards against orphans."""
+CREATE_CLAIM_TTL_SECONDS = 24 * 3600
+"""A conversation-create claim marks a possibly half-done create; after a day the search that
+recovers it would be too costly to be worth it, and a new conversation is acceptable."""
+SEARCH_PAGES_ON_RECOVERY = 5
+"""Pages (of SEARCH_PAGE_SIZE, newest first) searched for a conversation whose create crashed."""
+SEARCH_PAGE_SIZE = 100
+
+
+def tag(thread: ThreadKey | str) -> str:
+    return "{" + str(thread) + "}"
+
+
+def record(thread: ThreadKey | str) -> str:
+    """Hash: the thread's conversation record; idle TTL = settings.thread_idle_ttl_seconds."""
+    return f"{tag(thread)}:conv"
+
+
+def inbox(thread: ThreadKey | str) -> str:
+    """List of serialized pending messages, oldest first."""
+    return f"{tag(thread)}:inbox"
+
+
+def seen(thread: ThreadKey | str, message_id: str) -> str:
+    """Dedupe claim for one platform message id (SEEN_TTL_SECONDS)."""
+    return f"{tag(thread)}:seen:{message_id}"
+
+
+def lease(thread: ThreadKey | str) -> str:
+    """The one worker allowed to run this thread's turns; PX = settings.lease_seconds, fenced by
+    a random token and extended by a heartbeat while a turn runs."""
+    return f"{tag(thread)}:lease"
+
+
+def turn(thread: ThreadKey | str) -> str:
+    """Turn journal (batch ids, attempt): present means a chat may have reached the agent."""
+    return f"{tag(thread)}:turn"
+
+
+def posted(thread: ThreadKey | str) -> str:
+    """Hash agent message id (or notice id) -> platform message id (POSTED_TTL_SECONDS)."""
+    return f"{tag(thread)}:posted"
+
+
+def create_claim(thread: ThreadKey | str) -> str:
+    """Set before creating the conversation, deleted once the record is written."""
+    return f"{tag(thread)}:creating"
+
+
+RECORD_PATTERN = "{*}:conv"
+"""SCAN pattern matching every thread record."""

@@ -1,0 +1,105 @@
+"""Posting into threads exactly once: `{tk}:posted` maps agent message or notice ids to posts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from bridge import backoff, keys
+from bridge.adapter import Adapter, StatusAdapter
+from bridge.codec import text
+from bridge.config import Settings
+from bridge.errors import PermanentPlatformError, PlatformError
+from bridge.inbox import storage
+from bridge.metrics import Metrics
+from bridge.models import Reply, ReplyKind, ThreadKey
+from bridge.threadmap import RedisClient
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Outbound:
+    """Sends replies through the thread's adapter, checking and recording what was posted."""
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        adapters: Mapping[str, Adapter],
+        settings: Settings,
+        metrics: Metrics,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._redis = redis
+        self._adapters = adapters
+        self._settings = settings
+        self._metrics = metrics
+        self._sleep = sleep
+
+    def adapter(self, thread: ThreadKey) -> Adapter:
+        adapter = self._adapters.get(thread.platform)
+        if adapter is None:
+            raise PermanentPlatformError(f"no adapter for platform {thread.platform!r} here")
+        return adapter
+
+    async def already_posted(self, thread: ThreadKey, key: str) -> bool:
+        async with storage("posted check"):
+            return bool(await self._redis.hexists(keys.posted(thread), key))
+
+    async def post(self, reply: Reply) -> str:
+        """Post `reply` unless its idempotency key was posted already; return the platform id."""
+        thread, key = reply.thread, reply.idempotency_key
+        async with storage("posted check"):
+            existing = await self._redis.hget(keys.posted(thread), key)
+        if existing is not None:
+            return text(existing)
+        platform_id = await self._send_with_retries(reply)
+        async with storage("posted record"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.posted(thread), key, platform_id)
+            pipe.expire(keys.posted(thread), keys.POSTED_TTL_SECONDS)
+            await pipe.execute()
+        self._metrics.messages_out.labels(thread.platform, reply.kind.value).inc()
+        return platform_id
+
+    async def notice(self, thread: ThreadKey, key: str, body: str) -> None:
+        await self.post(Reply(thread=thread, text=body, idempotency_key=key, kind=ReplyKind.NOTICE))
+
+    async def set_status(self, thread: ThreadKey, status: str | None) -> None:
+        """Best effort: a status line that fails to show must not fail the turn."""
+        adapter = self._adapters.get(thread.platform)
+        if not isinstance(adapter, StatusAdapter):
+            return
+        try:
+            await adapter.set_status(thread, status)
+        except PlatformError as exc:
+            log.info("status not shown: %s", exc, extra={"thread_key": str(thread)})
+
+    async def _send_with_retries(self, reply: Reply) -> str:
+        adapter = self.adapter(reply.thread)
+        attempts = self._settings.agent_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return await adapter.send(reply)
+            except PermanentPlatformError:
+                log.error(
+                    "platform refused the reply for good",
+                    extra={"thread_key": str(reply.thread), "reply_key": reply.idempotency_key},
+                )
+                raise
+            except PlatformError as exc:
+                if attempt == attempts:
+                    raise
+                log.warning(
+                    "platform send failed (attempt %d): %s",
+                    attempt,
+                    exc,
+                    extra={"thread_key": str(reply.thread)},
+                )
+                await self._sleep(self._delay(attempt))
+        raise AssertionError("unreachable")
+
+    def _delay(self, attempt: int) -> float:
+        s = self._settings
+        return backoff.delay(attempt, base=s.agent_backoff_seconds, cap=s.agent_backoff_max_seconds)

@@ -1,0 +1,227 @@
+"""Thread key -> Engage Smarter conversation record in Redis, created exactly once per thread."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from bridge import keys
+from bridge.codec import text
+from bridge.engage.client import EngageClient
+from bridge.engage.models import ConversationRead
+from bridge.models import InboundMessage, ThreadKey
+
+log = logging.getLogger(__name__)
+
+RedisClient = Redis | RedisCluster
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRecord:
+    """What Redis knows about one thread. `history_mark` is the id of the last conversation
+    message a completed turn saw: a retried turn only looks at the history after it."""
+
+    thread_key: str
+    conversation_id: str
+    agent: str
+    source: str
+    status: str = "bot"
+    assignee: str = ""
+    created: str = ""
+    updated: str = ""
+    last_message_id: str = ""
+    history_mark: str = ""
+
+    @property
+    def thread(self) -> ThreadKey:
+        return ThreadKey.parse(self.thread_key)
+
+    def to_hash(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_hash(cls, raw: dict[Any, Any]) -> ThreadRecord | None:
+        fields = {text(k): text(v) for k, v in raw.items()}
+        if not fields.get("conversation_id"):
+            return None
+        known = {name: fields.get(name, "") for name in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def conversation_data(message: InboundMessage) -> dict[str, Any]:
+    """The `data` a new conversation is created with."""
+    t = message.thread
+    return {
+        "user_id": message.user_id,
+        "user_name": message.user_name,
+        "ticket_id": message.ticket_id or t.thread,
+        "thread_key": str(t),
+        "platform": t.platform,
+        "workspace_id": t.workspace,
+        "channel_id": t.channel,
+        "thread_id": t.thread,
+        "permalink": message.permalink,
+        "status": "bot",
+    }
+
+
+def record_from_conversation(conversation: ConversationRead, agent: str) -> ThreadRecord | None:
+    key = conversation.data.get("thread_key")
+    if not isinstance(key, str) or not key:
+        return None
+    status = conversation.data.get("status")
+    assignee = conversation.data.get("assignee")
+    return ThreadRecord(
+        thread_key=key,
+        conversation_id=conversation.id,
+        agent=agent,
+        source=conversation.source,
+        status=status if status in ("bot", "human", "resolved") else "bot",
+        assignee=assignee if isinstance(assignee, str) else "",
+        created=conversation.created.isoformat(),
+        updated=_now(),
+    )
+
+
+class ThreadMap:
+    """Records as Redis hashes with an idle TTL refreshed on every write."""
+
+    def __init__(self, redis: RedisClient, *, idle_ttl_seconds: int) -> None:
+        self._redis = redis
+        self._ttl = idle_ttl_seconds
+
+    async def get(self, thread: ThreadKey | str) -> ThreadRecord | None:
+        return ThreadRecord.from_hash(await self._redis.hgetall(keys.record(thread)))
+
+    async def status(self, thread: ThreadKey | str) -> str | None:
+        return text(await self._redis.hget(keys.record(thread), "status")) or None
+
+    async def put(self, record: ThreadRecord) -> ThreadRecord:
+        key = keys.record(record.thread_key)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=record.to_hash())  # type: ignore[arg-type]
+            pipe.expire(key, self._ttl)
+            await pipe.execute()
+        return record
+
+    async def update(self, record: ThreadRecord, **changes: str) -> ThreadRecord:
+        return await self.put(replace(record, updated=_now(), **changes))
+
+    async def forget(self, thread: ThreadKey | str) -> bool:
+        """Drop the record (the next message creates a new conversation); keep pending work."""
+        removed = await self._redis.delete(keys.record(thread), keys.create_claim(thread))
+        return bool(removed)
+
+    async def list(self, limit: int = 1000) -> list[ThreadRecord]:
+        records: list[ThreadRecord] = []
+        async for key in self._redis.scan_iter(match=keys.RECORD_PATTERN, count=500):
+            thread_key = text(key)[1:].rsplit("}:conv", 1)[0]
+            record = await self.get(thread_key)
+            if record is not None:
+                records.append(record)
+            if len(records) >= limit:
+                break
+        return sorted(records, key=lambda r: r.updated, reverse=True)
+
+    async def ensure(
+        self, engage: EngageClient, message: InboundMessage, agent: str
+    ) -> tuple[ThreadRecord, bool]:
+        """The thread's record, creating its conversation if there is none (lease holder only).
+
+        A create-claim marks a create in flight: if it is still there when a (new) lease holder
+        comes, the previous holder may have died between the create and the Redis write, so the
+        conversation is searched for by `data.thread_key` before another is created.
+        Returns (record, created).
+        """
+        thread = message.thread
+        existing = await self.get(thread)
+        if existing is not None:
+            return existing, False
+        claim = keys.create_claim(thread)
+        fresh_claim = await self._redis.set(
+            claim, secrets.token_hex(8), nx=True, ex=keys.CREATE_CLAIM_TTL_SECONDS
+        )
+        if not fresh_claim:
+            found = await find_conversation(engage, str(thread))
+            if found is not None:
+                record = record_from_conversation(found, agent)
+                if record is not None:
+                    log.info(
+                        "recovered conversation of a create that crashed",
+                        extra={"thread_key": str(thread), "conversation_id": found.id},
+                    )
+                    await self.put(record)
+                    await self._redis.delete(claim)
+                    return record, False
+        conversation = await engage.create_conversation(
+            data=conversation_data(message), source=message.platform
+        )
+        now = _now()
+        record = ThreadRecord(
+            thread_key=str(thread),
+            conversation_id=conversation.id,
+            agent=agent,
+            source=message.platform,
+            created=now,
+            updated=now,
+        )
+        await self.put(record)
+        await self._redis.delete(claim)
+        log.info(
+            "conversation created",
+            extra={"thread_key": str(thread), "conversation_id": conversation.id},
+        )
+        return record, True
+
+
+async def find_conversation(engage: EngageClient, thread_key: str) -> ConversationRead | None:
+    """The newest own conversation whose data names `thread_key`, searching recent pages only."""
+    for page in range(keys.SEARCH_PAGES_ON_RECOVERY):
+        batch = await engage.search_own_conversations(
+            limit=keys.SEARCH_PAGE_SIZE, offset=page * keys.SEARCH_PAGE_SIZE, reversed=True
+        )
+        for conversation in batch:
+            if conversation.data.get("thread_key") == thread_key:
+                return conversation
+        if len(batch) < keys.SEARCH_PAGE_SIZE:
+            return None
+    return None
+
+
+async def rebuild_map(
+    threads: ThreadMap, engage: EngageClient, agent_for: Callable[[ThreadKey], str]
+) -> int:
+    """Rewrite every record from the conversations' `data.thread_key` (newest wins per key)."""
+    seen: set[str] = set()
+    offset = 0
+    while True:
+        batch = await engage.search_own_conversations(
+            limit=keys.SEARCH_PAGE_SIZE, offset=offset, reversed=True
+        )
+        for conversation in batch:
+            key = conversation.data.get("thread_key")
+            if not isinstance(key, str) or key in seen:
+                continue
+            try:
+                agent = agent_for(ThreadKey.parse(key))
+            except ValueError:
+                continue
+            record = record_from_conversation(conversation, agent)
+            if record is None:
+                continue
+            seen.add(record.thread_key)
+            await threads.put(record)
+        if len(batch) < keys.SEARCH_PAGE_SIZE:
+            return len(seen)
+        offset += len(batch)

@@ -1,0 +1,352 @@
+"""One step of a thread's work: a command, a lifecycle event, recorded messages or an agent turn.
+
+The lease holder calls `TurnRunner.run` with the thread's whole inbox; it handles the longest
+prefix that belongs together (all plain user messages at once: coalescing), then commits that
+prefix with a fenced script so a worker that lost its lease changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from bridge import commands, keys, lifecycle
+from bridge.chat import (
+    AgentTurn,
+    Sleep,
+    TurnFailed,
+    history_after,
+    reconcile,
+    retrying,
+    user_message,
+)
+from bridge.codec import decode_message
+from bridge.config import Settings
+from bridge.deadletters import DeadLetters, turn_id
+from bridge.engage.client import EngageClient
+from bridge.errors import PlatformError
+from bridge.inbox import storage
+from bridge.metrics import Metrics
+from bridge.models import InboundMessage, ThreadKey
+from bridge.outbound import Outbound
+from bridge.policy import is_staff
+from bridge.scripts import Scripts
+from bridge.threadmap import RedisClient, ThreadMap, ThreadRecord
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class LeaseLost(Exception):
+    """Another worker owns the thread now; this one must stop without touching it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    kind: str  # "answer" | "record" | "command" | "staff" | "reopen"
+    messages: tuple[InboundMessage, ...]
+    command: commands.Command | None = None
+
+
+def plan(messages: Sequence[InboundMessage], status: str | None, settings: Settings) -> Step:
+    """The next step for the head of the inbox, given the thread's lifecycle status (pure)."""
+    staff = settings.file.staff
+
+    def plain(m: InboundMessage) -> bool:
+        return commands.parse(m) is None and not is_staff(m, staff)
+
+    head = messages[0]
+    command = commands.parse(head)
+    if command is not None:
+        return Step("command", (head,), command)
+    if is_staff(head, staff):
+        return Step("staff", (head,))
+    if status == lifecycle.RESOLVED:
+        return Step("reopen", ())
+    run: list[InboundMessage] = []
+    for message in messages:
+        if not plain(message):
+            break
+        run.append(message)
+    return Step("record" if status == lifecycle.HUMAN else "answer", tuple(run))
+
+
+@dataclass
+class TurnRunner:
+    settings: Settings
+    redis: RedisClient
+    scripts: Scripts
+    threads: ThreadMap
+    engage: EngageClient
+    outbound: Outbound
+    dead_letters: DeadLetters
+    metrics: Metrics
+    sleep: Sleep = asyncio.sleep
+
+    async def run(self, thread: ThreadKey, raw_inbox: Sequence[bytes | str], token: str) -> None:
+        started = time.monotonic()
+        messages = [decode_message(raw) for raw in raw_inbox]
+        record = await self.threads.get(thread)
+        journal = await self._journal(thread)
+        ids = [m.message_id for m in messages]
+        if journal and ids[: len(journal)] == journal:
+            # A crashed attempt's batch goes first and unchanged, so it is reconciled as such.
+            messages = messages[: len(journal)]
+        step = plan(messages, record.status if record else None, self.settings)
+        if step.kind == "reopen" and record is not None:
+            await self._reopen(thread, record, messages[0])
+            await self._commit(thread, token, 0, record.last_message_id, "")
+            return
+        agent = AgentTurn(self.engage, self.outbound, self.settings, self.metrics, self.sleep)
+        mark = ""
+        try:
+            mark = await self._execute(thread, step, record, token, bool(journal), agent)
+        except TurnFailed as exc:
+            await self._give_up(thread, step.messages, str(exc))
+        except PlatformError as exc:
+            await self._give_up(thread, step.messages, f"{type(exc).__name__}: {exc}")
+        await self._commit(thread, token, len(step.messages), step.messages[-1].message_id, mark)
+        elapsed = time.monotonic() - started
+        self.metrics.turn_seconds.labels(thread.platform).observe(elapsed)
+        if step.kind == "answer":
+            self.metrics.agent_seconds.observe(agent.agent_seconds)
+            self.metrics.overhead_seconds.observe(max(0.0, elapsed - agent.agent_seconds))
+
+    async def _execute(
+        self,
+        thread: ThreadKey,
+        step: Step,
+        record: ThreadRecord | None,
+        token: str,
+        retried: bool,
+        agent: AgentTurn,
+    ) -> str:
+        if step.kind == "command" and step.command is not None:
+            await self._command(thread, step.messages[0], step.command, record)
+            return ""
+        if step.kind == "staff":
+            return await self._staff(thread, step.messages[0], record, token, retried)
+        if step.kind == "record":
+            assert record is not None
+            return await self._record(thread, record, step.messages, token, retried)
+        return await self._answer(thread, step.messages, record, token, retried, agent)
+
+    async def _answer(
+        self,
+        thread: ThreadKey,
+        batch: Sequence[InboundMessage],
+        record: ThreadRecord | None,
+        token: str,
+        retried: bool,
+        agent: AgentTurn,
+    ) -> str:
+        routed = self.settings.file.routing.agent_for(thread.workspace, thread.channel)
+        ensured, _ = await self._retrying(
+            "creating the conversation", lambda: self.threads.ensure(self.engage, batch[0], routed)
+        )
+        tid = turn_id(str(thread), [m.message_id for m in batch])
+
+        async def journal(attempt: int) -> None:
+            await self._write_journal(thread, tid, batch, attempt)
+
+        return await agent.answer(
+            thread,
+            ensured.conversation_id,
+            ensured.agent or routed,
+            batch,
+            ensured.history_mark,
+            reconcile_first=retried,
+            on_attempt=journal,
+        )
+
+    async def _record(
+        self,
+        thread: ThreadKey,
+        record: ThreadRecord,
+        batch: Sequence[InboundMessage],
+        token: str,
+        retried: bool,
+        name: str | None = None,
+    ) -> str:
+        """Add messages to the history without a reply (the thread is with a human)."""
+        if not self.settings.file.policy.record_human_messages:
+            return ""
+        sent = [user_message(m, name) for m in batch]
+        tid = turn_id(str(thread), [m.message_id for m in batch])
+        cid = record.conversation_id
+        # A failed add may have been stored anyway: every retry checks the history first.
+        check_history = [retried]
+
+        async def add() -> str:
+            if check_history[0]:
+                history = await self.engage.get_messages(cid)
+                if reconcile(history_after(history, record.history_mark), sent).saved:
+                    return ""
+            await self._write_journal(thread, tid, batch, 1)
+            check_history[0] = True
+            stored = await self.engage.add_messages(cid, sent)
+            return stored[-1].id if stored else ""
+
+        return await self._retrying("recording messages", add)
+
+    async def _staff(
+        self,
+        thread: ThreadKey,
+        message: InboundMessage,
+        record: ThreadRecord | None,
+        token: str,
+        retried: bool,
+    ) -> str:
+        if record is None:
+            log.info(
+                "staff message in a thread without conversation", extra={"thread_key": str(thread)}
+            )
+            return ""
+        record = await self._transition(
+            thread, record, lifecycle.Event.STAFF_MESSAGE, message, actor=message.user_id
+        )
+        return await self._record(
+            thread, record, [message], token, retried, f"staff:{message.user_id}"
+        )
+
+    async def _reopen(
+        self, thread: ThreadKey, record: ThreadRecord, message: InboundMessage
+    ) -> None:
+        await self._transition(thread, record, lifecycle.Event.USER_MESSAGE, message)
+
+    async def _transition(
+        self,
+        thread: ThreadKey,
+        record: ThreadRecord,
+        event: lifecycle.Event,
+        message: InboundMessage,
+        actor: str | None = None,
+    ) -> ThreadRecord:
+        change = lifecycle.transition(
+            record.status, event, actor=actor, reopen_to=self.settings.file.policy.reopen_to
+        )
+        if change is None:
+            return record
+
+        async def notice(body: str) -> None:
+            await self.outbound.notice(thread, f"lifecycle:{message.message_id}", body)
+
+        await self._retrying(
+            "updating the conversation",
+            lambda: lifecycle.apply_transition(self.engage, record.conversation_id, change, notice),
+        )
+        log.info(
+            "thread %s -> %s (%s)",
+            change.old,
+            change.new,
+            event.value,
+            extra={"thread_key": str(thread), "conversation_id": record.conversation_id},
+        )
+        return await self.threads.update(record, status=change.new, assignee=change.assignee or "")
+
+    async def _command(
+        self,
+        thread: ThreadKey,
+        message: InboundMessage,
+        command: commands.Command,
+        record: ThreadRecord | None,
+    ) -> None:
+        key = f"command:{message.message_id}"
+        routed = self.settings.file.routing.agent_for(thread.workspace, thread.channel)
+        if command.name == "reset":
+            await self.threads.forget(thread)
+            await self.outbound.notice(thread, key, "Starting a new conversation.")
+        elif command.name == "agent":
+            name = command.argument or ""
+            if not await self.engage.validate_agent(name):
+                await self.outbound.notice(thread, key, f"There is no agent called {name}.")
+                return
+            if record is not None:
+                await self.threads.update(record, agent=name)
+            else:
+                record, _ = await self.threads.ensure(self.engage, message, name)
+            await self.outbound.notice(thread, key, f"This thread is now answered by {name}.")
+        elif command.name == "status":
+            if record is None:
+                body = f"No conversation yet; the agent would be {routed}."
+            else:
+                body = (
+                    f"Conversation {record.conversation_id}, agent {record.agent or routed}, "
+                    f"status {record.status}."
+                )
+            await self.outbound.notice(thread, key, body)
+        else:
+            if record is None:
+                await self.outbound.notice(thread, key, "There is no conversation here yet.")
+                return
+            event = lifecycle.Event(command.name)
+            changed = await self._transition(thread, record, event, message, actor=message.user_id)
+            if changed is record:
+                await self.outbound.notice(thread, key, f"This thread is already {record.status}.")
+
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        return await retrying(what, call, self.settings, self.metrics, self.sleep)
+
+    async def _give_up(
+        self, thread: ThreadKey, batch: Sequence[InboundMessage], error: str
+    ) -> None:
+        tid = turn_id(str(thread), [m.message_id for m in batch])
+        try:
+            await self.outbound.notice(
+                thread,
+                f"apology:{tid}",
+                "Sorry, I could not answer just now. The team has been told; "
+                "please try again in a little while.",
+            )
+        except PlatformError as exc:
+            log.error("apology not posted: %s", exc, extra={"thread_key": str(thread)})
+        if await self.dead_letters.store(tid, str(thread), tuple(batch), error):
+            self.metrics.dead_letters.labels(thread.platform).inc()
+
+    async def _journal(self, thread: ThreadKey) -> list[str]:
+        async with storage("turn journal"):
+            raw = await self.redis.hget(keys.turn(thread), "ids")
+        return list(json.loads(raw)) if raw else []
+
+    async def _write_journal(
+        self, thread: ThreadKey, tid: str, batch: Sequence[InboundMessage], attempt: int
+    ) -> None:
+        ids = json.dumps([m.message_id for m in batch])
+        async with storage("turn journal"), self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.turn(thread), mapping={"turn_id": tid, "ids": ids, "attempt": attempt})
+            pipe.expire(keys.turn(thread), keys.TURN_TTL_SECONDS)
+            await pipe.execute()
+
+    async def _commit(
+        self, thread: ThreadKey, token: str, count: int, last_message_id: str, mark: str
+    ) -> None:
+        async with storage("commit"):
+            done = await self.scripts.commit(
+                keys=[
+                    keys.lease(thread),
+                    keys.inbox(thread),
+                    keys.record(thread),
+                    keys.turn(thread),
+                ],
+                args=[
+                    token,
+                    count,
+                    last_message_id,
+                    mark,
+                    _now(),
+                    self.settings.thread_idle_ttl_seconds,
+                ],
+            )
+        if not done:
+            raise LeaseLost(str(thread))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

@@ -1,0 +1,254 @@
+"""Workers: take scheduled threads from the `bridge:ready` stream and run their turns.
+
+One lease per thread keeps its turns in order; many threads run at once (asyncio tasks, up to
+`worker_concurrency`); entries of a dead worker are taken over with XAUTOCLAIM once idle longer
+than a lease, and a live holder's heartbeat keeps its entry from looking idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Any
+
+from redis.exceptions import RedisError, ResponseError
+
+from bridge import keys
+from bridge.codec import text
+from bridge.config import Settings
+from bridge.errors import StorageUnavailable
+from bridge.metrics import Metrics
+from bridge.models import ThreadKey
+from bridge.scripts import Scripts
+from bridge.threadmap import RedisClient
+from bridge.turn import LeaseLost, TurnRunner
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[str, str]  # (stream entry id, thread key)
+
+
+def socket_timeout(redis: RedisClient) -> float | None:
+    pool = getattr(redis, "connection_pool", None)
+    kwargs: dict[str, Any] = getattr(pool, "connection_kwargs", None) or {}
+    if not kwargs:
+        node = getattr(redis, "get_default_node", lambda: None)()
+        kwargs = getattr(node, "connection_kwargs", None) or {}
+    value = kwargs.get("socket_timeout")
+    return float(value) if value else None
+
+
+def block_milliseconds(settings: Settings, timeout: float | None) -> int:
+    """Blocking reads must end before the socket gives up on them."""
+    seconds = settings.worker_block_seconds
+    if timeout is not None:
+        seconds = min(seconds, max(0.05, timeout - 0.5))
+    return max(1, int(seconds * 1000))
+
+
+def parse_entries(raw: Any) -> list[Entry]:
+    """XREADGROUP / XAUTOCLAIM entries -> (id, thread key); deleted entries are skipped."""
+    entries: list[Entry] = []
+    for item in raw or ():
+        entry_id, fields = item[0], item[1]
+        if entry_id is None or not fields:
+            continue
+        thread = fields.get(b"thread", fields.get("thread"))
+        entries.append((text(entry_id), text(thread)))
+    return entries
+
+
+def parse_autoclaim(reply: Any) -> tuple[str, list[Entry]]:
+    """Redis 6.2 answers [cursor, entries], Redis 7 adds a third part (deleted ids)."""
+    return text(reply[0]), parse_entries(reply[1])
+
+
+class Workers:
+    def __init__(
+        self,
+        redis: RedisClient,
+        scripts: Scripts,
+        runner: TurnRunner,
+        settings: Settings,
+        metrics: Metrics,
+        consumer: str,
+    ) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._runner = runner
+        self._settings = settings
+        self._metrics = metrics
+        self.consumer = consumer
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._lease_ms = max(100, int(settings.lease_seconds * 1000))
+        self._claim_idle_ms = max(self._lease_ms + 100, int(settings.claim_idle_seconds * 1000))
+
+    async def ensure_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(
+                keys.READY_STREAM, keys.WORKER_GROUP, id="0", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self) -> None:
+        """Until cancelled. Redis outages are waited out; unfinished turns are taken over."""
+        backlog_cursor: str | None = "0"
+        claim_cursor = "0-0"
+        next_claim = 0.0
+        block_ms = block_milliseconds(self._settings, socket_timeout(self._redis))
+        group_ready = False
+        try:
+            while True:
+                try:
+                    if not group_ready:
+                        await self.ensure_group()
+                        group_ready = True
+                    free = self._settings.worker_concurrency - len(self._in_flight)
+                    if free <= 0:
+                        await asyncio.wait(
+                            set(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED
+                        )
+                        continue
+                    if time.monotonic() >= next_claim:
+                        claim_cursor = await self._claim(claim_cursor, free)
+                        next_claim = time.monotonic() + self._claim_idle_ms / 2000
+                        free = self._settings.worker_concurrency - len(self._in_flight)
+                        if free <= 0:
+                            continue
+                    if backlog_cursor is not None:
+                        entries = await self._read(backlog_cursor, free, None)
+                        backlog_cursor = entries[-1][0] if entries else None
+                    else:
+                        wait = min(block_ms, max(1, int((next_claim - time.monotonic()) * 1000)))
+                        entries = await self._read(">", free, wait)
+                    for entry in entries:
+                        self._spawn(entry, recovered=False)
+                except (RedisError, OSError) as exc:
+                    if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                        group_ready = False
+                    log.warning("worker loop: Redis unavailable (%s); retrying", exc)
+                    await asyncio.sleep(min(1.0, self._settings.lease_seconds / 2))
+        finally:
+            for task in self._in_flight.values():
+                task.cancel()
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    async def _read(self, cursor: str, count: int, block_ms: int | None) -> list[Entry]:
+        reply: Any = await self._redis.xreadgroup(
+            keys.WORKER_GROUP,
+            self.consumer,
+            {keys.READY_STREAM: cursor},
+            count=count,
+            block=block_ms,
+        )
+        if isinstance(reply, dict):  # RESP3
+            reply = list(reply.items())
+        entries: list[Entry] = []
+        for _stream, items in reply or ():
+            entries.extend(parse_entries(items))
+        return entries
+
+    async def _claim(self, cursor: str, count: int) -> str:
+        reply = await self._redis.xautoclaim(
+            keys.READY_STREAM,
+            keys.WORKER_GROUP,
+            self.consumer,
+            min_idle_time=self._claim_idle_ms,
+            start_id=cursor,
+            count=count,
+        )
+        next_cursor, entries = parse_autoclaim(reply)
+        for entry in entries:
+            self._spawn(entry, recovered=True)
+        return next_cursor
+
+    def _spawn(self, entry: Entry, *, recovered: bool) -> None:
+        entry_id = entry[0]
+        if entry_id in self._in_flight:
+            return
+        if recovered:
+            self._metrics.threads_recovered.inc()
+            log.info("taking over a stalled thread", extra={"thread_key": entry[1]})
+        task = asyncio.create_task(self._handle(entry))
+        self._in_flight[entry_id] = task
+        task.add_done_callback(lambda _: self._in_flight.pop(entry_id, None))
+
+    async def _handle(self, entry: Entry) -> None:
+        entry_id, thread_key = entry
+        try:
+            thread = ThreadKey.parse(thread_key)
+        except ValueError:
+            log.error("unreadable scheduling entry dropped: %r", thread_key)
+            await self._ack(entry_id)
+            return
+        try:
+            if await self._hold(entry_id, thread):
+                await self._ack(entry_id)
+        except (LeaseLost, StorageUnavailable, RedisError, OSError) as exc:
+            # Not acknowledged: the entry goes idle and is taken over once the lease is gone.
+            log.warning(
+                "thread left for another worker: %s: %s",
+                type(exc).__name__,
+                exc,
+                extra={"thread_key": thread_key},
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "turn crashed; the thread will be retried", extra={"thread_key": thread_key}
+            )
+
+    async def _hold(self, entry_id: str, thread: ThreadKey) -> bool:
+        """Run the thread's turns while holding its lease. True when the entry can be acked."""
+        token = secrets.token_hex(16)
+        lease, inbox = keys.lease(thread), keys.inbox(thread)
+        if not await self._redis.set(lease, token, nx=True, px=self._lease_ms):
+            return True  # the holder looks at the inbox again before it lets go
+        heartbeat = asyncio.create_task(self._heartbeat(thread, token, entry_id))
+        try:
+            while True:
+                pending = await self._redis.lrange(inbox, 0, -1)
+                if pending:
+                    await self._runner.run(thread, pending, token)
+                    continue
+                released = await self._scripts.release_if_empty(keys=[lease, inbox], args=[token])
+                if released == 1:
+                    return True
+                if released == -1:
+                    raise LeaseLost(str(thread))
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self, thread: ThreadKey, token: str, entry_id: str) -> None:
+        interval = self._lease_ms / 3000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                alive = await self._scripts.extend_lease(
+                    keys=[keys.lease(thread)], args=[token, self._lease_ms]
+                )
+                await self._redis.xclaim(
+                    keys.READY_STREAM,
+                    keys.WORKER_GROUP,
+                    self.consumer,
+                    min_idle_time=0,
+                    message_ids=[entry_id],
+                    justid=True,
+                )
+            except (RedisError, OSError) as exc:
+                log.warning("heartbeat failed: %s", exc, extra={"thread_key": str(thread)})
+                continue
+            if not alive:
+                log.warning("lease lost mid-turn", extra={"thread_key": str(thread)})
+                return
+
+    async def _ack(self, entry_id: str) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xack(keys.READY_STREAM, keys.WORKER_GROUP, entry_id)
+            pipe.xdel(keys.READY_STREAM, entry_id)
+            await pipe.execute()
