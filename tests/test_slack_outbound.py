@@ -1,0 +1,163 @@
+"""Replies and status against the fake Slack, through the real AsyncWebClient and real Redis."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import redis.asyncio as aioredis
+
+from adapters.slack.format import MARKDOWN_TEXT_LIMIT
+from adapters.slack.outbound import STATUS_REACTION, SlackSender, build_client
+from bridge.errors import PermanentPlatformError
+from bridge.models import Reply, ThreadKey
+from tests.fakes.slack import FakeSlack
+
+
+def thread(fake: FakeSlack, channel: str = "C0001") -> ThreadKey:
+    root = fake.next_ts()
+    fake.add_user_message(channel, {"type": "message", "user": "U0001", "text": "q", "ts": root})
+    return ThreadKey("slack", fake.team_id, channel, root)
+
+
+@pytest.fixture
+def sender(fake_slack: FakeSlack, redis_client: aioredis.Redis) -> SlackSender:
+    return SlackSender(build_client(fake_slack.bot_token, fake_slack.api_url), redis_client)
+
+
+async def test_reply_is_posted_in_the_thread_as_markdown_with_its_idempotency_key(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    key = thread(fake_slack)
+    ts = await sender.send(Reply(key, "**Hello** `there`", idempotency_key="msg-1"))
+    [call] = fake_slack.calls_to("chat.postMessage")
+    assert call.args["thread_ts"] == key.thread
+    assert call.args["markdown_text"] == "**Hello** `there`"
+    assert "text" not in call.args
+    assert call.args["metadata"] == {
+        "event_type": "engage_reply",
+        "event_payload": {"key": "msg-1", "part": 0, "parts": 1},
+    }
+    assert call.response["ts"] == ts
+
+
+async def test_long_answer_with_code_arrives_complete_in_order_with_fences_intact(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    key = thread(fake_slack)
+    sections = []
+    for i in range(12):
+        sections.append(f"## Step {i}\n\n" + f"Explanation number {i}. " * 60)
+        sections.append("```python\n" + "".join(f"x_{i}_{n} = {n}\n" for n in range(80)) + "```")
+    text = "\n\n".join(sections)
+    assert len(text) > 2 * MARKDOWN_TEXT_LIMIT
+    await sender.send(Reply(key, text, idempotency_key="long"))
+    posted = [m["markdown_text"] for m in fake_slack.posted("C0001")]
+    assert len(posted) >= 3
+    assert all(len(p) <= MARKDOWN_TEXT_LIMIT for p in posted)
+    for part in posted:
+        assert len(re.findall(r"^```", part, re.MULTILINE)) % 2 == 0
+    assert "".join(posted).replace("\n", "") == text.replace("\n", "")
+    assert all(m["thread_ts"] == key.thread for m in fake_slack.posted("C0001"))
+
+
+async def test_broadcast_pings_in_agent_text_reach_slack_neutralised(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    key = thread(fake_slack)
+    await sender.send(
+        Reply(key, "<!channel> <!here> <!everyone> <!subteam^S1> @here @channel", "p")
+    )
+    wire = fake_slack.calls_to("chat.postMessage")[0].args["markdown_text"]
+    assert "<!" not in wire
+    assert not re.search(r"@(here|channel|everyone)\b", wire)
+
+
+async def test_the_same_reply_sent_twice_is_posted_once(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    key = thread(fake_slack)
+    reply = Reply(key, "once", idempotency_key="m-1")
+    first = await sender.send(reply)
+    second = await sender.send(reply)
+    assert first == second
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
+async def test_part_posted_before_a_crash_is_found_in_the_thread_not_posted_again(
+    fake_slack: FakeSlack, sender: SlackSender, redis_client: aioredis.Redis
+) -> None:
+    key = thread(fake_slack)
+    reply = Reply(key, "answer", idempotency_key="m-2")
+    ts = await sender.send(reply)
+    store = "{" + str(key) + "}:slack:parts"
+    # As if the process died after chat.postMessage, before recording the part as posted.
+    await redis_client.hdel(store, "m-2:0")
+    await redis_client.hset(store, "pending:m-2:0", "1")
+    assert await sender.send(reply) == ts
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+    assert fake_slack.calls_to("conversations.replies")
+
+
+async def test_a_429_storm_delays_the_reply_but_loses_nothing(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    key = thread(fake_slack)
+    fake_slack.fail_next("chat.postMessage", 3, retry_after=1)
+    started = time.monotonic()
+    await sender.send(Reply(key, "patience", idempotency_key="m-3"))
+    assert time.monotonic() - started >= 3
+    assert [m["markdown_text"] for m in fake_slack.posted("C0001")] == ["patience"]
+
+
+async def test_per_channel_rate_limit_keeps_parts_in_order(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    key = thread(fake_slack)
+    fake_slack.rate_limit_per_channel = True
+    text = "\n\n".join(f"part {i} " + "x" * 7000 for i in range(3))
+    await sender.send(Reply(key, text, idempotency_key="m-4"))
+    posted = [m["markdown_text"] for m in fake_slack.posted("C0001")]
+    assert [p.split()[1] for p in posted] == ["0", "1", "2"]
+    assert any(c.status == 429 for c in fake_slack.calls)
+
+
+async def test_missing_channel_is_a_permanent_error(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    fake_slack.missing_channels.add("C0GONE")
+    key = ThreadKey("slack", fake_slack.team_id, "C0GONE", "1.000001")
+    with pytest.raises(PermanentPlatformError, match="channel_not_found"):
+        await sender.send(Reply(key, "x", idempotency_key="m-5"))
+
+
+async def test_status_uses_assistant_thread_status_and_clears_it(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    key = thread(fake_slack)
+    await sender.set_status(key, "Searching the pension rules…")
+    await sender.set_status(key, None)
+    assert fake_slack.statuses == [
+        ("C0001", key.thread, "Searching the pension rules…"),
+        ("C0001", key.thread, ""),
+    ]
+
+
+async def test_status_falls_back_to_a_reaction_where_set_status_is_not_allowed(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    key = thread(fake_slack)
+    fake_slack.set_status_error = "not_allowed"
+    await sender.set_status(key, "thinking")
+    assert fake_slack.reactions[("C0001", key.thread)] == {STATUS_REACTION}
+    await sender.set_status(key, "still thinking")
+    await sender.set_status(key, None)
+    assert fake_slack.reactions[("C0001", key.thread)] == set()
+    assert len(fake_slack.calls_to("reactions.add")) == 1
+
+
+async def test_status_failures_never_raise(fake_slack: FakeSlack, sender: SlackSender) -> None:
+    fake_slack.missing_channels.add("C0GONE")
+    await sender.set_status(ThreadKey("slack", "T0001", "C0GONE", "1.000001"), "x")
+    assert fake_slack.statuses == []
