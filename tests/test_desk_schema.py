@@ -31,6 +31,7 @@ def test_ticket_created_becomes_a_user_message_in_the_ticket_thread() -> None:
     assert message.ticket_id == "T:1"
     assert message.user_id == "cust-1"
     assert message.origin is Origin.USER
+    assert message.is_dm
     assert message.text.startswith("How do I")
 
 

@@ -25,9 +25,9 @@ class RecordingInbox:
         if self.unavailable:
             raise StorageUnavailable("redis down")
         if any(m.message_id == message.message_id for m in self.messages):
-            return SubmitResult(accepted=False, reason="duplicate")
+            return SubmitResult(False, "duplicate delivery", {"outcome": "duplicate"})
         self.messages.append(message)
-        return SubmitResult(accepted=True, reason="queued")
+        return SubmitResult(True, "direct message", {"outcome": "accepted"})
 
     async def is_known_thread(self, thread: ThreadKey) -> bool:
         return False

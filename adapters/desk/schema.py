@@ -147,6 +147,9 @@ def _message(
         user_name=author.name,
         text=text,
         sent_at=event.occurred_at,
+        # A ticket is a private exchange between its requester and the support team, which the
+        # bot is part of: the participation policy treats it like a direct message.
+        is_dm=True,
         origin=origin,
         ticket_id=event.ticket.id,
         command=command,

@@ -82,6 +82,6 @@ class WebhookEndpoint:
             response = _error(503, "storage unavailable, retry later")
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
             return response
-        status = "accepted" if result.accepted else result.reason
+        status = result.extra.get("outcome") or ("accepted" if result.accepted else "ignored")
         log.info("desk event %s (%s) %s", event.id, event.type, status)
         return JSONResponse({"status": status, "event_id": event.id})
