@@ -1,0 +1,196 @@
+"""Benchmark: create+chat round trips, our async client vs the official sync SDK, on the emulator.
+
+    .venv/bin/python bench/bench_client.py [--seconds 5] [--concurrency 20] [--conversations 2000]
+
+The emulator runs in a child process (so client and server do not share a GIL) on a loopback
+socket the parent binds. Each client gets the same wall-clock budget; a round trip is
+`create_conversation` + `chat` with the `parrot` agent. Memory per conversation is measured
+in-process afterwards with tracemalloc: live bytes held by the emulator's state after N
+round trips, divided by N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID, create_app
+from bridge.engage.client import EngageClient
+from bridge.engage.models import UserMessage
+
+AGENT = "parrot"
+
+
+@dataclass
+class Result:
+    name: str
+    latencies: list[float]
+    wall: float
+
+    def line(self) -> str:
+        n = len(self.latencies)
+        ordered = sorted(self.latencies)
+        p50 = statistics.median(ordered) * 1000
+        p99 = ordered[min(n - 1, int(n * 0.99))] * 1000
+        rate = n / self.wall
+        return (
+            f"{self.name:<34} {n:>6} round trips  {rate:>8.1f} rt/s  {2 * rate:>8.1f} req/s  "
+            f"p50 {p50:>6.1f} ms  p99 {p99:>6.1f} ms"
+        )
+
+
+@contextmanager
+def emulator_process() -> Iterator[str]:
+    """The emulator app served by uvicorn in a child process, on a socket bound here."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    port = sock.getsockname()[1]
+    args = [
+        sys.executable, "-m", "uvicorn", "--factory", "bridge.emulator:create_app",
+        "--fd", str(sock.fileno()), "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    child = subprocess.Popen(args, pass_fds=[sock.fileno()])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url)
+        yield url
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+        sock.close()
+
+
+def wait_until_up(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    headers = {"X-Api-Key": DEFAULT_API_KEY, "X-Org-Id": DEFAULT_ORG_ID}
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/v1/agents", headers=headers, timeout=1.0).is_success:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"emulator at {url} did not start within {timeout}s")
+
+
+async def bench_ours(url: str, seconds: float, concurrency: int) -> Result:
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+
+    async def worker(client: EngageClient) -> None:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            conversation = await client.create_conversation(data={"bench": True}, source="bench")
+            await client.chat(conversation.id, [UserMessage(content="hello")], agent=AGENT)
+            latencies.append(time.perf_counter() - started)
+
+    async with EngageClient(
+        base_url=url, api_key=DEFAULT_API_KEY, org_id=DEFAULT_ORG_ID, timeout=30.0
+    ) as client:
+        begun = time.monotonic()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        wall = time.monotonic() - begun
+    return Result(f"engage-bridge async ({concurrency} tasks)", latencies, wall)
+
+
+def bench_sdk(url: str, seconds: float, concurrency: int) -> Result:
+    from engagesmarter import Client
+    from engagesmarter.schemas.conversations import ConversationCreate
+    from engagesmarter.schemas.messages import UserMessage as SdkUserMessage
+
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def worker() -> None:
+        client = Client(api_url=url, api_key=DEFAULT_API_KEY, org_id=DEFAULT_ORG_ID, timeout=30)
+        with client._client:
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                conversation = client.conversations.create(
+                    conversation=ConversationCreate(data={"bench": True}, source="bench")
+                )
+                client.conversations.chat_with_agent(
+                    conversation_id=conversation.id,
+                    messages=[SdkUserMessage(content="hello")],
+                    agent=AGENT,
+                )
+                elapsed = time.perf_counter() - started
+                with lock:
+                    latencies.append(elapsed)
+
+    begun = time.monotonic()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for future in [pool.submit(worker) for _ in range(concurrency)]:
+            future.result()
+    wall = time.monotonic() - begun
+    return Result(f"engagesmarter SDK ({concurrency} threads)", latencies, wall)
+
+
+async def memory_per_conversation(count: int) -> float:
+    """Live bytes the emulator keeps per conversation (one user message + one agent answer)."""
+    app = create_app()
+    transport = httpx.ASGITransport(app=app)
+    async with EngageClient(
+        base_url="http://emulator", api_key=DEFAULT_API_KEY, org_id=DEFAULT_ORG_ID,
+        transport=transport,
+    ) as client:  # fmt: skip
+        await round_trips(client, 50)  # warm caches and lazily built objects
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        await round_trips(client, count)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+    return (after - before) / count
+
+
+async def round_trips(client: EngageClient, count: int) -> None:
+    for _ in range(count):
+        conversation = await client.create_conversation(data={"bench": True}, source="bench")
+        await client.chat(conversation.id, [UserMessage(content="hello")], agent=AGENT)
+
+
+def timed(label: str, run: Callable[[], Result]) -> Result:
+    print(f"running {label}...", file=sys.stderr, flush=True)
+    return run()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="budget per client")
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--conversations", type=int, default=2000, help="for the memory figure")
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, httpx {httpx.__version__}")
+    with emulator_process() as url:
+        ours = timed("ours", lambda: asyncio.run(bench_ours(url, args.seconds, args.concurrency)))
+        sdk = timed("sdk", lambda: bench_sdk(url, args.seconds, args.concurrency))
+    print(ours.line())
+    print(sdk.line())
+    per_conversation = asyncio.run(memory_per_conversation(args.conversations))
+    print(
+        f"emulator memory: {per_conversation / 1024:.1f} KiB per conversation "
+        f"(tracemalloc, {args.conversations} conversations with 2 messages each)"
+    )
+
+
+if __name__ == "__main__":
+    main()
