@@ -239,6 +239,9 @@ class DiscordAdapter:
             target = await self._target(thread)
             self._typing[thread] = asyncio.create_task(self._keep_typing(target))
 
+    def typing_threads(self) -> set[ThreadKey]:
+        return {key for key, task in self._typing.items() if not task.done()}
+
     async def _keep_typing(self, target: discord.PartialMessageable) -> None:
         # Discord shows "typing" for ~10 s per call; the cap stops a forgotten indicator.
         loop = asyncio.get_running_loop()
