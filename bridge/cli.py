@@ -1,0 +1,193 @@
+"""The `engage-bridge` command: run, chat, emulator, check and the operator's maintenance verbs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TextIO
+
+from bridge import admin
+from bridge.config import ALL_ROLES, Role, Settings
+from bridge.errors import BridgeError
+from bridge.logs import configure_logging
+from bridge.runstate import RunState, forget_run, record_run
+from bridge.runtime import BridgeRuntime, redacted_url
+
+log = logging.getLogger(__name__)
+
+Command = Callable[[Settings, argparse.Namespace, TextIO], Coroutine[Any, Any, int]]
+
+
+def parse_roles(text: str) -> set[Role]:
+    roles = {part.strip() for part in text.split(",") if part.strip()}
+    unknown = roles - set(ALL_ROLES)
+    if unknown or not roles:
+        raise argparse.ArgumentTypeError(
+            f"roles are a comma-separated subset of {','.join(sorted(ALL_ROLES))}"
+        )
+    return roles  # type: ignore[return-value]  # checked against ALL_ROLES just above
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="engage-bridge",
+        description="Engage Smarter AI agents in Slack, Discord, support desks and a playground.",
+    )
+    parser.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the bridge (embedded defaults without configuration)")
+    run.add_argument(
+        "--roles",
+        type=parse_roles,
+        default=None,
+        help="comma-separated subset of http,listeners,workers (default: ENGAGE_BRIDGE_ROLES, all)",
+    )
+    sub.add_parser("chat", help="chat with the agent in this terminal (each session a thread)")
+    emulator = sub.add_parser("emulator", help="serve only the Engage Smarter API emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8090)
+    sub.add_parser("check", help="check configuration, credentials, agents, Redis, platforms")
+
+    threads = sub.add_parser("threads", help="the thread -> conversation map")
+    threads_sub = threads.add_subparsers(dest="action", required=True, metavar="ACTION")
+    threads_sub.add_parser("list", help="list known threads")
+    threads_sub.add_parser("show", help="show one thread's record").add_argument("key")
+    threads_sub.add_parser("forget", help="drop a thread's mapping").add_argument("key")
+
+    history = sub.add_parser("history", help="a thread's conversation, from Engage Smarter")
+    history.add_argument("key", help="thread key, e.g. slack:T123:C456:1712345.0001")
+
+    dead = sub.add_parser("dead-letters", help="turns given up after the last retry")
+    dead_sub = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dead_sub.add_parser("list", help="list dead letters")
+    dead_sub.add_parser("replay", help="queue a dead letter's turn again").add_argument("id")
+
+    sub.add_parser("rebuild-map", help="rebuild the thread map from Engage Smarter conversations")
+    return parser
+
+
+def install_stop_handlers(runtime: BridgeRuntime) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, runtime.stop)
+
+
+def describe(rt: BridgeRuntime, settings: Settings) -> list[str]:
+    """What `run` started, in plain words."""
+    lines = [f"engage-bridge is running (roles: {', '.join(sorted(rt.roles))})"]
+    if rt.embedded is not None:
+        how = "shared with another engage-bridge" if rt.embedded.reused else "started"
+        lines.append(
+            f"  Redis:          embedded redis-server ({how}) at {rt.embedded.socket_path}, "
+            f"data in {settings.data_dir.resolve()}"
+        )
+    elif rt.redis_url:
+        lines.append(f"  Redis:          {redacted_url(rt.redis_url)}")
+    if rt.emulator_url:
+        from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
+
+        lines.append(
+            f"  Engage Smarter: built-in emulator at {rt.emulator_url} "
+            f"(API key {DEFAULT_API_KEY}, org {DEFAULT_ORG_ID}; set ENGAGE_SMARTER_API_KEY "
+            "for the real API)"
+        )
+    else:
+        lines.append(f"  Engage Smarter: {settings.engage_api_url}")
+    names = [adapter.name for adapter in rt.adapters]
+    lines.append(f"  Adapters:       {', '.join(names) or 'none enabled'}")
+    if rt.http_url and "http" in rt.roles:
+        if "web" in names:
+            lines.append(f"  Playground:     {rt.http_url}/playground")
+            lines.append(f"  Operator view:  {rt.http_url}/operator")
+        lines.append(f"  Health:         {rt.http_url}/healthz   {rt.http_url}/readyz")
+        lines.append(f"  Metrics:        {rt.http_url}/metrics")
+    lines.append("Try it: open the playground in a browser, or run `engage-bridge chat`.")
+    lines.append("Stop with Ctrl+C.")
+    return lines
+
+
+async def cmd_run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    roles = args.roles if args.roles is not None else settings.roles
+    async with BridgeRuntime(settings, roles=roles) as rt:
+        install_stop_handlers(rt)
+        print("\n".join(describe(rt, settings)), file=out, flush=True)
+        if rt.emulator_url and rt.http_url:
+            record_run(
+                settings.data_dir, RunState(http_url=rt.http_url, emulator_url=rt.emulator_url)
+            )
+        try:
+            await rt.wait()
+        finally:
+            forget_run(settings.data_dir)
+    print("engage-bridge stopped.", file=out, flush=True)
+    return 0
+
+
+async def cmd_chat(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    from adapters.console import HELP, ConsoleAdapter
+
+    # Its own HTTP port (a `run` may hold 8080) and, when embedded, its own Redis: every worker
+    # on a shared Redis takes any thread, and a `run` process cannot print to this terminal.
+    update: dict[str, object] = {"http_port": 0, "http_host": "127.0.0.1"}
+    if not settings.redis_url:
+        update["data_dir"] = settings.data_dir / "chat"
+    chat_settings = settings.model_copy(update=update)
+    console = ConsoleAdapter(out=out)
+    roles: set[Role] = {"listeners", "workers"}
+    async with BridgeRuntime(chat_settings, adapters=[console], roles=roles) as rt:
+        install_stop_handlers(rt)
+        where = (
+            f"the built-in emulator ({rt.emulator_url})" if rt.emulator_url else "Engage Smarter"
+        )
+        agent = settings.file.routing.default_agent
+        print(f"Chatting with {agent} on {where}. Thread {console.thread}.", file=out)
+        print(HELP, file=out, flush=True)
+        await rt.wait()
+    return 0
+
+
+async def cmd_emulator(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID, serve
+
+    print(
+        f"Engage Smarter emulator on http://{args.host}:{args.port} "
+        f"(API key {DEFAULT_API_KEY}, org {DEFAULT_ORG_ID}). Stop with Ctrl+C.",
+        file=out,
+        flush=True,
+    )
+    await serve(host=args.host, port=args.port)
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "run": cmd_run,
+    "chat": cmd_chat,
+    "emulator": cmd_emulator,
+    "check": admin.cmd_check,
+    "threads": admin.cmd_threads,
+    "history": admin.cmd_history,
+    "dead-letters": admin.cmd_dead_letters,
+    "rebuild-map": admin.cmd_rebuild_map,
+}
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = out or sys.stdout
+    try:
+        overrides = {"log_level": "DEBUG"} if args.debug else {}
+        settings = Settings.load(**overrides)
+        configure_logging(settings)
+        return asyncio.run(COMMANDS[args.command](settings, args, out))
+    except KeyboardInterrupt:
+        return 130
+    except (BridgeError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"engage-bridge: error: {exc}", file=sys.stderr, flush=True)
+        return 1

@@ -1,0 +1,316 @@
+"""The wiring: Redis, Engage Smarter, adapters, the core and the HTTP server, run per role.
+
+`BridgeRuntime` builds whatever is not injected, starts the roles it is given and closes what
+it built, in reverse order. A role task that ends on its own (a crashed listener or worker
+loop) fails /readyz at once and ends `wait()`, so `engage-bridge run` exits non-zero and the
+supervisor restarts the process: a half-alive bridge that still acknowledges webhooks but
+never answers them is worse than a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from bridge.adapter import Adapter, HttpAdapter
+from bridge.config import Role, Settings
+from bridge.core import Bridge
+from bridge.embedded import EmbeddedRedis
+from bridge.engage.client import EngageClient
+from bridge.errors import BridgeError, ConfigError, StorageUnavailable
+from bridge.http import HttpServer, create_app
+from bridge.metrics import Metrics
+from bridge.threadmap import RedisClient
+
+log = logging.getLogger(__name__)
+
+_REDIS_PING_SECONDS = 2.0
+_TASK_STOP_SECONDS = 10.0
+
+# adapter module -> the Settings property that switches it on
+ADAPTER_SWITCHES = {
+    "slack": "slack_enabled",
+    "discord": "discord_enabled",
+    "desk": "desk_enabled",
+    "web": "web_enabled",
+}
+
+
+class RoleFailed(BridgeError):
+    """A role task (listener, workers, HTTP server) stopped on its own."""
+
+
+def enabled_adapter_names(settings: Settings) -> list[str]:
+    return [name for name, switch in ADAPTER_SWITCHES.items() if getattr(settings, switch)]
+
+
+def load_adapter(name: str, settings: Settings, redis: RedisClient) -> Adapter:
+    """Import `adapters.<name>` (only now: its SDK is heavy) and call its `create_adapter`."""
+    module_name = f"adapters.{name}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise ConfigError(f"the {name} adapter is enabled but {module_name} is missing") from exc
+    factory = getattr(module, "create_adapter", None)
+    if factory is None:
+        raise ConfigError(f"{module_name} has no create_adapter(settings, redis)")
+    adapter: Adapter = factory(settings, redis)
+    return adapter
+
+
+def build_adapters(settings: Settings, redis: RedisClient) -> list[Adapter]:
+    """Every enabled adapter; disabled ones are never imported."""
+    return [load_adapter(name, settings, redis) for name in enabled_adapter_names(settings)]
+
+
+def connect_redis(url: str, *, cluster: bool) -> RedisClient:
+    if cluster:
+        return aioredis.RedisCluster.from_url(url)
+    return aioredis.Redis.from_url(url, socket_connect_timeout=5)
+
+
+async def ping(redis: RedisClient) -> None:
+    """Raise StorageUnavailable unless Redis answers quickly."""
+    try:
+        async with asyncio.timeout(_REDIS_PING_SECONDS):
+            await redis.ping()
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise StorageUnavailable(f"Redis did not answer: {exc or type(exc).__name__}") from exc
+
+
+def redacted_url(url: str) -> str:
+    """A Redis URL fit for printing: the password (if any) masked."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = credentials.partition(":")[0]
+    return f"{scheme}{sep}{user}:***@{host}"
+
+
+class BridgeRuntime:
+    """`async with BridgeRuntime(settings) as rt:` everything runs; leaving the block stops it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        adapters: Sequence[Adapter] | None = None,
+        redis: RedisClient | None = None,
+        engage: EngageClient | None = None,
+        metrics: Metrics | None = None,
+        roles: set[Role] | frozenset[Role] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.roles: frozenset[Role] = frozenset(roles if roles is not None else settings.roles)
+        self.metrics = metrics or Metrics()
+        self.adapters: list[Adapter] = list(adapters) if adapters is not None else []
+        self._build_adapters = adapters is None
+        self._redis = redis
+        self._engage = engage
+        self._bridge: Bridge | None = None
+        self.embedded: EmbeddedRedis | None = None
+        self.redis_url: str | None = None
+        self.http_url: str | None = None
+        self.emulator_url: str | None = None
+        self.failure: BaseException | None = None
+        self._http: HttpServer | None = None
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._started = False
+        self._done = asyncio.Event()
+        self._cleanup = contextlib.AsyncExitStack()
+
+    # What the rest of the program and the tests use.
+    @property
+    def bridge(self) -> Bridge:
+        if self._bridge is None:
+            raise RuntimeError("the runtime is not started")
+        return self._bridge
+
+    @property
+    def redis(self) -> RedisClient:
+        if self._redis is None:
+            raise RuntimeError("the runtime is not started")
+        return self._redis
+
+    @property
+    def engage(self) -> EngageClient:
+        if self._engage is None:
+            raise RuntimeError("the runtime is not started")
+        return self._engage
+
+    async def __aenter__(self) -> BridgeRuntime:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stop_everything()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stop_everything()
+
+    def stop(self) -> None:
+        """Ask `wait()` to return (signal handlers call this)."""
+        self._done.set()
+
+    async def wait(self) -> None:
+        """Until `stop()` or until a role task ends; raises RoleFailed if one crashed."""
+        await self._done.wait()
+        if self.failure is not None:
+            raise RoleFailed(str(self.failure)) from self.failure
+
+    # Start-up, in dependency order; each step registers its own clean-up.
+    async def _start(self) -> None:
+        await self._start_redis()
+        if "http" in self.roles or (self._engage is None and self.settings.uses_emulator):
+            # Bound before the app exists, so the emulator's URL (even an ephemeral port) is known.
+            self._http = HttpServer(self.settings.http_host, self.settings.http_port)
+            self.http_url = self._http.url
+            self._cleanup.push_async_callback(self._http.stop)
+        emulator_app = self._start_engage()
+        if self._build_adapters:
+            self.adapters = build_adapters(self.settings, self.redis)
+        self._bridge = Bridge(
+            settings=self.settings,
+            redis=self.redis,
+            engage=self.engage,
+            adapters={adapter.name: adapter for adapter in self.adapters},
+            metrics=self.metrics,
+        )
+        for adapter in self.adapters:
+            # Always started: worker-only processes send replies too.
+            await adapter.start()
+            self._cleanup.push_async_callback(self._close_adapter, adapter)
+        if self._http is not None:
+            await self._http.start(self._app(emulator_app))
+            assert self._http.task is not None
+            self._watch("http", self._http.task)
+        if "workers" in self.roles:
+            await self.bridge.validate_agents()
+        self._start_roles()
+        self._started = True
+
+    async def _start_redis(self) -> None:
+        if self._redis is None:
+            if self.settings.redis_url:
+                self.redis_url = self.settings.redis_url
+            else:
+                self.embedded = EmbeddedRedis(self.settings.data_dir)
+                await self.embedded.start()
+                self._cleanup.push_async_callback(self.embedded.stop)
+                self.redis_url = self.embedded.url
+            self._redis = connect_redis(self.redis_url, cluster=self.settings.redis_cluster)
+            self._cleanup.push_async_callback(self._redis.aclose)
+        await ping(self._redis)
+
+    def _start_engage(self) -> Starlette | None:
+        """Build the client; with no API key, also the emulator app to mount. Returns that app."""
+        if self._engage is not None:
+            return None
+        if not self.settings.uses_emulator:
+            if not self.settings.engage_org_id:
+                raise ConfigError("ENGAGE_SMARTER_ORG_ID is required with ENGAGE_SMARTER_API_KEY")
+            self._engage = EngageClient.from_settings(self.settings)
+            self._cleanup.push_async_callback(self._engage.aclose)
+            return None
+        from bridge import emulator  # only needed without an API key
+
+        assert self.http_url is not None
+        self.emulator_url = f"{self.http_url}/emulator"
+        self._engage = EngageClient.from_settings(
+            self.settings,
+            base_url=self.emulator_url,
+            api_key=emulator.DEFAULT_API_KEY,
+            org_id=emulator.DEFAULT_ORG_ID,
+        )
+        self._cleanup.push_async_callback(self._engage.aclose)
+        app: Starlette = emulator.create_app()
+        return app
+
+    def _app(self, emulator_app: Starlette | None) -> Starlette:
+        routes: list[BaseRoute] = []
+        if "http" in self.roles:
+            for adapter in self.adapters:
+                if isinstance(adapter, HttpAdapter):
+                    routes.extend(adapter.routes(self.bridge))
+        mounts = {"/emulator": emulator_app} if emulator_app is not None else {}
+        return create_app(
+            metrics=self.metrics,
+            readiness=self.readiness,
+            refresh_metrics=self._refresh_metrics,
+            routes=routes,
+            mounts=mounts,
+        )
+
+    def _start_roles(self) -> None:
+        if "listeners" in self.roles:
+            for adapter in self.adapters:
+                task = asyncio.create_task(
+                    adapter.run(self.bridge), name=f"listener:{adapter.name}"
+                )
+                self._watch(f"listener:{adapter.name}", task)
+        if "workers" in self.roles:
+            self._watch("workers", asyncio.create_task(self.bridge.run_workers(), name="workers"))
+
+    def _watch(self, name: str, task: asyncio.Task[Any]) -> None:
+        self._tasks[name] = task
+        task.add_done_callback(lambda t: self._on_task_done(name, t))
+
+    def _on_task_done(self, name: str, task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or self._done.is_set():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("%s stopped with an error", name, exc_info=exc, extra={"role": name})
+            self.failure = exc
+        else:
+            # A listener that returns is done (the console at end of input), not broken.
+            log.info("%s finished", name, extra={"role": name})
+        self._done.set()
+
+    # Operator surface.
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            await ping(self.redis)
+            checks["redis"] = "ok"
+        except StorageUnavailable as exc:
+            checks["redis"] = str(exc)
+        if not self._started:
+            checks["runtime"] = "starting"
+        for name, task in self._tasks.items():
+            checks[name] = "ok" if not task.done() else "stopped"
+        return checks
+
+    async def _refresh_metrics(self) -> None:
+        self.metrics.queue_depth.set(await self.bridge.queue_depth())
+
+    # Shut-down, in reverse order of start-up.
+    async def _stop_everything(self) -> None:
+        self._done.set()
+        tasks = [t for name, t in self._tasks.items() if name != "http" and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=_TASK_STOP_SECONDS)
+            for task in pending:
+                log.warning("task did not stop in time", extra={"role": task.get_name()})
+        await self._cleanup.aclose()
+
+    async def _close_adapter(self, adapter: Adapter) -> None:
+        try:
+            await adapter.aclose()
+        except Exception:
+            log.warning("closing an adapter failed", exc_info=True, extra={"adapter": adapter.name})

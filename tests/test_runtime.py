@@ -1,0 +1,236 @@
+"""The runtime: builds what is not injected, runs roles, reports readiness, closes what it built."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bridge import runtime
+from bridge.adapter import Inbox
+from bridge.config import Role, Settings
+from bridge.embedded import answers_ping
+from bridge.engage.client import EngageClient
+from bridge.errors import ConfigError
+from bridge.models import Reply, ThreadKey
+from bridge.runtime import BridgeRuntime, RoleFailed, redacted_url
+from tests.redis_server import RedisServer
+
+
+def settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "_env_file": None,
+        "http_port": 0,
+        "data_dir": tmp_path / "data",
+        "web_enabled": False,
+    }
+    return Settings(**(values | overrides))
+
+
+@pytest.fixture
+async def unused_engage() -> AsyncIterator[EngageClient]:
+    # Nothing in these tests reaches Engage Smarter (no workers role).
+    client = EngageClient(base_url="http://127.0.0.1:9", api_key="k", org_id="o")
+    yield client
+    await client.aclose()
+
+
+class RecordingAdapter:
+    """An adapter whose listener waits (or fails on demand) and which serves one route."""
+
+    name = "recording"
+
+    def __init__(self, *, fail_after_start: bool = False) -> None:
+        self.fail_after_start = fail_after_start
+        self.started = False
+        self.closed = False
+        self.inbox: Inbox | None = None
+        self.running = asyncio.Event()
+        self.crash = asyncio.Event()
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def run(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+        self.running.set()
+        await self.crash.wait()
+        raise RuntimeError("gateway closed")
+
+    async def send(self, reply: Reply) -> str:
+        return "sent"
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def routes(self, inbox: Inbox) -> Sequence[BaseRoute]:
+        async def hook(request: Request) -> Response:
+            known = await inbox.is_known_thread(ThreadKey("recording", "w", "c", "t"))
+            return PlainTextResponse(f"known={known}")
+
+        return [Route("/recording/hook", hook)]
+
+
+async def test_health_readiness_metrics_and_adapter_routes_on_one_port(
+    tmp_path: Path, redis_server: RedisServer, unused_engage: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    roles: set[Role] = {"http", "listeners"}
+    async with BridgeRuntime(
+        settings(tmp_path, redis_url=redis_server.url),
+        adapters=[adapter],
+        engage=unused_engage,
+        roles=roles,
+    ) as rt:
+        await asyncio.wait_for(adapter.running.wait(), 5)
+        assert rt.http_url is not None
+        async with httpx.AsyncClient(base_url=rt.http_url) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            ready = await client.get("/readyz")
+            metrics = await client.get("/metrics")
+            hook = await client.get("/recording/hook")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"redis": "ok", "http": "ok", "listener:recording": "ok"}
+        assert "bridge_queue_depth 0.0" in metrics.text
+        assert hook.text == "known=False"
+        assert adapter.inbox is rt.bridge
+        assert adapter.started
+        assert rt.emulator_url is None
+    assert adapter.closed
+
+
+async def test_a_crashed_listener_fails_readiness_and_ends_wait(
+    tmp_path: Path, redis_server: RedisServer, unused_engage: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    roles: set[Role] = {"http", "listeners"}
+    async with BridgeRuntime(
+        settings(tmp_path, redis_url=redis_server.url),
+        adapters=[adapter],
+        engage=unused_engage,
+        roles=roles,
+    ) as rt:
+        await asyncio.wait_for(adapter.running.wait(), 5)
+        adapter.crash.set()
+        with pytest.raises(RoleFailed, match="gateway closed"):
+            await asyncio.wait_for(rt.wait(), 5)
+        assert rt.http_url is not None
+        async with httpx.AsyncClient(base_url=rt.http_url) as client:
+            ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["listener:recording"] == "stopped"
+
+
+async def test_adapters_are_started_even_without_the_listeners_role(
+    tmp_path: Path, redis_server: RedisServer, unused_engage: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    async with BridgeRuntime(
+        settings(tmp_path, redis_url=redis_server.url),
+        adapters=[adapter],
+        engage=unused_engage,
+        roles=frozenset(),
+    ) as rt:
+        assert adapter.started
+        assert adapter.inbox is None
+        assert rt.http_url is None
+    assert adapter.closed
+
+
+async def test_stop_ends_wait_cleanly(
+    tmp_path: Path, redis_server: RedisServer, unused_engage: EngageClient
+) -> None:
+    async with BridgeRuntime(
+        settings(tmp_path, redis_url=redis_server.url),
+        adapters=[],
+        engage=unused_engage,
+        roles={"http"},
+    ) as rt:
+        asyncio.get_running_loop().call_soon(rt.stop)
+        await asyncio.wait_for(rt.wait(), 5)
+        assert rt.failure is None
+
+
+async def test_without_a_redis_url_an_embedded_server_runs_in_the_data_dir(
+    tmp_path: Path, unused_engage: EngageClient
+) -> None:
+    async with BridgeRuntime(
+        settings(tmp_path), adapters=[], engage=unused_engage, roles=frozenset()
+    ) as rt:
+        assert rt.embedded is not None
+        assert rt.redis_url == rt.embedded.url
+        assert rt.embedded.socket_path.parent == (tmp_path / "data").resolve()
+        await rt.redis.set("k", "v")
+        socket_path = rt.embedded.socket_path
+    assert not await answers_ping(socket_path)
+
+
+async def test_injected_redis_is_used_and_left_open(
+    tmp_path: Path, redis_client: aioredis.Redis, unused_engage: EngageClient
+) -> None:
+    await redis_client.set("marker", "1")
+    async with BridgeRuntime(
+        settings(tmp_path), adapters=[], engage=unused_engage, redis=redis_client, roles=frozenset()
+    ) as rt:
+        assert rt.redis is redis_client
+        assert rt.embedded is None
+    assert await redis_client.get("marker") == b"1"
+
+
+async def test_unreachable_redis_is_reported_and_nothing_is_left_running(
+    tmp_path: Path, unused_engage: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    with pytest.raises(runtime.StorageUnavailable, match="Redis did not answer"):
+        async with BridgeRuntime(
+            settings(tmp_path, redis_url="redis://127.0.0.1:9/0"),
+            adapters=[adapter],
+            engage=unused_engage,
+        ):
+            pass
+    assert not adapter.started
+
+
+async def test_api_key_without_org_id_is_a_config_error(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    with pytest.raises(ConfigError, match="ENGAGE_SMARTER_ORG_ID"):
+        async with BridgeRuntime(
+            settings(tmp_path, redis_url=redis_server.url, engage_api_key="secret-key"),
+            adapters=[],
+            roles=frozenset(),
+        ):
+            pass
+
+
+def test_only_enabled_adapters_are_listed(tmp_path: Path) -> None:
+    assert runtime.enabled_adapter_names(settings(tmp_path)) == []
+    enabled = settings(tmp_path, web_enabled=True, desk_signing_secret="s" * 16)
+    assert runtime.enabled_adapter_names(enabled) == ["desk", "web"]
+
+
+async def test_an_enabled_adapter_whose_module_is_missing_is_a_config_error(
+    tmp_path: Path, redis_client: aioredis.Redis
+) -> None:
+    with pytest.raises(ConfigError, match="adapters.carrier_pigeon is missing"):
+        runtime.load_adapter("carrier_pigeon", settings(tmp_path), redis_client)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@db:6379/0", "redis://:***@db:6379/0"),
+        ("rediss://user:pw@db/0", "rediss://user:***@db/0"),
+        ("redis://db:6379/0", "redis://db:6379/0"),
+    ],
+)
+def test_redis_urls_are_printed_without_passwords(url: str, shown: str) -> None:
+    assert redacted_url(url) == shown
