@@ -220,7 +220,7 @@ def test_only_enabled_adapters_are_listed(tmp_path: Path) -> None:
 async def test_an_enabled_adapter_whose_module_is_missing_is_a_config_error(
     tmp_path: Path, redis_client: aioredis.Redis
 ) -> None:
-    with pytest.raises(ConfigError, match="adapters.carrier_pigeon is missing"):
+    with pytest.raises(ConfigError, match=r"adapters\.carrier_pigeon is missing"):
         runtime.load_adapter("carrier_pigeon", settings(tmp_path), redis_client)
 
 
