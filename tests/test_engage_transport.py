@@ -242,3 +242,17 @@ async def test_an_injected_http_client_is_left_open_and_an_owned_one_is_closed()
     async with EngageClient(base_url="http://x", api_key="k", org_id="o") as owned:
         pass
     assert owned._http_client.is_closed
+
+
+async def test_a_503_with_retry_after_waits_as_asked_before_repeating_a_read() -> None:
+    rec = Recorder()
+    async with mock_client([status(503, **{"Retry-After": "1"}), ok([])], rec) as client:
+        assert await client.get_conversation_tags("c1") == []
+    assert rec.sleeps == [1.0]
+
+
+async def test_an_agents_list_that_is_not_an_object_is_a_protocol_error() -> None:
+    rec = Recorder()
+    async with mock_client([ok([{"name": "parrot"}])], rec) as client:
+        with pytest.raises(errors.EngageProtocolError):
+            await client.list_agents()

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from bridge.config import Settings
-from bridge.engage.errors import ChatOutcomeUnknown
+from bridge.engage.errors import ChatOutcomeUnknown, EngageProtocolError
 from bridge.engage.models import (
     AgentMetadata,
     AgentStatus,
@@ -148,7 +148,7 @@ class EngageClient(RunsMixin, TagsMixin):
     async def list_agents(self) -> dict[str, AgentMetadata]:
         payload = await self._http.request(GET, "/v1/agents", safety=SAFE)
         if not isinstance(payload, dict):
-            payload = {"agents": payload}  # let the validation below report the wrong shape
+            raise EngageProtocolError(f"expected an object of agents, got {type(payload).__name__}")
         return {name: parse_one(AgentMetadata, agent) for name, agent in payload.items()}
 
     async def validate_agent(self, agent: str) -> bool:

@@ -85,6 +85,7 @@ class Failed:
     error: EngageError
     failure: Failure
     cause: BaseException | None = None
+    retry_after: float | None = None  # a 429's or 503's Retry-After, in seconds
 
     @classmethod
     def from_transport(cls, exc: httpx.TransportError) -> Failed:
@@ -93,7 +94,8 @@ class Failed:
     @classmethod
     def from_response(cls, response: httpx.Response) -> Failed:
         error = response_error(response)
-        return cls(error, status_failure(error))
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return cls(error, status_failure(error), retry_after=retry_after)
 
 
 class EngageHttp:
@@ -194,8 +196,11 @@ class EngageHttp:
             raise unknown(f"{method} {path} may or may not have taken effect: {error}") from (
                 cause or error
             )
-        retry_after = error.retry_after if isinstance(error, RateLimited) else None
-        delay = next_delay(self._retry, attempt, retry_after) if decision is Verdict.RETRY else None
+        delay = (
+            next_delay(self._retry, attempt, failed.retry_after)
+            if decision is Verdict.RETRY
+            else None
+        )
         if delay is None:
             raise error from cause
         log.warning(
