@@ -1,0 +1,174 @@
+"""Fault injection: per emulator (a mutable `Faults`) and per request (`X-Emulator-Faults`).
+
+"The next 2 chat calls fail with 503": `faults.scope = "chat"; faults.fail_next = 2`.
+"Half of all calls fail": `faults.rate = 0.5` (seedable: `faults.reseed(1)`). One request can
+carry its own: `X-Emulator-Faults: latency=0.2,status=503,rate=0.5,retry_after=1,
+break_stream_after=1,agent_delay=2,agent_error=1,lose_response=1`.
+
+Faults apply to `/v1/...` only, never to `/_emulator/...` or the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+FAULTS_HEADER = "x-emulator-faults"
+PLAN_KEY = "emulator_faults"
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    """What happens to one request, decided before it runs."""
+
+    latency: float = 0.0
+    fail_status: int | None = None
+    retry_after: float | None = None
+    # The request is processed in full, then the client gets this status: outcome unknown to it.
+    lose_response_status: int | None = None
+    break_stream_after: int | None = None
+    agent_delay: float = 0.0
+    agent_error: bool = False
+
+
+@dataclass
+class Faults:
+    """The emulator's standing faults; tests change fields at any time (also via /_emulator/faults).
+
+    scope: "all" (every /v1 route), "chat" (conversation and run chat calls) or a path prefix
+    such as "/v1/conversations".
+    """
+
+    scope: str = "all"
+    latency: float = 0.0
+    rate: float = 0.0
+    status: int = 503
+    retry_after: float | None = None
+    fail_next: int = 0
+    lose_response_next: int = 0
+    break_stream_after: int | None = None
+    agent_delay: float = 0.0
+    agent_error: bool = False
+    seed: int | None = None
+    _rng: random.Random = field(default_factory=random.Random, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.reseed(self.seed)
+
+    def reseed(self, seed: int | None) -> None:
+        self.seed = seed
+        self._rng.seed(seed)
+
+    def reset(self) -> None:
+        """Back to no faults at all, in place (the app keeps this same object)."""
+        for f in dataclasses.fields(self):
+            if f.init:
+                setattr(self, f.name, f.default)
+        self.reseed(None)
+
+    def update(self, changes: dict[str, Any]) -> None:
+        names = {f.name for f in dataclasses.fields(self) if f.init}
+        unknown = set(changes) - names
+        if unknown:
+            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        for name, value in changes.items():
+            if name == "seed":
+                self.reseed(value)
+            else:
+                setattr(self, name, value)
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.scope == "all":
+            return True
+        if self.scope == "chat":
+            return method == "POST" and path.endswith("/chat")
+        return path.startswith(self.scope)
+
+    def roll(self, rate: float) -> bool:
+        with self._lock:
+            return rate > 0 and self._rng.random() < rate
+
+    def plan(self, method: str, path: str) -> FaultPlan:
+        """Decide this request's faults, consuming the `*_next` counters."""
+        if not self.matches(method, path):
+            return FaultPlan()
+        with self._lock:
+            fail = self.fail_next > 0
+            if fail:
+                self.fail_next -= 1
+            lose = not fail and self.lose_response_next > 0
+            if lose:
+                self.lose_response_next -= 1
+        fail = fail or self.roll(self.rate)
+        return FaultPlan(
+            latency=self.latency,
+            fail_status=self.status if fail else None,
+            retry_after=self.retry_after,
+            lose_response_status=self.status if lose else None,
+            break_stream_after=self.break_stream_after,
+            agent_delay=self.agent_delay,
+            agent_error=self.agent_error,
+        )
+
+    def plan_with_header(self, method: str, path: str, header: str | None) -> FaultPlan:
+        """The standing plan, overridden field by field by the request's own header."""
+        plan = self.plan(method, path)
+        if not header:
+            return plan
+        asked = parse_header(header)
+        status = int(asked.get("status", plan.fail_status or self.status))
+        if not 400 <= status <= 599:
+            raise ValueError("fault status must be an error status (400-599)")
+        rate = asked.get("rate", 1.0 if "status" in asked else 0.0)
+        changes: dict[str, Any] = {
+            key: asked[key] for key in ("latency", "retry_after", "agent_delay") if key in asked
+        }
+        if "break_stream_after" in asked:
+            changes["break_stream_after"] = int(asked["break_stream_after"])
+        if "agent_error" in asked:
+            changes["agent_error"] = bool(asked["agent_error"])
+        if asked.get("lose_response"):
+            changes["lose_response_status"] = status
+        if self.roll(rate):
+            changes["fail_status"] = status
+        return dataclasses.replace(plan, **changes)
+
+
+_HEADER_KEYS = {
+    "latency",
+    "status",
+    "rate",
+    "retry_after",
+    "break_stream_after",
+    "agent_delay",
+    "agent_error",
+    "lose_response",
+}
+
+
+def parse_header(header: str) -> dict[str, float]:
+    """`latency=0.2,status=503` -> {"latency": 0.2, "status": 503.0}; ValueError if malformed."""
+    values: dict[str, float] = {}
+    for item in header.split(","):
+        if not item.strip():
+            continue
+        key, sep, raw = item.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in _HEADER_KEYS:
+            raise ValueError(f"unknown or malformed fault {item.strip()!r}")
+        values[key] = float(raw)
+        if values[key] < 0:
+            raise ValueError(f"fault {key} must not be negative")
+    return values
+
+
+def plan_for(request: Request) -> FaultPlan:
+    """The plan the fault middleware chose for this request (none outside the middleware)."""
+    plan = request.scope.get("state", {}).get(PLAN_KEY)
+    return plan if isinstance(plan, FaultPlan) else FaultPlan()

@@ -1,0 +1,1 @@
+"""The emulator's routers, one per resource of the contract."""
