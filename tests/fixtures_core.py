@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bridge.adapter import Inbox
-from bridge.config import Settings
+from bridge.config import FileConfig, Routing, Settings
 from bridge.core import Bridge
 from bridge.engage.client import EngageClient
 from bridge.errors import PlatformError
@@ -150,6 +150,7 @@ def core_settings(**overrides: Any) -> Settings:
         "worker_concurrency": 16,
         "engage_api_key": "emulator-key",
         "engage_org_id": "emulator-org",
+        "file": FileConfig(routing=Routing(default_agent="parrot")),
     }
     base.update(overrides)
     return Settings(**base)

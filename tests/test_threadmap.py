@@ -1,0 +1,136 @@
+"""Thread map on real Redis and the emulator: one conversation per thread, data, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bridge import keys
+from bridge.engage.client import EngageClient
+from tests.fixtures_core import (
+    RecordingAdapter,
+    make_bridge,
+    message,
+    running,
+    thread_key,
+    wait_until,
+)
+
+
+def conversations_for(emulator: Any, key: str) -> list[Any]:
+    return [c for c in emulator.state.conversations.values() if c.data.get("thread_key") == key]
+
+
+async def test_one_conversation_per_thread_under_50_concurrent_first_messages(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridges = [make_bridge(redis_client, engage_client, adapter, consumer=f"w{i}") for i in range(3)]
+    threads = [thread_key(n) for n in range(5)]
+    firsts = [message(t, f"{t.thread}-{i}") for t in threads for i in range(10)]
+    async with running(*bridges):
+        results = await asyncio.gather(*(bridges[i % 3].submit(m) for i, m in enumerate(firsts)))
+        assert all(r.accepted for r in results)
+
+        async def all_answered() -> bool:
+            users = sum(
+                1
+                for c in emulator.state.conversations.values()
+                for m in c.messages
+                if m.role == "user"
+            )
+            return users == 50 and await redis_client.xlen(keys.READY_STREAM) == 0
+
+        await wait_until(all_answered, timeout=30)
+    for t in threads:
+        [conversation] = conversations_for(emulator, str(t))
+        users = [m.content for m in conversation.messages if m.role == "user"]
+        assert sorted(users) == sorted(f"{t.thread}-{i}" for i in range(10))
+
+
+async def test_conversation_is_created_with_source_and_data(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    thread = thread_key("x")
+    await bridge.submit(message(thread, "hi", user_id="U7", user_name="Grace", ticket_id="TCK-9"))
+    async with running(bridge):
+        await wait_until(lambda: len(adapter.sent) == 1)
+    [conversation] = conversations_for(emulator, str(thread))
+    assert conversation.source == "console"
+    assert conversation.data == {
+        "user_id": "U7",
+        "user_name": "Grace",
+        "ticket_id": "TCK-9",
+        "thread_key": str(thread),
+        "platform": "console",
+        "workspace_id": "W1",
+        "channel_id": "C1",
+        "thread_id": "tx",
+        "permalink": "https://chat.example/p/1",
+        "status": "bot",
+    }
+    record = await bridge.threads.get(thread)
+    assert record is not None and record.conversation_id == conversation.id
+    assert record.agent == "parrot" and record.status == "bot"
+    assert 0 < await redis_client.ttl(keys.record(thread)) <= bridge.settings.thread_idle_ttl_seconds
+
+
+async def test_ticket_id_defaults_to_the_platform_thread_id(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    bridge = make_bridge(redis_client, engage_client, RecordingAdapter())
+    record, created = await bridge.threads.ensure(engage_client, message(thread_key(5)), "parrot")
+    assert created
+    assert emulator.state.conversations[record.conversation_id].data["ticket_id"] == "t5"
+
+
+async def test_a_create_that_crashed_before_the_redis_write_is_found_not_repeated(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    bridge = make_bridge(redis_client, engage_client, RecordingAdapter())
+    thread = thread_key("crash")
+    orphan = await engage_client.create_conversation(
+        data={"thread_key": str(thread)}, source="console"
+    )
+    await redis_client.set(keys.create_claim(thread), "dead-worker")
+    record, created = await bridge.threads.ensure(engage_client, message(thread), "parrot")
+    assert not created
+    assert record.conversation_id == orphan.id
+    assert len(conversations_for(emulator, str(thread))) == 1
+    assert not await redis_client.exists(keys.create_claim(thread))
+
+
+async def test_rebuild_map_restores_records_newest_conversation_wins(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    bridge = make_bridge(redis_client, engage_client, RecordingAdapter())
+    a, b = thread_key("a"), thread_key("b")
+    old = await engage_client.create_conversation(data={"thread_key": str(a)}, source="console")
+    new = await engage_client.create_conversation(
+        data={"thread_key": str(a), "status": "human"}, source="console"
+    )
+    other = await engage_client.create_conversation(data={"thread_key": str(b)}, source="web")
+    await engage_client.create_conversation(data={"unrelated": True})
+    assert old.id != new.id
+    assert await bridge.rebuild_map() == 2
+    rec_a, rec_b = await bridge.threads.get(a), await bridge.threads.get(b)
+    assert rec_a is not None and rec_a.conversation_id == new.id and rec_a.status == "human"
+    assert rec_b is not None and rec_b.conversation_id == other.id and rec_b.source == "web"
+
+
+async def test_list_show_and_forget_threads(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    bridge = make_bridge(redis_client, engage_client, RecordingAdapter())
+    for n in range(3):
+        await bridge.threads.ensure(engage_client, message(thread_key(n)), "parrot")
+    listed = await bridge.threads.list()
+    assert sorted(r.thread_key for r in listed) == sorted(str(thread_key(n)) for n in range(3))
+    assert await bridge.threads.forget(thread_key(1))
+    assert await bridge.threads.get(thread_key(1)) is None
+    assert not await bridge.is_known_thread(thread_key(1))
+    assert await bridge.is_known_thread(thread_key(0))
