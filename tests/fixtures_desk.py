@@ -5,13 +5,22 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
+from adapters.desk import create_adapter as create_desk_adapter
 from adapters.desk.signing import signed_headers
+from bridge.adapter import Adapter
+from bridge.config import Settings
+from bridge.engage.client import EngageClient
+from bridge.runtime import BridgeRuntime
 from tests.fakes.desk import FakeDesk
+from tests.fixtures_core import core_settings
 
 DESK_SECRET = "desk-webhook-secret"
 CALLBACK_SECRET = "desk-callback-secret"
@@ -66,3 +75,45 @@ async def fake_desk() -> AsyncIterator[FakeDesk]:
     await desk.start()
     yield desk
     await desk.close()
+
+
+def bridge_settings(tmp_path: Path, emulator: Any, **overrides: Any) -> Settings:
+    """Settings for a whole bridge in-process: ephemeral HTTP port, the test emulator, fast
+    worker timings (see tests/fixtures_core.py)."""
+    values: dict[str, Any] = {
+        "http_port": 0,
+        "data_dir": tmp_path / "data",
+        "engage_api_url": emulator.url,
+        "engage_api_key": emulator.api_key,
+        "engage_org_id": emulator.org_id,
+        "desk_signing_secret": DESK_SECRET,
+        "desk_callback_secret": CALLBACK_SECRET,
+        **overrides,
+    }
+    return core_settings(**values)
+
+
+@asynccontextmanager
+async def bridge_runtime(
+    settings: Settings, redis: aioredis.Redis, emulator: Any, adapters: Sequence[Adapter]
+) -> AsyncIterator[BridgeRuntime]:
+    """The real runtime (HTTP server, workers) with the given adapters, on the test emulator."""
+    engage = EngageClient(
+        base_url=emulator.url, api_key=emulator.api_key, org_id=emulator.org_id, max_attempts=2
+    )
+    try:
+        async with BridgeRuntime(settings, adapters=adapters, redis=redis, engage=engage) as rt:
+            yield rt
+    finally:
+        await engage.aclose()
+
+
+@pytest.fixture
+async def desk_bridge(
+    tmp_path: Path, redis_client: aioredis.Redis, emulator: Any, fake_desk: FakeDesk
+) -> AsyncIterator[BridgeRuntime]:
+    """A running bridge with the desk adapter, answering through `fake_desk`."""
+    settings = bridge_settings(tmp_path, emulator, desk_callback_url=fake_desk.url)
+    desk = create_desk_adapter(settings)
+    async with bridge_runtime(settings, redis_client, emulator, [desk]) as rt:
+        yield rt

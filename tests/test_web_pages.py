@@ -1,0 +1,82 @@
+"""The operator view's HTML: escaped values, status badges, links to each thread's history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from adapters.web.pages import thread_page, thread_url, threads_page
+from bridge.engage.models import ConversationReadFull, MessageRead
+
+
+@dataclass(frozen=True)
+class Row:
+    thread_key: str = "desk:acme:tickets:T%3A1"
+    conversation_id: str = "conv-1"
+    agent: str = "parrot"
+    source: str = "desk"
+    status: str = "human"
+    assignee: str = "<b>agent-7</b>"
+    created: str = "2026-11-27T06:00:00.5+00:00"
+    updated: str = "2026-11-27T06:05:00.5+00:00"
+
+
+def message(role: str, content: str) -> MessageRead:
+    return MessageRead(
+        id="m1",
+        org_id="o",
+        conversation_id="conv-1",
+        run_id="r",
+        role=role,
+        content=content,
+        name="parrot" if role == "agent" else None,
+        created=datetime(2026, 11, 27, 6, 1, tzinfo=UTC),
+    )
+
+
+def test_thread_url_quotes_the_key_so_percent_escapes_survive() -> None:
+    assert (
+        thread_url("desk:acme:tickets:T%3A1") == "/operator/threads/desk%3Aacme%3Atickets%3AT%253A1"
+    )
+
+
+def test_threads_page_lists_conversation_agent_status_and_activity() -> None:
+    page = threads_page([Row()])
+    assert "conv-1" in page
+    assert "parrot" in page
+    assert 'data-state="human"' in page
+    assert "2026-11-27 06:05:00" in page
+    assert f'href="{thread_url(Row().thread_key)}"' in page
+
+
+def test_values_are_escaped() -> None:
+    page = threads_page([Row()])
+    assert "<b>agent-7</b>" not in page
+    assert "&lt;b&gt;agent-7&lt;/b&gt;" in page
+
+
+def test_empty_list_points_to_the_playground() -> None:
+    assert 'href="/playground"' in threads_page([])
+
+
+def test_thread_page_shows_history_and_metadata() -> None:
+    conversation = ConversationReadFull(
+        id="conv-1",
+        org_id="o",
+        data={"status": "human", "ticket_id": "T:1"},
+        source="desk",
+        created=datetime(2026, 11, 27, tzinfo=UTC),
+        user_id="u",
+    )
+    page = thread_page(
+        Row(), conversation, [message("user", "<script>x</script>"), message("agent", "Hi")]
+    )
+    assert "&lt;script&gt;x&lt;/script&gt;" in page
+    assert "<script>x" not in page
+    assert 'data-role="agent"' in page
+    assert "&quot;ticket_id&quot;: &quot;T:1&quot;" in page
+
+
+def test_thread_page_reports_unavailable_history() -> None:
+    page = thread_page(Row(), None, [], "EngageConnectError")
+    assert "History unavailable: EngageConnectError" in page
