@@ -13,7 +13,7 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -83,6 +83,7 @@ class FakeDiscord:
             token=token, ready_payload=self._ready, guild_payloads=self._guilds
         )
         self._runner: web.AppRunner | None = None
+        self._query: Mapping[str, str] = {}
         self._changed = asyncio.Condition()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -281,6 +282,7 @@ class FakeDiscord:
         path = "/" + request.match_info["tail"]
         body = await request.json() if request.can_read_body else None
         call = Call(request.method, path, body)
+        self._query = request.query
         self.calls.append(call)
         try:
             response = await self._handle(request, path, body)
@@ -465,17 +467,42 @@ class FakeDiscord:
         if record["responses"]:
             raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
         record["responses"].append(body)
-        return web.Response(status=204)
+        interaction = record["interaction"]
+        flags = (body.get("data") or {}).get("flags", 0)
+        loading = body["type"] == 5
+        original = self._message(
+            interaction["channel_id"], self.bot, (body.get("data") or {}).get("content") or "",
+            type=20, flags=flags | (128 if loading else 0), interaction_id=interaction["id"],
+        )  # fmt: skip
+        record["original"] = original
+        if self._query.get("with_response") not in ("1", "true"):
+            return web.Response(status=204)
+        return _json({
+            "interaction": {
+                "id": interaction["id"], "type": interaction["type"],
+                "response_message_id": original["id"], "response_message_loading": loading,
+                "response_message_ephemeral": bool(flags & 64),
+            },
+            "resource": {"type": body["type"], "message": _wire(original)},
+        })  # fmt: skip
 
     async def _followup(self, body: Json, _: str, token: str) -> web.Response:
+        """The first followup after a deferral fills in the loading message; later ones add."""
         record = self._interaction(token)
         if not record["responses"]:
             raise DiscordError(404, 10015, "Unknown Webhook")
-        channel_id = record["interaction"]["channel_id"]
-        message = self._message(channel_id, self.bot, body.get("content") or "", type=20,
-                                allowed_mentions=body.get("allowed_mentions"),
-                                flags=body.get("flags", 0))  # fmt: skip
-        record.setdefault("followups", []).append(message)
+        followups = record.setdefault("followups", [])
+        original = record["original"]
+        if not followups and original["flags"] & 128:
+            original.update(content=body.get("content") or "", flags=original["flags"] & ~128)
+            message = original
+        else:
+            message = self._message(
+                original["channel_id"], self.bot, body.get("content") or "", type=20,
+                flags=body.get("flags", 0),
+            )  # fmt: skip
+        message["allowed_mentions"] = body.get("allowed_mentions")
+        followups.append(message)
         return _json(_wire(message))
 
     async def _edit_original(self, body: Json, _: str, token: str) -> web.Response:
