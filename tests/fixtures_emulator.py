@@ -1,1 +1,71 @@
-"""Fixtures for the emulator tests."""
+"""Fixtures for the emulator: one uvicorn server per session, fresh state and faults per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from bridge.emulator import (
+    DEFAULT_API_KEY,
+    DEFAULT_ORG_ID,
+    DEFAULT_USER_ID,
+    OTHER_API_KEY,
+    OTHER_ORG_ID,
+    EmulatorState,
+    Faults,
+    ThreadedEmulator,
+)
+
+
+@dataclass(frozen=True)
+class Emulator:
+    """A running emulator: `.url` is the base URL without /v1."""
+
+    url: str
+    api_key: str
+    org_id: str
+    user_id: str
+    other_api_key: str
+    other_org_id: str
+    state: EmulatorState
+    faults: Faults
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Api-Key": self.api_key, "X-Org-Id": self.org_id}
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[ThreadedEmulator]:
+    server = ThreadedEmulator()
+    server.start(timeout=10)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def emulator(emulator_server: ThreadedEmulator) -> Iterator[Emulator]:
+    """A fresh emulator for this test (the server is shared; state and faults start empty)."""
+    emulator_server.state.reset()
+    emulator_server.faults.reset()
+    yield Emulator(
+        url=emulator_server.url,
+        api_key=DEFAULT_API_KEY,
+        org_id=DEFAULT_ORG_ID,
+        user_id=DEFAULT_USER_ID,
+        other_api_key=OTHER_API_KEY,
+        other_org_id=OTHER_ORG_ID,
+        state=emulator_server.state,
+        faults=emulator_server.faults,
+    )
+    emulator_server.faults.reset()
+
+
+@pytest.fixture
+async def emulator_http(emulator: Emulator) -> AsyncIterator[httpx.AsyncClient]:
+    """A plain httpx client for the emulator, authenticated as the default user."""
+    async with httpx.AsyncClient(base_url=emulator.url, headers=emulator.headers) as client:
+        yield client

@@ -38,6 +38,9 @@ class ThreadedEmulator:
         self.state = state if state is not None else EmulatorState()
         self.faults = faults if faults is not None else Faults()
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Accepted sockets inherit this; without it every keep-alive request waits ~40 ms for a
+        # delayed ACK (uvicorn writes a response's head and body separately).
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._socket.bind(("127.0.0.1", 0))
         self.port = int(self._socket.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
