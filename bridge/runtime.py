@@ -34,6 +34,8 @@ from bridge.threadmap import RedisClient
 log = logging.getLogger(__name__)
 
 _REDIS_PING_SECONDS = 2.0
+_REDIS_SOCKET_TIMEOUT_SECONDS = 30.0
+_REDIS_CONNECT_TIMEOUT_SECONDS = 5.0
 _TASK_STOP_SECONDS = 10.0
 
 # adapter module -> the Settings property that switches it on
@@ -75,9 +77,15 @@ def build_adapters(settings: Settings, redis: RedisClient) -> list[Adapter]:
 
 
 def connect_redis(url: str, *, cluster: bool) -> RedisClient:
+    # Explicit timeouts: redis-py 8 silently defaults reads to 5 s, which would cut the workers'
+    # blocking stream reads; with the value in the connection kwargs the workers see it and keep
+    # their blocking reads shorter.
+    read, connect = _REDIS_SOCKET_TIMEOUT_SECONDS, _REDIS_CONNECT_TIMEOUT_SECONDS
     if cluster:
-        return aioredis.RedisCluster.from_url(url)
-    return aioredis.Redis.from_url(url, socket_connect_timeout=5)
+        return aioredis.RedisCluster.from_url(
+            url, socket_timeout=read, socket_connect_timeout=connect
+        )
+    return aioredis.Redis.from_url(url, socket_timeout=read, socket_connect_timeout=connect)
 
 
 async def ping(redis: RedisClient) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 
 from adapters.console import ConsoleAdapter, to_event
 from bridge.adapter import Adapter, StatusAdapter
+from bridge.config import Role, Settings
 from bridge.models import InboundMessage, Reply, ReplyKind, SubmitResult, ThreadKey
+from bridge.runtime import BridgeRuntime
+from tests.redis_server import RedisServer
 
 
 async def lines_of(items: Iterable[str]) -> AsyncIterator[str]:
@@ -122,3 +126,58 @@ async def test_end_of_input_gives_up_waiting_after_the_drain_timeout() -> None:
     inbox = SilentInbox(adapter)
     await asyncio.wait_for(adapter.run(inbox), timeout=5)
     assert len(inbox.received) == 1
+
+
+class TypedLines:
+    """Lines typed one at a time by the test, ended with `close()`."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def type(self, line: str) -> None:
+        self.queue.put_nowait(line + "\n")
+
+    def close(self) -> None:
+        self.queue.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        while (line := await self.queue.get()) is not None:
+            yield line
+
+
+async def wait_for_output(out: io.StringIO, needle: str, *, after: int = 0) -> str:
+    deadline = asyncio.get_running_loop().time() + 20
+    while needle not in out.getvalue()[after:]:
+        assert asyncio.get_running_loop().time() < deadline, out.getvalue()
+        await asyncio.sleep(0.02)
+    return out.getvalue()[after:]
+
+
+async def test_a_console_chat_through_the_whole_bridge_uses_the_history(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        redis_url=redis_server.url,
+        http_port=0,
+        data_dir=tmp_path,
+    )
+    typed, out = TypedLines(), io.StringIO()
+    console = ConsoleAdapter(lines=typed, out=out, session_id="e2e")
+    roles: set[Role] = {"listeners", "workers"}
+    async with BridgeRuntime(settings, adapters=[console], roles=roles) as rt:
+        assert rt.emulator_url is not None  # no API key: the built-in emulator, in-process
+        typed.type("Hi, my name is Ada")
+        first = await wait_for_output(out, "pensions-questions-latest: ")
+        assert "Nice to meet you, Ada" in first
+        assert "… Reading your question…" in first
+        mark = len(out.getvalue())
+        typed.type("When can I take my pension?")
+        second = await wait_for_output(out, "pensions-questions-latest: ", after=mark)
+        assert "Turn 2. Nice to see you again, Ada." in second
+        typed.close()
+        await asyncio.wait_for(rt.wait(), 10)
+        conversations = await rt.engage.search_own_conversations()
+        assert len(conversations) == 1
+        assert conversations[0].source == "console"
+        assert conversations[0].data["thread_key"] == "console:local:terminal:e2e"

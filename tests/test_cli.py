@@ -1,0 +1,299 @@
+"""The `engage-bridge` command: zero-config `run` as a real process, chat, check, operator verbs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adapters.console import ConsoleAdapter
+from bridge.cli import build_parser, main
+from bridge.config import Role, Settings
+from bridge.runtime import BridgeRuntime
+from tests.fixtures_emulator import Emulator
+from tests.redis_server import RedisServer
+
+ENGAGE_BRIDGE = str(Path(sys.executable).parent / "engage-bridge")
+_PREFIXES = ("ENGAGE_", "SLACK_", "DISCORD_")
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No engage-bridge configuration in the environment; a temp dir as cwd and data dir."""
+    for name in list(os.environ):
+        if name.startswith(_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield tmp_path
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+# Parsing
+
+
+def test_roles_are_parsed_as_a_comma_separated_subset() -> None:
+    args = build_parser().parse_args(["run", "--roles", "http, workers"])
+    assert args.roles == {"http", "workers"}
+
+
+def test_unknown_roles_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["run", "--roles", "http,cooks"])
+    assert exit_info.value.code == 2
+    assert "subset of http,listeners,workers" in capsys.readouterr().err
+
+
+def test_every_documented_command_parses() -> None:
+    parser = build_parser()
+    for argv in (
+        ["run"],
+        ["chat"],
+        ["emulator", "--host", "0.0.0.0", "--port", "9000"],
+        ["check"],
+        ["threads", "list"],
+        ["threads", "show", "slack:T:C:1"],
+        ["threads", "forget", "slack:T:C:1"],
+        ["history", "slack:T:C:1"],
+        ["dead-letters", "list"],
+        ["dead-letters", "replay", "abc"],
+        ["rebuild-map"],
+    ):
+        assert parser.parse_args(argv).command == argv[0]
+
+
+# Operator verbs, in-process, on embedded defaults
+
+
+def test_threads_list_on_a_fresh_data_dir_is_empty(clean_env: Path) -> None:
+    code, out = run_cli("threads", "list")
+    assert code == 0
+    assert out.strip().endswith("0 thread(s)")
+    assert (clean_env / ".engage-bridge" / "appendonly.aof").exists()
+
+
+def test_errors_are_one_line_without_traceback(
+    clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run_cli("history", "slack:T1:C1:1.2")
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "engage-bridge: error: no conversation is mapped to thread slack:T1:C1:1.2" in err
+    assert "Traceback" not in err
+
+
+def test_a_malformed_thread_key_is_explained(
+    clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run_cli("threads", "show", "not-a-key")
+    assert code == 1
+    assert "expected platform:workspace:channel:thread" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback(clean_env: Path) -> None:
+    with pytest.raises(Exception, match="no conversation is mapped"):
+        main(["--debug", "history", "slack:T1:C1:1.2"], out=io.StringIO())
+
+
+def test_invalid_configuration_is_one_line(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ENGAGE_BRIDGE_HTTP_PORT", "eighty")
+    code, _ = run_cli("threads", "list")
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("engage-bridge: error: invalid configuration")
+
+
+def test_dead_letters_list_and_unknown_replay(
+    clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli("dead-letters", "list") == (0, "0 dead letter(s)\n")
+    code, _ = run_cli("dead-letters", "replay", "nope")
+    assert code == 1
+    assert "no dead letter nope" in capsys.readouterr().err
+
+
+def test_check_passes_on_zero_configuration(clean_env: Path) -> None:
+    code, out = run_cli("check")
+    assert code == 0, out
+    assert "OK   redis: embedded answers" in out
+    assert "OK   engage smarter: built-in emulator accepts the credentials" in out
+    assert "OK   agent pensions-questions-latest: active" in out
+    assert "OK   platform web: credentials accepted" in out
+    assert out.strip().endswith("all checks passed")
+
+
+def test_check_names_each_failure(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, emulator: Emulator
+) -> None:
+    monkeypatch.setenv("ENGAGE_BRIDGE_REDIS_URL", "redis://127.0.0.1:9/0")
+    monkeypatch.setenv("ENGAGE_SMARTER_API_URL", emulator.url)
+    monkeypatch.setenv("ENGAGE_SMARTER_API_KEY", "wrong-key")
+    monkeypatch.setenv("ENGAGE_SMARTER_ORG_ID", emulator.org_id)
+    code, out = run_cli("check")
+    assert code == 1
+    assert "FAIL redis: StorageUnavailable" in out
+    assert "FAIL engage smarter:" in out
+    assert "FAIL agent pensions-questions-latest: not checked" in out
+    assert "FAIL platform web: not checked (no Redis)" in out
+
+
+async def test_history_threads_and_forget_after_a_console_conversation(
+    clean_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    emulator: Emulator,
+    redis_server: RedisServer,
+    redis_client: object,  # flushes the database for this test
+) -> None:
+    env = {
+        "ENGAGE_BRIDGE_REDIS_URL": redis_server.url,
+        "ENGAGE_SMARTER_API_URL": emulator.url,
+        "ENGAGE_SMARTER_API_KEY": emulator.api_key,
+        "ENGAGE_SMARTER_ORG_ID": emulator.org_id,
+        "ENGAGE_BRIDGE_WEB_ENABLED": "false",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    out = io.StringIO()
+
+    async def lines() -> AsyncIterator[str]:
+        yield "Hi, my name is Grace\n"
+
+    console = ConsoleAdapter(lines=lines(), out=out, session_id="cli")
+    roles: set[Role] = {"listeners", "workers"}
+    settings = Settings.load(http_port=0)
+    async with BridgeRuntime(settings, adapters=[console], roles=roles) as rt:
+        await asyncio.wait_for(rt.wait(), 20)
+    assert "Nice to meet you, Grace" in out.getvalue()
+
+    key = "console:local:terminal:cli"
+    code, listed = await asyncio.to_thread(run_cli, "threads", "list")
+    assert code == 0
+    assert listed.startswith(key + "\t")
+    code, shown = await asyncio.to_thread(run_cli, "threads", "show", key)
+    assert "source: console" in shown
+    code, history = await asyncio.to_thread(run_cli, "history", key)
+    assert code == 0
+    assert "user: Hi, my name is Grace" in history
+    assert "agent: Turn 1. Nice to meet you, Grace." in history
+    code, forgot = await asyncio.to_thread(run_cli, "threads", "forget", key)
+    assert code == 0
+    assert forgot.startswith(f"forgot thread {key}")
+    code, rebuilt = await asyncio.to_thread(run_cli, "rebuild-map")
+    assert rebuilt.strip() == "rebuilt 1 thread record(s) from Engage Smarter conversations"
+    code, listed = await asyncio.to_thread(run_cli, "threads", "list")
+    assert listed.startswith(key + "\t")
+
+
+# The real thing: `engage-bridge run` as a process, with no configuration at all
+
+
+@contextlib.asynccontextmanager
+async def engage_bridge(
+    cwd: Path, env: dict[str, str], *args: str, stdin: int | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    # Logs go to a file: an unread stderr pipe could fill up and stall the process.
+    with (cwd / f"{args[0]}.log").open("ab") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            ENGAGE_BRIDGE,
+            *args,
+            cwd=cwd,
+            env=env,
+            stdin=stdin if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_file,
+        )
+        try:
+            yield process
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+async def read_until(stream: asyncio.StreamReader, needle: str) -> str:
+    seen = ""
+    async with asyncio.timeout(30):
+        while needle not in seen:
+            line = await stream.readline()
+            if not line:
+                break
+            seen += line.decode()
+    return seen
+
+
+@pytest.mark.slow
+async def test_run_with_no_configuration_serves_everything_and_chat_answers(
+    tmp_path: Path,
+) -> None:
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    port = 8080
+    if not port_is_free(port):  # another bridge on this machine: the one knob we must turn
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env["ENGAGE_BRIDGE_HTTP_PORT"] = str(port)
+    base = f"http://127.0.0.1:{port}"
+    async with engage_bridge(tmp_path, env, "run") as run:
+        assert run.stdout is not None
+        banner = await read_until(run.stdout, "Stop with Ctrl+C.")
+        assert f"Playground:     {base}/playground" in banner, banner
+        assert f"built-in emulator at {base}/emulator" in banner
+        assert "embedded redis-server (started)" in banner
+        assert "engage-bridge chat" in banner
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert (await client.get("/emulator/v1/agents")).status_code in (401, 403, 422)
+
+        async with engage_bridge(tmp_path, env, "chat", stdin=asyncio.subprocess.PIPE) as chat:
+            assert chat.stdin is not None
+            assert chat.stdout is not None
+            chat.stdin.write(b"Hi, my name is Ada\n")
+            await chat.stdin.drain()
+            answer = await read_until(chat.stdout, "pensions-questions-latest:")
+            assert "Nice to meet you, Ada" in answer
+            chat.stdin.write(b"What about my pension?\n")
+            await chat.stdin.drain()
+            again = await read_until(chat.stdout, "pensions-questions-latest:")
+            assert "Turn 2. Nice to see you again, Ada." in again
+            chat.stdin.close()
+            async with asyncio.timeout(20):
+                assert await chat.wait() == 0
+
+        run.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            assert await run.wait() == 0
+        rest = (await run.stdout.read()).decode()
+        assert "engage-bridge stopped." in rest
+    assert not (tmp_path / ".engage-bridge" / "redis.sock").exists()
+    assert not (tmp_path / ".engage-bridge" / "run.json").exists()
