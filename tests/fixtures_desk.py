@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from adapters.desk import create_adapter as create_desk_adapter
 from adapters.desk.signing import signed_headers
+from adapters.web import create_adapter as create_web_adapter
 from bridge.adapter import Adapter
 from bridge.config import Settings
 from bridge.engage.client import EngageClient
@@ -116,4 +117,17 @@ async def desk_bridge(
     settings = bridge_settings(tmp_path, emulator, desk_callback_url=fake_desk.url)
     desk = create_desk_adapter(settings)
     async with bridge_runtime(settings, redis_client, emulator, [desk]) as rt:
+        yield rt
+
+
+@pytest.fixture
+async def web_bridge(
+    tmp_path: Path, redis_client: aioredis.Redis, emulator: Any
+) -> AsyncIterator[BridgeRuntime]:
+    """A running bridge with the web playground and operator view (the web fixtures live here
+    too: conftest registers one plugin per area, and the desk/web area is one)."""
+    settings = bridge_settings(tmp_path, emulator)
+    async with bridge_runtime(
+        settings, redis_client, emulator, [create_web_adapter(settings, redis_client)]
+    ) as rt:
         yield rt
