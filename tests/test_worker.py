@@ -1,0 +1,187 @@
+"""Workers against real Redis and the emulator: order, parallelism, coalescing, crash takeover."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from bridge import keys
+from bridge.engage.client import EngageClient
+from bridge.worker import parse_autoclaim
+from tests.fixtures_core import (
+    RecordingAdapter,
+    make_bridge,
+    message,
+    posts,
+    running,
+    thread_key,
+    wait_until,
+)
+from tests.redis_server import RedisServer
+
+
+def user_history(emulator: Any, cid: str) -> list[str]:
+    return [m.content for m in emulator.state.messages(cid) if m.role == "user"]
+
+
+async def test_threads_run_in_parallel_and_each_keeps_its_order(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    emulator.faults.scope = "chat"
+    emulator.faults.agent_delay = 0.5
+    threads = [thread_key(n) for n in range(10)]
+    for t in threads:
+        await bridge.submit(message(t, f"{t.thread}-first"))
+    started = time.monotonic()
+    async with running(bridge):
+        await wait_until(lambda: len(adapter.sent) == 10, timeout=20)
+        elapsed = time.monotonic() - started
+        for t in threads:
+            await bridge.submit(message(t, f"{t.thread}-second"))
+        await wait_until(lambda: len(adapter.sent) == 20, timeout=20)
+    # Ten threads with a 0.5 s agent: about one agent-time in parallel, 5 s if serial.
+    assert elapsed < 1.5, elapsed
+    for t in threads:
+        assert adapter.texts(t) == [f"You said: {t.thread}-first", f"You said: {t.thread}-second"]
+
+
+async def test_messages_sent_during_a_turn_are_coalesced_into_one_chat(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    emulator.faults.scope = "chat"
+    emulator.faults.agent_delay = 0.5
+    thread = thread_key("co")
+    async with running(bridge):
+        await bridge.submit(message(thread, "one"))
+        await wait_until(lambda: len(emulator.state.runs) == 1)
+        for text in ("two", "three", "four"):
+            await bridge.submit(message(thread, text))
+        await wait_until(lambda: len(adapter.sent) == 2, timeout=10)
+    assert adapter.texts() == ["You said: one", "You said: two\nthree\nfour"]
+    assert len(emulator.state.runs) == 2
+    record = adapter.sent[0].conversation_id
+    assert record is not None
+    assert user_history(emulator, record) == ["one", "two", "three", "four"]
+
+
+async def test_autoclaim_reply_shapes_of_redis_6_and_7_are_both_read() -> None:
+    entry = (b"1-0", {b"thread": b"console:W1:C1:t1"})
+    assert parse_autoclaim([b"0-0", [entry]]) == ("0-0", [("1-0", "console:W1:C1:t1")])
+    assert parse_autoclaim([b"0-0", [entry], [b"2-0"]])[1] == [("1-0", "console:W1:C1:t1")]
+    assert parse_autoclaim([b"0-0", [(None, None)], []])[1] == []
+
+
+async def test_workers_share_threads_through_a_redis_cluster(
+    redis_cluster_client: Any, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridges = [make_bridge(redis_cluster_client, engage_client, adapter, consumer=f"c{i}") for i in range(2)]
+    threads = [thread_key(f"cl{n}") for n in range(6)]
+    async with running(*bridges):
+        for i, t in enumerate(threads):
+            await bridges[i % 2].submit(message(t, "a"))
+            await bridges[i % 2].submit(message(t, "b"))
+        await wait_until(
+            lambda: sum("b" in r.text for r in adapter.sent) == 6, timeout=20
+        )
+    for t in threads:
+        assert (await bridges[0].threads.get(t)) is not None
+
+
+def spawn_worker(redis_url: str, emulator: Any, name: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "tests.worker_process",
+            "--redis-url", redis_url,
+            "--engage-url", emulator.url,
+            "--consumer", name,
+            "--lease-seconds", "1",
+            "--claim-idle-seconds", "2",
+        ],
+        stdout=subprocess.PIPE,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == b"ready"
+    return process
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        if process.stdout:
+            process.stdout.close()
+
+
+@pytest.mark.slow
+async def test_a_worker_killed_mid_turn_is_taken_over_and_every_message_answered_once(
+    redis_server: RedisServer,
+    redis_client: aioredis.Redis,
+    emulator: Any,
+    engage_client: EngageClient,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    submitter = make_bridge(redis_client, engage_client, RecordingAdapter())
+    emulator.faults.scope = "chat"
+    emulator.faults.agent_delay = 3.0
+    victim = spawn_worker(redis_server.url, emulator, "victim")
+    processes.append(victim)
+    threads = [thread_key(f"k{n}") for n in range(3)]
+    for t in threads:
+        await submitter.submit(message(t, f"{t.thread} first"))
+
+    def stored_users() -> int:
+        return sum(
+            1 for c in emulator.state.conversations.values() for m in c.messages if m.role == "user"
+        )
+
+    await wait_until(lambda: stored_users() == 3, timeout=15)
+    for t in threads:  # arrive mid-turn: wait in the inbox behind the running turn
+        await submitter.submit(message(t, f"{t.thread} second"))
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    assert await posts(redis_client) == []
+    emulator.faults.agent_delay = 0.0
+    processes.append(spawn_worker(redis_server.url, emulator, "rescuer"))
+
+    async def all_answered() -> bool:
+        return len(await posts(redis_client)) >= 6
+
+    await wait_until(all_answered, timeout=30)
+    await asyncio.sleep(0.5)  # anything posted twice would show up now
+    posted = await posts(redis_client)
+    assert len(posted) == 6
+    assert len({p["key"] for p in posted}) == 6
+    for t in threads:
+        record = await submitter.threads.get(t)
+        assert record is not None
+        mine = [p["text"] for p in posted if p["thread"] == str(t)]
+        assert mine[-1].endswith(f"{t.thread} second")
+        assert user_history(emulator, record.conversation_id) == [
+            f"{t.thread} first",
+            f"{t.thread} second",
+        ]
+
+    async def stream_drained() -> bool:
+        return await redis_client.xlen(keys.READY_STREAM) == 0
+
+    await wait_until(stream_drained, timeout=10)
+    assert len(await posts(redis_client)) == 6
