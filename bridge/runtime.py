@@ -214,6 +214,8 @@ class BridgeRuntime:
         if self._redis is None:
             if self.settings.redis_url:
                 self.redis_url = self.settings.redis_url
+            elif self.settings.redis_cluster:
+                raise ConfigError("ENGAGE_BRIDGE_REDIS_CLUSTER needs ENGAGE_BRIDGE_REDIS_URL")
             else:
                 self.embedded = EmbeddedRedis(self.settings.data_dir)
                 await self.embedded.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from adapters.console import ConsoleAdapter
 from bridge import runtime
 from bridge.adapter import Inbox
 from bridge.config import Role, Settings
@@ -22,6 +24,7 @@ from bridge.engage.client import EngageClient
 from bridge.errors import ConfigError
 from bridge.models import Reply, ThreadKey
 from bridge.runtime import BridgeRuntime, RoleFailed, redacted_url
+from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
 
 
@@ -234,3 +237,30 @@ async def test_an_enabled_adapter_whose_module_is_missing_is_a_config_error(
 )
 def test_redis_urls_are_printed_without_passwords(url: str, shown: str) -> None:
     assert redacted_url(url) == shown
+
+
+async def test_cluster_mode_without_a_redis_url_is_a_config_error(
+    tmp_path: Path, unused_engage: EngageClient
+) -> None:
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        async with BridgeRuntime(
+            settings(tmp_path, redis_cluster=True), adapters=[], engage=unused_engage
+        ):
+            pass
+
+
+async def test_cluster_mode_runs_a_console_turn_on_a_real_cluster(
+    tmp_path: Path, redis_cluster: RedisCluster, redis_cluster_client: aioredis.RedisCluster
+) -> None:
+    out = io.StringIO()
+
+    async def lines() -> AsyncIterator[str]:
+        yield "Hi, my name is Lin\n"
+
+    console = ConsoleAdapter(lines=lines(), out=out, session_id="cluster")
+    roles: set[Role] = {"listeners", "workers"}
+    cluster_settings = settings(tmp_path, redis_url=redis_cluster.url, redis_cluster=True)
+    async with BridgeRuntime(cluster_settings, adapters=[console], roles=roles) as rt:
+        assert isinstance(rt.redis, aioredis.RedisCluster)
+        await asyncio.wait_for(rt.wait(), 20)
+    assert "Nice to meet you, Lin" in out.getvalue()
