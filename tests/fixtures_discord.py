@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import warnings
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 import yarl
 
 # discord.py imports the stdlib `audioop` (voice support) which warns on Python 3.11+, and this
@@ -20,10 +23,13 @@ with warnings.catch_warnings():
     import discord.http
 
 from adapters.discord import DiscordAdapter
-from bridge.config import Settings
+from bridge.config import FileConfig, Policy, Routing, Settings
+from bridge.engage.client import EngageClient
 from bridge.errors import StorageUnavailable
 from bridge.models import InboundMessage, SubmitResult, ThreadKey
+from bridge.runtime import BridgeRuntime
 from tests.fakes.discord import FakeDiscord
+from tests.fixtures_core import core_settings
 
 
 @pytest.fixture
@@ -93,3 +99,47 @@ async def discord_listener(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+def discord_bridge_settings(
+    tmp_path: Path, emulator: Any, fake: FakeDiscord, **overrides: Any
+) -> Settings:
+    """A whole bridge in-process with Discord on: the test emulator (parrot), fast workers."""
+    policy = Policy(forum_channels=[fake.forum_channel["id"]])
+    values: dict[str, Any] = {
+        "http_port": 0,
+        "data_dir": tmp_path / "data",
+        "engage_api_url": emulator.url,
+        "engage_api_key": emulator.api_key,
+        "engage_org_id": emulator.org_id,
+        "discord_bot_token": fake.token,
+        "file": FileConfig(routing=Routing(default_agent="parrot"), policy=policy),
+        **overrides,
+    }
+    return core_settings(**values)
+
+
+@asynccontextmanager
+async def discord_runtime(
+    settings: Settings, redis: aioredis.Redis, emulator: Any
+) -> AsyncIterator[tuple[BridgeRuntime, DiscordAdapter]]:
+    """The real runtime (listener, workers, HTTP) with a fresh Discord adapter."""
+    engage = EngageClient(
+        base_url=emulator.url, api_key=emulator.api_key, org_id=emulator.org_id, max_attempts=2
+    )
+    adapter = DiscordAdapter(settings)
+    try:
+        async with BridgeRuntime(settings, adapters=[adapter], redis=redis, engage=engage) as rt:
+            yield rt, adapter
+    finally:
+        await engage.aclose()
+
+
+@pytest.fixture
+async def discord_bridge(
+    tmp_path: Path, redis_client: aioredis.Redis, emulator: Any, fake_discord: FakeDiscord
+) -> AsyncIterator[BridgeRuntime]:
+    """A running bridge whose only adapter is Discord, talking to `fake_discord`."""
+    settings = discord_bridge_settings(tmp_path, emulator, fake_discord)
+    async with discord_runtime(settings, redis_client, emulator) as (rt, _):
+        yield rt

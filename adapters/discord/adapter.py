@@ -86,8 +86,19 @@ class DiscordAdapter:
 
     async def start(self) -> None:
         try:
+            await self._login()
+            if "listeners" in self._settings.roles:
+                await self._open_gateway()
+        except BaseException:
+            # The runtime only closes adapters that started; release the HTTP session here.
+            await self.aclose()
+            raise
+
+    async def _login(self) -> None:
+        try:
             await self._client.login(self._token)
         except discord.LoginFailure as exc:
+            log.error("discord: %s", BAD_TOKEN_HELP)
             raise ConfigError(BAD_TOKEN_HELP) from exc
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
             raise PlatformError(f"cannot reach Discord to log in: {exc}") from exc
@@ -101,8 +112,6 @@ class DiscordAdapter:
             allow_bots=file.policy.allow_bots,
         )
         log.info("discord: logged in as bot %s", user.id)
-        if "listeners" in self._settings.roles:
-            await self._open_gateway()
 
     async def _open_gateway(self) -> None:
         """Connect now so a missing intent fails start-up instead of a background task."""
