@@ -199,8 +199,11 @@ class BridgeRuntime:
         )
         for adapter in self.adapters:
             # Always started: worker-only processes send replies too.
-            await adapter.start()
             self._cleanup.push_async_callback(self._close_adapter, adapter)
+            try:
+                await adapter.start()
+            except Exception as exc:
+                raise ConfigError(f"the {adapter.name} adapter could not start: {exc}") from exc
         if self._http is not None:
             await self._http.start(self._app(emulator_app))
             assert self._http.task is not None
@@ -317,6 +320,9 @@ class BridgeRuntime:
             _, pending = await asyncio.wait(tasks, timeout=_TASK_STOP_SECONDS)
             for task in pending:
                 log.warning("task did not stop in time", extra={"role": task.get_name()})
+        for task in self._tasks.values():
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.debug("%s had failed", task.get_name())  # retrieved: no asyncio warning
         await self._cleanup.aclose()
 
     async def _close_adapter(self, adapter: Adapter) -> None:

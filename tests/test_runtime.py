@@ -21,7 +21,7 @@ from bridge.adapter import Inbox
 from bridge.config import Role, Settings
 from bridge.embedded import answers_ping
 from bridge.engage.client import EngageClient
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, PlatformError
 from bridge.models import Reply, ThreadKey
 from bridge.runtime import BridgeRuntime, RoleFailed, redacted_url
 from tests.redis_cluster import RedisCluster
@@ -264,3 +264,24 @@ async def test_cluster_mode_runs_a_console_turn_on_a_real_cluster(
         assert isinstance(rt.redis, aioredis.RedisCluster)
         await asyncio.wait_for(rt.wait(), 20)
     assert "Nice to meet you, Lin" in out.getvalue()
+
+
+async def test_an_adapter_that_cannot_start_stops_start_up_naming_it(
+    tmp_path: Path, redis_server: RedisServer, unused_engage: EngageClient
+) -> None:
+    class BadToken(RecordingAdapter):
+        name = "badtoken"
+
+        async def start(self) -> None:
+            raise PlatformError("invalid_auth")
+
+    adapter = BadToken()
+    with pytest.raises(ConfigError, match="the badtoken adapter could not start: invalid_auth"):
+        async with BridgeRuntime(
+            settings(tmp_path, redis_url=redis_server.url),
+            adapters=[adapter],
+            engage=unused_engage,
+            roles={"http", "listeners"},
+        ):
+            pass
+    assert adapter.closed
