@@ -36,7 +36,8 @@ def test_full_cycle_bot_human_resolved_reopened() -> None:
 
 def test_reopening_can_go_to_a_human() -> None:
     change = transition(RESOLVED, Event.USER_MESSAGE, reopen_to=HUMAN)
-    assert change is not None and change.new == HUMAN
+    assert change is not None
+    assert change.new == HUMAN
 
 
 def test_events_that_change_nothing_give_no_transition() -> None:
@@ -49,7 +50,8 @@ def test_events_that_change_nothing_give_no_transition() -> None:
 
 def test_resume_gives_the_thread_back_to_the_bot() -> None:
     change = transition(HUMAN, Event.RESUME)
-    assert change is not None and change.new == BOT
+    assert change is not None
+    assert change.new == BOT
 
 
 def test_handoff_note_carries_the_summary_when_there_is_one() -> None:
@@ -101,4 +103,5 @@ async def test_applying_a_transition_keeps_data_and_source_and_posts_a_note() ->
         "assignee": "S1",
         "status_changed_at": when.isoformat(),
     }
-    assert notes and "about pensions" in notes[0]
+    assert notes
+    assert "about pensions" in notes[0]

@@ -27,7 +27,9 @@ async def test_one_conversation_per_thread_under_50_concurrent_first_messages(
     redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
 ) -> None:
     adapter = RecordingAdapter()
-    bridges = [make_bridge(redis_client, engage_client, adapter, consumer=f"w{i}") for i in range(3)]
+    bridges = [
+        make_bridge(redis_client, engage_client, adapter, consumer=f"w{i}") for i in range(3)
+    ]
     threads = [thread_key(n) for n in range(5)]
     firsts = [message(t, f"{t.thread}-{i}") for t in threads for i in range(10)]
     async with running(*bridges):
@@ -74,9 +76,13 @@ async def test_conversation_is_created_with_source_and_data(
         "status": "bot",
     }
     record = await bridge.threads.get(thread)
-    assert record is not None and record.conversation_id == conversation.id
-    assert record.agent == "parrot" and record.status == "bot"
-    assert 0 < await redis_client.ttl(keys.record(thread)) <= bridge.settings.thread_idle_ttl_seconds
+    assert record is not None
+    assert record.conversation_id == conversation.id
+    assert record.agent == "parrot"
+    assert record.status == "bot"
+    assert (
+        0 < await redis_client.ttl(keys.record(thread)) <= bridge.settings.thread_idle_ttl_seconds
+    )
 
 
 async def test_ticket_id_defaults_to_the_platform_thread_id(
@@ -118,8 +124,12 @@ async def test_rebuild_map_restores_records_newest_conversation_wins(
     assert old.id != new.id
     assert await bridge.rebuild_map() == 2
     rec_a, rec_b = await bridge.threads.get(a), await bridge.threads.get(b)
-    assert rec_a is not None and rec_a.conversation_id == new.id and rec_a.status == "human"
-    assert rec_b is not None and rec_b.conversation_id == other.id and rec_b.source == "web"
+    assert rec_a is not None
+    assert rec_a.conversation_id == new.id
+    assert rec_a.status == "human"
+    assert rec_b is not None
+    assert rec_b.conversation_id == other.id
+    assert rec_b.source == "web"
 
 
 async def test_list_show_and_forget_threads(

@@ -56,8 +56,10 @@ async def test_status_messages_go_to_set_status_and_are_cleared(
     statuses = [s for _, s in adapter.statuses]
     assert statuses == ["Reading your question…", "Looking up pension rules…", None]
     [reply] = adapter.sent
-    assert reply.kind is ReplyKind.AGENT and reply.agent == "pensions-questions-latest"
-    assert reply.idempotency_key and reply.conversation_id
+    assert reply.kind is ReplyKind.AGENT
+    assert reply.agent == "pensions-questions-latest"
+    assert reply.idempotency_key
+    assert reply.conversation_id
     [user] = [m for m in emulator.state.messages(reply.conversation_id) if m.role == "user"]
     assert user.name == "Ada"
 
@@ -74,9 +76,11 @@ async def test_agent_outage_retries_then_apologises_dead_letters_and_replays(
     async with running(bridge):
         await wait_until(lambda: len(adapter.sent) == 1)
         [apology] = adapter.sent
-        assert apology.kind is ReplyKind.NOTICE and "Sorry" in apology.text
+        assert apology.kind is ReplyKind.NOTICE
+        assert "Sorry" in apology.text
         [letter] = await bridge.dead_letters.list()
-        assert letter.messages[0].text == "are you there?" and "503" in letter.error
+        assert letter.messages[0].text == "are you there?"
+        assert "503" in letter.error
         retries = bridge.metrics.agent_retries._value.get()
         assert retries >= bridge.settings.agent_attempts - 1
         emulator.faults.reset()
@@ -139,13 +143,12 @@ async def test_lifecycle_bot_human_resolved_reopened_without_agent_calls_while_h
 
         await say("I'll take this one", user_id="S1", origin=Origin.STAFF, is_dm=False)
         await wait_until(lambda: data()["status"] == "human")
-        assert data()["assignee"] == "S1" and data()["status_changed_at"]
+        assert data()["assignee"] == "S1"
+        assert data()["status_changed_at"]
         assert data()["ticket_id"] == "tlife"
         assert emulator.state.conversations[cid].source == "console"
         await say("thanks, waiting for a person")
-        await wait_until(
-            lambda: ("user", "thanks, waiting for a person") in history(emulator, cid)
-        )
+        await wait_until(lambda: ("user", "thanks, waiting for a person") in history(emulator, cid))
         assert runs(emulator) == runs_before
         assert ("user", "I'll take this one") in history(emulator, cid)
         staff_names = [m.name for m in emulator.state.messages(cid) if m.content.startswith("I'll")]
@@ -175,11 +178,14 @@ async def test_status_agent_and_reset_commands(
         await wait_until(lambda: len(adapter.sent) == 1)
         first = await bridge.threads.get(thread)
         assert first is not None
-        await bridge.submit(message(thread, "<@BOT> agent inspector", is_dm=False, mentions_bot=True))
+        await bridge.submit(
+            message(thread, "<@BOT> agent inspector", is_dm=False, mentions_bot=True)
+        )
         await wait_until(lambda: len(adapter.sent) == 2)
         await bridge.submit(message(thread, "status"))
         await wait_until(lambda: len(adapter.sent) == 3)
-        assert first.conversation_id in adapter.sent[2].text and "inspector" in adapter.sent[2].text
+        assert first.conversation_id in adapter.sent[2].text
+        assert "inspector" in adapter.sent[2].text
         await bridge.submit(message(thread, "agent nobody"))
         await wait_until(lambda: len(adapter.sent) == 4)
         assert "no agent called nobody" in adapter.sent[3].text
@@ -191,5 +197,6 @@ async def test_status_agent_and_reset_commands(
         await bridge.submit(message(thread, "fresh start"))
         await wait_until(lambda: len(adapter.sent) == 7)
     second = await bridge.threads.get(thread)
-    assert second is not None and second.conversation_id != first.conversation_id
+    assert second is not None
+    assert second.conversation_id != first.conversation_id
     assert adapter.sent[6].text == "You said: fresh start"

@@ -88,15 +88,16 @@ async def test_workers_share_threads_through_a_redis_cluster(
     redis_cluster_client: Any, emulator: Any, engage_client: EngageClient
 ) -> None:
     adapter = RecordingAdapter()
-    bridges = [make_bridge(redis_cluster_client, engage_client, adapter, consumer=f"c{i}") for i in range(2)]
+    bridges = [
+        make_bridge(redis_cluster_client, engage_client, adapter, consumer=f"c{i}")
+        for i in range(2)
+    ]
     threads = [thread_key(f"cl{n}") for n in range(6)]
     async with running(*bridges):
         for i, t in enumerate(threads):
             await bridges[i % 2].submit(message(t, "a"))
             await bridges[i % 2].submit(message(t, "b"))
-        await wait_until(
-            lambda: sum("b" in r.text for r in adapter.sent) == 6, timeout=20
-        )
+        await wait_until(lambda: sum("b" in r.text for r in adapter.sent) == 6, timeout=20)
     for t in threads:
         assert (await bridges[0].threads.get(t)) is not None
 

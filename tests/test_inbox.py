@@ -1,0 +1,127 @@
+"""The hand-off: dedupe, policy, durability, and behaviour while Redis is down."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from bridge import keys
+from bridge.engage.client import EngageClient
+from bridge.errors import StorageUnavailable
+from tests.fixtures_core import (
+    RecordingAdapter,
+    make_bridge,
+    message,
+    running,
+    thread_key,
+    wait_until,
+)
+from tests.redis_server import RedisServer
+
+
+async def test_a_duplicate_delivery_is_answered_once(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    original = message(text="twice?", message_id="evt-1")
+    first = await bridge.submit(original)
+    again = await bridge.submit(original)
+    assert first.accepted
+    assert first.extra["outcome"] == "accepted"
+    assert not again.accepted
+    assert again.extra["outcome"] == "duplicate"
+    async with running(bridge):
+        await wait_until(lambda: len(adapter.sent) == 1)
+        assert not (await bridge.submit(original)).accepted
+
+        async def drained() -> bool:
+            return await redis_client.xlen(keys.READY_STREAM) == 0
+
+        await wait_until(drained)
+    assert adapter.texts() == ["You said: twice?"]
+    cid = adapter.sent[0].conversation_id
+    assert [m.content for m in emulator.state.messages(cid or "") if m.role == "user"] == ["twice?"]
+    assert bridge.metrics.duplicates_dropped.labels("console")._value.get() == 2
+
+
+async def test_ignored_messages_are_not_stored(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    bridge = make_bridge(redis_client, engage_client, RecordingAdapter())
+    result = await bridge.submit(message(text="chatter", is_dm=False))
+    assert not result.accepted
+    assert result.extra["outcome"] == "ignored"
+    assert result.reason == "not addressed to the bot"
+    assert await redis_client.xlen(keys.READY_STREAM) == 0
+    assert await bridge.queue_depth() == 0
+
+
+async def test_submit_returns_once_the_message_is_in_redis(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    bridge = make_bridge(redis_client, engage_client, RecordingAdapter())
+    thread = thread_key("d")
+    await bridge.submit(message(thread, "kept"))
+    assert await redis_client.llen(keys.inbox(thread)) == 1
+    assert await bridge.queue_depth() == 1
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+async def own_redis_client(own_redis: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(own_redis.url, socket_connect_timeout=1)
+    yield client
+    await client.aclose()
+
+
+async def test_redis_down_fails_submits_loudly_and_loses_nothing_accepted(
+    own_redis: RedisServer,
+    own_redis_client: aioredis.Redis,
+    emulator: Any,
+    engage_client: EngageClient,
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(own_redis_client, engage_client, adapter)
+    threads = [thread_key(n) for n in range(4)]
+    async with running(bridge):
+        for t in threads[:2]:
+            assert (await bridge.submit(message(t, "before"))).accepted
+        await wait_until(lambda: len(adapter.sent) == 2)
+        emulator.faults.scope = "chat"
+        emulator.faults.agent_delay = 1.0
+        for t in threads[2:]:
+            assert (await bridge.submit(message(t, "accepted just before"))).accepted
+        await wait_until(lambda: len(emulator.state.runs) >= 3)
+        own_redis.stop()
+        with pytest.raises(StorageUnavailable):
+            await bridge.submit(message(threads[0], "while down"))
+        with pytest.raises(StorageUnavailable):
+            await bridge.is_known_thread(threads[0])
+
+        def agent_answers() -> int:
+            return sum(
+                m.role == "agent" for c in emulator.state.conversations.values() for m in c.messages
+            )
+
+        # The in-flight turns finish their chat while Redis is away: posting must wait for it.
+        await wait_until(lambda: agent_answers() == 4, timeout=10)
+        emulator.faults.agent_delay = 0.0
+        own_redis.start()
+        assert (await bridge.submit(message(threads[0], "after"))).accepted
+        await wait_until(lambda: len(adapter.sent) == 5, timeout=20)
+    texts = adapter.texts()
+    assert texts.count("You said: accepted just before") == 2
+    assert "You said: after" in texts
+    assert not any("while down" in t for t in texts)
+    assert len(emulator.state.runs) == 5  # the recovered turns reconciled, not re-asked
