@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 from pydantic import SecretStr
 
@@ -266,3 +269,22 @@ async def test_start_up_fails_with_instructions_when_the_token_is_wrong(
             await adapter.start()
     finally:
         await adapter.aclose()
+
+
+async def test_a_process_with_explicit_shard_ids_identifies_as_that_shard_and_hears_its_guild(
+    fake_discord: FakeDiscord, recording_inbox: RecordingInbox
+) -> None:
+    shard = (int(fake_discord.guild_id) >> 22) % 2  # Discord's guild -> shard rule
+    settings = discord_settings(fake_discord, discord_shard_count=2, discord_shard_ids=[shard])
+    adapter = DiscordAdapter(settings)
+    await adapter.start()
+    task = asyncio.create_task(adapter.run(recording_inbox))
+    try:
+        assert [s.shard for s in fake_discord.gateway.sessions.values()] == [(shard, 2)]
+        await _mention(fake_discord, recording_inbox, "sharded hello")
+        assert [m.text for m in recording_inbox.messages] == ["sharded hello"]
+    finally:
+        await adapter.aclose()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +40,9 @@ _SUBMIT_DELAYS = (0.2, 0.5, 1, 2, 5, 10, 15, 30)
 _TYPING_EVERY_SECONDS = 8.0
 _TYPING_MAX_SECONDS = 600.0
 _GATEWAY_READY_SECONDS = 60.0
+# Threads this process has seen exist: saves a thread-start call per reply; forgetting one only
+# costs a 160004 answer, so a bounded memory is enough.
+_KNOWN_THREADS_MAX = 10_000
 
 
 class DiscordAdapter:
@@ -61,7 +65,7 @@ class DiscordAdapter:
         self._gateway: asyncio.Task[None] | None = None
         self._inbox: Inbox | None = None
         self._bot: BotFacts | None = None
-        self._known_threads: set[str] = set()
+        self._known_threads: OrderedDict[str, None] = OrderedDict()
         self._typing: dict[ThreadKey, asyncio.Task[None]] = {}
         self._tree = commands.install(self._client, self)
         self._client.event(self.on_connect)
@@ -267,9 +271,14 @@ class DiscordAdapter:
         if thread.workspace != DM_WORKSPACE and thread.thread not in self._known_threads:
             if not isinstance(self._client.get_channel(int(thread.thread)), discord.Thread):
                 await self._start_thread(thread)
-            self._known_threads.add(thread.thread)
+            self._remember_thread(thread.thread)
         guild_id = None if thread.workspace == DM_WORKSPACE else int(thread.workspace)
         return self._client.get_partial_messageable(int(thread.thread), guild_id=guild_id)
+
+    def _remember_thread(self, thread_id: str) -> None:
+        self._known_threads[thread_id] = None
+        if len(self._known_threads) > _KNOWN_THREADS_MAX:
+            self._known_threads.popitem(last=False)
 
     async def _start_thread(self, thread: ThreadKey) -> None:
         http = self._client.http
