@@ -106,7 +106,10 @@ def describe(rt: BridgeRuntime, settings: Settings) -> list[str]:
             lines.append(f"  Operator view:  {rt.http_url}/operator")
         lines.append(f"  Health:         {rt.http_url}/healthz   {rt.http_url}/readyz")
         lines.append(f"  Metrics:        {rt.http_url}/metrics")
-    lines.append("Try it: open the playground in a browser, or run `engage-bridge chat`.")
+    if "web" in names and "http" in rt.roles:
+        lines.append("Try it: open the playground in a browser, or run `engage-bridge chat`.")
+    else:
+        lines.append("Try it: run `engage-bridge chat` in another terminal.")
     lines.append("Stop with Ctrl+C.")
     return lines
 
@@ -144,8 +147,9 @@ async def cmd_chat(settings: Settings, args: argparse.Namespace, out: TextIO) ->
         where = (
             f"the built-in emulator ({rt.emulator_url})" if rt.emulator_url else "Engage Smarter"
         )
-        agent = settings.file.routing.default_agent
-        print(f"Chatting with {agent} on {where}. Thread {console.thread}.", file=out)
+        thread = console.thread
+        agent = settings.file.routing.agent_for(thread.workspace, thread.channel)
+        print(f"Chatting with {agent} on {where}. Thread {thread}.", file=out)
         print(HELP, file=out, flush=True)
         await rt.wait()
     return 0
