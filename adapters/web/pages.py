@@ -79,7 +79,7 @@ def threads_page(rows: Sequence[ThreadRow]) -> str:
         )
     body = (
         '<div class="section"><h2>Threads <a class="button" href="/operator">Refresh</a></h2></div>'
-        f'<div class="panel">{table}</div>'
+        f'<div class="panel table-wrap">{table}</div>'
     )
     return layout("Operator view", "Operator view", body)
 
@@ -88,13 +88,13 @@ def _thread_row(row: ThreadRow) -> str:
     link = thread_url(row.thread_key)
     return (
         f'<tr data-thread="{escape(row.thread_key)}">'
-        f'<td><a href="{escape(link)}"><code>{escape(row.thread_key)}</code></a></td>'
+        f'<td class="key"><a href="{escape(link)}"><code>{escape(row.thread_key)}</code></a></td>'
         f"<td>{escape(row.source)}</td>"
         f'<td><a href="{escape(link)}"><code>{escape(row.conversation_id)}</code></a></td>'
-        f"<td>{escape(row.agent)}</td>"
+        f'<td class="nowrap">{escape(row.agent)}</td>'
         f'<td class="status">{badge(row.status)}</td>'
         f"<td>{escape(row.assignee)}</td>"
-        f"<td>{_short_time(row.updated)}</td></tr>"
+        f'<td class="nowrap">{_short_time(row.updated)}</td></tr>'
     )
 
 

@@ -64,8 +64,17 @@ function showState(info) {
   badge.textContent = lifecycle;
   badge.className = `badge ${lifecycle}`;
   badge.dataset.state = lifecycle;
-  $("thread-meta").textContent = info.conversation_id
-    ? `conversation ${info.conversation_id}${info.agent ? " · " + info.agent : ""}` : "";
+  const meta = $("thread-meta");
+  if (info.conversation_id && !meta.dataset.conversation) {
+    meta.dataset.conversation = info.conversation_id;
+    const link = document.createElement("a");
+    link.href = `/operator/threads/${encodeURIComponent(info.thread)}`;
+    link.textContent = `conversation ${info.conversation_id}`;
+    meta.replaceChildren(link, ` · ${info.agent || ""}`);
+  } else if (!info.conversation_id) {
+    delete meta.dataset.conversation;
+    meta.replaceChildren();
+  }
   $("status-line").textContent = info.status_line || "";
   const known = Boolean(info.conversation_id);
   $("handoff").disabled = !known || lifecycle === "human";
@@ -91,6 +100,8 @@ async function poll() {
 function openThread(id) {
   state.current = id;
   state.seen = 0;
+  delete $("thread-meta").dataset.conversation;
+  $("thread-meta").replaceChildren();
   $("log").replaceChildren($("empty"));
   $("empty").hidden = false;
   $("thread-title").textContent = `Thread ${state.threads.indexOf(id) + 1}`;
