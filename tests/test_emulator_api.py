@@ -6,7 +6,10 @@ import json
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
+from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID, create_app
 from tests.fixtures_emulator import Emulator
 
 
@@ -286,3 +289,17 @@ async def test_reset_endpoint_forgets_everything(
     assert (await emulator_http.get("/_emulator/state")).json()["conversations"] == 1
     await emulator_http.post("/_emulator/reset")
     assert emulator.state.conversations == {}
+
+
+async def test_works_mounted_under_a_prefix_as_the_bridge_serves_it() -> None:
+    # In-process on purpose: the runtime mounts the app at /emulator inside its own server.
+    app = Starlette(routes=[Mount("/emulator", app=create_app())])
+    headers = {"X-Api-Key": DEFAULT_API_KEY, "X-Org-Id": DEFAULT_ORG_ID}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test/emulator", headers=headers
+    ) as client:
+        created = await client.post("/v1/conversations", content=b"{}")
+        faulted = await client.get("/v1/agents", headers={"X-Emulator-Faults": "status=503"})
+    assert created.status_code == 200
+    assert faulted.status_code == 503

@@ -105,9 +105,11 @@ async def test_faults_can_be_set_and_reset_over_http(
 ) -> None:
     changed = await emulator_http.put("/_emulator/faults", json={"scope": "chat", "fail_next": 3})
     bad = await emulator_http.put("/_emulator/faults", json={"nonsense": 1})
+    wrong_type = await emulator_http.put("/_emulator/faults", json={"rate": "often"})
     assert changed.json()["fail_next"] == 3
     assert emulator.faults.scope == "chat"
     assert bad.status_code == 422
+    assert wrong_type.status_code == 422
     await emulator_http.delete("/_emulator/faults")
     assert emulator.faults.fail_next == 0
     assert emulator.faults.scope == "all"

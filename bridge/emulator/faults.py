@@ -13,9 +13,11 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 
 FAULTS_HEADER = "x-emulator-faults"
@@ -77,7 +79,12 @@ class Faults:
         unknown = set(changes) - names
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
-        for name, value in changes.items():
+        hints = typing.get_type_hints(Faults)
+        try:
+            checked = {n: TypeAdapter(hints[n]).validate_python(v) for n, v in changes.items()}
+        except ValidationError as exc:
+            raise ValueError(str(exc)) from exc
+        for name, value in checked.items():
             if name == "seed":
                 self.reseed(value)
             else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import threading
 import time
@@ -12,23 +11,13 @@ import uvicorn
 
 from bridge.emulator.app import create_app
 from bridge.emulator.faults import Faults
-from bridge.emulator.state import DEFAULT_API_KEY, DEFAULT_ORG_ID, EmulatorState
-
-log = logging.getLogger(__name__)
+from bridge.emulator.state import EmulatorState
 
 
 async def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the emulator until cancelled (Ctrl-C)."""
     config = uvicorn.Config(create_app(), host=host, port=port, log_config=None)
-    server = uvicorn.Server(config)
-    log.info(
-        "Engage Smarter emulator on http://%s:%s (X-Api-Key: %s, X-Org-Id: %s)",
-        host,
-        port,
-        DEFAULT_API_KEY,
-        DEFAULT_ORG_ID,
-    )
-    await server.serve()
+    await uvicorn.Server(config).serve()
 
 
 class ThreadedEmulator:
