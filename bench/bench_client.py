@@ -1,9 +1,10 @@
 """Benchmark: create+chat round trips, our async client vs the official sync SDK, on the emulator.
 
-    .venv/bin/python bench/bench_client.py [--seconds 5] [--concurrency 20] [--conversations 2000]
+    .venv/bin/python bench/bench_client.py [--seconds 5] [--concurrency 20] [--rounds 2]
+                                           [--conversations 2000]
 
-The emulator runs in a child process (so client and server do not share a GIL) on a loopback
-socket the parent binds. Each client gets the same wall-clock budget; a round trip is
+The emulator runs in a child process (so client and server do not share a GIL) on an
+ephemeral loopback port. Each client gets the same wall-clock budget; a round trip is
 `create_conversation` + `chat` with the `parrot` agent. Memory per conversation is measured
 in-process afterwards with tracemalloc: live bytes held by the emulator's state after N
 round trips, divided by N.
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import gc
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -28,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
+import uvicorn
 
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID, create_app
 from bridge.engage.client import EngageClient
@@ -41,6 +44,7 @@ class Result:
     name: str
     latencies: list[float]
     wall: float
+    cpu: float  # CPU seconds the client process used: less noisy than wall time on a busy host
 
     def line(self) -> str:
         n = len(self.latencies)
@@ -49,31 +53,39 @@ class Result:
         p99 = ordered[min(n - 1, int(n * 0.99))] * 1000
         rate = n / self.wall
         return (
-            f"{self.name:<34} {n:>6} round trips  {rate:>8.1f} rt/s  {2 * rate:>8.1f} req/s  "
-            f"p50 {p50:>6.1f} ms  p99 {p99:>6.1f} ms"
+            f"{self.name:<32} {n:>5} round trips {rate:>6.1f} rt/s {2 * rate:>6.1f} req/s  "
+            f"p50 {p50:>6.1f} ms  p99 {p99:>6.1f} ms  client CPU {self.cpu / n * 1000:.2f} ms/rt"
         )
 
 
 @contextmanager
 def emulator_process() -> Iterator[str]:
-    """The emulator app served by uvicorn in a child process, on a socket bound here."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    port = sock.getsockname()[1]
-    args = [
-        sys.executable, "-m", "uvicorn", "--factory", "bridge.emulator:create_app",
-        "--fd", str(sock.fileno()), "--log-level", "warning", "--no-access-log",
-    ]  # fmt: skip
-    child = subprocess.Popen(args, pass_fds=[sock.fileno()])
-    url = f"http://127.0.0.1:{port}"
+    """The emulator app served by uvicorn in a child process; yields its loopback URL."""
+    args = [sys.executable, __file__, "--serve-emulator"]
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     try:
+        assert child.stdout is not None
+        url = child.stdout.readline().strip()
         wait_until_up(url)
         yield url
     finally:
         child.terminate()
         child.wait(timeout=10)
-        sock.close()
+
+
+def serve_emulator() -> None:
+    """Child process: bind an ephemeral loopback port, print its URL, serve until terminated.
+
+    The socket is passed to uvicorn as a TCP socket (not `--fd`, which uvicorn treats as a Unix
+    socket, so asyncio skips TCP_NODELAY and Nagle's algorithm adds ~40 ms per response).
+    """
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(create_app(), log_level="warning", access_log=False, lifespan="off")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def wait_until_up(url: str, timeout: float = 20.0) -> None:
@@ -103,14 +115,37 @@ async def bench_ours(url: str, seconds: float, concurrency: int) -> Result:
     async with EngageClient(
         base_url=url, api_key=DEFAULT_API_KEY, org_id=DEFAULT_ORG_ID, timeout=30.0
     ) as client:
-        begun = time.monotonic()
+        begun, cpu = time.monotonic(), time.process_time()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        wall = time.monotonic() - begun
-    return Result(f"engage-bridge async ({concurrency} tasks)", latencies, wall)
+        wall, cpu = time.monotonic() - begun, time.process_time() - cpu
+    return Result(f"engage-bridge async ({concurrency} tasks)", latencies, wall, cpu)
+
+
+async def bench_raw_httpx(url: str, seconds: float, concurrency: int) -> Result:
+    """The same round trip with a bare httpx.AsyncClient: what our layer costs on top of it."""
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    headers = {"X-Api-Key": DEFAULT_API_KEY, "X-Org-Id": DEFAULT_ORG_ID}
+    message = {"role": "user", "content": "hello", "name": None}
+
+    async def worker(http: httpx.AsyncClient) -> None:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            created = await http.post("/v1/conversations", json={"data": {}, "source": "bench"})
+            chat = f"/v1/conversations/{created.json()['id']}/chat"
+            answer = await http.post(chat, params={"agent": AGENT}, json={"messages": [message]})
+            answer.json()
+            latencies.append(time.perf_counter() - started)
+
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30.0) as http:
+        begun, cpu = time.monotonic(), time.process_time()
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+        wall, cpu = time.monotonic() - begun, time.process_time() - cpu
+    return Result(f"bare httpx.AsyncClient ({concurrency} tasks)", latencies, wall, cpu)
 
 
 def bench_sdk(url: str, seconds: float, concurrency: int) -> Result:
-    from engagesmarter import Client
+    from engagesmarter.client import Client
     from engagesmarter.schemas.conversations import ConversationCreate
     from engagesmarter.schemas.messages import UserMessage as SdkUserMessage
 
@@ -135,12 +170,12 @@ def bench_sdk(url: str, seconds: float, concurrency: int) -> Result:
                 with lock:
                     latencies.append(elapsed)
 
-    begun = time.monotonic()
+    begun, cpu = time.monotonic(), time.process_time()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for future in [pool.submit(worker) for _ in range(concurrency)]:
             future.result()
-    wall = time.monotonic() - begun
-    return Result(f"engagesmarter SDK ({concurrency} threads)", latencies, wall)
+    wall, cpu = time.monotonic() - begun, time.process_time() - cpu
+    return Result(f"engagesmarter SDK ({concurrency} threads)", latencies, wall, cpu)
 
 
 async def memory_per_conversation(count: int) -> float:
@@ -177,14 +212,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="budget per client")
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--conversations", type=int, default=2000, help="for the memory figure")
+    parser.add_argument("--serve-emulator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_emulator:
+        serve_emulator()
+        return
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, httpx {httpx.__version__}")
     with emulator_process() as url:
-        ours = timed("ours", lambda: asyncio.run(bench_ours(url, args.seconds, args.concurrency)))
-        sdk = timed("sdk", lambda: bench_sdk(url, args.seconds, args.concurrency))
-    print(ours.line())
-    print(sdk.line())
+        # Warm both clients and the emulator up, then alternate so neither always goes first.
+        asyncio.run(bench_ours(url, 1.0, args.concurrency))
+        bench_sdk(url, 1.0, args.concurrency)
+        for round_number in range(1, args.rounds + 1):
+            print(f"round {round_number}")
+            for result in (
+                timed("ours", lambda: asyncio.run(bench_ours(url, args.seconds, args.concurrency))),
+                timed("sdk", lambda: bench_sdk(url, args.seconds, args.concurrency)),
+                timed(
+                    "bare httpx",
+                    lambda: asyncio.run(bench_raw_httpx(url, args.seconds, args.concurrency)),
+                ),
+            ):
+                print("  " + result.line(), flush=True)
     per_conversation = asyncio.run(memory_per_conversation(args.conversations))
     print(
         f"emulator memory: {per_conversation / 1024:.1f} KiB per conversation "
