@@ -17,6 +17,7 @@ from bridge.core import Bridge
 from bridge.engage.client import EngageClient
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, Reply, ThreadKey
+from bridge.runtime import connect_redis
 from bridge.threadmap import RedisClient
 from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
@@ -62,14 +63,16 @@ class PostingAdapter:
 
 @pytest.fixture(params=["single", "cluster"])
 async def shared_redis(request: pytest.FixtureRequest) -> AsyncIterator[RedisClient]:
+    """A client made the way `engage-bridge run` makes it (bridge.runtime.connect_redis)."""
     client: RedisClient
     if request.param == "single":
         server: RedisServer = request.getfixturevalue("redis_server")
-        client = aioredis.Redis.from_url(server.url)
+        client = connect_redis(server.url, cluster=False)
         await client.flushall()
     else:
         cluster: RedisCluster = request.getfixturevalue("redis_cluster")
-        client = aioredis.RedisCluster.from_url(cluster.url)
+        client = connect_redis(cluster.url, cluster=True)
+        assert isinstance(client, aioredis.RedisCluster)
         await client.flushall(target_nodes=aioredis.RedisCluster.PRIMARIES)
     yield client
     await client.aclose()
@@ -125,7 +128,7 @@ async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], timeout: flo
         await asyncio.sleep(0.02)
 
 
-async def test_bridges_sharing_redis_answer_every_message_once_in_order(
+async def test_bridges_sharing_redis_answer_each_message_once_in_order_and_rebuild_the_map(
     shared_redis: RedisClient, emulator: Any
 ) -> None:
     cluster = isinstance(shared_redis, aioredis.RedisCluster)
@@ -169,6 +172,13 @@ async def test_bridges_sharing_redis_answer_every_message_once_in_order(
             return await bridges[0].queue_depth() == 0
 
         await wait_for(queue_drained, timeout=10)
+        mapped = await bridges[0].threads.list()
+        # Losing the map (no backup) is repaired from the conversations' data.thread_key.
+        for record in mapped:
+            assert await bridges[0].threads.forget(record.thread_key)
+        assert await bridges[1].threads.list() == []
+        assert await bridges[1].rebuild_map() == THREADS
+        rebuilt = await bridges[0].threads.list()
     finally:
         for task in workers:
             task.cancel()
@@ -185,6 +195,11 @@ async def test_bridges_sharing_redis_answer_every_message_once_in_order(
     conversations = list(emulator.state.conversations.values())
     assert sorted(c.data["thread_key"] for c in conversations) == sorted(map(str, threads))
     assert {c.source for c in conversations} == {"console"}
+    assert sorted(r.thread_key for r in mapped) == sorted(map(str, threads))
+    assert {r.conversation_id for r in mapped} == {c.id for c in conversations}
+    assert {(r.thread_key, r.conversation_id) for r in rebuilt} == {
+        (r.thread_key, r.conversation_id) for r in mapped
+    }
 
 
 async def test_a_thread_whose_bridge_dies_mid_turn_is_answered_once_by_another(
