@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from bridge import keys
 from bridge.errors import ConfigError
 from bridge.runtime import BridgeRuntime
 from tests.fakes.discord import FakeDiscord, Json
@@ -229,3 +230,26 @@ async def test_a_missing_message_content_intent_fails_start_up_with_what_to_enab
             pass
 
     assert "Privileged Gateway Intents" in str(failure.value)
+
+
+async def test_a_reply_into_a_locked_thread_is_dead_lettered_not_retried_forever(
+    discord_bridge: BridgeRuntime,
+    fake_discord: FakeDiscord,
+    redis_client: aioredis.Redis,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    moderator = fake_discord.user("mod")
+    thread_id = (await mention(fake_discord, moderator, "open"))["id"]
+    await answered(fake_discord, thread_id)
+    await fake_discord.set_thread_state(thread_id, archived=True, locked=True)
+
+    await fake_discord.post(thread_id, moderator, "a moderator may still post here")
+
+    async def dead_lettered() -> bool:
+        return bool(await redis_client.hlen(keys.DEAD_LETTERS))
+
+    await wait_until(dead_lettered)
+    assert contents(fake_discord, thread_id) == ["You said: open"]
+    assert "is locked" in caplog.text
+    posts = fake_discord.calls_to("POST", rf"/channels/{thread_id}/messages")
+    assert [c.status for c in posts].count(403) == 2  # the answer once, the apology once

@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from tests.fakes.discord_gateway import FakeGateway, GatewaySession
+from tests.fakes.discord_interactions import InteractionRoutes
+from tests.fakes.discord_wire import DiscordError, Json, form_error, json_response, now_iso, wire
 
 DISCORD_EPOCH_MS = 1420070400000
 TEXT, DM, FORUM, PUBLIC_THREAD = 0, 1, 15, 11
 MAX_CONTENT = 2000
-Json = dict[str, Any]
 
 
 @dataclass
@@ -44,19 +43,7 @@ class RateLimit:
     retry_after: float
 
 
-@dataclass
-class DiscordError(Exception):
-    status: int
-    code: int
-    message: str
-    errors: Json = field(default_factory=dict)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-class FakeDiscord:
+class FakeDiscord(InteractionRoutes):
     """Test helpers create users, post as them, open forum posts and DMs, invoke slash commands."""
 
     def __init__(self, *, token: str = "fake-bot-token") -> None:  # noqa: S107
@@ -232,29 +219,6 @@ class FakeDiscord:
         metadata.update(archived=archived, locked=locked, archive_timestamp=now_iso())
         await self.gateway.dispatch("THREAD_UPDATE", self.channels[thread_id])
 
-    async def slash(
-        self, name: str, user: Json, channel_id: str, options: list[Json] | None = None
-    ) -> Json:
-        """A user invokes a slash command: INTERACTION_CREATE (application command)."""
-        channel = self.channels[channel_id]
-        interaction: Json = {
-            "id": self.snowflake(), "application_id": self.application_id, "type": 2,
-            "token": f"itoken-{self.snowflake()}", "version": 1, "channel_id": channel_id,
-            "channel": channel, "locale": "en-US", "attachment_size_limit": 8388608,
-            "app_permissions": "0", "entitlements": [], "authorizing_integration_owners": {},
-            "context": 0,
-            "data": {"id": self.snowflake(), "name": name, "type": 1, "options": options or []},
-        }  # fmt: skip
-        if channel.get("guild_id"):
-            member = self.members[user["id"]]
-            interaction.update(guild_id=self.guild_id, guild_locale="en-US",
-                               member={**member, "permissions": "0"})  # fmt: skip
-        else:
-            interaction.update(user=user, context=1)
-        self.interactions[interaction["token"]] = {"interaction": interaction, "responses": []}
-        await self.gateway.dispatch("INTERACTION_CREATE", interaction)
-        return interaction
-
     def rate_limit(
         self, method: str, path: str, *, times: int = 1, retry_after: float = 0.2
     ) -> None:
@@ -287,8 +251,7 @@ class FakeDiscord:
         try:
             response = await self._handle(request, path, body)
         except DiscordError as exc:
-            response = _json({"code": exc.code, "message": exc.message, "errors": exc.errors},
-                             status=exc.status)  # fmt: skip
+            response = json_response(exc.body(), status=exc.status)
         call.status = response.status
         async with self._changed:
             self._changed.notify_all()
@@ -297,11 +260,11 @@ class FakeDiscord:
     async def _handle(self, request: web.Request, path: str, body: Any) -> web.Response:
         is_webhook = path.startswith(("/webhooks/", "/interactions/"))
         if not is_webhook and request.headers.get("Authorization") != f"Bot {self.token}":
-            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+            return json_response({"message": "401: Unauthorized", "code": 0}, status=401)
         for limit in self.rate_limits:
             if limit.times > 0 and limit.method == request.method and limit.path.fullmatch(path):
                 limit.times -= 1
-                return _json(
+                return json_response(
                     {"message": "You are being rate limited.", "retry_after": limit.retry_after,
                      "global": False},
                     status=429,
@@ -337,10 +300,10 @@ class FakeDiscord:
         ]
 
     async def _get_me(self, _: Any) -> web.Response:
-        return _json(self.bot)
+        return json_response(self.bot)
 
     async def _get_application(self, _: Any) -> web.Response:
-        return _json({
+        return json_response({
             "id": self.application_id, "name": "engage-bot", "icon": None, "description": "",
             "bot_public": True, "bot_require_code_grant": False, "verify_key": "0" * 64,
             "flags": 0, "owner": self._user("owner"), "team": None, "summary": "",
@@ -348,7 +311,7 @@ class FakeDiscord:
         })  # fmt: skip
 
     async def _get_gateway(self, _: Any) -> web.Response:
-        return _json({
+        return json_response({
             "url": self.gateway_url.rstrip("/"), "shards": 1,
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0,
                                     "max_concurrency": 1},
@@ -370,16 +333,16 @@ class FakeDiscord:
         channel = self._existing_channel(channel_id)
         content = body.get("content") or ""
         if len(content) > MAX_CONTENT:
-            raise _form_error("content", f"Must be {MAX_CONTENT} or fewer in length.")
+            raise form_error("content", f"Must be {MAX_CONTENT} or fewer in length.")
         nonce = body.get("nonce")
         if nonce is not None and len(str(nonce)) > 25:
-            raise _form_error("nonce", "Must be 25 or fewer in length.")
+            raise form_error("nonce", "Must be 25 or fewer in length.")
         if channel["type"] == FORUM:
             raise DiscordError(400, 50008, "Cannot send messages in a non-text channel")
         if body.get("enforce_nonce") and nonce is not None:
             earlier = self.nonces.get((self.bot["id"], str(nonce)))
             if earlier is not None:
-                return _json(self.messages[earlier])
+                return json_response(self.messages[earlier])
         metadata = channel.get("thread_metadata")
         if metadata is not None:
             if metadata["locked"]:
@@ -392,19 +355,19 @@ class FakeDiscord:
         )  # fmt: skip
         if nonce is not None:
             self.nonces[(self.bot["id"], str(nonce))] = message["id"]
-        await self.gateway.dispatch("MESSAGE_CREATE", _wire(message))
-        return _json(_wire(message))
+        await self.gateway.dispatch("MESSAGE_CREATE", wire(message))
+        return json_response(wire(message))
 
     async def _get_message(self, _: Any, channel_id: str, message_id: str) -> web.Response:
-        return _json(_wire(self._existing_message(channel_id, message_id)))
+        return json_response(wire(self._existing_message(channel_id, message_id)))
 
     async def _edit_message(self, body: Json, channel_id: str, message_id: str) -> web.Response:
         message = self._existing_message(channel_id, message_id)
         if "content" in body:
             if len(body["content"] or "") > MAX_CONTENT:
-                raise _form_error("content", f"Must be {MAX_CONTENT} or fewer in length.")
+                raise form_error("content", f"Must be {MAX_CONTENT} or fewer in length.")
             message.update(content=body["content"], edited_timestamp=now_iso())
-        return _json(_wire(message))
+        return json_response(wire(message))
 
     async def _delete_message(self, _: Any, channel_id: str, message_id: str) -> web.Response:
         self._existing_message(channel_id, message_id)
@@ -431,13 +394,13 @@ class FakeDiscord:
         if message_id in self.threads_from_messages:
             raise DiscordError(400, 160004, "A thread has already been created for this message")
         if not 1 <= len(body.get("name") or "") <= 100:
-            raise _form_error("name", "Must be between 1 and 100 in length.")
+            raise form_error("name", "Must be between 1 and 100 in length.")
         thread = self._thread(
             channel_id, body["name"], owner_id=self.bot["id"], thread_id=message_id
         )
         self.threads_from_messages[message_id] = thread["id"]
         await self.gateway.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
-        return _json(thread, status=201)
+        return json_response(thread, status=201)
 
     async def _thread_in_forum(self, body: Json, channel_id: str) -> web.Response:
         channel = self._existing_channel(channel_id)
@@ -447,100 +410,11 @@ class FakeDiscord:
         await self.gateway.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
         starter = self._message(thread["id"], self.bot, body["message"].get("content", ""),
                                 id=thread["id"])  # fmt: skip
-        return _json({**thread, "message": _wire(starter)}, status=201)
+        return json_response({**thread, "message": wire(starter)}, status=201)
 
     async def _get_channel(self, _: Any, channel_id: str) -> web.Response:
-        return _json(self._existing_channel(channel_id))
+        return json_response(self._existing_channel(channel_id))
 
     async def _typing(self, _: Any, channel_id: str) -> web.Response:
         self._existing_channel(channel_id)
         return web.Response(status=204)
-
-    def _interaction(self, token: str) -> Json:
-        record = self.interactions.get(token)
-        if record is None:
-            raise DiscordError(404, 10015, "Unknown Webhook")
-        return record
-
-    async def _interaction_callback(self, body: Json, _: str, token: str) -> web.Response:
-        record = self._interaction(token)
-        if record["responses"]:
-            raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
-        record["responses"].append(body)
-        interaction = record["interaction"]
-        flags = (body.get("data") or {}).get("flags", 0)
-        loading = body["type"] == 5
-        original = self._message(
-            interaction["channel_id"], self.bot, (body.get("data") or {}).get("content") or "",
-            type=20, flags=flags | (128 if loading else 0), interaction_id=interaction["id"],
-        )  # fmt: skip
-        record["original"] = original
-        if self._query.get("with_response") not in ("1", "true"):
-            return web.Response(status=204)
-        return _json({
-            "interaction": {
-                "id": interaction["id"], "type": interaction["type"],
-                "response_message_id": original["id"], "response_message_loading": loading,
-                "response_message_ephemeral": bool(flags & 64),
-            },
-            "resource": {"type": body["type"], "message": _wire(original)},
-        })  # fmt: skip
-
-    async def _followup(self, body: Json, _: str, token: str) -> web.Response:
-        """The first followup after a deferral fills in the loading message; later ones add."""
-        record = self._interaction(token)
-        if not record["responses"]:
-            raise DiscordError(404, 10015, "Unknown Webhook")
-        followups = record.setdefault("followups", [])
-        original = record["original"]
-        if not followups and original["flags"] & 128:
-            original.update(content=body.get("content") or "", flags=original["flags"] & ~128)
-            message = original
-        else:
-            message = self._message(
-                original["channel_id"], self.bot, body.get("content") or "", type=20,
-                flags=body.get("flags", 0),
-            )  # fmt: skip
-        message["allowed_mentions"] = body.get("allowed_mentions")
-        followups.append(message)
-        return _json(_wire(message))
-
-    async def _edit_original(self, body: Json, _: str, token: str) -> web.Response:
-        record = self._interaction(token)
-        record.setdefault("edits", []).append(body)
-        channel_id = record["interaction"]["channel_id"]
-        return _json(_wire(self._message(channel_id, self.bot, body.get("content") or "")))
-
-    async def _sync_commands(self, body: list[Json], *ids: str) -> web.Response:
-        scope = ids[1] if len(ids) > 1 else "global"
-        synced = [
-            {
-                **cmd,
-                "id": self.snowflake(),
-                "application_id": self.application_id,
-                "version": "1",
-                "default_member_permissions": None,
-            }
-            for cmd in body
-        ]
-        self.commands[scope] = synced
-        return _json(synced)
-
-
-def _wire(message: Json) -> Json:
-    """A message as Discord returns it (without the fake's bookkeeping fields)."""
-    return {k: v for k, v in message.items() if k != "allowed_mentions"}
-
-
-def _form_error(field_name: str, text: str) -> DiscordError:
-    errors = {field_name: {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": text}]}}
-    return DiscordError(400, 50035, "Invalid Form Body", errors)
-
-
-def _json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    # discord.py parses a body as JSON only when Content-Type is exactly "application/json".
-    return web.Response(
-        body=json.dumps(data).encode(),
-        status=status,
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
