@@ -129,11 +129,17 @@ def test_compose_file_matches_the_compose_specification() -> None:
 def test_ingress_and_worker_deployments_split_the_roles() -> None:
     deployments = resources_of_kind("Deployment")
     assert set(deployments) == {"engage-bridge-ingress", "engage-bridge-workers"}
-    ingress = containers(deployments["engage-bridge-ingress"])[0]
-    workers = containers(deployments["engage-bridge-workers"])[0]
-    assert roles_arg(ingress["args"]) == {"http", "listeners"}
-    assert roles_arg(workers["args"]) == {"workers"}
-    assert roles_arg(ingress["args"]) | roles_arg(workers["args"]) == set(ALL_ROLES)
+    ingress = roles_arg(containers(deployments["engage-bridge-ingress"])[0]["args"])
+    workers = roles_arg(containers(deployments["engage-bridge-workers"])[0]["args"])
+    assert ingress == {"http", "listeners"}
+    assert workers == {"http", "workers"}
+    assert ingress | workers == set(ALL_ROLES)
+
+
+def test_every_deployment_serves_the_probed_endpoints() -> None:
+    # /healthz, /readyz and /metrics are served by the process's HTTP server: the `http` role.
+    for name, deployment in resources_of_kind("Deployment").items():
+        assert "http" in roles_arg(containers(deployment)[0]["args"]), name
 
 
 def test_deployments_probe_readyz_for_readiness_and_healthz_for_liveness() -> None:
@@ -287,7 +293,7 @@ def test_compose_runs_redis_with_aof_and_a_worker_service_scaled_apart() -> None
     redis_command = services["redis"]["command"]
     assert redis_command[redis_command.index("--appendonly") + 1] == "yes"
     assert roles_arg(services["bridge"]["command"]) == {"http", "listeners"}
-    assert roles_arg(services["worker"]["command"]) == {"workers"}
+    assert roles_arg(services["worker"]["command"]) == {"http", "workers"}
     assert "ports" not in services["worker"]
     for name in ("redis", "bridge", "worker"):
         assert services[name]["healthcheck"]["test"], name
