@@ -76,7 +76,7 @@ class RecordingInbox:
 
 
 def discord_settings(fake: FakeDiscord, **overrides: Any) -> Settings:
-    return Settings(_env_file=None, discord_bot_token=fake.token, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=None, discord_bot_token=fake.token, **overrides)
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 from bridge import keys
 from bridge.errors import ConfigError
 from bridge.runtime import BridgeRuntime
-from tests.fakes.discord import FakeDiscord, Json
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord_wire import Json
 from tests.fixtures_core import wait_until
 from tests.fixtures_discord import discord_bridge_settings, discord_runtime
 

@@ -22,7 +22,8 @@ IN_DM = ChannelFacts(ChannelKind.DM)
 
 
 def payload(name: str) -> dict[str, Any]:
-    return json.loads((PAYLOADS / f"{name}.json").read_text())
+    loaded: dict[str, Any] = json.loads((PAYLOADS / f"{name}.json").read_text())
+    return loaded
 
 
 def test_a_mention_in_a_text_channel_is_keyed_to_the_thread_its_message_will_start() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import aiohttp
+import discord
 import pytest
 
 from tests.fakes.discord import FakeDiscord
-from tests.fixtures_discord import discord
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ class FakeDiscord(InteractionRoutes):
         }  # fmt: skip
 
     def _channel(self, kind: int, name: str, **extra: Any) -> Json:
-        channel = {
+        channel: Json = {
             "id": self.snowflake(), "type": kind, "guild_id": self.guild_id, "name": name,
             "position": len(self.channels), "permission_overwrites": [], "nsfw": False,
             "parent_id": None, "rate_limit_per_user": 0, "topic": None, "last_message_id": None,
@@ -207,7 +207,7 @@ class FakeDiscord(InteractionRoutes):
         return await self.post(thread["id"], author, content, id=thread["id"])
 
     def dm_channel(self, user: Json) -> Json:
-        channel = {"id": self.snowflake(), "type": DM, "recipients": [user],
+        channel: Json = {"id": self.snowflake(), "type": DM, "recipients": [user],
                    "last_message_id": None}  # fmt: skip
         self.channels[channel["id"]] = channel
         return channel
