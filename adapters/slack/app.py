@@ -26,7 +26,7 @@ from adapters.slack.outbound import SlackSender, build_client, translate
 from bridge.adapter import Inbox
 from bridge.config import Settings
 from bridge.errors import ConfigError, StorageUnavailable
-from bridge.models import Reply, ThreadKey
+from bridge.models import InboundMessage, Reply, SubmitResult, ThreadKey
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,10 @@ USAGE = (
 )
 
 Ack = Callable[..., Awaitable[None]]
+
+# Socket Mode runs every envelope of a burst at once; unbounded, hundreds of concurrent submits
+# exhaust the Redis connection pool (seen with a 300-envelope burst) and nothing gets stored.
+MAX_CONCURRENT_SUBMITS = 16
 
 
 class SlackAdapter:
@@ -65,6 +69,7 @@ class SlackAdapter:
         self._identity: BotIdentity | None = None
         self._staff = frozenset(settings.file.staff.slack_user_ids)
         self._socket: AsyncSocketModeHandler | None = None
+        self._submit_slots = asyncio.Semaphore(MAX_CONCURRENT_SUBMITS)
         secret = settings.slack_signing_secret
         self._app = AsyncApp(
             client=self._client,
@@ -160,15 +165,16 @@ class SlackAdapter:
         assert self._identity is not None
         return self._identity
 
-    def _require_inbox(self) -> Inbox:
+    async def _submit(self, message: InboundMessage) -> SubmitResult:
         if self._inbox is None:
             raise StorageUnavailable("slack adapter is not connected to the bridge yet")
-        return self._inbox
+        async with self._submit_slots:
+            return await self._inbox.submit(message)
 
     async def _on_message(self, body: dict[str, Any], ack: Ack) -> None:
         message = events.to_event(body, await self._bot(), self._staff)
         if message is not None:
-            result = await self._require_inbox().submit(message)
+            result = await self._submit(message)
             log.debug(
                 "slack event handed over: %s",
                 result.reason,
@@ -187,7 +193,7 @@ class SlackAdapter:
         try:
             thread = await self._command_thread(body, command)
             bot = await self._bot()
-            await self._require_inbox().submit(events.command_to_event(body, command, thread, bot))
+            await self._submit(events.command_to_event(body, command, thread, bot))
         except StorageUnavailable:
             # Slack never redelivers a slash command: tell the person instead of failing quietly.
             await ack(text="Sorry, I could not take that command just now; please try again.")

@@ -357,8 +357,11 @@ class FakeSlack:
         old = self.sockets[-1]
         opened = self.connections_opened
         await old.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "x"}})
-        await self.wait_for(lambda: self.connections_opened > opened and len(self.sockets) > 1)
-        await old.close()
+        await self.wait_for(
+            lambda: self.connections_opened > opened and any(ws is not old for ws in self.sockets)
+        )
+        if not old.closed:
+            await old.close()
 
     def unacked(self) -> list[Envelope]:
         return [e for e in self.envelopes.values() if not e.acked.is_set()]
