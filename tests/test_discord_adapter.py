@@ -8,7 +8,8 @@ import contextlib
 import pytest
 from pydantic import SecretStr
 
-from adapters.discord import DiscordAdapter
+from adapters.discord import DiscordAdapter, create_adapter
+from bridge.adapter import Adapter, StatusAdapter
 from bridge.errors import ConfigError, PermanentPlatformError
 from bridge.models import Reply, ThreadKey
 from tests.fakes.discord import FakeDiscord
@@ -288,3 +289,11 @@ async def test_a_process_with_explicit_shard_ids_identifies_as_that_shard_and_he
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+def test_the_adapter_offers_the_adapter_and_status_contracts(fake_discord: FakeDiscord) -> None:
+    adapter = create_adapter(discord_settings(fake_discord))
+
+    assert isinstance(adapter, Adapter)
+    assert isinstance(adapter, StatusAdapter)
+    assert adapter.name == "discord"

@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import discord
-from redis.asyncio import Redis
 
 from adapters.discord import commands
 from adapters.discord.client import (
@@ -51,8 +50,9 @@ class DiscordAdapter:
     name = "discord"
 
     def __init__(
-        self, settings: Settings, redis: Redis | None = None, **client_options: Any
+        self, settings: Settings, redis: object | None = None, **client_options: Any
     ) -> None:
+        # `redis` is accepted for the factory contract; Discord state lives in the core's keys.
         if settings.discord_bot_token is None:
             raise ConfigError("the Discord adapter needs DISCORD_BOT_TOKEN")
         self._settings = settings
@@ -314,5 +314,5 @@ def _translate(exc: discord.HTTPException, thread: ThreadKey, action: str) -> Pl
     return PlatformError(f"Discord failed to {action} in {thread}: {exc.status} {exc.text}")
 
 
-def create_adapter(settings: Settings, redis: Redis | None = None) -> DiscordAdapter:
+def create_adapter(settings: Settings, redis: object | None = None) -> DiscordAdapter:
     return DiscordAdapter(settings, redis)
