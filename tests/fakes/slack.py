@@ -65,6 +65,7 @@ class FakeSlack:
         self.reactions: dict[tuple[str, str], set[str]] = {}
         self.statuses: list[tuple[str, str, str]] = []
         self.users: dict[str, dict[str, Any]] = {}
+        self.usergroups: dict[str, list[str]] = {}
         self.missing_channels: set[str] = set()
         self.rate_limit_per_channel = False
         self.set_status_error: str | None = None
@@ -296,6 +297,12 @@ class FakeSlack:
             raise SlackApiFailure("user_not_found")
         return {"user": user}
 
+    def _usergroup_users(self, args: dict[str, Any]) -> dict[str, Any]:
+        users = self.usergroups.get(str(args.get("usergroup")))
+        if users is None:
+            raise SlackApiFailure("no_such_subteam")
+        return {"users": users}
+
     def _connections_open(self, token: str | None) -> dict[str, Any]:
         if token != self.app_token:
             return {"ok": False, "error": "invalid_auth"}
@@ -410,4 +417,5 @@ _HANDLERS: dict[str, Any] = {
     "assistant.threads.setStatus": FakeSlack._set_status,
     "conversations.replies": FakeSlack._replies,
     "users.info": FakeSlack._users_info,
+    "usergroups.users.list": FakeSlack._usergroup_users,
 }

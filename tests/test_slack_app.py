@@ -1,0 +1,149 @@
+"""The Bolt wiring: nothing is acknowledged that was not stored; start-up checks the token."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+
+from adapters.slack import SlackAdapter, create_adapter
+from bridge.config import Staff
+from bridge.errors import ConfigError, StorageUnavailable
+from bridge.http import HttpServer
+from bridge.models import InboundMessage, Origin, SubmitResult, ThreadKey
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_events import EventSender, envelope, slash_command, user_message
+from tests.fixtures_slack import slack_settings
+
+
+class FailingInbox:
+    def __init__(self) -> None:
+        self.tried = asyncio.Event()
+
+    async def submit(self, message: InboundMessage) -> SubmitResult:
+        self.tried.set()
+        raise StorageUnavailable("redis is down")
+
+    async def is_known_thread(self, thread: ThreadKey) -> bool:
+        return False
+
+
+class RecordingInbox:
+    def __init__(self) -> None:
+        self.messages: list[InboundMessage] = []
+
+    async def submit(self, message: InboundMessage) -> SubmitResult:
+        self.messages.append(message)
+        return SubmitResult(accepted=True, reason="stored")
+
+    async def is_known_thread(self, thread: ThreadKey) -> bool:
+        return False
+
+
+async def serve(adapter: SlackAdapter, inbox: Any) -> AsyncIterator[str]:
+    server = HttpServer("127.0.0.1", 0)
+    await server.start(Starlette(routes=list(adapter.routes(inbox))))
+    try:
+        yield f"{server.url}/slack/events"
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def adapter(fake_slack: FakeSlack, redis_client: Any) -> AsyncIterator[SlackAdapter]:
+    slack_adapter = create_adapter(slack_settings(fake_slack), redis_client)
+    await slack_adapter.start()
+    yield slack_adapter
+    await slack_adapter.aclose()
+
+
+async def test_an_event_that_could_not_be_stored_is_answered_500_so_slack_retries(
+    fake_slack: FakeSlack, adapter: SlackAdapter
+) -> None:
+    async for url in serve(adapter, FailingInbox()):
+        sender = EventSender(url, fake_slack.signing_secret)
+        event = user_message(fake_slack, channel="D1", channel_type="im", text="hi")
+        delivery = await sender.send(envelope(fake_slack, event))
+        await sender.aclose()
+        assert delivery.status == 500
+
+
+async def test_slash_command_that_could_not_be_stored_says_so(
+    fake_slack: FakeSlack, adapter: SlackAdapter
+) -> None:
+    async for url in serve(adapter, FailingInbox()):
+        sender = EventSender(url, fake_slack.signing_secret)
+        link = "https://acme.slack.com/archives/C0001/p1712345678000100"
+        delivery = await sender.send_command(slash_command(fake_slack, f"reset {link}"))
+        await sender.aclose()
+        assert delivery.status == 200
+        assert "could not take that command" in delivery.body
+
+
+async def test_every_event_type_is_acknowledged_even_without_a_use(
+    fake_slack: FakeSlack, adapter: SlackAdapter
+) -> None:
+    inbox = RecordingInbox()
+    async for url in serve(adapter, inbox):
+        sender = EventSender(url, fake_slack.signing_secret)
+        for event in (
+            {"type": "assistant_thread_started", "event_ts": "1.2"},
+            {"type": "member_joined_channel", "user": "U1", "channel": "C1", "event_ts": "1.3"},
+            {"type": "app_home_opened", "user": "U1", "channel": "D1", "event_ts": "1.4"},
+        ):
+            assert (await sender.send(envelope(fake_slack, event))).status == 200
+        await sender.aclose()
+    assert inbox.messages == []
+
+
+async def test_socket_mode_envelope_is_not_acked_when_storing_fails(
+    fake_slack: FakeSlack, redis_client: Any
+) -> None:
+    adapter = create_adapter(slack_settings(fake_slack, socket_mode=True), redis_client)
+    await adapter.start()
+    inbox = FailingInbox()
+    task = asyncio.create_task(adapter.run(inbox))
+    try:
+        await asyncio.wait_for(fake_slack.socket_connected.wait(), 10)
+        failing = await fake_slack.push(
+            envelope(fake_slack, user_message(fake_slack, channel="D1", channel_type="im"))
+        )
+        other = {"type": "app_home_opened", "user": "U1", "event_ts": "1.5"}
+        probe = await fake_slack.push(envelope(fake_slack, other))
+        await asyncio.wait_for(inbox.tried.wait(), 10)
+        # Envelopes run concurrently: once a later one is acked, the failed one had its chance.
+        await asyncio.wait_for(probe.acked.wait(), 10)
+        assert not failing.acked.is_set()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await adapter.aclose()
+
+
+async def test_staff_from_settings_and_user_groups_are_marked_staff(
+    fake_slack: FakeSlack, redis_client: Any
+) -> None:
+    fake_slack.usergroups["S0SUPPORT"] = ["U0GROUPED"]
+    settings = slack_settings(fake_slack)
+    settings.file.staff = Staff(slack_user_ids=["U0LISTED"], slack_usergroup_ids=["S0SUPPORT"])
+    adapter = create_adapter(settings, redis_client)
+    await adapter.start()
+    inbox = RecordingInbox()
+    async for url in serve(adapter, inbox):
+        sender = EventSender(url, fake_slack.signing_secret)
+        for user in ("U0LISTED", "U0GROUPED", "U0CUSTOMER"):
+            event = user_message(fake_slack, user=user, thread_ts="1712345678.000100")
+            assert (await sender.send(envelope(fake_slack, event))).status == 200
+        await sender.aclose()
+    assert [m.origin for m in inbox.messages] == [Origin.STAFF, Origin.STAFF, Origin.USER]
+
+
+async def test_start_with_a_rejected_token_is_a_config_error(
+    fake_slack: FakeSlack, redis_client: Any
+) -> None:
+    settings = slack_settings(fake_slack, slack_bot_token="xoxb-revoked")
+    with pytest.raises(ConfigError, match="invalid_auth"):
+        await create_adapter(settings, redis_client).start()
