@@ -239,3 +239,10 @@ async def test_concurrent_chats_on_different_conversations_do_not_mix(
         replies = await asyncio.gather(*(chat(emulator_http, c, c) for c in cids))
         contents = [r[0]["content"] for r in replies]
     assert contents == [f"You said: {c}" for c in cids]
+
+
+async def test_an_agent_may_answer_with_several_messages(emulator_http: httpx.AsyncClient) -> None:
+    cid = await new_conversation(emulator_http)
+    replies = await chat(emulator_http, cid, "hi", agent="parrot-twice")
+    assert [r["content"] for r in replies] == ["You said: hi", "Anything else?"]
+    assert len({r["id"] for r in replies}) == 2

@@ -28,6 +28,14 @@ def create_app(
     """A fresh emulator; pass `state`/`faults` to keep references for inspection.
 
     `api_keys` maps extra API keys to their user and organisation (added to the defaults).
+
+    Where the contract leaves a choice, the emulator takes the "likely" reading:
+    - paging: `limit` 1..100 (default 20), `offset` >= 0; out of range is a 422;
+    - chat with `return_inputs`: the saved inputs come first, then the outputs;
+    - status messages are streamed only, never stored; info messages are stored and returned;
+    - an unknown agent in chat is a 404; `agents/validate` answers `fail`;
+    - messages added without chat share a fresh run id that is not recorded as a run;
+    - conversations of another organisation are 404, like unknown ones.
     """
     state = state if state is not None else EmulatorState()
     for api_key, user in (api_keys or {}).items():
