@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from starlette.applications import Starlette
 
 from adapters.slack import SlackAdapter, create_adapter
@@ -17,6 +20,8 @@ from bridge.models import InboundMessage, Origin, SubmitResult, ThreadKey
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_events import EventSender, envelope, slash_command, user_message
 from tests.fixtures_slack import slack_settings
+
+MANIFEST = Path(__file__).parent.parent / "deploy" / "slack-app-manifest.yaml"
 
 
 class FailingInbox:
@@ -147,3 +152,29 @@ async def test_start_with_a_rejected_token_is_a_config_error(
     settings = slack_settings(fake_slack, slack_bot_token="xoxb-revoked")
     with pytest.raises(ConfigError, match="invalid_auth"):
         await create_adapter(settings, redis_client).start()
+
+
+PAYLOADS = Path(__file__).parent / "payloads" / "slack"
+RECORDED = {
+    "app_mention": "app_mention.json",
+    "message": "message_plain.json",
+    "assistant_thread_started": "assistant_thread_started.json",
+}
+
+
+def manifest_event_types() -> list[str]:
+    manifest = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    return sorted({e.split(".")[0] for e in events})
+
+
+@pytest.mark.parametrize("event_type", manifest_event_types())
+async def test_every_event_type_the_manifest_subscribes_is_acknowledged(
+    fake_slack: FakeSlack, adapter: SlackAdapter, event_type: str
+) -> None:
+    async for url in serve(adapter, RecordingInbox()):
+        sender = EventSender(url, fake_slack.signing_secret)
+        body = json.loads((PAYLOADS / RECORDED[event_type]).read_text(encoding="utf-8"))
+        delivery = await sender.send(body)
+        await sender.aclose()
+        assert delivery.status == 200
