@@ -178,3 +178,20 @@ async def test_every_event_type_the_manifest_subscribes_is_acknowledged(
         delivery = await sender.send(body)
         await sender.aclose()
         assert delivery.status == 200
+
+
+async def test_socket_mode_with_a_rejected_app_token_is_a_config_error(
+    fake_slack: FakeSlack, redis_client: Any
+) -> None:
+    settings = slack_settings(fake_slack, socket_mode=True, slack_app_token="xapp-wrong")
+    adapter = create_adapter(settings, redis_client)
+    with pytest.raises(ConfigError, match="app token: invalid_auth"):
+        await adapter.start()
+
+
+def test_neither_signing_secret_nor_app_token_is_a_config_error(
+    fake_slack: FakeSlack, redis_client: Any
+) -> None:
+    settings = slack_settings(fake_slack, slack_signing_secret=None)
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
+        create_adapter(settings, redis_client)

@@ -60,6 +60,11 @@ class SlackAdapter:
     ) -> None:
         if settings.slack_bot_token is None:
             raise ConfigError("Slack needs SLACK_BOT_TOKEN")
+        if settings.slack_signing_secret is None and settings.slack_app_token is None:
+            raise ConfigError(
+                "Slack needs SLACK_SIGNING_SECRET (HTTP Events API) "
+                "or SLACK_APP_TOKEN (Socket Mode)"
+            )
         self._settings = settings
         self._client = client or build_client(
             settings.slack_bot_token.get_secret_value(), settings.slack_api_url
@@ -96,6 +101,7 @@ class SlackAdapter:
             bot_id=str(auth.get("bot_id") or ""),
             workspace_url=str(auth.get("url") or "https://slack.com/"),
         )
+        await self._check_app_token()
         self._staff = self._staff | await self._usergroup_members()
         log.info("slack connected", extra={"team_id": self._identity.team_id})
 
@@ -118,15 +124,27 @@ class SlackAdapter:
         if token is None:
             await asyncio.Event().wait()
             return
-        self._socket = AsyncSocketModeHandler(
+        socket = AsyncSocketModeHandler(
             self._app, token.get_secret_value(), web_client=self._client
         )
-        await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        self._socket = socket
         try:
+            await socket.connect_async()  # type: ignore[no-untyped-call]
             await asyncio.Event().wait()
         finally:
-            await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
+            await socket.close_async()  # type: ignore[no-untyped-call]
+
+    async def _check_app_token(self) -> None:
+        """The Socket Mode client retries a refused token forever: fail start-up instead."""
+        token = self._settings.slack_app_token
+        if token is None:
+            return
+        try:
+            await self._client.apps_connections_open(app_token=token.get_secret_value())
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            raise ConfigError(f"Slack refused the Socket Mode app token: {error}") from exc
 
     def routes(self, inbox: Inbox) -> Sequence[BaseRoute]:
         if self._settings.slack_signing_secret is None:
