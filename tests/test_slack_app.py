@@ -37,10 +37,18 @@ class FailingInbox:
 
 
 class RecordingInbox:
-    def __init__(self) -> None:
+    """Stores messages; the first `failures` submits raise as if Redis were down."""
+
+    def __init__(self, failures: int = 0) -> None:
         self.messages: list[InboundMessage] = []
+        self.failures = failures
+        self.tried = asyncio.Event()
 
     async def submit(self, message: InboundMessage) -> SubmitResult:
+        self.tried.set()
+        if self.failures > 0:
+            self.failures -= 1
+            raise StorageUnavailable("redis is down")
         self.messages.append(message)
         return SubmitResult(accepted=True, reason="stored")
 
@@ -122,6 +130,28 @@ async def test_socket_mode_envelope_is_not_acked_when_storing_fails(
         # Envelopes run concurrently: once a later one is acked, the failed one had its chance.
         await asyncio.wait_for(probe.acked.wait(), 10)
         assert not failing.acked.is_set()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await adapter.aclose()
+
+
+async def test_socket_mode_envelope_redelivered_after_a_storage_failure_is_stored_then_acked(
+    fake_slack: FakeSlack, redis_client: Any
+) -> None:
+    adapter = create_adapter(slack_settings(fake_slack, socket_mode=True), redis_client)
+    await adapter.start()
+    inbox = RecordingInbox(failures=1)
+    task = asyncio.create_task(adapter.run(inbox))
+    try:
+        await asyncio.wait_for(fake_slack.socket_connected.wait(), 10)
+        event = user_message(fake_slack, channel="D1", channel_type="im", text="keep me")
+        pushed = await fake_slack.push(envelope(fake_slack, event))
+        await asyncio.wait_for(inbox.tried.wait(), 10)
+        [again] = await fake_slack.redeliver_unacked()
+        assert again is pushed
+        await asyncio.wait_for(pushed.acked.wait(), 10)
+        assert [m.text for m in inbox.messages] == ["keep me"]
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

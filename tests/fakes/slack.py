@@ -370,6 +370,16 @@ class FakeSlack:
         if not old.closed:
             await old.close()
 
+    async def redeliver_unacked(self) -> list[Envelope]:
+        """Send every unacknowledged envelope again, as Slack does, with `retry_attempt` + 1."""
+        again = self.unacked()
+        for envelope in again:
+            envelope.frame["retry_attempt"] += 1
+            envelope.frame["retry_reason"] = "timeout"
+            if self.sockets:
+                await self.sockets[-1].send_json(envelope.frame)
+        return again
+
     def unacked(self) -> list[Envelope]:
         return [e for e in self.envelopes.values() if not e.acked.is_set()]
 
