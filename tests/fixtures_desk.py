@@ -17,7 +17,7 @@ from adapters.desk import create_adapter as create_desk_adapter
 from adapters.desk.signing import signed_headers
 from adapters.web import create_adapter as create_web_adapter
 from bridge.adapter import Adapter
-from bridge.config import Settings
+from bridge.config import FileConfig, Routing, Settings
 from bridge.engage.client import EngageClient
 from bridge.runtime import BridgeRuntime
 from tests.fakes.desk import FakeDesk
@@ -121,12 +121,19 @@ async def desk_bridge(
 
 
 @pytest.fixture
+def web_agent() -> str:
+    """The agent answering in `web_bridge`; override with `@pytest.mark.parametrize`."""
+    return "parrot"
+
+
+@pytest.fixture
 async def web_bridge(
-    tmp_path: Path, redis_client: aioredis.Redis, emulator: Any
+    tmp_path: Path, redis_client: aioredis.Redis, emulator: Any, web_agent: str
 ) -> AsyncIterator[BridgeRuntime]:
     """A running bridge with the web playground and operator view (the web fixtures live here
     too: conftest registers one plugin per area, and the desk/web area is one)."""
-    settings = bridge_settings(tmp_path, emulator)
+    routing = FileConfig(routing=Routing(default_agent=web_agent))
+    settings = bridge_settings(tmp_path, emulator, file=routing)
     async with bridge_runtime(
         settings, redis_client, emulator, [create_web_adapter(settings, redis_client)]
     ) as rt:

@@ -182,3 +182,25 @@ async def test_playground_page_and_its_static_files_are_served(http: httpx.Async
     assert "textContent" in script.text
     assert (await http.get("/web/static/style.css")).status_code == 200
     assert (await http.get("/web/static/..%2Fstore.py")).status_code == 404
+
+
+@pytest.mark.parametrize("web_agent", ["slow"])
+async def test_status_line_shows_while_the_agent_works_and_clears_after(
+    http: httpx.AsyncClient,
+) -> None:
+    thread = await new_thread(http)
+    await thread.say("Take your time")
+    working = await thread.wait(lambda s: s["status_line"] is not None)
+    assert working["status_line"] == "Thinking slowly…"
+    assert agent_count(working) == 0
+    done = await thread.wait(lambda s: agent_count(s) == 1)
+    assert done["status_line"] is None
+
+
+@pytest.mark.parametrize("web_agent", ["inspector"])
+async def test_info_messages_never_reach_the_page(http: httpx.AsyncClient) -> None:
+    thread = await new_thread(http)
+    await thread.say("Look inside")
+    state = await thread.wait(lambda s: agent_count(s) == 1)
+    texts = [e["text"] for e in state["entries"]]
+    assert texts == ["Look inside", "Inspected: Look inside"]
