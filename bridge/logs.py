@@ -35,7 +35,7 @@ _TOKEN_PATTERNS = re.compile(
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
-_QUIET_LOGGERS = ("httpx", "httpcore", "uvicorn.access", "aiohttp.access")
+QUIET_LOGGERS = ("httpx", "httpcore", "uvicorn.access", "aiohttp.access")
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -132,7 +132,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
     except ValueError as exc:
         raise ConfigError(f"ENGAGE_BRIDGE_LOG_LEVEL: {exc}") from exc
     root.addHandler(handler)
-    for name in _QUIET_LOGGERS:
+    for name in QUIET_LOGGERS:
         # Per-request lines (with full URLs) are noise at INFO; keep them for DEBUG runs.
         quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
         logging.getLogger(name).setLevel(quiet)

@@ -19,6 +19,7 @@ import pytest
 from adapters.console import ConsoleAdapter
 from bridge.cli import build_parser, main
 from bridge.config import Role, Settings
+from bridge.logs import QUIET_LOGGERS
 from bridge.runtime import BridgeRuntime
 from tests.fixtures_emulator import Emulator
 from tests.redis_server import RedisServer
@@ -43,11 +44,13 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         if name.startswith(_PREFIXES):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    # configure_logging() changes the root logger and the quiet ones: leave them as found.
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in QUIET_LOGGERS)]
+    handlers, levels = list(loggers[0].handlers), [lg.level for lg in loggers]
     yield tmp_path
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    loggers[0].handlers[:] = handlers
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
 
 
 def run_cli(*argv: str) -> tuple[int, str]:

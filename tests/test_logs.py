@@ -13,7 +13,14 @@ from pydantic import SecretStr
 
 from bridge.config import Settings
 from bridge.errors import ConfigError
-from bridge.logs import REDACTED, BridgeFormatter, configure_logging, redact, secret_values
+from bridge.logs import (
+    QUIET_LOGGERS,
+    REDACTED,
+    BridgeFormatter,
+    configure_logging,
+    redact,
+    secret_values,
+)
 
 
 def _record(msg: str, *args: object, **extra: Any) -> logging.LogRecord:
@@ -25,11 +32,13 @@ def _record(msg: str, *args: object, **extra: Any) -> logging.LogRecord:
 
 @pytest.fixture
 def restore_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    # configure_logging() changes the root logger and the quiet ones: leave them as found.
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in QUIET_LOGGERS)]
+    handlers, levels = list(loggers[0].handlers), [lg.level for lg in loggers]
     yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    loggers[0].handlers[:] = handlers
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
 
 
 def test_key_value_line_carries_the_extra_fields() -> None:
