@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from bridge import backoff
 from bridge.config import Settings
@@ -183,19 +184,24 @@ class AgentTurn:
         last_id = ""
         showed_status = False
         started = time.monotonic()
+        stream = cast(
+            AsyncGenerator[MessageRead, None],
+            self.engage.chat_stream(conversation_id, to_send, agent=agent),
+        )
         try:
-            stream = self.engage.chat_stream(conversation_id, to_send, agent=agent)
-            async for message in stream:
-                if message.is_status:
-                    showed_status = True
-                    await self.outbound.set_status(thread, message.content)
-                elif message.is_info:
-                    log.debug("info message withheld", extra={"thread_key": str(thread)})
-                elif message.is_agent:
-                    self.agent_seconds += time.monotonic() - started
-                    await self._post(thread, conversation_id, agent, message)
-                    started = time.monotonic()
-                    last_id = message.id
+            # Closed here, not by the garbage collector, even when the turn is cancelled.
+            async with aclosing(stream):
+                async for message in stream:
+                    if message.is_status:
+                        showed_status = True
+                        await self.outbound.set_status(thread, message.content)
+                    elif message.is_info:
+                        log.debug("info message withheld", extra={"thread_key": str(thread)})
+                    elif message.is_agent:
+                        self.agent_seconds += time.monotonic() - started
+                        await self._post(thread, conversation_id, agent, message)
+                        started = time.monotonic()
+                        last_id = message.id
         finally:
             self.agent_seconds += time.monotonic() - started
             if showed_status:

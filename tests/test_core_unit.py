@@ -25,9 +25,13 @@ async def test_a_message_is_answered_in_its_thread(
     assert result.accepted
     async with running(bridge):
         await wait_until(lambda: len(adapter.sent) == 1)
-    assert adapter.texts() == ["You said: hi"]
+        assert adapter.texts() == ["You said: hi"]
+
+        async def drained() -> bool:
+            return await redis_client.xlen("bridge:ready") == 0
+
+        await wait_until(drained)
     assert await redis_client.llen("{console:W1:C1:t1}:inbox") == 0
-    assert await redis_client.xlen("bridge:ready") == 0
 
 
 async def test_ambiguous_chat_failure_is_reconciled_without_resending(
