@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from adapters.desk import DeskAdapter
+from adapters.desk import DeskAdapter, create_adapter
 from adapters.desk.callback import RetryPolicy
-from bridge.errors import PermanentPlatformError
+from bridge.config import Settings
+from bridge.errors import ConfigError, PermanentPlatformError
 from bridge.models import Reply, ReplyKind, ThreadKey
 from tests.fakes.desk import FakeDesk
 from tests.fixtures_desk import CALLBACK_SECRET, DESK_SECRET
@@ -111,3 +112,15 @@ async def test_send_without_a_callback_url_is_permanent() -> None:
     with pytest.raises(PermanentPlatformError, match="not configured"):
         await desk.send(REPLY)
     await desk.aclose()
+
+
+async def test_create_adapter_requires_a_signing_secret_and_a_callback_url() -> None:
+    with pytest.raises(ConfigError, match="SIGNING_SECRET"):
+        create_adapter(Settings(_env_file=None))  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="CALLBACK_URL"):
+        create_adapter(Settings(_env_file=None, desk_signing_secret=DESK_SECRET))  # type: ignore[call-arg]
+    adapter = create_adapter(
+        Settings(_env_file=None, desk_signing_secret=DESK_SECRET, desk_callback_url="http://d/cb")  # type: ignore[call-arg]
+    )
+    assert adapter.name == "desk"
+    await adapter.aclose()

@@ -71,6 +71,9 @@ def create_adapter(settings: Settings, redis: aioredis.Redis | None = None) -> D
     """Build the adapter from settings; `redis` is unused (the core stores everything)."""
     if settings.desk_signing_secret is None:
         raise ConfigError("the desk adapter needs ENGAGE_BRIDGE_DESK_SIGNING_SECRET")
+    if not settings.desk_callback_url:
+        # Without it every answer would be dead-lettered: refuse to start instead.
+        raise ConfigError("the desk adapter needs ENGAGE_BRIDGE_DESK_CALLBACK_URL for replies")
     callback_secret = settings.desk_callback_secret
     return DeskAdapter(
         signing_secret=settings.desk_signing_secret.get_secret_value(),

@@ -34,7 +34,8 @@ _STATIC_TYPES = {
 
 
 def static_file(name: str) -> str:
-    return resources.files("adapters.web").joinpath("static", name).read_text(encoding="utf-8")
+    # Next to the modules, so pyproject's package-data globs ship them in the wheel.
+    return resources.files("adapters.web").joinpath(name).read_text(encoding="utf-8")
 
 
 async def _static(request: Request) -> Response:
