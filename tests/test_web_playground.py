@@ -204,3 +204,17 @@ async def test_info_messages_never_reach_the_page(http: httpx.AsyncClient) -> No
     state = await thread.wait(lambda s: agent_count(s) == 1)
     texts = [e["text"] for e in state["entries"]]
     assert texts == ["Look inside", "Inspected: Look inside"]
+
+
+async def test_posts_that_are_not_json_are_refused_so_other_sites_cannot_act_as_staff(
+    http: httpx.AsyncClient,
+) -> None:
+    body = '{"command": "resolve", "client_id": "abcd1234"}'
+    plain = {"Content-Type": "text/plain"}
+    response = await http.post(
+        "/playground/api/threads/abcd1234/commands", content=body, headers=plain
+    )
+    assert response.status_code == 415
+    assert "application/json" in response.json()["error"]
+    created = await http.post("/playground/api/threads", content="{}", headers=plain)
+    assert created.status_code == 415

@@ -43,7 +43,11 @@ class ThreadRecords(Protocol):
 
 
 class BadRequest(ValueError):
-    pass
+    status = 400
+
+
+class NotJson(BadRequest):
+    status = 415
 
 
 def thread_key(thread_id: str) -> ThreadKey:
@@ -99,7 +103,15 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def require_json(request: Request) -> None:
+    # Browsers send cross-site text/plain or form POSTs without asking first (no CORS
+    # preflight); demanding application/json keeps other pages from acting as "staff" here.
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise NotJson("Content-Type must be application/json")
+
+
 async def _json_object(request: Request) -> dict[str, Any]:
+    require_json(request)
     try:
         payload = await request.json()
     except ValueError:
@@ -116,6 +128,10 @@ class PlaygroundApi:
         self._records = records
 
     async def create(self, request: Request) -> JSONResponse:
+        try:
+            require_json(request)
+        except BadRequest as exc:
+            return _error(exc.status, str(exc))
         thread_id = new_thread_id()
         return JSONResponse({"id": thread_id, "thread": str(thread_key(thread_id))}, 201)
 
@@ -155,7 +171,7 @@ class PlaygroundApi:
                 raise BadRequest(f"text must be 1-{MAX_TEXT_CHARS} characters")
             as_staff = payload.get("as", "user") == "staff"
         except BadRequest as exc:
-            return _error(400, str(exc))
+            return _error(exc.status, str(exc))
         message = to_event(
             thread_id, text=text.strip(), as_staff=as_staff, client_id=client_id, now=_now()
         )
@@ -172,7 +188,7 @@ class PlaygroundApi:
                 thread_id, str(payload.get("command")), client_id=client_id, now=_now()
             )
         except BadRequest as exc:
-            return _error(400, str(exc))
+            return _error(exc.status, str(exc))
         return await self._submit(message, None)
 
     async def _submit(self, message: InboundMessage, entry: Entry | None) -> JSONResponse:
