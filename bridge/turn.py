@@ -148,9 +148,11 @@ class TurnRunner:
         agent: AgentTurn,
     ) -> str:
         routed = self.settings.file.routing.agent_for(thread.workspace, thread.channel)
+        started = time.monotonic()
         ensured, _ = await self._retrying(
             "creating the conversation", lambda: self.threads.ensure(self.engage, batch[0], routed)
         )
+        agent.agent_seconds += time.monotonic() - started  # Engage time, not bridge overhead
         tid = turn_id(str(thread), [m.message_id for m in batch])
 
         async def journal(attempt: int) -> None:

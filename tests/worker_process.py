@@ -19,7 +19,7 @@ from tests.fixtures_core import RedisRecordingAdapter, core_settings
 
 
 async def main(args: argparse.Namespace) -> None:
-    redis = aioredis.Redis.from_url(args.redis_url)
+    redis = aioredis.Redis.from_url(args.redis_url, max_connections=1000)
     engage = EngageClient(base_url=args.engage_url, api_key=args.api_key, org_id=args.org_id)
     settings = core_settings(
         lease_seconds=args.lease_seconds,
