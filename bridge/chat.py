@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
 
+# Shown from the first moment of every agent call, so a thread never looks dead while the agent
+# works; status messages the agent streams replace it.
+WORKING_STATUS = "Thinking…"
+
 
 class TurnFailed(Exception):
     """The agent could not answer this batch; `permanent` means retrying would not help."""
@@ -144,11 +148,16 @@ class AgentTurn:
             nonlocal attempt
             attempt += 1
             await on_attempt(attempt)
+            await self.outbound.set_status(thread, WORKING_STATUS)
             # Any earlier attempt may have stored the messages: look before sending again.
             check = reconcile_first or attempt > 1
             return await self._once(thread, conversation_id, agent, sent, mark, check)
 
-        return await retrying("agent chat", once, self.settings, self.metrics, self.sleep)
+        try:
+            return await retrying("agent chat", once, self.settings, self.metrics, self.sleep)
+        finally:
+            # Also on errors and cancellation: a stale "Thinking…" would claim work that stopped.
+            await self.outbound.set_status(thread, None)
 
     async def _once(
         self,
@@ -182,7 +191,6 @@ class AgentTurn:
         self, thread: ThreadKey, conversation_id: str, agent: str, to_send: list[UserMessage]
     ) -> str:
         last_id = ""
-        showed_status = False
         started = time.monotonic()
         stream = cast(
             AsyncGenerator[MessageRead, None],
@@ -193,7 +201,6 @@ class AgentTurn:
             async with aclosing(stream):
                 async for message in stream:
                     if message.is_status:
-                        showed_status = True
                         await self.outbound.set_status(thread, message.content)
                     elif message.is_info:
                         log.debug("info message withheld", extra={"thread_key": str(thread)})
@@ -204,8 +211,6 @@ class AgentTurn:
                         last_id = message.id
         finally:
             self.agent_seconds += time.monotonic() - started
-            if showed_status:
-                await self.outbound.set_status(thread, None)
         return last_id
 
     async def _post(

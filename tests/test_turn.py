@@ -54,7 +54,7 @@ async def test_status_messages_go_to_set_status_and_are_cleared(
     async with running(bridge):
         await wait_until(lambda: len(adapter.sent) == 1)
     statuses = [s for _, s in adapter.statuses]
-    assert statuses == ["Reading your question…", "Looking up pension rules…", None]
+    assert statuses == ["Thinking…", "Reading your question…", "Looking up pension rules…", None]
     [reply] = adapter.sent
     assert reply.kind is ReplyKind.AGENT
     assert reply.agent == "pensions-questions-latest"
