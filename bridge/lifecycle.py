@@ -52,7 +52,9 @@ def transition(
         new = reopen_to
     if new is None:
         return None
-    assignee = actor if new == HUMAN and event is Event.STAFF_MESSAGE else None
+    # The staff member who wrote or was assigned (a desk's ticket.assigned is a HANDOFF by them).
+    takes_over = event in (Event.STAFF_MESSAGE, Event.HANDOFF)
+    assignee = actor if new == HUMAN and takes_over else None
     return Transition(old=status, new=new, event=event, assignee=assignee)
 
 

@@ -289,7 +289,10 @@ class TurnRunner:
                 await self.outbound.notice(thread, key, "There is no conversation here yet.")
                 return
             event = lifecycle.Event(command.name)
-            changed = await self._transition(thread, record, event, message, actor=message.user_id)
+            # A customer asking for a person is not the person who takes the thread over.
+            staff = is_staff(message, self.settings.file.staff)
+            actor = message.user_id if staff else None
+            changed = await self._transition(thread, record, event, message, actor=actor)
             if changed is record:
                 await self.outbound.notice(thread, key, f"This thread is already {record.status}.")
 

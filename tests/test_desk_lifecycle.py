@@ -102,7 +102,8 @@ async def test_assignment_hands_off_and_reopening_gives_the_ticket_back_to_the_b
     await fake_desk.wait_for_callbacks(1)
 
     await ticket.send("ticket.assigned", body=None, assignee={"id": "agent-9", "name": "Eve"})
-    await ticket.wait_status("human")
+    data = await ticket.wait_status("human")
+    assert data["assignee"] == "agent-9"
     await ticket.send("ticket.comment", body="Hello?")
     await wait_until(lambda: any(m.content == "Hello?" for m in ticket.conversation().messages))
     assert ticket.runs() == 1

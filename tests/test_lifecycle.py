@@ -21,6 +21,19 @@ def test_staff_message_hands_a_bot_thread_to_that_person() -> None:
     assert (change.new, change.assignee) == (HUMAN, "S1")
 
 
+def test_handoff_records_the_staff_member_it_goes_to() -> None:
+    change = transition(BOT, Event.HANDOFF, actor="agent-9")
+    assert change is not None
+    assert (change.new, change.assignee) == (HUMAN, "agent-9")
+
+
+def test_leaving_the_human_state_clears_the_assignee() -> None:
+    for event in (Event.RESUME, Event.RESOLVE):
+        change = transition(HUMAN, event, actor="agent-9")
+        assert change is not None
+        assert change.assignee is None
+
+
 def test_full_cycle_bot_human_resolved_reopened() -> None:
     status = BOT
     for event, expected in [

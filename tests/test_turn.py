@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 
 from bridge.config import FileConfig, Routing
 from bridge.engage.client import EngageClient
-from bridge.models import Origin, ReplyKind
+from bridge.models import Origin, ReplyKind, ThreadKey
 from tests.fixtures_core import (
     RecordingAdapter,
     core_settings,
@@ -165,6 +165,32 @@ async def test_lifecycle_bot_human_resolved_reopened_without_agent_calls_while_h
     assert "member of the team" in notices[0]
     assert "resolved" in notices[1]
     assert "open again" in notices[2]
+
+
+async def test_handoff_records_the_staff_assignee_but_never_the_customer_asking(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    asked, assigned = thread_key("asked"), thread_key("assigned")
+    async with running(bridge):
+        for thread in (asked, assigned):
+            await bridge.submit(message(thread, "first question"))
+        await wait_until(lambda: len(adapter.sent) == 2)
+        await bridge.submit(message(asked, "handoff", user_id="U1"))
+        await bridge.submit(
+            message(assigned, "", user_id="S9", origin=Origin.STAFF, command="handoff")
+        )
+        cids = {
+            t: r.conversation_id for t in (asked, assigned) if (r := await bridge.threads.get(t))
+        }
+
+        def data(thread: ThreadKey) -> dict[str, Any]:
+            return dict(emulator.state.conversations[cids[thread]].data)
+
+        await wait_until(lambda: all(data(t).get("status") == "human" for t in (asked, assigned)))
+    assert data(asked)["assignee"] is None
+    assert data(assigned)["assignee"] == "S9"
 
 
 async def test_status_agent_and_reset_commands(
