@@ -186,6 +186,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         overrides = {"log_level": "DEBUG"} if args.debug else {}
         settings = Settings.load(**overrides)
+        if args.command == "chat" and "log_level" not in settings.model_fields_set:
+            # The terminal is chat's user interface: routine log lines would interleave with it.
+            settings = settings.model_copy(update={"log_level": "WARNING"})
         configure_logging(settings)
         return asyncio.run(COMMANDS[args.command](settings, args, out))
     except KeyboardInterrupt:

@@ -292,6 +292,8 @@ async def test_run_with_no_configuration_serves_everything_and_chat_answers(
             chat.stdin.close()
             async with asyncio.timeout(20):
                 assert await chat.wait() == 0
+        # The terminal is chat's interface: no routine log lines interleave with the answers.
+        assert " info " not in (tmp_path / "chat.log").read_text()
 
         run.send_signal(signal.SIGTERM)
         async with asyncio.timeout(20):
