@@ -1,0 +1,226 @@
+"""Scale benchmarks: Redis cost of the thread map (1k-100k), Slack ack latency under a burst,
+throughput with 1 and 3 worker processes with the emulator in processes of its own.
+
+Run: .venv/bin/python -m bench.bench_scale [--only map,burst,throughput]
+Loopback only; a real redis-server (AOF, fsync always) per section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import redis.asyncio as aioredis
+
+from bench.chaos_check import percentile
+from bench.chaos_fleet import ROOT, Emulator, Fleet
+from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
+from bridge.threadmap import ThreadMap, ThreadRecord
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_events import envelope, sign, user_message
+from tests.fixtures_core import RedisRecordingAdapter, make_bridge, message, thread_key, wait_until
+from tests.redis_server import RedisServer
+
+
+def record(n: int) -> ThreadRecord:
+    now = datetime.now(UTC).isoformat()
+    key = f"slack:T0123ABCD:C0456EFGH:17123{n:05d}.{n % 999999:06d}"
+    return ThreadRecord(
+        thread_key=key, conversation_id=f"01a21bd2-{n:04x}-7000-b83d-1ee5d659bbbb"[:36],
+        agent="pensions-questions-latest", source="slack", created=now, updated=now,
+        last_message_id=f"C0456EFGH:17123{n:05d}.000100", history_mark=f"msg-{n:08d}-0000",
+    )  # fmt: skip
+
+
+async def timed(samples: list[float], coro: object) -> None:
+    started = time.perf_counter()
+    await coro  # type: ignore[misc]
+    samples.append(time.perf_counter() - started)
+
+
+async def thread_map_cost(sizes: list[int]) -> None:
+    server = RedisServer()
+    server.start()
+    redis = aioredis.Redis.from_url(server.url, max_connections=200)
+    threads = ThreadMap(redis, idle_ttl_seconds=30 * 24 * 3600)
+    try:
+        base = (await redis.info("memory"))["used_memory"]
+        print("| mapped threads | used_memory delta | per mapping | MEMORY USAGE of one | "
+              "put p50/p99 | get p50/p99 |")  # fmt: skip
+        print("|---|---|---|---|---|---|")
+        written = 0
+        for size in sizes:
+            for chunk in range(written, size, 500):
+                await asyncio.gather(
+                    *(threads.put(record(n)) for n in range(chunk, min(size, chunk + 500)))
+                )
+            written = size
+            used = (await redis.info("memory"))["used_memory"] - base
+            one = await redis.memory_usage(f"{{{record(0).thread_key}}}:conv") or 0
+            rng = random.Random(size)
+            puts: list[float] = []
+            gets: list[float] = []
+            for _ in range(1000):  # sequential: latency, not throughput
+                n = rng.randrange(size)
+                await timed(puts, threads.put(record(n)))
+                await timed(gets, threads.get(record(n).thread_key))
+            print(
+                f"| {size:,} | {used / 1e6:.1f} MB | {used / size:.0f} B | {one} B | "
+                f"{percentile(puts, 0.5) * 1e3:.2f}/{percentile(puts, 0.99) * 1e3:.2f} ms | "
+                f"{percentile(gets, 0.5) * 1e3:.2f}/{percentile(gets, 0.99) * 1e3:.2f} ms |",
+                flush=True,
+            )
+        keys_count = await redis.dbsize()
+        assert keys_count == sizes[-1], f"expected {sizes[-1]} keys, found {keys_count}"
+    finally:
+        await redis.aclose()
+        server.close()
+
+
+async def ack_burst(events: int, processes: int) -> None:
+    """`events` first posts (each a new thread) POSTed at once, spread over the processes."""
+    server = RedisServer()
+    server.start()
+    workdir = Path(tempfile.mkdtemp(prefix="engage-burst-"))
+    emulator = Emulator(workdir)
+    fake = FakeSlack()
+    await fake.start()
+    config = workdir / "bridge.toml"
+    config.write_text('[routing]\ndefault_agent = "parrot"\n')
+    env = {
+        "ENGAGE_SMARTER_API_URL": emulator.url, "ENGAGE_SMARTER_API_KEY": DEFAULT_API_KEY,
+        "ENGAGE_SMARTER_ORG_ID": DEFAULT_ORG_ID, "ENGAGE_BRIDGE_REDIS_URL": server.url,
+        "ENGAGE_BRIDGE_WEB_ENABLED": "false", "ENGAGE_BRIDGE_CONFIG_FILE": str(config),
+        "ENGAGE_BRIDGE_LOG_LEVEL": "WARNING", "SLACK_BOT_TOKEN": fake.bot_token,
+        "SLACK_SIGNING_SECRET": fake.signing_secret, "ENGAGE_BRIDGE_SLACK_API_URL": fake.api_url,
+    }  # fmt: skip
+    fleet = Fleet(processes, env, workdir, [{} for _ in range(processes)])
+    client = httpx.AsyncClient(timeout=60.0, limits=httpx.Limits(max_connections=events))
+    try:
+        await emulator.ready()
+        await fleet.start_all()
+        bodies = []
+        for n in range(events):
+            event = user_message(fake, channel=f"C{n % 50:04d}", text=f"<@{fake.bot_user_id}> b{n}")
+            bodies.append(envelope(fake, event))
+        import json
+
+        async def post(n: int, body: dict[str, object]) -> tuple[int, float]:
+            raw = json.dumps(body).encode()
+            stamp = str(int(time.time()))
+            headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
+                       "X-Slack-Signature": sign(fake.signing_secret, stamp, raw)}  # fmt: skip
+            started = time.perf_counter()
+            response = await client.post(f"{fleet.url(n % processes)}/slack/events",
+                                         content=raw, headers=headers)  # fmt: skip
+            return response.status_code, time.perf_counter() - started
+
+        started = time.perf_counter()
+        results = await asyncio.gather(*(post(n, b) for n, b in enumerate(bodies)))
+        wall = time.perf_counter() - started
+        ok = [s for code, s in results if code == 200]
+        print(
+            f"| {events} | {processes} | {len(ok)} | {percentile(ok, 0.5) * 1e3:.0f} ms | "
+            f"{percentile(ok, 0.99) * 1e3:.0f} ms | {max(ok) * 1e3:.0f} ms | {wall:.2f} s "
+            f"({events / wall:.0f}/s) |",
+            flush=True,
+        )
+        answered = lambda: len(fake.calls_to("chat.postMessage")) >= events  # noqa: E731
+        await fake.wait_for(answered, timeout=300)
+    finally:
+        await client.aclose()
+        fleet.stop()
+        emulator.stop()
+        await fake.aclose()
+        server.close()
+
+
+def spawn_worker(redis_url: str, engage_url: str, name: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "tests.worker_process", "--redis-url", redis_url,
+            "--engage-url", engage_url, "--consumer", name, "--platform", "bench",
+            "--lease-seconds", "10", "--claim-idle-seconds", "30", "--concurrency", "32",
+        ],
+        stdout=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert process.stdout is not None
+    process.stdout.readline()
+    return process
+
+
+async def throughput(procs: int, n: int, emulators: int) -> float:
+    """New thread per message (create + chat + post); messages submitted before timing ends."""
+    server = RedisServer()
+    server.start()
+    workdir = Path(tempfile.mkdtemp(prefix="engage-tput-"))
+    emus = [Emulator(workdir) for _ in range(emulators)]
+    redis = aioredis.Redis.from_url(server.url, max_connections=1000)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        for emulator in emus:
+            await emulator.ready()
+        from bridge.engage.client import EngageClient
+
+        engage = EngageClient(base_url=emus[0].url, api_key=DEFAULT_API_KEY, org_id=DEFAULT_ORG_ID)
+        submitter = make_bridge(redis, engage, RedisRecordingAdapter(redis, "bench"))
+        msgs = [message(thread_key(i, "bench"), f"m{i}") for i in range(n)]
+        # Stored before the workers start: the figure is the workers' rate, not the submitter's.
+        for chunk in range(0, n, 100):
+            await asyncio.gather(*(submitter.submit(m) for m in msgs[chunk : chunk + 100]))
+        await engage.aclose()
+        started = time.monotonic()
+        # With one message per thread a thread never moves between workers, so each worker may
+        # have an emulator of its own (its conversations live there).
+        workers = [spawn_worker(server.url, emus[i % emulators].url, f"w{i}") for i in range(procs)]
+
+        async def done() -> bool:
+            return await redis.llen(RedisRecordingAdapter.POSTS) >= n
+
+        await wait_until(done, timeout=600, interval=0.05)
+        return n / (time.monotonic() - started)
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+        await redis.aclose()
+        for emulator in emus:
+            emulator.stop()
+        server.close()
+
+
+async def main(args: argparse.Namespace) -> None:
+    only = set(args.only.split(","))
+    print(f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
+    if "map" in only:
+        print("\n## Redis cost of the thread map (ThreadMap.put, real record fields)")
+        await thread_map_cost([1_000, 10_000, 100_000])
+    if "burst" in only:
+        print("\n## Slack Events API ack latency under a burst (all POSTs at once)")
+        print("| events | processes | 200s | p50 | p99 | max | burst wall time |")
+        print("|---|---|---|---|---|---|---|")
+        for procs in (1, 3):
+            await ack_burst(args.burst, procs)
+    if "throughput" in only:
+        print("\n## Worker throughput, new thread per message, emulator(s) in own process(es)")
+        for procs, emulators in ((1, 1), (3, 1), (3, 3)):
+            rate = await throughput(procs, args.messages, emulators)
+            print(f"{procs} worker process(es), {emulators} emulator process(es): "
+                  f"{rate:.0f} messages/s", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", default="map,burst,throughput")
+    parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=1200)
+    asyncio.run(main(parser.parse_args()))
