@@ -11,6 +11,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
@@ -28,6 +29,30 @@ from bridge.turn import LeaseLost, TurnRunner
 log = logging.getLogger(__name__)
 
 Entry = tuple[str, str]  # (stream entry id, thread key)
+
+# Long enough for a cancelled turn's clean-up (clear the status, close the stream) to finish.
+_RECANCEL_SECONDS = 1.0
+
+
+def raise_if_cancelled() -> None:
+    """Honour a cancellation that a library swallowed, so workers always stop promptly.
+
+    On Python 3.11 `asyncio.wait_for`, which redis-py uses to send every command when a socket
+    timeout is set, returns normally when a cancel lands just as the send completes. The request
+    stays counted on the task, so a loop that checks here stops instead of polling on forever.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def cancel_until_done(tasks: Iterable[asyncio.Task[None]]) -> None:
+    """Cancel `tasks` again every so often until all end: one cancellation can be swallowed."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=_RECANCEL_SECONDS)
 
 
 def socket_timeout(redis: RedisClient) -> float | None:
@@ -103,6 +128,7 @@ class Workers:
         group_ready = False
         try:
             while True:
+                raise_if_cancelled()
                 try:
                     if not group_ready:
                         await self.ensure_group()
@@ -133,9 +159,7 @@ class Workers:
                     log.warning("worker loop: Redis unavailable (%s); retrying", exc)
                     await asyncio.sleep(min(1.0, self._settings.lease_seconds / 2))
         finally:
-            for task in self._in_flight.values():
-                task.cancel()
-            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+            await cancel_until_done(self._in_flight.values())
 
     async def _read(self, cursor: str, count: int, block_ms: int | None) -> list[Entry]:
         reply: Any = await self._redis.xreadgroup(
@@ -212,6 +236,7 @@ class Workers:
         heartbeat = asyncio.create_task(self._heartbeat(thread, token, entry_id))
         try:
             while True:
+                raise_if_cancelled()
                 pending = await self._redis.lrange(inbox, 0, -1)
                 if pending:
                     await self._runner.run(thread, pending, token)
@@ -227,6 +252,7 @@ class Workers:
     async def _heartbeat(self, thread: ThreadKey, token: str, entry_id: str) -> None:
         interval = self._lease_ms / 3000
         while True:
+            raise_if_cancelled()
             await asyncio.sleep(interval)
             try:
                 alive = await self._scripts.extend_lease(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from bridge.engage.client import EngageClient
 from bridge.worker import parse_autoclaim
 from tests.fixtures_core import (
     RecordingAdapter,
+    core_settings,
     make_bridge,
     message,
     posts,
@@ -186,3 +188,64 @@ async def test_a_worker_killed_mid_turn_is_taken_over_and_every_message_answered
 
     await wait_until(stream_drained, timeout=10)
     assert len(await posts(redis_client)) == 6
+
+
+async def blocked_clients(redis: aioredis.Redis) -> bool:
+    return int((await redis.info("clients"))["blocked_clients"]) >= 1
+
+
+async def stops_within(task: asyncio.Task[None], seconds: float) -> None:
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=seconds)
+    assert done, "the workers did not stop after being cancelled"
+    assert task.cancelled()
+
+
+async def test_workers_blocked_in_xreadgroup_stop_when_cancelled(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    client = aioredis.Redis.from_url(redis_server.url, socket_timeout=30)
+    bridge = make_bridge(client, None, RecordingAdapter(), core_settings(worker_block_seconds=20))
+    task = asyncio.create_task(bridge.run_workers())
+    await wait_until(lambda: blocked_clients(redis_client))
+    await stops_within(task, 5)
+    await client.aclose()
+
+
+async def test_workers_stop_when_cancelled_while_redis_is_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = RedisServer()
+    server.start()
+    client = aioredis.Redis.from_url(server.url, socket_timeout=30, socket_connect_timeout=5)
+    try:
+        bridge = make_bridge(client, None, RecordingAdapter())
+        task = asyncio.create_task(bridge.run_workers())
+        probe = aioredis.Redis.from_url(server.url)
+        await wait_until(lambda: blocked_clients(probe))
+        await probe.aclose()
+        server.stop()
+        await wait_until(lambda: "Redis unavailable" in caplog.text)
+        await stops_within(task, 5)
+    finally:
+        await client.aclose()
+        server.close()
+
+
+async def test_a_cancel_racing_a_command_send_still_stops_the_workers(
+    redis_server: RedisServer,
+) -> None:
+    # redis-py sends through asyncio.wait_for when a socket timeout is set; on Python 3.11 a
+    # cancel that lands as the send completes is swallowed. Many cancels at arbitrary moments
+    # of a busy loop (1 ms blocking reads) hit that window.
+    client = aioredis.Redis.from_url(redis_server.url, socket_timeout=30)
+    settings = core_settings(worker_block_seconds=0.001)
+    bridge = make_bridge(client, None, RecordingAdapter(), settings)
+    rng = random.Random(7)
+    try:
+        for _ in range(150):
+            task = asyncio.create_task(bridge.run_workers())
+            await asyncio.sleep(rng.uniform(0.0, 0.02))
+            await stops_within(task, 5)
+    finally:
+        await client.aclose()
