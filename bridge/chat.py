@@ -129,6 +129,7 @@ class AgentTurn:
     metrics: Metrics
     sleep: Sleep = asyncio.sleep
     agent_seconds: float = 0.0
+    status_shown: bool = False
 
     async def answer(
         self,
@@ -148,7 +149,7 @@ class AgentTurn:
             nonlocal attempt
             attempt += 1
             await on_attempt(attempt)
-            await self.outbound.set_status(thread, WORKING_STATUS)
+            await self._show_status(thread, WORKING_STATUS)
             # Any earlier attempt may have stored the messages: look before sending again.
             check = reconcile_first or attempt > 1
             return await self._once(thread, conversation_id, agent, sent, mark, check)
@@ -157,7 +158,13 @@ class AgentTurn:
             return await retrying("agent chat", once, self.settings, self.metrics, self.sleep)
         finally:
             # Also on errors and cancellation: a stale "Thinking…" would claim work that stopped.
-            await self.outbound.set_status(thread, None)
+            await self._show_status(thread, None)
+
+    async def _show_status(self, thread: ThreadKey, status: str | None) -> None:
+        if status is None and not self.status_shown:
+            return
+        self.status_shown = status is not None
+        await self.outbound.set_status(thread, status)
 
     async def _once(
         self,
@@ -181,6 +188,7 @@ class AgentTurn:
                     extra={"thread_key": str(thread), "conversation_id": conversation_id},
                 )
                 if found.answers:
+                    await self._show_status(thread, None)
                     for answer in found.answers:
                         await self._post(thread, conversation_id, agent, answer)
                     return found.answers[-1].id
@@ -201,11 +209,13 @@ class AgentTurn:
             async with aclosing(stream):
                 async for message in stream:
                     if message.is_status:
-                        await self.outbound.set_status(thread, message.content)
+                        await self._show_status(thread, message.content)
                     elif message.is_info:
                         log.debug("info message withheld", extra={"thread_key": str(thread)})
                     elif message.is_agent:
                         self.agent_seconds += time.monotonic() - started
+                        # The answer replaces the status: it never shows under a finished reply.
+                        await self._show_status(thread, None)
                         await self._post(thread, conversation_id, agent, message)
                         started = time.monotonic()
                         last_id = message.id

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from bridge.chat import WORKING_STATUS, AgentTurn, TurnFailed
 from bridge.engage.client import EngageClient
 from bridge.metrics import Metrics
+from bridge.models import Reply, ThreadKey
 from bridge.outbound import Outbound
 from tests.fixtures_core import RecordingAdapter, core_settings, message, no_sleep, wait_until
 
@@ -42,6 +43,36 @@ async def answer(turn: AgentTurn, engage: EngageClient, agent: str, text: str) -
 
 def statuses(adapter: RecordingAdapter) -> list[str | None]:
     return [status for _, status in adapter.statuses]
+
+
+class OrderRecordingAdapter(RecordingAdapter):
+    """Keeps statuses and posts in one timeline."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeline: list[tuple[str, str | None]] = []
+
+    async def send(self, reply: Reply) -> str:
+        self.timeline.append(("post", reply.text))
+        return await super().send(reply)
+
+    async def set_status(self, thread: ThreadKey, status: str | None) -> None:
+        self.timeline.append(("status", status))
+        await super().set_status(thread, status)
+
+
+async def test_the_status_is_cleared_before_the_answer_is_posted(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = OrderRecordingAdapter()
+    turn = agent_turn(redis_client, engage_client, adapter)
+    await answer(turn, engage_client, "slow", "one moment")
+    assert adapter.timeline == [
+        ("status", WORKING_STATUS),
+        ("status", "Thinking slowly…"),
+        ("status", None),
+        ("post", "You said: one moment"),
+    ]
 
 
 async def test_an_agent_that_streams_no_status_still_shows_working_then_clears(
