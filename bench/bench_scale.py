@@ -50,7 +50,7 @@ async def timed(samples: list[float], coro: object) -> None:
 async def thread_map_cost(sizes: list[int]) -> None:
     server = RedisServer()
     server.start()
-    redis = aioredis.Redis.from_url(server.url, max_connections=200)
+    redis = aioredis.Redis.from_url(server.url, max_connections=1000)
     threads = ThreadMap(redis, idle_ttl_seconds=30 * 24 * 3600)
     try:
         base = (await redis.info("memory"))["used_memory"]
@@ -59,9 +59,9 @@ async def thread_map_cost(sizes: list[int]) -> None:
         print("|---|---|---|---|---|---|")
         written = 0
         for size in sizes:
-            for chunk in range(written, size, 500):
+            for chunk in range(written, size, 200):
                 await asyncio.gather(
-                    *(threads.put(record(n)) for n in range(chunk, min(size, chunk + 500)))
+                    *(threads.put(record(n)) for n in range(chunk, min(size, chunk + 200)))
                 )
             written = size
             used = (await redis.info("memory"))["used_memory"] - base

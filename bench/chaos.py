@@ -280,6 +280,7 @@ async def run(args: argparse.Namespace) -> int:
         verdict = judge(stats.thread_of, slack_answers(fake))
         dead = await redis.hgetall(keys.DEAD_LETTERS)
         report(verdict, stats, fleet, emulator, redis_server, dead, elapsed, args)
+        show_threads(fake, stats, verdict.twice[:3] + verdict.order_violations[:3])
         return 0 if verdict.ok else 1
     finally:
         if chaos_task is not None:
@@ -290,6 +291,18 @@ async def run(args: argparse.Namespace) -> int:
         emulator.stop()
         await fake.aclose()
         redis_server.close()
+
+
+def show_threads(fake: FakeSlack, stats: Stats, tokens: list[str]) -> None:
+    """Every post in the threads of `tokens` (user and bot), for diagnosing a failure."""
+    for tok in tokens:
+        channel, ts = stats.thread_of[tok].split(":")
+        print(f"-- thread {channel}:{ts} (for {tok})")
+        for m in sorted(fake.messages.get(channel, []), key=lambda m: float(m["ts"])):
+            if m["ts"] == ts or m.get("thread_ts") == ts:
+                key = (m.get("metadata") or {}).get("event_payload", {}).get("key", "")
+                who = "bot " if m.get("bot_id") else "user"
+                print(f"   {m['ts']} {who} {m.get('text', '')!r} {key}")
 
 
 def report(
