@@ -22,6 +22,7 @@ from bridge.runtime import (
     load_adapter,
     ping,
     redacted_url,
+    redis_limits,
 )
 from bridge.threadmap import RedisClient
 
@@ -161,7 +162,7 @@ async def _open_redis(settings: Settings, stack: contextlib.AsyncExitStack) -> R
         await embedded.start()
         stack.push_async_callback(embedded.stop)
         url = embedded.url
-    redis = connect_redis(url, cluster=settings.redis_cluster)
+    redis = connect_redis(url, cluster=settings.redis_cluster, limits=redis_limits(settings))
     stack.push_async_callback(redis.aclose)
     await ping(redis)
     return redis

@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -36,6 +37,11 @@ log = logging.getLogger(__name__)
 _REDIS_PING_SECONDS = 2.0
 _REDIS_SOCKET_TIMEOUT_SECONDS = 30.0
 _REDIS_CONNECT_TIMEOUT_SECONDS = 5.0
+# A burst waits this long for a free pooled connection before the caller sees StorageUnavailable.
+_REDIS_POOL_WAIT_SECONDS = 10.0
+# Connections beyond the workers' own: submits from listeners and webhooks, the workers'
+# blocking read, readiness and metrics, web views.
+_REDIS_POOL_HEADROOM = 64
 _TASK_STOP_SECONDS = 10.0
 
 # adapter module -> the Settings property that switches it on
@@ -76,16 +82,47 @@ def build_adapters(settings: Settings, redis: RedisClient) -> list[Adapter]:
     return [load_adapter(name, settings, redis) for name in enabled_adapter_names(settings)]
 
 
-def connect_redis(url: str, *, cluster: bool) -> RedisClient:
-    # Explicit timeouts: redis-py 8 silently defaults reads to 5 s, which would cut the workers'
-    # blocking stream reads; with the value in the connection kwargs the workers see it and keep
-    # their blocking reads shorter.
-    read, connect = _REDIS_SOCKET_TIMEOUT_SECONDS, _REDIS_CONNECT_TIMEOUT_SECONDS
+@dataclass(frozen=True, slots=True)
+class RedisLimits:
+    max_connections: int
+    socket_timeout: float
+
+
+def redis_limits(settings: Settings) -> RedisLimits:
+    """Pool size and read timeout fitted to the workers (pure)."""
+    # A running turn can hold two connections at once (its commands and its lease heartbeat).
+    max_connections = 2 * settings.worker_concurrency + _REDIS_POOL_HEADROOM
+    # Longer than a blocking stream read, so the socket never gives up on a healthy one.
+    socket_timeout = max(_REDIS_SOCKET_TIMEOUT_SECONDS, settings.worker_block_seconds + 5.0)
+    return RedisLimits(max_connections=max_connections, socket_timeout=socket_timeout)
+
+
+def connect_redis(url: str, *, cluster: bool, limits: RedisLimits | None = None) -> RedisClient:
+    """A client whose pool makes a burst wait for a connection instead of failing it.
+
+    Explicit timeouts: redis-py 8 silently defaults reads to 5 s, which would cut the workers'
+    blocking stream reads; with the value in the connection kwargs the workers see it and keep
+    their blocking reads shorter.
+    """
+    limits = limits or RedisLimits(100, _REDIS_SOCKET_TIMEOUT_SECONDS)
+    timeouts: dict[str, Any] = {
+        "socket_timeout": limits.socket_timeout,
+        "socket_connect_timeout": _REDIS_CONNECT_TIMEOUT_SECONDS,
+    }
     if cluster:
+        # redis-py's async cluster client has no blocking pool: each node's pool raises
+        # MaxConnectionsError when full, so it gets the same size per node (one node may hold
+        # every hot thread) and callers' storage errors cover the rest.
         return aioredis.RedisCluster.from_url(
-            url, socket_timeout=read, socket_connect_timeout=connect
+            url, max_connections=limits.max_connections, **timeouts
         )
-    return aioredis.Redis.from_url(url, socket_timeout=read, socket_connect_timeout=connect)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=limits.max_connections,
+        timeout=_REDIS_POOL_WAIT_SECONDS,
+        **timeouts,
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 async def ping(redis: RedisClient) -> None:
@@ -224,7 +261,11 @@ class BridgeRuntime:
                 await self.embedded.start()
                 self._cleanup.push_async_callback(self.embedded.stop)
                 self.redis_url = self.embedded.url
-            self._redis = connect_redis(self.redis_url, cluster=self.settings.redis_cluster)
+            self._redis = connect_redis(
+                self.redis_url,
+                cluster=self.settings.redis_cluster,
+                limits=redis_limits(self.settings),
+            )
             self._cleanup.push_async_callback(self._redis.aclose)
         await ping(self._redis)
 

@@ -24,6 +24,7 @@ from bridge.engage.client import EngageClient
 from bridge.errors import ConfigError, PlatformError
 from bridge.models import Reply, ThreadKey
 from bridge.runtime import BridgeRuntime, RoleFailed, redacted_url
+from tests.fixtures_core import message, thread_key
 from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
 
@@ -285,3 +286,28 @@ async def test_an_adapter_that_cannot_start_stops_start_up_naming_it(
         ):
             pass
     assert adapter.closed
+
+
+def test_redis_pool_fits_the_workers_and_reads_outlast_blocking_reads(tmp_path: Path) -> None:
+    small = runtime.redis_limits(settings(tmp_path, worker_concurrency=4))
+    large = runtime.redis_limits(settings(tmp_path, worker_concurrency=64))
+    assert large.max_connections - small.max_connections == 2 * (64 - 4)
+    assert small.max_connections > 2 * 4
+    slow_reads = runtime.redis_limits(settings(tmp_path, worker_block_seconds=60))
+    assert slow_reads.socket_timeout > 60
+
+
+async def test_a_submit_burst_larger_than_the_redis_pool_waits_for_connections(
+    tmp_path: Path, redis_server: RedisServer, redis_client: aioredis.Redis, unused_engage: Any
+) -> None:
+    config = settings(tmp_path, redis_url=redis_server.url, worker_concurrency=1)
+    async with BridgeRuntime(config, adapters=[], engage=unused_engage, roles=frozenset()) as rt:
+        pool = rt.redis.connection_pool  # type: ignore[union-attr]
+        assert isinstance(pool, aioredis.BlockingConnectionPool)
+        assert pool.max_connections < 300
+        burst = [
+            message(thread_key(f"burst{n}", platform="recording"), f"question {n}")
+            for n in range(300)
+        ]
+        results = await asyncio.gather(*(rt.bridge.submit(m) for m in burst))
+    assert [r.extra["outcome"] for r in results] == ["accepted"] * 300
