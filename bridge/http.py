@@ -98,6 +98,10 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit it. Without it a reused connection's response waits ~40 ms for
+        # a delayed ACK (uvicorn writes head and body separately); asyncio sets it per transport
+        # only when the socket's proto says TCP, so it is not left to that.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(address)
     except OSError as exc:
         sock.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -145,3 +146,13 @@ async def test_stop_releases_the_port() -> None:
     await server.stop()
     again = bind_socket("127.0.0.1", server.port)
     again.close()
+
+
+def test_connections_accepted_on_the_bound_socket_do_not_wait_for_delayed_acks() -> None:
+    listener = bind_socket("127.0.0.1", 0)
+    listener.setblocking(True)
+    listener.listen()
+    with contextlib.closing(listener), socket.create_connection(listener.getsockname()):
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
