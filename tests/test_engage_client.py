@@ -11,6 +11,7 @@ import pytest
 
 from bridge.config import Settings
 from bridge.engage import errors
+from bridge.engage.aiohttp_transport import AiohttpTransport
 from bridge.engage.client import EngageClient
 from bridge.engage.models import MessageRead, UserMessage
 from bridge.engage.retry import RetryEvent, RetryPolicy
@@ -24,9 +25,12 @@ FAST = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.01)
 Connect = Callable[..., AbstractAsyncContextManager[EngageClient]]
 
 
-@pytest.fixture
-def connect(emulator: Any) -> Connect:
-    """`async with connect(faults=..., **client_kwargs) as client`: a client for the emulator."""
+@pytest.fixture(params=["aiohttp", "httpcore"])
+def connect(emulator: Any, request: pytest.FixtureRequest) -> Connect:
+    """`async with connect(faults=..., **client_kwargs) as client`: a client for the emulator.
+
+    Every test runs over both transports: the owned client's default (aiohttp) and httpx's own.
+    """
 
     @asynccontextmanager
     async def open_client(
@@ -34,7 +38,8 @@ def connect(emulator: Any) -> Connect:
         **kwargs: Any,
     ) -> AsyncIterator[EngageClient]:  # fmt: skip
         headers = {"X-Emulator-Faults": faults} if faults else {}
-        async with httpx.AsyncClient(headers=headers, timeout=10.0) as http:
+        transport = AiohttpTransport() if request.param == "aiohttp" else None
+        async with httpx.AsyncClient(headers=headers, timeout=10.0, transport=transport) as http:
             yield EngageClient(
                 base_url=emulator.url,
                 api_key=api_key or emulator.api_key,
