@@ -100,8 +100,8 @@ def describe(rt: BridgeRuntime, settings: Settings) -> list[str]:
         lines.append(f"  Engage Smarter: {settings.engage_api_url}")
     names = [adapter.name for adapter in rt.adapters]
     lines.append(f"  Adapters:       {', '.join(names) or 'none enabled'}")
-    if rt.http_url and "http" in rt.roles:
-        if "web" in names:
+    if rt.http_url:
+        if "web" in names and "http" in rt.roles:
             lines.append(f"  Playground:     {rt.http_url}/playground")
             lines.append(f"  Operator view:  {rt.http_url}/operator")
         lines.append(f"  Health:         {rt.http_url}/healthz   {rt.http_url}/readyz")

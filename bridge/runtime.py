@@ -219,11 +219,12 @@ class BridgeRuntime:
     # Start-up, in dependency order; each step registers its own clean-up.
     async def _start(self) -> None:
         await self._start_redis()
-        if "http" in self.roles or (self._engage is None and self.settings.uses_emulator):
-            # Bound before the app exists, so the emulator's URL (even an ephemeral port) is known.
-            self._http = HttpServer(self.settings.http_host, self.settings.http_port)
-            self.http_url = self._http.url
-            self._cleanup.push_async_callback(self._http.stop)
+        # Every process serves /healthz, /readyz and /metrics (worker pods are probed too); the
+        # `http` role only adds the adapters' routes. Bound before the app exists, so the
+        # emulator's URL (even an ephemeral port) is known.
+        self._http = HttpServer(self.settings.http_host, self.settings.http_port)
+        self.http_url = self._http.url
+        self._cleanup.push_async_callback(self._http.stop)
         emulator_app = self._start_engage()
         if self._build_adapters:
             self.adapters = build_adapters(self.settings, self.redis)
@@ -241,10 +242,9 @@ class BridgeRuntime:
                 await adapter.start()
             except Exception as exc:
                 raise ConfigError(f"the {adapter.name} adapter could not start: {exc}") from exc
-        if self._http is not None:
-            await self._http.start(self._app(emulator_app))
-            assert self._http.task is not None
-            self._watch("http", self._http.task)
+        await self._http.start(self._app(emulator_app))
+        assert self._http.task is not None
+        self._watch("http", self._http.task)
         if "workers" in self.roles:
             await self.bridge.validate_agents()
         self._start_roles()
@@ -295,7 +295,7 @@ class BridgeRuntime:
 
     def _app(self, emulator_app: Starlette | None) -> Starlette:
         routes: list[BaseRoute] = []
-        if "http" in self.roles:
+        if "http" in self.roles:  # webhooks and pages; the emulator is this process's own
             for adapter in self.adapters:
                 if isinstance(adapter, HttpAdapter):
                     routes.extend(adapter.routes(self.bridge))

@@ -131,14 +131,15 @@ def test_ingress_and_worker_deployments_split_the_roles() -> None:
     ingress = roles_arg(containers(deployments["engage-bridge-ingress"])[0]["args"])
     workers = roles_arg(containers(deployments["engage-bridge-workers"])[0]["args"])
     assert ingress == {"http", "listeners"}
-    assert workers == {"http", "workers"}
+    assert workers == {"workers"}
     assert ingress | workers == set(ALL_ROLES)
 
 
-def test_every_deployment_serves_the_probed_endpoints() -> None:
-    # /healthz, /readyz and /metrics are served by the process's HTTP server: the `http` role.
+def test_only_the_ingress_tier_serves_webhooks() -> None:
+    # Every process serves /healthz, /readyz and /metrics; `http` adds the webhook routes.
     for name, deployment in resources_of_kind("Deployment").items():
-        assert "http" in roles_arg(containers(deployment)[0]["args"]), name
+        serves_webhooks = "http" in roles_arg(containers(deployment)[0]["args"])
+        assert serves_webhooks == (name == "engage-bridge-ingress"), name
 
 
 def test_deployments_probe_readyz_for_readiness_and_healthz_for_liveness() -> None:
@@ -292,7 +293,7 @@ def test_compose_runs_redis_with_aof_and_a_worker_service_scaled_apart() -> None
     redis_command = services["redis"]["command"]
     assert redis_command[redis_command.index("--appendonly") + 1] == "yes"
     assert roles_arg(services["bridge"]["command"]) == {"http", "listeners"}
-    assert roles_arg(services["worker"]["command"]) == {"http", "workers"}
+    assert roles_arg(services["worker"]["command"]) == {"workers"}
     assert "ports" not in services["worker"]
     for name in ("redis", "bridge", "worker"):
         assert services[name]["healthcheck"]["test"], name

@@ -142,11 +142,34 @@ async def test_adapters_are_started_even_without_the_listeners_role(
         adapters=[adapter],
         engage=unused_engage,
         roles=frozenset(),
-    ) as rt:
+    ):
         assert adapter.started
         assert adapter.inbox is None
-        assert rt.http_url is None
     assert adapter.closed
+
+
+async def test_a_workers_only_process_serves_probes_and_metrics_but_no_adapter_routes(
+    tmp_path: Path, redis_server: RedisServer, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    roles: set[Role] = {"workers"}
+    async with BridgeRuntime(
+        settings(tmp_path, redis_url=redis_server.url),
+        adapters=[adapter],
+        engage=engage_client,
+        roles=roles,
+    ) as rt:
+        assert rt.http_url is not None
+        async with httpx.AsyncClient(base_url=rt.http_url) as client:
+            health = await client.get("/healthz")
+            ready = await client.get("/readyz")
+            metrics = await client.get("/metrics")
+            hook = await client.get("/recording/hook")
+        assert health.status_code == 200
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"redis": "ok", "http": "ok", "workers": "ok"}
+        assert "bridge_queue_depth" in metrics.text
+        assert hook.status_code == 404
 
 
 async def test_stop_ends_wait_cleanly(
