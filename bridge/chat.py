@@ -27,6 +27,7 @@ from bridge.engage.models import MessageRead, UserMessage
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, Reply, ThreadKey
 from bridge.outbound import Outbound
+from bridge.reconcile import Reconciled, history_after, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,15 @@ T = TypeVar("T")
 # Shown from the first moment of every agent call, so a thread never looks dead while the agent
 # works; status messages the agent streams replace it.
 WORKING_STATUS = "Thinking…"
+
+
+# Polling the history for the answer of a run still working on stored messages.
+FIRST_POLL_SECONDS = 0.25
+MAX_POLL_SECONDS = 2.0
+
+
+class AnswerMissing(EngageProtocolError):
+    """The agent was asked again about stored messages and no run has answered them."""
 
 
 class TurnFailed(Exception):
@@ -50,34 +60,6 @@ def user_message(message: InboundMessage, name: str | None = None) -> UserMessag
     lines = [message.text, *(f"[attachment: {a.name} {a.url}]" for a in message.attachments)]
     content = "\n".join(line for line in lines if line)
     return UserMessage(content=content, name=name if name is not None else message.user_name)
-
-
-def history_after(history: Sequence[MessageRead], mark: str) -> list[MessageRead]:
-    """The messages after `mark` (the last message a completed turn saw); all if unknown."""
-    for index in range(len(history) - 1, -1, -1):
-        if history[index].id == mark:
-            return list(history[index + 1 :])
-    return list(history)
-
-
-@dataclass(frozen=True, slots=True)
-class Reconciled:
-    saved: bool
-    answers: tuple[MessageRead, ...] = ()
-
-
-def reconcile(tail: Sequence[MessageRead], sent: Sequence[UserMessage]) -> Reconciled:
-    """Were `sent` already stored by an earlier attempt, and did the agent answer them?"""
-    contents = [m.content for m in sent]
-    users = [(i, m) for i, m in enumerate(tail) if m.role == "user"]
-    for start in range(len(users) - len(contents), -1, -1):
-        window = users[start : start + len(contents)]
-        if [m.content for _, m in window] != contents:
-            continue
-        after = window[-1][0] + 1 if window else 0
-        answers = tuple(m for m in tail[after:] if m.is_agent)
-        return Reconciled(saved=True, answers=answers)
-    return Reconciled(saved=False)
 
 
 def is_transient(exc: EngageError) -> bool:
@@ -175,28 +157,87 @@ class AgentTurn:
         mark: str,
         check_history: bool,
     ) -> str:
-        to_send = sent
-        if check_history:
-            started = time.monotonic()
-            tail = history_after(await self.engage.get_messages(conversation_id), mark)
+        if not check_history:
+            return await self._stream(thread, conversation_id, agent, sent)
+        found = await self._look(conversation_id, sent, mark)
+        if not found.saved:
+            return await self._stream(thread, conversation_id, agent, sent)
+        extra = {"thread_key": str(thread), "conversation_id": conversation_id}
+        log.info(
+            "retried turn: user messages already stored, %d run(s) on them, %d answered",
+            len(found.runs),
+            len(found.answered),
+            extra=extra,
+        )
+        if found.awaiting_run:
+            # A run is (or was) working on them: asking again would start a second run.
+            found = await self._await_answer(conversation_id, sent, mark)
+        if not found.answers:
+            log.info("asking the agent again about stored messages", extra=extra)
+            # Shown live only: whatever this run answers is posted by the rule below, so a run
+            # that was working all along and answered first still wins.
+            await self._stream(thread, conversation_id, agent, [], post=False)
+            found = await self._look(conversation_id, sent, mark)
+            if not found.answers:
+                raise AnswerMissing("no run answered the stored messages")
+        return await self._post_chosen(thread, conversation_id, agent, found)
+
+    async def _look(self, conversation_id: str, sent: list[UserMessage], mark: str) -> Reconciled:
+        started = time.monotonic()
+        try:
+            history = await self.engage.get_messages(conversation_id)
+            # Read after the history, so every run with a message in it is listed.
+            runs = await self.engage.get_conversation_runs(conversation_id)
+        finally:
             self.agent_seconds += time.monotonic() - started
-            found = reconcile(tail, sent)
-            if found.saved:
-                log.info(
-                    "retried turn: user messages already stored, %d answer(s) found",
-                    len(found.answers),
-                    extra={"thread_key": str(thread), "conversation_id": conversation_id},
-                )
-                if found.answers:
-                    await self._show_status(thread, None)
-                    for answer in found.answers:
-                        await self._post(thread, conversation_id, agent, answer)
-                    return found.answers[-1].id
-                to_send = []
-        return await self._stream(thread, conversation_id, agent, to_send)
+        return reconcile(history_after(history, mark), sent, runs)
+
+    async def _await_answer(
+        self, conversation_id: str, sent: list[UserMessage], mark: str
+    ) -> Reconciled:
+        """Poll until a run answers the stored messages or the wait is over."""
+        wait = self.settings.agent_answer_wait_seconds
+        deadline = time.monotonic() + (
+            self.settings.engage_timeout_seconds if wait is None else wait
+        )
+        pause = FIRST_POLL_SECONDS
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return await self._look(conversation_id, sent, mark)
+            started = time.monotonic()
+            await self.sleep(min(pause, remaining))
+            self.agent_seconds += time.monotonic() - started
+            pause = min(pause * 2, MAX_POLL_SECONDS)
+            found = await self._look(conversation_id, sent, mark)
+            if found.answers or not found.awaiting_run:
+                return found
+
+    async def _post_chosen(
+        self, thread: ThreadKey, conversation_id: str, agent: str, found: Reconciled
+    ) -> str:
+        candidates = [m.id for run in found.answered for m in run.messages]
+        posted = {key for key in candidates if await self.outbound.already_posted(thread, key)}
+        answers = found.chosen(posted)
+        if len(found.answered) > 1:
+            log.warning(
+                "%d runs answered one batch; posting one",
+                len(found.answered),
+                extra={"thread_key": str(thread), "conversation_id": conversation_id},
+            )
+        await self._show_status(thread, None)
+        for answer in answers:
+            await self._post(thread, conversation_id, agent, answer)
+        return answers[-1].id
 
     async def _stream(
-        self, thread: ThreadKey, conversation_id: str, agent: str, to_send: list[UserMessage]
+        self,
+        thread: ThreadKey,
+        conversation_id: str,
+        agent: str,
+        to_send: list[UserMessage],
+        *,
+        post: bool = True,
     ) -> str:
         last_id = ""
         started = time.monotonic()
@@ -212,7 +253,7 @@ class AgentTurn:
                         await self._show_status(thread, message.content)
                     elif message.is_info:
                         log.debug("info message withheld", extra={"thread_key": str(thread)})
-                    elif message.is_agent:
+                    elif message.is_agent and post:
                         self.agent_seconds += time.monotonic() - started
                         # The answer replaces the status: it never shows under a finished reply.
                         await self._show_status(thread, None)

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     agent_attempts: int = 4
     agent_backoff_seconds: float = 1.0
     agent_backoff_max_seconds: float = 30.0
+    # How long a retried turn waits for a run already working on its stored messages before it
+    # asks the agent again (None: engage_timeout_seconds, the longest one call may take).
+    agent_answer_wait_seconds: float | None = None
     # Entries idle longer than this are taken from a worker presumed dead (must exceed the lease).
     claim_idle_seconds: float = 60.0
     worker_block_seconds: float = 5.0

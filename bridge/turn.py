@@ -17,15 +17,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from bridge import commands, keys, lifecycle
-from bridge.chat import (
-    AgentTurn,
-    Sleep,
-    TurnFailed,
-    history_after,
-    reconcile,
-    retrying,
-    user_message,
-)
+from bridge.chat import AgentTurn, Sleep, TurnFailed, retrying, user_message
 from bridge.codec import decode_message
 from bridge.config import Settings
 from bridge.deadletters import DeadLetters, turn_id
@@ -36,6 +28,7 @@ from bridge.metrics import Metrics
 from bridge.models import InboundMessage, ThreadKey
 from bridge.outbound import Outbound
 from bridge.policy import is_staff
+from bridge.reconcile import history_after, reconcile
 from bridge.scripts import Scripts
 from bridge.threadmap import RedisClient, ThreadMap, ThreadRecord
 

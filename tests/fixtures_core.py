@@ -276,6 +276,10 @@ class FakeEngage:
     async def get_messages(self, cid: str) -> list[Any]:
         return list(self.messages[cid])
 
+    async def get_conversation_runs(self, cid: str) -> list[Any]:
+        # No run list: stored but unanswered messages look like a chat that was never processed.
+        return []
+
     async def validate_agent(self, name: str) -> bool:
         return name in ("parrot", "pensions-questions-latest")
 

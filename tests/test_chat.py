@@ -1,8 +1,11 @@
-"""The agent exchange's status line: shown from the start of every call, always cleared."""
+"""The agent exchange: the status line (shown from the start, always cleared) and exactly one
+answer per batch when an agent call's outcome is lost while its run goes on working."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -10,17 +13,21 @@ import redis.asyncio as aioredis
 
 from bridge.chat import WORKING_STATUS, AgentTurn, TurnFailed
 from bridge.engage.client import EngageClient
+from bridge.engage.models import MessageRead, UserMessage
 from bridge.metrics import Metrics
 from bridge.models import Reply, ThreadKey
 from bridge.outbound import Outbound
 from tests.fixtures_core import RecordingAdapter, core_settings, message, no_sleep, wait_until
 
 
-def agent_turn(redis: aioredis.Redis, engage: EngageClient, adapter: RecordingAdapter) -> AgentTurn:
-    settings = core_settings()
+def agent_turn(
+    redis: aioredis.Redis, engage: EngageClient, adapter: RecordingAdapter, **settings: Any
+) -> AgentTurn:
+    configured = core_settings(**settings)
     metrics = Metrics()
-    outbound = Outbound(redis, {adapter.name: adapter}, settings, metrics, sleep=no_sleep)
-    return AgentTurn(engage, outbound, settings, metrics, sleep=no_sleep)
+    outbound = Outbound(redis, {adapter.name: adapter}, configured, metrics, sleep=no_sleep)
+    # Real sleeps: waiting for a run still working is measured in wall-clock time.
+    return AgentTurn(engage, outbound, configured, metrics)
 
 
 async def answer(turn: AgentTurn, engage: EngageClient, agent: str, text: str) -> str:
@@ -120,3 +127,140 @@ async def test_status_is_cleared_when_the_turn_is_cancelled(
         await asyncio.wait_for(task, timeout=10)
     assert statuses(adapter) == [WORKING_STATUS, "Thinking slowly…", None]
     assert adapter.sent == []
+
+
+@pytest.fixture
+async def impatient_client(emulator: Any) -> AsyncIterator[EngageClient]:
+    """Gives up reading an answer after 0.5 s, long before a delayed agent answers."""
+    client = EngageClient(
+        base_url=emulator.url,
+        api_key=emulator.api_key,
+        org_id=emulator.org_id,
+        timeout=0.5,
+        max_attempts=2,
+    )
+    yield client
+    await client.aclose()
+
+
+def agent_answers(emulator: Any, conversation_id: str) -> list[MessageRead]:
+    return [m for m in emulator.state.messages(conversation_id) if m.role == "agent"]
+
+
+async def test_an_agent_slower_than_the_client_timeout_is_awaited_not_asked_twice(
+    redis_client: aioredis.Redis, emulator: Any, impatient_client: EngageClient
+) -> None:
+    emulator.faults.scope = "chat"
+    emulator.faults.agent_delay = 1.5
+    adapter = RecordingAdapter()
+    turn = agent_turn(redis_client, impatient_client, adapter, agent_answer_wait_seconds=10.0)
+    conversation = await impatient_client.create_conversation(data={}, source="console")
+    msg = message(text="slow one")
+    attempts: list[int] = []
+
+    async def on_attempt(attempt: int) -> None:
+        attempts.append(attempt)
+
+    mark = await turn.answer(
+        msg.thread, conversation.id, "parrot", [msg], "", reconcile_first=False,
+        on_attempt=on_attempt,
+    )  # fmt: skip
+    assert attempts == [1, 2]  # the first read timed out; the second found the run's answer
+    assert [r.text for r in adapter.sent] == ["You said: slow one"]
+    assert len(emulator.state.runs_for(conversation.id)) == 1
+    [stored] = agent_answers(emulator, conversation.id)
+    assert adapter.sent[0].idempotency_key == stored.id == mark
+
+
+async def test_stored_messages_no_run_works_on_are_answered_at_once(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    turn = agent_turn(redis_client, engage_client, adapter, agent_answer_wait_seconds=30.0)
+    conversation = await engage_client.create_conversation(data={}, source="console")
+    msg = message(text="stored earlier")
+    # As if a crashed attempt's chat stored the messages but never started the agent.
+    await engage_client.add_messages(conversation.id, [UserMessage(content="stored earlier")])
+
+    async def on_attempt(_: int) -> None:
+        return None
+
+    started = time.monotonic()
+    await turn.answer(
+        msg.thread, conversation.id, "parrot", [msg], "", reconcile_first=True,
+        on_attempt=on_attempt,
+    )  # fmt: skip
+    assert time.monotonic() - started < 5.0  # not the 30 s wait for a run
+    assert [r.text for r in adapter.sent] == ["You said: stored earlier"]
+    assert len(emulator.state.runs_for(conversation.id)) == 1
+
+
+async def drain(engage: EngageClient, conversation_id: str) -> list[MessageRead]:
+    return [m async for m in engage.chat_stream(conversation_id, [], agent="parrot")]
+
+
+async def test_when_two_runs_answered_one_batch_only_the_earliest_runs_answer_is_posted(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    conversation = await engage_client.create_conversation(data={}, source="console")
+    await engage_client.add_messages(conversation.id, [UserMessage(content="twice asked")])
+    emulator.faults.scope = "chat"
+    emulator.faults.agent_delay = 0.3
+    # Two runs on the same stored message, the second started before the first answered.
+    await asyncio.gather(
+        drain(engage_client, conversation.id), drain(engage_client, conversation.id)
+    )
+    emulator.faults.agent_delay = 0.0
+    runs = sorted(emulator.state.runs_for(conversation.id), key=lambda r: r.created)
+    answers = agent_answers(emulator, conversation.id)
+    assert len(runs) == 2
+    assert {a.run_id for a in answers} == {r.id for r in runs}
+    [first] = [a for a in answers if a.run_id == runs[0].id]
+
+    adapter = RecordingAdapter()
+    turn = agent_turn(redis_client, engage_client, adapter)
+    msg = message(text="twice asked")
+
+    async def on_attempt(_: int) -> None:
+        return None
+
+    mark = await turn.answer(
+        msg.thread, conversation.id, "parrot", [msg], "", reconcile_first=True,
+        on_attempt=on_attempt,
+    )  # fmt: skip
+    assert [r.idempotency_key for r in adapter.sent] == [first.id]
+    assert mark == first.id
+    assert len(emulator.state.runs_for(conversation.id)) == 2  # and no third run
+
+
+async def test_a_second_runs_posted_answer_wins_over_the_first_runs_late_one(
+    redis_client: aioredis.Redis, emulator: Any, impatient_client: EngageClient
+) -> None:
+    # The first run outlasts both the read timeout and the wait, so the turn asks again and
+    # posts the second run's answer; the first run answers later. A retry of the same batch
+    # (a crash before the turn was committed) must not post that late answer too.
+    emulator.faults.scope = "chat"
+    emulator.faults.agent_delay = 2.0
+    adapter = RecordingAdapter()
+    turn = agent_turn(redis_client, impatient_client, adapter, agent_answer_wait_seconds=0.2)
+    conversation = await impatient_client.create_conversation(data={}, source="console")
+    msg = message(text="patience")
+
+    async def on_attempt(attempt: int) -> None:
+        if attempt > 1:
+            emulator.faults.agent_delay = 0.0
+
+    await turn.answer(
+        msg.thread, conversation.id, "parrot", [msg], "", reconcile_first=False,
+        on_attempt=on_attempt,
+    )  # fmt: skip
+    assert [r.text for r in adapter.sent] == ["You said: patience"]
+    await wait_until(lambda: len(agent_answers(emulator, conversation.id)) == 2, timeout=10)
+
+    retry = agent_turn(redis_client, impatient_client, adapter)
+    await retry.answer(
+        msg.thread, conversation.id, "parrot", [msg], "", reconcile_first=True,
+        on_attempt=on_attempt,
+    )  # fmt: skip
+    assert len(adapter.sent) == 1
+    assert len(emulator.state.runs_for(conversation.id)) == 2
