@@ -5,7 +5,10 @@
 
 The emulator runs in a child process (so client and server do not share a GIL) on an
 ephemeral loopback port. Each client gets the same wall-clock budget; a round trip is
-`create_conversation` + `chat` with the `parrot` agent. Memory per conversation is measured
+`create_conversation` + `chat` with the `parrot` agent. Four clients: `EngageClient` as built
+by default (aiohttp transport), the official SDK, `EngageClient` over httpx's own async
+transport (httpcore, the default until this benchmark showed its cost), and a bare
+`httpx.AsyncClient` (httpcore) making the same two calls. Memory per conversation is measured
 in-process afterwards with tracemalloc: live bytes held by the emulator's state after N
 round trips, divided by N.
 """
@@ -101,7 +104,20 @@ def wait_until_up(url: str, timeout: float = 20.0) -> None:
     raise TimeoutError(f"emulator at {url} did not start within {timeout}s")
 
 
-async def bench_ours(url: str, seconds: float, concurrency: int) -> Result:
+def httpcore_transport() -> httpx.AsyncBaseTransport:
+    """httpx's own async transport, with the pool limits `EngageClient` gives its default one."""
+    return httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    )
+
+
+async def bench_ours(
+    url: str,
+    seconds: float,
+    concurrency: int,
+    transport: Callable[[], httpx.AsyncBaseTransport] | None = None,
+) -> Result:
+    """`EngageClient` as built by default (aiohttp transport), or over `transport()`."""
     latencies: list[float] = []
     deadline = time.monotonic() + seconds
 
@@ -113,12 +129,17 @@ async def bench_ours(url: str, seconds: float, concurrency: int) -> Result:
             latencies.append(time.perf_counter() - started)
 
     async with EngageClient(
-        base_url=url, api_key=DEFAULT_API_KEY, org_id=DEFAULT_ORG_ID, timeout=30.0
+        base_url=url,
+        api_key=DEFAULT_API_KEY,
+        org_id=DEFAULT_ORG_ID,
+        timeout=30.0,
+        transport=transport() if transport else None,
     ) as client:
         begun, cpu = time.monotonic(), time.process_time()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall, cpu = time.monotonic() - begun, time.process_time() - cpu
-    return Result(f"engage-bridge async ({concurrency} tasks)", latencies, wall, cpu)
+    over = "httpcore" if transport else "aiohttp"
+    return Result(f"ours over {over} ({concurrency} tasks)", latencies, wall, cpu)
 
 
 async def bench_raw_httpx(url: str, seconds: float, concurrency: int) -> Result:
@@ -141,7 +162,7 @@ async def bench_raw_httpx(url: str, seconds: float, concurrency: int) -> Result:
         begun, cpu = time.monotonic(), time.process_time()
         await asyncio.gather(*(worker(http) for _ in range(concurrency)))
         wall, cpu = time.monotonic() - begun, time.process_time() - cpu
-    return Result(f"bare httpx.AsyncClient ({concurrency} tasks)", latencies, wall, cpu)
+    return Result(f"bare httpx.AsyncClient ({concurrency})", latencies, wall, cpu)
 
 
 def bench_sdk(url: str, seconds: float, concurrency: int) -> Result:
@@ -203,9 +224,9 @@ async def round_trips(client: EngageClient, count: int) -> None:
         await client.chat(conversation.id, [UserMessage(content="hello")], agent=AGENT)
 
 
-def timed(label: str, run: Callable[[], Result]) -> Result:
+def timed(label: str, run: Callable[[float], Result], seconds: float) -> Result:
     print(f"running {label}...", file=sys.stderr, flush=True)
-    return run()
+    return run(seconds)
 
 
 def main() -> None:
@@ -221,20 +242,25 @@ def main() -> None:
         return
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, httpx {httpx.__version__}")
     with emulator_process() as url:
-        # Warm both clients and the emulator up, then alternate so neither always goes first.
-        asyncio.run(bench_ours(url, 1.0, args.concurrency))
-        bench_sdk(url, 1.0, args.concurrency)
+        seconds, concurrency = args.seconds, args.concurrency
+        clients: list[tuple[str, Callable[[float], Result]]] = [
+            ("ours", lambda budget: asyncio.run(bench_ours(url, budget, concurrency))),
+            ("sdk", lambda budget: bench_sdk(url, budget, concurrency)),
+            (
+                "ours over httpcore",
+                lambda budget: asyncio.run(
+                    bench_ours(url, budget, concurrency, transport=httpcore_transport)
+                ),
+            ),
+            ("bare httpx", lambda budget: asyncio.run(bench_raw_httpx(url, budget, concurrency))),
+        ]
+        # Warm every client and the emulator up, then alternate so none always goes first.
+        for _, run in clients:
+            run(1.0)
         for round_number in range(1, args.rounds + 1):
             print(f"round {round_number}")
-            for result in (
-                timed("ours", lambda: asyncio.run(bench_ours(url, args.seconds, args.concurrency))),
-                timed("sdk", lambda: bench_sdk(url, args.seconds, args.concurrency)),
-                timed(
-                    "bare httpx",
-                    lambda: asyncio.run(bench_raw_httpx(url, args.seconds, args.concurrency)),
-                ),
-            ):
-                print("  " + result.line(), flush=True)
+            for label, run in clients:
+                print("  " + timed(label, run, seconds).line(), flush=True)
     per_conversation = asyncio.run(memory_per_conversation(args.conversations))
     print(
         f"emulator memory: {per_conversation / 1024:.1f} KiB per conversation "
