@@ -281,6 +281,7 @@ async def run(args: argparse.Namespace) -> int:
         dead = await redis.hgetall(keys.DEAD_LETTERS)
         report(verdict, stats, fleet, emulator, redis_server, dead, elapsed, args)
         show_threads(fake, stats, verdict.twice[:3] + verdict.order_violations[:3])
+        await show_redis_state(redis, stats, verdict.lost[:5])
         return 0 if verdict.ok else 1
     finally:
         if chaos_task is not None:
@@ -303,6 +304,35 @@ def show_threads(fake: FakeSlack, stats: Stats, tokens: list[str]) -> None:
                 key = (m.get("metadata") or {}).get("event_payload", {}).get("key", "")
                 who = "bot " if m.get("bot_id") else "user"
                 print(f"   {m['ts']} {who} {m.get('text', '')!r} {key}")
+
+
+async def show_redis_state(redis: aioredis.Redis, stats: Stats, tokens: list[str]) -> None:
+    """What Redis still holds for the threads of unanswered texts: waiting or truly lost?"""
+    if not tokens:
+        return
+    ready = await redis.xlen(keys.READY_STREAM)
+    try:
+        pending = await redis.xpending(keys.READY_STREAM, keys.WORKER_GROUP)
+    except aioredis.ResponseError:
+        pending = {}
+    print(f"-- ready stream: {ready} entries, pending {pending}")
+    entries = await redis.xrange(keys.READY_STREAM)
+    for tok in tokens:
+        ts = stats.thread_of[tok].split(":")[1]
+        found = sorted([k.decode() async for k in redis.scan_iter(match=f"*{ts}*")])
+        print(f"-- redis for {tok} (thread ts {ts}):")
+        for key in found:
+            kind = (await redis.type(key)).decode()
+            ttl = await redis.pttl(key)
+            size = {"list": redis.llen, "hash": redis.hlen}.get(kind)
+            extra = f" len {await size(key)}" if size else ""
+            print(f"   {key} {kind}{extra} pttl {ttl}")
+            if key.endswith(":inbox"):
+                for raw in await redis.lrange(key, 0, -1):
+                    print(f"     inbox: {TOKEN.findall(raw.decode())}")
+        mentions = [eid.decode() for eid, fields in entries if ts.encode() in b"".join(
+            k + v for k, v in fields.items())]  # fmt: skip
+        print(f"   ready-stream entries naming the thread: {mentions}")
 
 
 def report(

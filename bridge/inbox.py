@@ -48,14 +48,17 @@ class InboxQueue:
         self._metrics = metrics
 
     async def is_known_thread(self, thread: ThreadKey) -> bool:
+        """A conversation exists, or accepted messages wait for their first turn (which creates
+        it): a follow-up sent before the first message was answered belongs to the thread too."""
         async with storage("is_known_thread"):
-            return bool(await self._redis.exists(keys.record(thread)))
+            return bool(await self._redis.exists(keys.record(thread), keys.inbox(thread)))
 
     async def submit(self, message: InboundMessage) -> SubmitResult:
         async with storage("submit"):
             status = await self._threads.status(message.thread)
+            known = status is not None or bool(await self._redis.exists(keys.inbox(message.thread)))
         file = self._settings.file
-        decision = decide(message, status is not None, status, file.policy, file.staff)
+        decision = decide(message, known, status, file.policy, file.staff)
         if decision.action is Action.IGNORE:
             self._metrics.messages_in.labels(message.platform, "ignored").inc()
             return SubmitResult(False, decision.reason, {"outcome": "ignored"})

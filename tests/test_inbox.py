@@ -60,6 +60,24 @@ async def test_ignored_messages_are_not_stored(
     assert await bridge.queue_depth() == 0
 
 
+async def test_a_follow_up_sent_before_the_first_message_was_answered_is_accepted(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    first = message(text="first", is_dm=False, mentions_bot=True)
+    follow_up = message(first.thread, text="follow-up", is_dm=False)
+    assert not await bridge.is_known_thread(first.thread)
+    assert (await bridge.submit(first)).accepted
+    # No conversation yet (no worker ran): the waiting first message makes the thread known.
+    assert await bridge.is_known_thread(first.thread)
+    result = await bridge.submit(follow_up)
+    assert result.accepted, result.reason
+    async with running(bridge):
+        await wait_until(lambda: len(adapter.sent) == 1)
+    assert adapter.texts() == ["You said: first\nfollow-up"]
+
+
 async def test_submit_returns_once_the_message_is_in_redis(
     redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
 ) -> None:
