@@ -11,14 +11,9 @@ from bridge.config import Settings
 from bridge.deadletters import turn_id
 from bridge.models import InboundMessage, ThreadKey
 from bridge.threadmap import RedisClient
-from bridge.turn import TurnRunner, plan
+from bridge.turn import APOLOGY, TurnRunner, plan
 
 log = logging.getLogger(__name__)
-
-APOLOGY = (
-    "Sorry, I could not answer just now. The team has been told; "
-    "please try again in a little while."
-)
 
 
 async def delivery_count(redis: RedisClient, entry_id: str) -> int:

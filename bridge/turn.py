@@ -32,6 +32,11 @@ from bridge.reconcile import history_after, reconcile
 from bridge.scripts import Scripts
 from bridge.threadmap import RedisClient, ThreadMap, ThreadRecord
 
+APOLOGY = (
+    "Sorry, I could not answer just now. The team has been told; "
+    "please try again in a little while."
+)
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -297,12 +302,7 @@ class TurnRunner:
     ) -> None:
         tid = turn_id(str(thread), [m.message_id for m in batch])
         try:
-            await self.outbound.notice(
-                thread,
-                f"apology:{tid}",
-                "Sorry, I could not answer just now. The team has been told; "
-                "please try again in a little while.",
-            )
+            await self.outbound.notice(thread, f"apology:{tid}", APOLOGY)
         except PlatformError as exc:
             log.error("apology not posted: %s", exc, extra={"thread_key": str(thread)})
         if await self.dead_letters.store(tid, str(thread), tuple(batch), error):
