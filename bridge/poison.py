@@ -50,7 +50,7 @@ async def dead_letter_head(
     """Dead-letter the head batch and commit it under the lease (fenced, like a finished turn)."""
     messages = [decode_message(raw) for raw in raw_inbox]
     record = await runner.threads.get(thread)
-    journal = await runner._journal(thread)
+    journal = await runner.journal(thread)
     batch = head_batch(messages, journal, record.status if record else None, runner.settings)
     tid = turn_id(str(thread), [m.message_id for m in batch])
     log.error(
@@ -63,7 +63,7 @@ async def dead_letter_head(
     error = f"poison: delivered {deliveries} times without finishing"
     if await runner.dead_letters.store(tid, str(thread), batch, error):
         runner.metrics.dead_letters.labels(thread.platform).inc()
-    await runner._commit(thread, token, len(batch), batch[-1].message_id, "")
+    await runner.commit(thread, token, len(batch), batch[-1].message_id, "")
     try:
         await runner.outbound.notice(thread, f"apology:{tid}", APOLOGY)
     except Exception as exc:  # the crash may well be in posting to this thread

@@ -92,7 +92,7 @@ class TurnRunner:
         started = time.monotonic()
         messages = [decode_message(raw) for raw in raw_inbox]
         record = await self.threads.get(thread)
-        journal = await self._journal(thread)
+        journal = await self.journal(thread)
         ids = [m.message_id for m in messages]
         if journal and ids[: len(journal)] == journal:
             # A crashed attempt's batch goes first and unchanged, so it is reconciled as such.
@@ -100,7 +100,7 @@ class TurnRunner:
         step = plan(messages, record.status if record else None, self.settings)
         if step.kind == "reopen" and record is not None:
             await self._reopen(thread, record, messages[0])
-            await self._commit(thread, token, 0, record.last_message_id, "")
+            await self.commit(thread, token, 0, record.last_message_id, "")
             return
         agent = AgentTurn(self.engage, self.outbound, self.settings, self.metrics, self.sleep)
         mark = ""
@@ -110,7 +110,7 @@ class TurnRunner:
             await self._give_up(thread, step.messages, str(exc))
         except PlatformError as exc:
             await self._give_up(thread, step.messages, f"{type(exc).__name__}: {exc}")
-        await self._commit(thread, token, len(step.messages), step.messages[-1].message_id, mark)
+        await self.commit(thread, token, len(step.messages), step.messages[-1].message_id, mark)
         elapsed = time.monotonic() - started
         self.metrics.turn_seconds.labels(thread.platform).observe(elapsed)
         if step.kind == "answer":
@@ -308,7 +308,8 @@ class TurnRunner:
         if await self.dead_letters.store(tid, str(thread), tuple(batch), error):
             self.metrics.dead_letters.labels(thread.platform).inc()
 
-    async def _journal(self, thread: ThreadKey) -> list[str]:
+    async def journal(self, thread: ThreadKey) -> list[str]:
+        """Message ids of the batch an unfinished attempt was working on (empty if none)."""
         async with storage("turn journal"):
             raw = await self.redis.hget(keys.turn(thread), "ids")
         return list(json.loads(raw)) if raw else []
@@ -322,7 +323,7 @@ class TurnRunner:
             pipe.expire(keys.turn(thread), keys.TURN_TTL_SECONDS)
             await pipe.execute()
 
-    async def _commit(
+    async def commit(
         self, thread: ThreadKey, token: str, count: int, last_message_id: str, mark: str
     ) -> None:
         async with storage("commit"):
