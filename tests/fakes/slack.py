@@ -6,11 +6,14 @@ import asyncio
 import itertools
 import json
 import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
+
+from tests.fakes.slack_socket import Connection, Envelope, SocketMode
+
+__all__ = ["Call", "Connection", "Envelope", "FakeSlack", "SlackApiFailure"]
 
 TEXT_LIMIT = 40_000
 MARKDOWN_TEXT_LIMIT = 12_000
@@ -27,14 +30,6 @@ class Call:
     args: dict[str, Any]
     response: dict[str, Any]
     status: int
-
-
-@dataclass
-class Envelope:
-    envelope_id: str
-    frame: dict[str, Any]
-    acked: asyncio.Event = field(default_factory=asyncio.Event)
-    ack_payload: dict[str, Any] | None = None
 
 
 class SlackApiFailure(Exception):
@@ -73,11 +68,9 @@ class FakeSlack:
         self._last_post: dict[str, float] = {}
         self._ts_counter = itertools.count(1)
         self._ts_base = int(time.time())
-        self.envelopes: dict[str, Envelope] = {}
-        self._undelivered: list[Envelope] = []
-        self.sockets: list[web.WebSocketResponse] = []
-        self.connections_opened = 0
-        self.socket_connected = asyncio.Event()
+        self.socket_mode = SocketMode(
+            lambda ticket: f"ws://127.0.0.1:{self.port}/link/?ticket={ticket}"
+        )
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -90,7 +83,7 @@ class FakeSlack:
     async def start(self) -> None:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._api)
-        app.router.add_get("/link/", self._socket)
+        app.router.add_get("/link/", self.socket_mode.handle)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -100,8 +93,7 @@ class FakeSlack:
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def aclose(self) -> None:
-        for ws in list(self.sockets):
-            await ws.close()
+        await self.socket_mode.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -151,7 +143,7 @@ class FakeSlack:
         args = await _read_args(request)
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token")
-        status, body, headers = 200, {}, {}
+        status, body, headers = 200, dict[str, Any](), dict[str, str]()
         forced = self._forced_failures.get(method)
         if forced:
             status, body, headers = forced.pop(0)
@@ -306,82 +298,47 @@ class FakeSlack:
     def _connections_open(self, token: str | None) -> dict[str, Any]:
         if token != self.app_token:
             return {"ok": False, "error": "invalid_auth"}
-        self.connections_opened += 1
-        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={uuid.uuid4()}"}
+        return {"ok": True, "url": self.socket_mode.open_url()}
 
-    # ---- Socket Mode
+    # ---- Socket Mode (tests/fakes/slack_socket.py)
 
-    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        await ws.send_json({"type": "hello", "num_connections": len(self.sockets) + 1})
-        self.sockets.append(ws)
-        self.socket_connected.set()
-        for envelope in self._undelivered[:]:
-            self._undelivered.remove(envelope)
-            await ws.send_json(envelope.frame)
-        try:
-            async for frame in ws:
-                if frame.type == WSMsgType.TEXT:
-                    self._record_ack(json.loads(frame.data))
-        finally:
-            self.sockets.remove(ws)
-            if not self.sockets:
-                self.socket_connected.clear()
-        return ws
+    @property
+    def envelopes(self) -> dict[str, Envelope]:
+        return self.socket_mode.envelopes
 
-    def _record_ack(self, ack: dict[str, Any]) -> None:
-        envelope = self.envelopes.get(str(ack.get("envelope_id")))
-        if envelope is not None:
-            envelope.ack_payload = ack.get("payload")
-            envelope.acked.set()
+    @property
+    def connections(self) -> list[Connection]:
+        return self.socket_mode.live()
 
-    async def push(self, payload: dict[str, Any], kind: str = "events_api") -> Envelope:
-        """Send one envelope over the newest connection (kept until a client connects)."""
-        envelope_id = str(uuid.uuid4())
-        frame = {
-            "envelope_id": envelope_id,
-            "payload": payload,
-            "type": kind,
-            "accepts_response_payload": kind != "events_api",
-            "retry_attempt": 0,
-            "retry_reason": "",
-        }
-        envelope = Envelope(envelope_id, frame)
-        self.envelopes[envelope_id] = envelope
-        if self.sockets:
-            await self.sockets[-1].send_json(frame)
-        else:
-            self._undelivered.append(envelope)
-        return envelope
+    @property
+    def connections_opened(self) -> int:
+        return self.socket_mode.connections_opened
+
+    @property
+    def socket_connected(self) -> asyncio.Event:
+        return self.socket_mode.connected
+
+    async def push(
+        self, payload: dict[str, Any], kind: str = "events_api", to: Connection | None = None
+    ) -> Envelope:
+        """Send one envelope to one live connection (kept until a client connects)."""
+        return await self.socket_mode.push(payload, kind, to)
 
     async def push_many(self, payloads: list[dict[str, Any]]) -> list[Envelope]:
         """Send envelopes back to back, as one burst (no awaiting between frames' acks)."""
         return [await self.push(p) for p in payloads]
 
-    async def disconnect(self, reason: str = "refresh_requested") -> None:
-        """Ask the client to reconnect; close the old socket once a new one is up."""
-        old = self.sockets[-1]
-        opened = self.connections_opened
-        await old.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "x"}})
-        await self.wait_for(
-            lambda: self.connections_opened > opened and any(ws is not old for ws in self.sockets)
-        )
-        if not old.closed:
-            await old.close()
+    async def disconnect(
+        self, reason: str = "refresh_requested", connection: Connection | None = None
+    ) -> None:
+        """Slack's `disconnect` message; waits until the app has opened a new connection."""
+        await self.socket_mode.disconnect(reason, connection)
 
     async def redeliver_unacked(self) -> list[Envelope]:
-        """Send every unacknowledged envelope again, as Slack does, with `retry_attempt` + 1."""
-        again = self.unacked()
-        for envelope in again:
-            envelope.frame["retry_attempt"] += 1
-            envelope.frame["retry_reason"] = "timeout"
-            if self.sockets:
-                await self.sockets[-1].send_json(envelope.frame)
-        return again
+        return await self.socket_mode.redeliver_unacked()
 
     def unacked(self) -> list[Envelope]:
-        return [e for e in self.envelopes.values() if not e.acked.is_set()]
+        return self.socket_mode.unacked()
 
 
 def _without(message: dict[str, Any], key: str) -> dict[str, Any]:
