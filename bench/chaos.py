@@ -233,7 +233,7 @@ async def run(args: argparse.Namespace) -> int:
         "ENGAGE_BRIDGE_CLAIM_IDLE_SECONDS": "8",
         "ENGAGE_BRIDGE_WORKER_BLOCK_SECONDS": "1",
         "ENGAGE_BRIDGE_AGENT_ATTEMPTS": str(args.agent_attempts),
-        "ENGAGE_BRIDGE_WORKER_MAX_DELIVERIES": str(args.max_deliveries),
+        "ENGAGE_BRIDGE_TURN_MAX_ATTEMPTS": str(args.max_attempts),
         "ENGAGE_BRIDGE_AGENT_BACKOFF_SECONDS": "0.2",
         "ENGAGE_BRIDGE_AGENT_BACKOFF_MAX_SECONDS": "2",
         "ENGAGE_BRIDGE_LOG_LEVEL": "WARNING",
@@ -385,9 +385,8 @@ def main() -> int:
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds; 0 = never")
     parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("--agent-attempts", type=int, default=8)
-    # The poison limit (default 5 in production) counts a thread's work taken over from a dead
-    # worker; a SIGKILL every few seconds is far above real crash rates, so the run raises it.
-    parser.add_argument("--max-deliveries", type=int, default=20)
+    # The poison limit: turns started on one batch that died with their worker (production: 5).
+    parser.add_argument("--max-attempts", type=int, default=5)
     args = parser.parse_args()
     return asyncio.run(asyncio.wait_for(run(args), timeout=args.deadline + 60))
 

@@ -104,9 +104,9 @@ class Settings(BaseSettings):
     agent_answer_wait_seconds: float | None = None
     # Entries idle longer than this are taken from a worker presumed dead (must exceed the lease).
     claim_idle_seconds: float = 60.0
-    # A thread's scheduling entry taken more often than this without finishing is poison: the
-    # batch its next turn would take is dead-lettered so the rest of the thread can go on.
-    worker_max_deliveries: int = Field(5, ge=1)
+    # A batch whose turn was started this often without finishing (each time the worker crashed
+    # or was killed on it) is poison: it is dead-lettered so the rest of the thread can go on.
+    turn_max_attempts: int = Field(5, ge=1)
     worker_block_seconds: float = 5.0
 
     log_level: str = "INFO"

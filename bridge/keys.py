@@ -65,6 +65,12 @@ def turn(thread: ThreadKey | str) -> str:
     return f"{tag(thread)}:turn"
 
 
+def attempts(thread: ThreadKey | str) -> str:
+    """Hash head (message id of the batch's first message) and count of turns started on it;
+    deleted by the commit, so it always belongs to the inbox's head batch (TURN_TTL_SECONDS)."""
+    return f"{tag(thread)}:attempts"
+
+
 def posted(thread: ThreadKey | str) -> str:
     """Hash agent message id (or notice id) -> platform message id (POSTED_TTL_SECONDS)."""
     return f"{tag(thread)}:posted"

@@ -39,8 +39,19 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
-# KEYS: lease, inbox, record, turn. ARGV: token, count, last message id, history mark, now,
-# record ttl. -> 1 committed, 0 lease lost (nothing changed: the new holder redoes the batch).
+# KEYS: attempts. ARGV: head message id, ttl. -> turns started on this head, this one included.
+# A different head means the old one was committed (or dropped): its count starts over.
+COUNT_ATTEMPT = """
+if redis.call('HGET', KEYS[1], 'head') ~= ARGV[1] then
+  redis.call('HSET', KEYS[1], 'head', ARGV[1], 'count', 0)
+end
+local count = redis.call('HINCRBY', KEYS[1], 'count', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return count
+"""
+
+# KEYS: lease, inbox, record, turn, attempts. ARGV: token, count, last message id, history mark,
+# now, record ttl. -> 1 committed, 0 lease lost (nothing changed: the new holder redoes the batch).
 COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
@@ -53,7 +64,7 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   end
   redis.call('EXPIRE', KEYS[3], ARGV[6])
 end
-redis.call('DEL', KEYS[4])
+redis.call('DEL', KEYS[4], KEYS[5])
 return 1
 """
 
@@ -66,3 +77,4 @@ class Scripts:
         self.extend_lease: AsyncScript = redis.register_script(EXTEND_LEASE)
         self.release_if_empty: AsyncScript = redis.register_script(RELEASE_IF_EMPTY)
         self.commit: AsyncScript = redis.register_script(COMMIT)
+        self.count_attempt: AsyncScript = redis.register_script(COUNT_ATTEMPT)

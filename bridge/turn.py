@@ -92,7 +92,7 @@ class TurnRunner:
         started = time.monotonic()
         messages = [decode_message(raw) for raw in raw_inbox]
         record = await self.threads.get(thread)
-        journal = await self.journal(thread)
+        journal = await self._journal(thread)
         ids = [m.message_id for m in messages]
         if journal and ids[: len(journal)] == journal:
             # A crashed attempt's batch goes first and unchanged, so it is reconciled as such.
@@ -100,8 +100,20 @@ class TurnRunner:
         step = plan(messages, record.status if record else None, self.settings)
         if step.kind == "reopen" and record is not None:
             await self._reopen(thread, record, messages[0])
-            await self.commit(thread, token, 0, record.last_message_id, "")
+            await self._commit(thread, token, 0, record.last_message_id, "")
             return
+        attempt = await self._count_attempt(thread, step.messages[0])
+        if attempt > self.settings.turn_max_attempts:
+            await self._dead_letter_poison(thread, step.messages, attempt - 1)
+            await self._commit(thread, token, len(step.messages), step.messages[-1].message_id, "")
+            return
+        if attempt > 1:
+            log.warning(
+                "turn attempt %d of %d (earlier ones did not finish)",
+                attempt,
+                self.settings.turn_max_attempts,
+                extra={"thread_key": str(thread)},
+            )
         agent = AgentTurn(self.engage, self.outbound, self.settings, self.metrics, self.sleep)
         mark = ""
         try:
@@ -110,7 +122,7 @@ class TurnRunner:
             await self._give_up(thread, step.messages, str(exc))
         except PlatformError as exc:
             await self._give_up(thread, step.messages, f"{type(exc).__name__}: {exc}")
-        await self.commit(thread, token, len(step.messages), step.messages[-1].message_id, mark)
+        await self._commit(thread, token, len(step.messages), step.messages[-1].message_id, mark)
         elapsed = time.monotonic() - started
         self.metrics.turn_seconds.labels(thread.platform).observe(elapsed)
         if step.kind == "answer":
@@ -308,7 +320,39 @@ class TurnRunner:
         if await self.dead_letters.store(tid, str(thread), tuple(batch), error):
             self.metrics.dead_letters.labels(thread.platform).inc()
 
-    async def journal(self, thread: ThreadKey) -> list[str]:
+    async def _count_attempt(self, thread: ThreadKey, head: InboundMessage) -> int:
+        async with storage("turn attempts"):
+            count = await self.scripts.count_attempt(
+                keys=[keys.attempts(thread)], args=[head.message_id, keys.TURN_TTL_SECONDS]
+            )
+        return int(count)
+
+    async def _dead_letter_poison(
+        self, thread: ThreadKey, batch: Sequence[InboundMessage], attempts: int
+    ) -> None:
+        """A batch that crashed or outlived its worker `attempts` times: park it, tell the user.
+
+        The dead letter is stored before the apology is tried: the crash may well be in posting
+        to this thread, and it must not bring the batch back.
+        """
+        tid = turn_id(str(thread), [m.message_id for m in batch])
+        error = f"poison: {attempts} attempts did not finish"
+        log.error(
+            "poison batch: %d turn attempts did not finish; %d message(s) dead-lettered",
+            attempts,
+            len(batch),
+            extra={"thread_key": str(thread), "turn_id": tid},
+        )
+        if await self.dead_letters.store(tid, str(thread), tuple(batch), error):
+            self.metrics.dead_letters.labels(thread.platform).inc()
+        try:
+            await self.outbound.notice(thread, f"apology:{tid}", APOLOGY)
+        except Exception as exc:
+            log.error(
+                "apology not posted: %s", type(exc).__name__, extra={"thread_key": str(thread)}
+            )
+
+    async def _journal(self, thread: ThreadKey) -> list[str]:
         """Message ids of the batch an unfinished attempt was working on (empty if none)."""
         async with storage("turn journal"):
             raw = await self.redis.hget(keys.turn(thread), "ids")
@@ -323,7 +367,7 @@ class TurnRunner:
             pipe.expire(keys.turn(thread), keys.TURN_TTL_SECONDS)
             await pipe.execute()
 
-    async def commit(
+    async def _commit(
         self, thread: ThreadKey, token: str, count: int, last_message_id: str, mark: str
     ) -> None:
         async with storage("commit"):
@@ -333,6 +377,7 @@ class TurnRunner:
                     keys.inbox(thread),
                     keys.record(thread),
                     keys.turn(thread),
+                    keys.attempts(thread),
                 ],
                 args=[
                     token,

