@@ -203,6 +203,9 @@ async def test_a_restarted_bridge_keeps_the_thread_to_conversation_mapping(
 ) -> None:
     settings = discord_bridge_settings(tmp_path, emulator, fake_discord)
     user = fake_discord.user("i")
+    # A restart within Discord's 5 s identify window costs discord.py a 5 s back-off (op 9);
+    # that rule has its own test in test_discord_fake.py.
+    fake_discord.gateway.identify_window = 0
     async with discord_runtime(settings, redis_client, emulator):
         thread_id = (await mention(fake_discord, user, "remember me"))["id"]
         await answered(fake_discord, thread_id)

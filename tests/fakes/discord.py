@@ -3,12 +3,15 @@
 Enough of Discord's behaviour to matter: 2,000-char content limit (400/50035), nonce dedupe with
 `enforce_nonce`, thread id == message id and 160004 on a second thread, archived threads
 unarchived by a post, locked ones refused (160005), 429s with `Via` and JSON `retry_after`, and
-JSON bodies with `Content-Type: application/json` exactly. Every REST call is recorded.
+JSON bodies with `Content-Type: application/json` exactly. Several guilds (`add_guild`, placed on
+a chosen shard); message history pages (`after`, `limit` <= 100, newest first, no `guild_id` or
+`member`, as REST returns them). Every REST call is recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import re
 import time
@@ -18,13 +21,22 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.discord_gateway import FakeGateway, GatewaySession
+from tests.fakes.discord_gateway import FakeGateway, GatewaySession, shard_of
 from tests.fakes.discord_interactions import InteractionRoutes
-from tests.fakes.discord_wire import DiscordError, Json, form_error, json_response, now_iso, wire
+from tests.fakes.discord_wire import (
+    DiscordError,
+    Json,
+    form_error,
+    json_response,
+    now_iso,
+    rest_message,
+    wire,
+)
 
 DISCORD_EPOCH_MS = 1420070400000
 TEXT, DM, FORUM, PUBLIC_THREAD = 0, 1, 15, 11
 MAX_CONTENT = 2000
+MAX_PAGE = 100
 
 
 @dataclass
@@ -59,12 +71,17 @@ class FakeDiscord(InteractionRoutes):
         self.interactions: dict[str, Json] = {}
         self.commands: dict[str, list[Json]] = {}
         self.members: dict[str, Json] = {}
+        self.guilds: dict[str, Json] = {}
+        self.recommended_shards = 1
+        self.observers: list[Callable[[Json], None]] = []
+        self._channel_messages: dict[str, list[int]] = {}
         self.bot = self._user("engage-bot", bot=True)
         self.application_id = self.snowflake()
-        self.guild_id = self.snowflake()
-        self.everyone_role = self._role(self.guild_id, "@everyone")
+        self.guild_id = self.add_guild("Fake Guild")["id"]
+        self.everyone_role = self.guilds[self.guild_id]["roles"][0]
         self.staff_role = self._role(self.snowflake(), "staff")
-        self.text_channel = self._channel(TEXT, "general")
+        self.guilds[self.guild_id]["roles"].append(self.staff_role)
+        self.text_channel = self.channels[self.guilds[self.guild_id]["text_channel_id"]]
         self.forum_channel = self._channel(FORUM, "help-forum")
         self.gateway = FakeGateway(
             token=token, ready_payload=self._ready, guild_payloads=self._guilds
@@ -103,6 +120,18 @@ class FakeDiscord(InteractionRoutes):
     def snowflake(self) -> str:
         return str(((int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22) | next(self._ids))
 
+    def add_guild(self, name: str, *, shard: tuple[int, int] | None = None) -> Json:
+        """A guild with a #general text channel; `shard=(k, n)` picks an id on shard k of n."""
+        stamp = int(time.time() * 1000) - DISCORD_EPOCH_MS
+        if shard is not None:
+            stamp -= (stamp - shard[0]) % shard[1]
+        guild_id = str((stamp << 22) | next(self._ids))
+        assert shard is None or shard_of(guild_id, shard[1]) == shard[0]
+        guild: Json = {"id": guild_id, "name": name, "roles": [self._role(guild_id, "@everyone")]}
+        self.guilds[guild_id] = guild
+        guild["text_channel_id"] = self._channel(TEXT, "general", guild_id=guild_id)["id"]
+        return guild
+
     def _user(self, name: str, *, bot: bool = False) -> Json:
         return {
             "id": self.snowflake(), "username": name, "global_name": name.title(),
@@ -116,8 +145,9 @@ class FakeDiscord(InteractionRoutes):
         }  # fmt: skip
 
     def _channel(self, kind: int, name: str, **extra: Any) -> Json:
+        guild_id = extra.pop("guild_id", None) or self.guild_id
         channel: Json = {
-            "id": self.snowflake(), "type": kind, "guild_id": self.guild_id, "name": name,
+            "id": self.snowflake(), "type": kind, "guild_id": guild_id, "name": name,
             "position": len(self.channels), "permission_overwrites": [], "nsfw": False,
             "parent_id": None, "rate_limit_per_user": 0, "topic": None, "last_message_id": None,
             "default_auto_archive_duration": 1440, "flags": 0,
@@ -139,26 +169,30 @@ class FakeDiscord(InteractionRoutes):
 
     def _ready(self, session: GatewaySession) -> Json:
         return {
-            "v": 10, "user": self.bot, "guilds": [{"id": self.guild_id, "unavailable": True}],
+            "v": 10, "user": self.bot,
+            "guilds": [{"id": g, "unavailable": True} for g in self.guilds if session.covers(g)],
             "session_id": session.session_id, "resume_gateway_url": self.gateway_url,
             "application": {"id": self.application_id, "flags": 0}, "private_channels": [],
             "relationships": [], "shard": list(session.shard),
         }  # fmt: skip
 
     def _guilds(self, session: GatewaySession) -> list[Json]:
-        if not session.covers(self.guild_id):
-            return []
-        guild_channels = [c for c in self.channels.values() if c["type"] in (TEXT, FORUM)]
-        threads = [c for c in self.channels.values() if c["type"] == PUBLIC_THREAD]
+        return [self._guild_create(g) for g in self.guilds if session.covers(g)]
+
+    def _guild_create(self, guild_id: str) -> Json:
+        mine = [c for c in self.channels.values() if c.get("guild_id") == guild_id]
+        guild_channels = [c for c in mine if c["type"] in (TEXT, FORUM)]
+        threads = [c for c in mine if c["type"] == PUBLIC_THREAD
+                   and not c["thread_metadata"]["archived"]]  # fmt: skip
         bot_member = {"user": self.bot, "roles": [], "joined_at": now_iso(), "deaf": False,
                       "mute": False, "flags": 0}  # fmt: skip
-        return [{
-            "id": self.guild_id, "name": "Fake Guild", "unavailable": False, "owner_id": "1",
-            "channels": guild_channels, "threads": threads, "member_count": len(self.members) + 1,
-            "roles": [self.everyone_role, self.staff_role], "members": [bot_member],
-            "emojis": [], "stickers": [], "features": [], "joined_at": now_iso(),
-            "large": False, "voice_states": [], "presences": [],
-        }]  # fmt: skip
+        return {
+            "id": guild_id, "name": self.guilds[guild_id]["name"], "unavailable": False,
+            "owner_id": "1", "channels": guild_channels, "threads": threads,
+            "member_count": len(self.members) + 1, "roles": self.guilds[guild_id]["roles"],
+            "members": [bot_member], "emojis": [], "stickers": [], "features": [],
+            "joined_at": now_iso(), "large": False, "voice_states": [], "presences": [],
+        }  # fmt: skip
 
     # ---- what tests do ----------------------------------------------------------------------
 
@@ -178,7 +212,10 @@ class FakeDiscord(InteractionRoutes):
             if member is not None:
                 message["member"] = {k: v for k, v in member.items() if k != "user"}
         self.messages[message["id"]] = message
+        bisect.insort(self._channel_messages.setdefault(channel_id, []), int(message["id"]))
         channel["last_message_id"] = message["id"]
+        for observe in self.observers:
+            observe(message)
         if channel["type"] == PUBLIC_THREAD:
             channel["message_count"] = channel.get("message_count", 0) + 1
         return message
@@ -285,6 +322,7 @@ class FakeDiscord(InteractionRoutes):
             ("GET", "/gateway/bot", self._get_gateway),
             ("GET", "/gateway", self._get_gateway),
             ("POST", f"/channels/{c}/messages", self._create_message),
+            ("GET", f"/channels/{c}/messages", self._list_messages),
             ("GET", f"/channels/{c}/messages/{c}", self._get_message),
             ("PATCH", f"/channels/{c}/messages/{c}", self._edit_message),
             ("DELETE", f"/channels/{c}/messages/{c}", self._delete_message),
@@ -312,9 +350,9 @@ class FakeDiscord(InteractionRoutes):
 
     async def _get_gateway(self, _: Any) -> web.Response:
         return json_response({
-            "url": self.gateway_url.rstrip("/"), "shards": 1,
+            "url": self.gateway_url.rstrip("/"), "shards": self.recommended_shards,
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0,
-                                    "max_concurrency": 1},
+                                    "max_concurrency": self.gateway.max_concurrency},
         })  # fmt: skip
 
     def _existing_channel(self, channel_id: str) -> Json:
@@ -358,6 +396,20 @@ class FakeDiscord(InteractionRoutes):
         await self.gateway.dispatch("MESSAGE_CREATE", wire(message))
         return json_response(wire(message))
 
+    async def _list_messages(self, _: Any, channel_id: str) -> web.Response:
+        """GET messages with `after` (or none): the oldest `limit` after it, newest first."""
+        self._existing_channel(channel_id)
+        limit = int(self._query.get("limit", 50))
+        if not 1 <= limit <= MAX_PAGE:
+            raise form_error("limit", f"Must be between 1 and {MAX_PAGE}.")
+        ids = self._channel_messages.get(channel_id, [])
+        if "after" in self._query:
+            start = bisect.bisect_right(ids, int(self._query["after"]))
+            page = ids[start : start + limit]
+        else:
+            page = ids[-limit:]
+        return json_response([rest_message(self.messages[str(i)]) for i in reversed(page)])
+
     async def _get_message(self, _: Any, channel_id: str, message_id: str) -> web.Response:
         return json_response(wire(self._existing_message(channel_id, message_id)))
 
@@ -372,6 +424,7 @@ class FakeDiscord(InteractionRoutes):
     async def _delete_message(self, _: Any, channel_id: str, message_id: str) -> web.Response:
         self._existing_message(channel_id, message_id)
         del self.messages[message_id]
+        self._channel_messages[channel_id].remove(int(message_id))
         return web.Response(status=204)
 
     def _thread(
@@ -379,6 +432,7 @@ class FakeDiscord(InteractionRoutes):
     ) -> Json:
         return self._channel(
             PUBLIC_THREAD, name[:100], id=thread_id or self.snowflake(), parent_id=parent_id,
+            guild_id=self.channels[parent_id]["guild_id"],
             owner_id=owner_id, message_count=0, member_count=1, total_message_sent=0,
             thread_metadata={"archived": False, "auto_archive_duration": 1440, "locked": False,
                              "archive_timestamp": now_iso(), "create_timestamp": now_iso()},

@@ -32,6 +32,11 @@ def wire(message: Json) -> Json:
     return {k: v for k, v in message.items() if k != "allowed_mentions"}
 
 
+def rest_message(message: Json) -> Json:
+    """A message as REST reads return it: `guild_id` and `member` come only with gateway events."""
+    return {k: v for k, v in wire(message).items() if k not in ("guild_id", "member")}
+
+
 def form_error(field_name: str, text: str) -> DiscordError:
     errors = {field_name: {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": text}]}}
     return DiscordError(400, 50035, "Invalid Form Body", errors)
