@@ -8,11 +8,15 @@ a test can hold (a slow replica) or kill (a process that stops mid-envelope).
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +34,8 @@ pytestmark = pytest.mark.slow
 
 TOKEN = re.compile(r"\bt\d+m\d+\b")
 CHANNEL = "C0001"
+REPO = Path(__file__).resolve().parents[1]
+RUN_BRIDGE = "import sys; from bridge.cli import main; sys.exit(main(['run']))"
 
 
 class ReplicaInbox:
@@ -276,3 +282,81 @@ async def test_refresh_requested_during_traffic_loses_nothing(
     )
     assert len(fake_slack.connections) == 3
     assert not any(e.given_up for e in pushed)
+
+
+@pytest.fixture
+async def child_replica(
+    fake_slack: FakeSlack, emulator: Any, redis_server: Any, tmp_path: Path
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, Connection]]:
+    """`engage-bridge run` (every role) in its own process, as a third Socket Mode replica."""
+    config = tmp_path / "bridge.toml"
+    config.write_text('[routing]\ndefault_agent = "parrot"\n')
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": fake_slack.bot_token,
+        "SLACK_APP_TOKEN": fake_slack.app_token,
+        "ENGAGE_BRIDGE_SLACK_API_URL": fake_slack.api_url,
+        "ENGAGE_SMARTER_API_URL": emulator.url,
+        "ENGAGE_SMARTER_API_KEY": emulator.api_key,
+        "ENGAGE_SMARTER_ORG_ID": emulator.org_id,
+        "PYTHONPATH": str(REPO),
+        "ENGAGE_BRIDGE_REDIS_URL": redis_server.url,
+        "ENGAGE_BRIDGE_CONFIG_FILE": str(config),
+        "ENGAGE_BRIDGE_HTTP_PORT": "0",
+        "ENGAGE_BRIDGE_WEB_ENABLED": "false",
+        "ENGAGE_BRIDGE_LEASE_SECONDS": "1",
+        "ENGAGE_BRIDGE_CLAIM_IDLE_SECONDS": "2",
+        "ENGAGE_BRIDGE_WORKER_BLOCK_SECONDS": "0.2",
+        "ENGAGE_BRIDGE_AGENT_BACKOFF_SECONDS": "0.05",
+    }
+    before = {c.number for c in fake_slack.connections}
+    with (tmp_path / "child.log").open("wb") as log:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", RUN_BRIDGE, env=env, stdout=log, stderr=log, cwd=tmp_path
+        )
+    try:
+        await fake_slack.wait_for(
+            lambda: {c.number for c in fake_slack.connections} - before != set(), timeout=20
+        )
+        [connection] = [c for c in fake_slack.connections if c.number not in before]
+        yield child, connection
+    finally:
+        if child.returncode is None:
+            child.kill()
+        await child.wait()
+
+
+async def test_a_replica_process_sigkilled_mid_stream_loses_nothing_and_answers_nothing_twice(
+    fake_slack: FakeSlack, emulator: Any, redis_client: Any, child_replica: Any
+) -> None:
+    fake_slack.socket_mode.ack_timeout = 1.0
+    fake_slack.socket_mode.retry_delays = (0.0,)
+    child, connection = child_replica
+    stack = AsyncExitStack()
+    survivors = [await start_replica(fake_slack, emulator, redis_client) for _ in range(2)]
+    for replica in survivors:
+        stack.push_async_callback(replica.stack.aclose)
+        stack.callback(replica.listener.cancel)
+    async with stack:
+
+        async def sigkill_in_round_two(n: int) -> None:
+            if n == 2:
+                delivered = len(connection.delivered)
+                killer.append(asyncio.create_task(sigkill_after_delivery(delivered)))
+
+        async def sigkill_after_delivery(delivered: int) -> None:
+            await fake_slack.wait_for(lambda: len(connection.delivered) > delivered)
+            child.kill()
+            await child.wait()
+
+        killer: list[asyncio.Task[None]] = []
+        roots, pushed = await converse(
+            fake_slack, threads=12, messages=4, between_rounds=sigkill_in_round_two
+        )
+        await asyncio.wait_for(asyncio.gather(*killer), 10)
+        await settle(fake_slack, survivors[0], roots, 4)
+        assert_each_answered_once_in_order(fake_slack, roots, 4)
+        assert child.returncode == -signal.SIGKILL
+        orphans = [e for e in pushed if e.deliveries[0].connection == connection.number]
+        assert any(len(e.deliveries) > 1 for e in orphans)  # the kill left envelopes unacked
+        assert not any(e.given_up for e in pushed)
