@@ -37,7 +37,7 @@ def slack_settings(slack: FakeSlack, *, socket_mode: bool = False, **overrides: 
         "config_file": None,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @dataclass
