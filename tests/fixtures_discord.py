@@ -127,7 +127,7 @@ async def discord_runtime(
     engage = EngageClient(
         base_url=emulator.url, api_key=emulator.api_key, org_id=emulator.org_id, max_attempts=2
     )
-    adapter = DiscordAdapter(settings)
+    adapter = DiscordAdapter(settings, redis)
     try:
         async with BridgeRuntime(settings, adapters=[adapter], redis=redis, engage=engage) as rt:
             yield rt, adapter

@@ -13,11 +13,13 @@ import aiohttp
 import discord
 
 from adapters.discord import commands
+from adapters.discord.catchup import CatchUp, GapRecovery
 from adapters.discord.client import (
     BAD_TOKEN_HELP,
     MISSING_INTENT_HELP,
     build_client,
     capture_message_payloads,
+    capture_session_starts,
     channel_facts,
 )
 from adapters.discord.events import DM_WORKSPACE, BotFacts, ChannelFacts, ChannelKind, to_event
@@ -26,6 +28,7 @@ from bridge.adapter import Inbox
 from bridge.config import Settings
 from bridge.errors import ConfigError, PermanentPlatformError, PlatformError, StorageUnavailable
 from bridge.models import InboundMessage, Reply, ThreadKey
+from bridge.threadmap import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ _GATEWAY_READY_SECONDS = 60.0
 # costs a 160004 answer, so a bounded memory is enough.
 _KNOWN_THREADS_MAX = 10_000
 
+Pending = tuple[Mapping[str, Any], ChannelFacts | None] | CatchUp
+
 
 class DiscordAdapter:
     """`start` logs in over REST (enough to send); listener processes also open the gateway."""
@@ -50,17 +55,16 @@ class DiscordAdapter:
     name = "discord"
 
     def __init__(
-        self, settings: Settings, redis: object | None = None, **client_options: Any
+        self, settings: Settings, redis: RedisClient | None = None, **client_options: Any
     ) -> None:
-        # `redis` is accepted for the factory contract; Discord state lives in the core's keys.
+        # Without `redis` (adapter-only tests) there is no gap recovery after a re-IDENTIFY.
         if settings.discord_bot_token is None:
             raise ConfigError("the Discord adapter needs DISCORD_BOT_TOKEN")
         self._settings = settings
         self._token = settings.discord_bot_token.get_secret_value()
         self._client = build_client(settings, **client_options)
-        self._pending: asyncio.Queue[tuple[Mapping[str, Any], ChannelFacts | None]] = (
-            asyncio.Queue()
-        )
+        self._pending: asyncio.Queue[Pending] = asyncio.Queue()
+        self._recovery = None if redis is None else GapRecovery(redis, self._client.http)
         self._connected = asyncio.Event()
         self._gateway: asyncio.Task[None] | None = None
         self._inbox: Inbox | None = None
@@ -71,6 +75,8 @@ class DiscordAdapter:
         self._client.event(self.on_connect)
         self._client.event(self.on_resumed)
         capture_message_payloads(self._client, self._enqueue)
+        if self._recovery is not None:
+            capture_session_starts(self._client, self._pending.put_nowait)
 
     @property
     def client(self) -> discord.Client:
@@ -181,13 +187,39 @@ class DiscordAdapter:
 
     async def _consume(self, inbox: Inbox) -> None:
         while True:
-            payload, facts = await self._pending.get()
-            try:
-                message = await self._normalize(payload, facts)
-                if message is not None:
-                    await self.submit(inbox, message)
-            except Exception:
-                log.exception("discord: could not handle message %s", payload.get("id"))
+            item = await self._pending.get()
+            if isinstance(item, CatchUp):
+                await self._catch_up(inbox, item)
+            elif await self._handle(inbox, *item) and self._recovery is not None:
+                await self._recovery.handled(item[0])
+
+    async def _handle(
+        self, inbox: Inbox, payload: Mapping[str, Any], facts: ChannelFacts | None
+    ) -> bool:
+        try:
+            message = await self._normalize(payload, facts)
+            if message is not None:
+                await self.submit(inbox, message)
+        except Exception:
+            log.exception("discord: could not handle message %s", payload.get("id"))
+            return False
+        return True
+
+    async def _catch_up(self, inbox: Inbox, request: CatchUp) -> None:
+        """Submit what was posted while no session of ours covered `request.scope`, before the
+        live events queued behind it (so a thread's order holds)."""
+        assert self._recovery is not None
+        newest: Mapping[str, Any] | None = None
+        async for payload, facts in self._recovery.missed(request):
+            if await self._handle(inbox, payload, facts):
+                # A guild's position moves only once every channel is read (below); a DM
+                # channel's is its own.
+                if payload.get("guild_id") is None:
+                    await self._recovery.handled(payload)
+                elif newest is None or int(payload["id"]) > int(newest["id"]):
+                    newest = payload
+        if newest is not None:
+            await self._recovery.handled(newest)
 
     async def _normalize(
         self, payload: Mapping[str, Any], facts: ChannelFacts | None
@@ -314,5 +346,5 @@ def _translate(exc: discord.HTTPException, thread: ThreadKey, action: str) -> Pl
     return PlatformError(f"Discord failed to {action} in {thread}: {exc.status} {exc.text}")
 
 
-def create_adapter(settings: Settings, redis: object | None = None) -> DiscordAdapter:
+def create_adapter(settings: Settings, redis: RedisClient | None = None) -> DiscordAdapter:
     return DiscordAdapter(settings, redis)

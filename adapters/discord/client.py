@@ -7,7 +7,8 @@ from typing import Any
 
 import discord
 
-from adapters.discord.events import ChannelFacts, ChannelKind
+from adapters.discord.catchup import CatchUp, guild_catch_up
+from adapters.discord.events import DM_WORKSPACE, ChannelFacts, ChannelKind
 from bridge.config import Settings
 
 PORTAL = "https://discord.com/developers/applications"
@@ -25,6 +26,7 @@ BAD_TOKEN_HELP = (
 )
 
 MessageSink = Callable[[Mapping[str, Any], ChannelFacts | None], None]
+CatchUpSink = Callable[[CatchUp], None]
 
 
 def intents() -> discord.Intents:
@@ -70,6 +72,26 @@ def capture_message_payloads(client: discord.Client, sink: MessageSink) -> None:
         original(data)
 
     parsers["MESSAGE_CREATE"] = parse_message_create
+
+
+def capture_session_starts(client: discord.Client, sink: CatchUpSink) -> None:
+    """Ask for a catch-up, in gateway order, whenever a fresh session starts seeing a guild
+    (GUILD_CREATE) or shard 0 starts (READY: DMs). A RESUME sends neither: it replays instead."""
+    parsers: dict[str, Callable[[Any], None]] = client._connection.parsers
+    on_ready, on_guild_create = parsers["READY"], parsers["GUILD_CREATE"]
+
+    def parse_ready(data: Any) -> None:
+        if int((data.get("shard") or [0])[0]) == 0:
+            sink(CatchUp(DM_WORKSPACE))
+        on_ready(data)
+
+    def parse_guild_create(data: Any) -> None:
+        if not data.get("unavailable"):
+            sink(guild_catch_up(data))
+        on_guild_create(data)
+
+    parsers["READY"] = parse_ready
+    parsers["GUILD_CREATE"] = parse_guild_create
 
 
 def channel_facts(channel: object | None) -> ChannelFacts | None:
