@@ -22,6 +22,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
-from bench.chaos_check import TOKEN, Verdict, judge, percentile, token
+from bench.chaos_check import TOKEN, Verdict, judge, percentile, retried_turns, token
 from bench.chaos_fleet import Emulator, Fleet, peak_rss_kib
 from bridge import keys
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
@@ -336,6 +337,12 @@ async def show_redis_state(redis: aioredis.Redis, stats: Stats, tokens: list[str
         print(f"   ready-stream entries naming the thread: {mentions}")
 
 
+def bridge_log_lines(fleet: Fleet) -> Iterator[str]:
+    for path in sorted(fleet.workdir.glob("bridge-*.log")):
+        with path.open(errors="replace") as lines:
+            yield from lines
+
+
 def report(
     verdict: Verdict, stats: Stats, fleet: Fleet, emulator: Emulator, redis_server: RedisServer,
     dead: dict[bytes, bytes], elapsed: float, args: argparse.Namespace,
@@ -368,6 +375,8 @@ def report(
            if redis_server.process else "")
         + f", orchestrator (fakes) {own_kib / 1024:.0f} MiB",
         "injected: " + "; ".join(f"{k}: {v}" for k, v in sorted(stats.events.items())),
+        f"turns started again (attempt number: count; poison limit {args.max_attempts}): "
+        f"{retried_turns(bridge_log_lines(fleet))}",
     ]  # fmt: skip
     print("\n".join(lines), flush=True)
 

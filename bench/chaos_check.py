@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 TOKEN = re.compile(r"\b(q\d{6}m\d)\b")
+RETRIED_TURN = re.compile(r"turn attempt (\d+) of \d+")
 
 
 def token(thread: int, index: int) -> str:
@@ -67,3 +68,14 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def retried_turns(log_lines: Iterable[str]) -> dict[int, int]:
+    """Attempt number -> how many turns started again on a batch whose worker died on it."""
+    counts: dict[int, int] = {}
+    for line in log_lines:
+        match = RETRIED_TURN.search(line)
+        if match:
+            attempt = int(match.group(1))
+            counts[attempt] = counts.get(attempt, 0) + 1
+    return dict(sorted(counts.items()))
