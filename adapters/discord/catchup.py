@@ -160,7 +160,11 @@ class GapRecovery:
             return plan
         upto = await self._redis.get(upto_key(request.scope))
         if upto is None:
-            return []  # nothing handled here recently: no known gap
+            # Nothing handled here within the window: earlier messages are out of reach, but
+            # from now on a gap (this process dying before its first message) is recoverable.
+            now = str(snowflake_at(now_ms))
+            await self._redis.set(upto_key(request.scope), now, ex=WINDOW_SECONDS, nx=True)
+            return []
         return channels_to_read(request.channels, int(upto), now_ms)
 
     async def _read(self, channel_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
