@@ -71,6 +71,12 @@ class Metrics:
             "Threads taken over from a worker that stopped mid-turn.",
             registry=r,
         )
+        self.turns_restarted = Counter(
+            "bridge_turns_restarted_total",
+            "Turns started again on a batch whose earlier turn did not finish.",
+            ["platform"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

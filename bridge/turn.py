@@ -108,6 +108,7 @@ class TurnRunner:
             await self._commit(thread, token, len(step.messages), step.messages[-1].message_id, "")
             return
         if attempt > 1:
+            self.metrics.turns_restarted.labels(thread.platform).inc()
             log.warning(
                 "turn attempt %d of %d (earlier ones did not finish)",
                 attempt,

@@ -138,6 +138,7 @@ async def test_the_last_allowed_attempt_runs_and_its_commit_clears_the_count(
         await wait_until(lambda: adapter.texts() == ["You said: one\ntwo"], timeout=15)
         await wait_until(lambda: drained(any_redis, thread))
     assert await bridge.dead_letters.list() == []
+    assert bridge.metrics.turns_restarted.labels(thread.platform)._value.get() == 1
 
 
 async def test_a_count_left_by_an_earlier_batch_does_not_count_against_the_next(
@@ -177,6 +178,7 @@ async def test_takeovers_that_never_started_a_turn_do_not_make_a_batch_poison(
         await wait_until(lambda: adapter.texts() == ["You said: hello"], timeout=15)
         await wait_until(lambda: drained(any_redis, thread))
     assert bridge.metrics.threads_recovered._value.get() == 1
+    assert bridge.metrics.turns_restarted.labels(thread.platform)._value.get() == 0
     assert await bridge.dead_letters.list() == []
 
 
