@@ -1,13 +1,19 @@
 """Chaos run: thousands of threads through 3 bridge processes while everything around them fails.
 
 Run: .venv/bin/python -m bench.chaos [--threads 2000] [--seed 7] [--deadline 540]
+    [--discord-share 0.5] [--discord-shards 3]
 Loopback only. A real redis-server (AOF, restarted once mid-run), the emulator in its own process
 (agent `parrot`, faults switched every 2 s), the fake Slack (Web API; events POSTed signed to the
-bridges' HTTP ports, spread over the 3 processes) in this process, and 3 `engage-bridge run`
-processes with every role. Injected: Slack retries (X-Slack-Retry-Num) after 5xx / refused
-connections, delayed duplicate deliveries, the app_mention + message twin of every first post,
-agent 5xx / 429 / lost responses / timeouts / slow answers, Slack 429s on chat.postMessage, a
-SIGKILL of a random bridge process every few seconds (restarted at once), one Redis restart.
+bridges' HTTP ports, spread over the 3 processes) and the fake Discord (REST + sharded gateway,
+2 guilds per shard) in this process, and 3 `engage-bridge run` processes with every role, each
+listening to its slice of the Discord shards. A share of the threads goes through Discord (a
+mention, then follow-ups in the thread the bot opens). Injected: Slack retries
+(X-Slack-Retry-Num) after 5xx / refused connections, delayed duplicate deliveries, the
+app_mention + message twin of every first post, agent 5xx / 429 / lost responses / timeouts /
+slow answers, Slack 429s on chat.postMessage, Discord 429s on message create, dropped Discord
+gateway connections (RESUME replays already-seen events), a SIGKILL of a random bridge process
+every few seconds (restarted at once; its shard is offline until the new process IDENTIFYs and
+catches up through REST), one Redis restart.
 Exits 1 if any user message was lost, answered twice or answered out of order.
 """
 
@@ -30,6 +36,7 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
+from bench import chaos_discord
 from bench.chaos_check import TOKEN, Verdict, judge, percentile, retried_turns, token
 from bench.chaos_fleet import Emulator, Fleet, peak_rss_kib
 from bridge import keys
@@ -177,6 +184,7 @@ def slack_answers(fake: FakeSlack) -> list[tuple[str, str]]:
 async def chaos(
     fleet: Fleet, emulator: Emulator, fake: FakeSlack, redis_server: RedisServer,
     rng: random.Random, args: argparse.Namespace, stats: Stats, sending_done: asyncio.Event,
+    discord_faults: chaos_discord.DiscordFaults | None = None,
 ) -> None:  # fmt: skip
     """Faults on a clock until everything is sent and answered (the caller cancels this)."""
     started = time.monotonic()
@@ -202,6 +210,8 @@ async def chaos(
                 fake.fail_next("chat.postMessage", times=2, status=429, retry_after=1)
                 stats.events["Slack 429s on chat.postMessage"] += 2
                 next_slack_429 = now + 3.0
+            if discord_faults is not None:
+                await discord_faults.tick()
             sent_share = len(stats.sent_at) / (args.threads * args.messages)
             if not restarted_redis and sent_share >= 0.4:
                 restarted_redis = True
@@ -242,8 +252,19 @@ async def run(args: argparse.Namespace) -> int:
         "SLACK_SIGNING_SECRET": fake.signing_secret,
         "ENGAGE_BRIDGE_SLACK_API_URL": fake.api_url,
     }
-    fleet = Fleet(args.processes, env, workdir, [{} for _ in range(args.processes)])
+    per_slot: list[dict[str, str]] = [{} for _ in range(args.processes)]
+    fake_discord = None
+    if args.discord_share > 0:
+        fake_discord = await chaos_discord.start_fake(args.discord_shards)
+        chaos_discord.watch_answers(fake_discord, stats)
+        env.update(chaos_discord.env(fake_discord))
+        per_slot = [
+            chaos_discord.slot_env(args.discord_shards, slot, args.processes)
+            for slot in range(args.processes)
+        ]
+    fleet = Fleet(args.processes, env, workdir, per_slot)
     driver = SlackDriver(fake, fleet, stats, rng, args.duplicates)
+    discord_rng = random.Random(args.seed + 1)
     redis = aioredis.Redis.from_url(redis_server.url)
     deadline = time.monotonic() + args.deadline
     sending_done = asyncio.Event()
@@ -253,16 +274,26 @@ async def run(args: argparse.Namespace) -> int:
     try:
         await emulator.ready()
         await fleet.start_all()
+        discord_driver = discord_faults = None
+        if fake_discord is not None:
+            await chaos_discord.all_shards_live(fake_discord, args.discord_shards, timeout=90)
+            discord_driver = chaos_discord.DiscordDriver(fake_discord, stats, discord_rng)
+            discord_faults = chaos_discord.DiscordFaults(fake_discord, discord_rng, stats.events)
         run_started = time.monotonic()
         chaos_task = asyncio.create_task(
-            chaos(fleet, emulator, fake, redis_server, rng, args, stats, sending_done)
-        )
+            chaos(fleet, emulator, fake, redis_server, rng, args, stats, sending_done,
+                  discord_faults)
+        )  # fmt: skip
         slots = asyncio.Semaphore(args.in_flight)
 
         async def one_thread(n: int) -> None:
             async with slots:
-                await driver.thread(n, args.messages, args.gap)
-                mine = [stats.waiters[token(n, i)] for i in range(args.messages)]
+                if discord_driver is not None and discord_rng.random() < args.discord_share:
+                    await discord_driver.thread(n, args.messages, args.gap, deadline)
+                else:
+                    await driver.thread(n, args.messages, args.gap)
+                waiters = (stats.waiters.get(token(n, i)) for i in range(args.messages))
+                mine = [w for w in waiters if w is not None]
                 # Closed loop: a thread holds its slot until answered, bounding the backlog.
                 await asyncio.wait(mine, timeout=max(1.0, deadline - time.monotonic()))
 
@@ -279,9 +310,14 @@ async def run(args: argparse.Namespace) -> int:
         elapsed = time.monotonic() - run_started
         chaos_task.cancel()
         fleet.sample()
-        verdict = judge(stats.thread_of, slack_answers(fake))
+        answers = slack_answers(fake)
+        if fake_discord is not None:
+            answers += chaos_discord.answers(fake_discord)
+        verdict = judge(stats.thread_of, answers)
         dead = await redis.hgetall(keys.DEAD_LETTERS)
         report(verdict, stats, fleet, emulator, redis_server, dead, elapsed, args)
+        if fake_discord is not None:
+            print(chaos_discord.summary(fake_discord, stats.thread_of), flush=True)
         show_threads(fake, stats, verdict.twice[:3] + verdict.order_violations[:3])
         await show_redis_state(redis, stats, verdict.lost[:5])
         return 0 if verdict.ok else 1
@@ -293,6 +329,8 @@ async def run(args: argparse.Namespace) -> int:
         fleet.stop()
         emulator.stop()
         await fake.aclose()
+        if fake_discord is not None:
+            await fake_discord.close()
         redis_server.close()
 
 
@@ -396,6 +434,8 @@ def main() -> int:
     parser.add_argument("--agent-attempts", type=int, default=8)
     # The poison limit: turns started on one batch that died with their worker (production: 5).
     parser.add_argument("--max-attempts", type=int, default=5)
+    parser.add_argument("--discord-share", type=float, default=0.5, help="0 = Slack only")
+    parser.add_argument("--discord-shards", type=int, default=3, help="dealt over the processes")
     args = parser.parse_args()
     return asyncio.run(asyncio.wait_for(run(args), timeout=args.deadline + 60))
 
