@@ -124,6 +124,8 @@ async def run_once(procs: int, args: argparse.Namespace, run_id: int) -> RunResu
         "SLACK_SIGNING_SECRET": lean_slack.SIGNING_SECRET,
         "ENGAGE_BRIDGE_SLACK_API_URL": slack.api_url,
     }  # fmt: skip
+    if args.worker_concurrency:
+        env["ENGAGE_BRIDGE_WORKER_CONCURRENCY"] = str(args.worker_concurrency)
     (workdir / "bridge.toml").write_text('[routing]\ndefault_agent = "parrot"\n')
     # One message per thread: a thread never needs another process's emulator.
     per_slot = [
@@ -254,6 +256,7 @@ async def main(args: argparse.Namespace) -> None:
     emulators = "one per process" if args.emulator_per_process else "1"
     print(
         f"{os.cpu_count()} CPUs; in flight {args.in_flight}, agent delay {args.agent_delay} s, "
+        f"worker concurrency {args.worker_concurrency or 'default'}, "
         f"warm-up {args.warmup} s, window {args.seconds} s, emulators: {emulators}",
         flush=True,
     )
@@ -298,6 +301,7 @@ if __name__ == "__main__":
     parser.add_argument("--in-flight", type=int, default=128)
     parser.add_argument("--agent-delay", type=float, default=0.0)
     parser.add_argument("--max-messages", type=int, default=20_000)
+    parser.add_argument("--worker-concurrency", type=int, default=0, help="0: the default")
     parser.add_argument("--one-emulator", dest="emulator_per_process", action="store_false")
     parser.add_argument("--max-outside", type=float, default=0.15, help="cores used by others")
     parser.add_argument("--max-wait", type=float, default=60.0, help="for quiet, per run")
