@@ -2,7 +2,9 @@
 throughput with 1 and 3 worker processes with the emulator in processes of its own.
 
 Run: .venv/bin/python -m bench.bench_scale [--only map,burst,throughput]
-Loopback only; a real redis-server (AOF, fsync always) per section.
+Loopback only; a real redis-server (AOF, fsync always) per section. The throughput section here
+is a workers-only drain of pre-stored messages; the 1-vs-3-process figure in BENCHMARKS.md comes
+from bench/bench_throughput.py (Slack ingress, closed loop, CPU per component).
 """
 
 from __future__ import annotations
