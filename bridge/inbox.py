@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisError
 
 from bridge import keys
-from bridge.codec import encode_message
+from bridge.codec import encode_message, text
 from bridge.config import Settings
 from bridge.errors import StorageUnavailable
 from bridge.metrics import Metrics
@@ -54,9 +56,13 @@ class InboxQueue:
             return bool(await self._redis.exists(keys.record(thread), keys.inbox(thread)))
 
     async def submit(self, message: InboundMessage) -> SubmitResult:
-        async with storage("submit"):
-            status = await self._threads.status(message.thread)
-            known = status is not None or bool(await self._redis.exists(keys.inbox(message.thread)))
+        # One round trip: both keys share the thread's hash tag (one Cluster slot too).
+        async with storage("submit"), self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.record(message.thread), "status")
+            pipe.exists(keys.inbox(message.thread))
+            raw_status, pending = await pipe.execute()
+        status = text(raw_status) or None
+        known = status is not None or bool(pending)
         file = self._settings.file
         decision = decide(message, known, status, file.policy, file.staff)
         if decision.action is Action.IGNORE:
@@ -81,13 +87,37 @@ class InboxQueue:
         platform's redelivery is what puts the stranded message back in front of a worker.
         """
         thread = message.thread
+        script_keys = [keys.seen(thread, message.message_id), keys.inbox(thread)]
+        args: list[str | int] = [
+            encode_message(message),
+            keys.SEEN_TTL_SECONDS,
+            keys.INBOX_TTL_SECONDS,
+        ]
         async with storage("enqueue"):
-            stored = await self._scripts.enqueue(
-                keys=[keys.seen(thread, message.message_id), keys.inbox(thread)],
-                args=[encode_message(message), keys.SEEN_TTL_SECONDS, keys.INBOX_TTL_SECONDS],
-            )
-            await self.schedule(thread)
+            if isinstance(self._redis, RedisCluster):
+                # The stream lives on another node: a pipeline could schedule before the push.
+                stored = await self._scripts.enqueue(keys=script_keys, args=args)
+                await self.schedule(thread)
+            else:
+                stored = await self._enqueue_and_schedule(thread, script_keys, args)
         return bool(stored)
+
+    async def _enqueue_and_schedule(
+        self, thread: ThreadKey, script_keys: list[str], args: list[str | int]
+    ) -> Any:
+        """Push and schedule in one round trip; one connection keeps them in that order."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._scripts.enqueue.sha, len(script_keys), *script_keys, *args)
+            pipe.xadd(keys.READY_STREAM, {"thread": str(thread)})
+            stored, scheduled = await pipe.execute(raise_on_error=False)
+        if isinstance(stored, NoScriptError):  # first use after a Redis restart or flush
+            stored = await self._scripts.enqueue(keys=script_keys, args=args)
+            await self.schedule(thread)
+            return stored
+        for outcome in (stored, scheduled):
+            if isinstance(outcome, Exception):
+                raise outcome
+        return stored
 
     async def schedule(self, thread: ThreadKey | str) -> None:
         async with storage("schedule"):

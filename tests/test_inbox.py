@@ -143,3 +143,25 @@ async def test_redis_down_fails_submits_loudly_and_loses_nothing_accepted(
     assert "You said: after" in texts
     assert not any("while down" in t for t in texts)
     assert len(emulator.state.runs) == 5  # the recovered turns reconciled, not re-asked
+
+
+async def test_a_message_submitted_after_redis_forgot_the_scripts_is_stored_and_answered_once(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    before = message(thread_key(1), "before the flush", message_id="evt-a")
+    assert (await bridge.submit(before)).accepted
+    await redis_client.script_flush()
+    later = message(thread_key(2), "after the flush", message_id="evt-b")
+    assert (await bridge.submit(later)).accepted
+    assert not (await bridge.submit(later)).accepted
+    assert len(await redis_client.lrange(keys.inbox(later.thread), 0, -1)) == 1
+    async with running(bridge):
+        await wait_until(lambda: len(adapter.sent) == 2)
+
+        async def drained() -> bool:
+            return await redis_client.xlen(keys.READY_STREAM) == 0
+
+        await wait_until(drained)
+    assert sorted(adapter.texts()) == ["You said: after the flush", "You said: before the flush"]

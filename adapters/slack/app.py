@@ -41,7 +41,10 @@ Ack = Callable[..., Awaitable[None]]
 
 # Socket Mode runs every envelope of a burst at once; unbounded, hundreds of concurrent submits
 # exhaust the Redis connection pool (seen with a 300-envelope burst) and nothing gets stored.
-MAX_CONCURRENT_SUBMITS = 16
+# The bound also caps how fast an HTTP burst is stored (see BENCHMARKS.md, burst); 48 stays
+# inside the runtime pool's headroom (64 beyond the workers' connections), which readiness,
+# metrics and the workers' reads share.
+MAX_CONCURRENT_SUBMITS = 48
 
 
 class SlackAdapter:
