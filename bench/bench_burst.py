@@ -43,6 +43,10 @@ SETUPS: dict[str, list[str]] = {
     "split": ['["http","listeners"]', '["workers"]'],
     "all3": ['["http","listeners","workers"]'] * 3,
 }
+BURST_HEADER = (
+    "| setup | events | 200s | ack p50 | ack p99 | ack max | burst wall | all answered "
+    "| CPU s during burst |\n|---|---|---|---|---|---|---|---|---|"
+)
 
 
 @dataclass
@@ -164,9 +168,7 @@ async def burst(setup: str, events: int, run_id: int, profile: Path | None) -> B
 
 async def main(args: argparse.Namespace) -> None:
     print(f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; {args.events} events per burst")
-    print("| setup | events | 200s | ack p50 | ack p99 | ack max | burst wall | all answered "
-          "| CPU s during burst |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(BURST_HEADER)
     profile = Path(args.profile) if args.profile else None
     if profile is not None:
         profile.mkdir(parents=True, exist_ok=True)

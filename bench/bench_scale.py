@@ -20,15 +20,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import redis.asyncio as aioredis
 
+from bench.bench_burst import BURST_HEADER, burst
 from bench.chaos_check import percentile
-from bench.chaos_fleet import ROOT, Emulator, Fleet
+from bench.chaos_fleet import ROOT, Emulator
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
 from bridge.threadmap import ThreadMap, ThreadRecord
-from tests.fakes.slack import FakeSlack
-from tests.fakes.slack_events import envelope, sign, user_message
 from tests.fixtures_core import RedisRecordingAdapter, make_bridge, message, thread_key, wait_until
 from tests.redis_server import RedisServer
 
@@ -85,64 +83,6 @@ async def thread_map_cost(sizes: list[int]) -> None:
         assert keys_count == sizes[-1], f"expected {sizes[-1]} keys, found {keys_count}"
     finally:
         await redis.aclose()
-        server.close()
-
-
-async def ack_burst(events: int, processes: int) -> None:
-    """`events` first posts (each a new thread) POSTed at once, spread over the processes."""
-    server = RedisServer()
-    server.start()
-    workdir = Path(tempfile.mkdtemp(prefix="engage-burst-"))
-    emulator = Emulator(workdir)
-    fake = FakeSlack()
-    await fake.start()
-    config = workdir / "bridge.toml"
-    config.write_text('[routing]\ndefault_agent = "parrot"\n')
-    env = {
-        "ENGAGE_SMARTER_API_URL": emulator.url, "ENGAGE_SMARTER_API_KEY": DEFAULT_API_KEY,
-        "ENGAGE_SMARTER_ORG_ID": DEFAULT_ORG_ID, "ENGAGE_BRIDGE_REDIS_URL": server.url,
-        "ENGAGE_BRIDGE_WEB_ENABLED": "false", "ENGAGE_BRIDGE_CONFIG_FILE": str(config),
-        "ENGAGE_BRIDGE_LOG_LEVEL": "WARNING", "SLACK_BOT_TOKEN": fake.bot_token,
-        "SLACK_SIGNING_SECRET": fake.signing_secret, "ENGAGE_BRIDGE_SLACK_API_URL": fake.api_url,
-    }  # fmt: skip
-    fleet = Fleet(processes, env, workdir, [{} for _ in range(processes)])
-    client = httpx.AsyncClient(timeout=60.0, limits=httpx.Limits(max_connections=events))
-    try:
-        await emulator.ready()
-        await fleet.start_all()
-        bodies = []
-        for n in range(events):
-            event = user_message(fake, channel=f"C{n % 50:04d}", text=f"<@{fake.bot_user_id}> b{n}")
-            bodies.append(envelope(fake, event))
-        import json
-
-        async def post(n: int, body: dict[str, object]) -> tuple[int, float]:
-            raw = json.dumps(body).encode()
-            stamp = str(int(time.time()))
-            headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
-                       "X-Slack-Signature": sign(fake.signing_secret, stamp, raw)}  # fmt: skip
-            started = time.perf_counter()
-            response = await client.post(f"{fleet.url(n % processes)}/slack/events",
-                                         content=raw, headers=headers)  # fmt: skip
-            return response.status_code, time.perf_counter() - started
-
-        started = time.perf_counter()
-        results = await asyncio.gather(*(post(n, b) for n, b in enumerate(bodies)))
-        wall = time.perf_counter() - started
-        ok = [s for code, s in results if code == 200]
-        print(
-            f"| {events} | {processes} | {len(ok)} | {percentile(ok, 0.5) * 1e3:.0f} ms | "
-            f"{percentile(ok, 0.99) * 1e3:.0f} ms | {max(ok) * 1e3:.0f} ms | {wall:.2f} s "
-            f"({events / wall:.0f}/s) |",
-            flush=True,
-        )
-        answered = lambda: len(fake.calls_to("chat.postMessage")) >= events  # noqa: E731
-        await fake.wait_for(answered, timeout=300)
-    finally:
-        await client.aclose()
-        fleet.stop()
-        emulator.stop()
-        await fake.aclose()
         server.close()
 
 
@@ -208,10 +148,10 @@ async def main(args: argparse.Namespace) -> None:
         await thread_map_cost([1_000, 10_000, 100_000])
     if "burst" in only:
         print("\n## Slack Events API ack latency under a burst (all POSTs at once)")
-        print("| events | processes | 200s | p50 | p99 | max | burst wall time |")
-        print("|---|---|---|---|---|---|---|")
-        for procs in (1, 3):
-            await ack_burst(args.burst, procs)
+        # One implementation: bench/bench_burst.py (also the 1 http + 1 workers split, repeats).
+        print(BURST_HEADER)
+        for setup in ("all1", "split", "all3"):
+            print((await burst(setup, args.burst, run_id=1, profile=None)).row(), flush=True)
     if "throughput" in only:
         print("\n## Worker throughput, new thread per message, emulator(s) in own process(es)")
         for procs, emulators in ((1, 1), (3, 1), (3, 3)):
