@@ -126,8 +126,12 @@ class DiscordFaults:
     async def tick(self) -> None:
         now = time.monotonic()
         if now >= self.next_429:
-            self.fake.rate_limit("POST", r"/channels/\d+/messages", times=2, retry_after=1.0)
-            self.events["Discord 429s on message create"] += 2
+            # Only once the last burst was consumed: unconsumed 429s piling up while traffic is
+            # quiet would refuse every post of the last busy thread, unlike a real rate limit.
+            self.fake.rate_limits = [r for r in self.fake.rate_limits if r.times > 0]
+            if not self.fake.rate_limits:
+                self.fake.rate_limit("POST", r"/channels/\d+/messages", times=2, retry_after=1.0)
+                self.events["Discord 429s on message create"] += 2
             self.next_429 = now + 3.0
         if now >= self.next_drop:
             live = [sid for sid, s in self.fake.gateway.sessions.items() if s.live]
