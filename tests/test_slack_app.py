@@ -167,12 +167,15 @@ async def test_staff_from_settings_and_user_groups_are_marked_staff(
     adapter = create_adapter(settings, redis_client)
     await adapter.start()
     inbox = RecordingInbox()
-    async for url in serve(adapter, inbox):
-        sender = EventSender(url, fake_slack.signing_secret)
-        for user in ("U0LISTED", "U0GROUPED", "U0CUSTOMER"):
-            event = user_message(fake_slack, user=user, thread_ts="1712345678.000100")
-            assert (await sender.send(envelope(fake_slack, event))).status == 200
-        await sender.aclose()
+    try:
+        async for url in serve(adapter, inbox):
+            sender = EventSender(url, fake_slack.signing_secret)
+            for user in ("U0LISTED", "U0GROUPED", "U0CUSTOMER"):
+                event = user_message(fake_slack, user=user, thread_ts="1712345678.000100")
+                assert (await sender.send(envelope(fake_slack, event))).status == 200
+            await sender.aclose()
+    finally:
+        await adapter.aclose()
     assert [m.origin for m in inbox.messages] == [Origin.STAFF, Origin.STAFF, Origin.USER]
 
 

@@ -69,6 +69,7 @@ class SlackAdapter:
                 "or SLACK_APP_TOKEN (Socket Mode)"
             )
         self._settings = settings
+        self._owns_client = client is None
         self._client = client or build_client(
             settings.slack_bot_token.get_secret_value(), settings.slack_api_url
         )
@@ -92,6 +93,17 @@ class SlackAdapter:
 
     async def start(self) -> None:
         """Learn who the bot is (`auth.test`) and which users count as staff."""
+        if self._owns_client and self._client.session is None:
+            # slack_sdk opens a connection per call without one (3 calls per answer).
+            timeout = aiohttp.ClientTimeout(total=self._client.timeout)
+            self._client.session = aiohttp.ClientSession(timeout=timeout)
+        try:
+            await self._connect()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _connect(self) -> None:
         try:
             auth = await self._client.auth_test()
         except SlackApiError as exc:
@@ -162,6 +174,9 @@ class SlackAdapter:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
+        if self._owns_client and self._client.session is not None:
+            await self._client.session.close()
+            self._client.session = None
 
     # ---- outbound
 
