@@ -206,7 +206,9 @@ async def chaos(
                 await client.put(f"{emulator.url}/_emulator/faults", json={**CALM, **(mode or {})})
                 stats.events[f"agent faults: {json.dumps(mode)}"] += 1
                 next_fault = now + 2.0
-            if now >= next_slack_429:
+            # A new burst only once the last one was consumed, as for Discord: unconsumed 429s
+            # would pile up on the last busy thread and refuse it for ever.
+            if now >= next_slack_429 and not fake.forced_failures_left("chat.postMessage"):
                 fake.fail_next("chat.postMessage", times=2, status=429, retry_after=1)
                 stats.events["Slack 429s on chat.postMessage"] += 2
                 next_slack_429 = now + 3.0

