@@ -28,7 +28,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from bench.chaos_check import TOKEN, Verdict, judge, percentile, retried_turns, 
 from bench.chaos_fleet import Emulator, Fleet, peak_rss_kib
 from bridge import keys
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
+from bridge.turn import APOLOGY
 from tests.fakes import slack as fake_slack_module
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_events import as_mention, envelope, sign, user_message
@@ -58,6 +59,7 @@ FAULT_MODES: list[dict[str, Any] | None] = [
     {"scope": "all", "rate": 0.05, "status": 503},
     {"scope": "chat", "agent_delay": 1.5},  # slow answers
     {"scope": "chat", "agent_delay": 8.0},  # longer than the client timeout: lost responses
+    {"scope": "chat", "rate": 0.05, "status": 422},  # refused for good: apology + dead letter
 ]
 CALM: dict[str, Any] = {
     "scope": "all", "rate": 0.0, "status": 503, "retry_after": None, "lose_response_next": 0,
@@ -315,8 +317,8 @@ async def run(args: argparse.Namespace) -> int:
         answers = slack_answers(fake)
         if fake_discord is not None:
             answers += chaos_discord.answers(fake_discord)
-        verdict = judge(stats.thread_of, answers)
         dead = await redis.hgetall(keys.DEAD_LETTERS)
+        verdict = judge(stats.thread_of, answers, parked_texts(dead.values()), APOLOGY)
         report(verdict, stats, fleet, emulator, redis_server, dead, elapsed, args)
         if fake_discord is not None:
             print(chaos_discord.summary(fake_discord, stats.thread_of), flush=True)
@@ -377,6 +379,17 @@ async def show_redis_state(redis: aioredis.Redis, stats: Stats, tokens: list[str
         print(f"   ready-stream entries naming the thread: {mentions}")
 
 
+def parked_texts(letters: Iterable[bytes]) -> dict[str, str]:
+    """Token -> error of the dead letter holding it."""
+    parked: dict[str, str] = {}
+    for raw in letters:
+        letter = json.loads(raw)
+        for message in letter["messages"]:
+            for tok in TOKEN.findall(str(message.get("text", ""))):
+                parked[tok] = str(letter["error"])
+    return parked
+
+
 def bridge_log_lines(fleet: Fleet) -> Iterator[str]:
     for path in sorted(fleet.workdir.glob("bridge-*.log")):
         with path.open(errors="replace") as lines:
@@ -401,6 +414,11 @@ def report(
         f"{verdict.order_violations[:10]}",
         f"answers to unknown texts: {len(verdict.strangers)}",
         f"dead letters: {len(dead)} {dict(reasons)}",
+        f"texts dead-lettered by a permanent agent error (explained, apology posted): "
+        f"{len(verdict.parked_permanent)}; by anything else (unexplained): "
+        f"{len(verdict.parked_unexplained)} {verdict.parked_unexplained[:10]}; "
+        f"both answered and dead-lettered: {len(verdict.answered_and_parked)}; "
+        f"dead-lettered without an apology in the thread: {len(verdict.parked_without_apology)}",
         f"end-to-end latency: p50 {percentile(e2e, 0.5):.2f} s, p99 {percentile(e2e, 0.99):.2f} s",
         f"Slack ack latency (HTTP 200): p50 {percentile(stats.ack_seconds, 0.5) * 1000:.0f} ms, "
         f"p99 {percentile(stats.ack_seconds, 0.99) * 1000:.0f} ms "

@@ -32,14 +32,46 @@ class Verdict:
     order_violations: list[str] = field(default_factory=list)
     strangers: list[str] = field(default_factory=list)
     coalesced_answers: int = 0
+    # Dead-lettered texts: explained when the agent refused them for good (a 4xx), not when a
+    # transient fault or the poison limit parked them; a text both answered and parked is wrong.
+    parked_permanent: list[str] = field(default_factory=list)
+    parked_unexplained: list[str] = field(default_factory=list)
+    answered_and_parked: list[str] = field(default_factory=list)
+    parked_without_apology: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.twice or self.order_violations or self.strangers)
+        return not (
+            self.lost
+            or self.twice
+            or self.order_violations
+            or self.strangers
+            or self.parked_unexplained
+            or self.answered_and_parked
+            or self.parked_without_apology
+        )
 
 
-def judge(sent: Mapping[str, str], answers: Iterable[tuple[str, str]]) -> Verdict:
-    """`sent`: token -> thread id; `answers`: (thread id, text) in posting order."""
+PERMANENT_AGENT_ERRORS = re.compile(
+    r"\b(BadRequest|Unauthorized|Forbidden|NotFound|MethodNotAllowed|AlreadyExists|Unprocessable):"
+)
+
+
+def is_permanent(error: str) -> bool:
+    return bool(PERMANENT_AGENT_ERRORS.search(error))
+
+
+def judge(
+    sent: Mapping[str, str],
+    answers: Iterable[tuple[str, str]],
+    parked: Mapping[str, str] | None = None,
+    apology: str = "",
+) -> Verdict:
+    """`sent`: token -> thread id; `answers`: (thread id, text) in posting order; `parked`:
+    token -> the error of the dead letter holding it; `apology`: what a parked thread is told."""
+    parked = parked or {}
+    answers = list(answers)
+    apologised = {thread for thread, text in answers if apology and text == apology}
     seen: dict[str, int] = {}
     last_index: dict[str, int] = {}
     verdict = Verdict(sent=len(sent))
@@ -58,7 +90,16 @@ def judge(sent: Mapping[str, str], answers: Iterable[tuple[str, str]]) -> Verdic
                 verdict.order_violations.append(tok)
             last_index[thread] = max(index_of(tok), last_index.get(thread, -1))
     verdict.answered = sum(1 for tok in sent if tok in seen)
-    verdict.lost = sorted(tok for tok in sent if tok not in seen)
+    verdict.lost = sorted(tok for tok in sent if tok not in seen and tok not in parked)
+    for tok, error in sorted(parked.items()):
+        if tok in seen:
+            verdict.answered_and_parked.append(tok)
+        elif is_permanent(error):
+            verdict.parked_permanent.append(tok)
+            if sent.get(tok) not in apologised:
+                verdict.parked_without_apology.append(tok)
+        else:
+            verdict.parked_unexplained.append(tok)
     verdict.twice = sorted(tok for tok, n in seen.items() if n > 1)
     return verdict
 
