@@ -77,6 +77,14 @@ class Stats:
     events: collections.Counter[str] = field(default_factory=collections.Counter)
     waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
+    def release_thread(self, thread_id: str) -> None:
+        """An apology ends the closed loop's wait for the thread's texts (they were parked);
+        the verdict still checks each text against the answers and the dead letters."""
+        for tok, owner in self.thread_of.items():
+            waiter = self.waiters.get(tok)
+            if owner == thread_id and waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
 
 class SlackDriver:
     """Posts Slack-signed Events API requests to any live bridge process, retrying like Slack."""
@@ -164,7 +172,10 @@ def watch_answers(stats: Stats) -> None:
     def stamped(fake: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = original(fake, args)
         now = time.monotonic()
-        for tok in TOKEN.findall(str(args.get("markdown_text") or args.get("text") or "")):
+        body = str(args.get("markdown_text") or args.get("text") or "")
+        if body == APOLOGY:
+            stats.release_thread(f"{args.get('channel')}:{args.get('thread_ts')}")
+        for tok in TOKEN.findall(body):
             stats.answered_at.setdefault(tok, now)
             waiter = stats.waiters.get(tok)
             if waiter is not None and not waiter.done():

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from bench.chaos_check import TOKEN, token
+from bridge.turn import APOLOGY
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_wire import Json
 
@@ -94,6 +95,8 @@ def watch_answers(fake: FakeDiscord, stats: Any) -> None:
         if message["author"]["id"] != bot_id:
             return
         now = time.monotonic()
+        if message.get("content") == APOLOGY:
+            stats.release_thread(f"discord:{message['channel_id']}")
         for tok in TOKEN.findall(str(message.get("content") or "")):
             stats.answered_at.setdefault(tok, now)
             waiter = stats.waiters.get(tok)
