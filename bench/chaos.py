@@ -262,7 +262,7 @@ async def run(args: argparse.Namespace) -> int:
         "ENGAGE_BRIDGE_TURN_MAX_ATTEMPTS": str(args.max_attempts),
         "ENGAGE_BRIDGE_AGENT_BACKOFF_SECONDS": "0.2",
         "ENGAGE_BRIDGE_AGENT_BACKOFF_MAX_SECONDS": "2",
-        "ENGAGE_BRIDGE_LOG_LEVEL": "WARNING",
+        "ENGAGE_BRIDGE_LOG_LEVEL": args.log_level,
         "SLACK_BOT_TOKEN": fake.bot_token,
         "SLACK_SIGNING_SECRET": fake.signing_secret,
         "ENGAGE_BRIDGE_SLACK_API_URL": fake.api_url,
@@ -465,6 +465,7 @@ def main() -> int:
     parser.add_argument("--agent-attempts", type=int, default=8)
     # The poison limit: turns started on one batch that died with their worker (production: 5).
     parser.add_argument("--max-attempts", type=int, default=5)
+    parser.add_argument("--log-level", default="WARNING", help="the bridge processes' log level")
     parser.add_argument("--discord-share", type=float, default=0.5, help="0 = Slack only")
     parser.add_argument("--discord-shards", type=int, default=3, help="dealt over the processes")
     args = parser.parse_args()
