@@ -111,7 +111,9 @@ class TurnRunner:
             await self._commit(thread, token, len(step.messages), step.messages[-1].message_id, "")
             await self._apologise_once_parked(thread, tid)
             return
-        if attempt > 1:
+        if attempt == 1:
+            log.info("turn started", extra={"thread_key": str(thread)})
+        else:
             self.metrics.turns_restarted.labels(thread.platform).inc()
             log.warning(
                 "turn attempt %d of %d (earlier ones did not finish)",
@@ -129,6 +131,13 @@ class TurnRunner:
             await self._give_up(thread, step.messages, f"{type(exc).__name__}: {exc}")
         await self._commit(thread, token, len(step.messages), step.messages[-1].message_id, mark)
         elapsed = time.monotonic() - started
+        log.info(
+            "turn of %d message(s) finished in %.2f s (attempt %d)",
+            len(step.messages),
+            elapsed,
+            attempt,
+            extra={"thread_key": str(thread)},
+        )
         self.metrics.turn_seconds.labels(thread.platform).observe(elapsed)
         if step.kind == "answer":
             self.metrics.agent_seconds.observe(agent.agent_seconds)

@@ -257,6 +257,7 @@ class Workers:
         while True:
             raise_if_cancelled()
             await asyncio.sleep(interval)
+            started = time.monotonic()
             try:
                 alive = await self._scripts.extend_lease(
                     keys=[keys.lease(thread)], args=[token, self._lease_ms]
@@ -272,6 +273,15 @@ class Workers:
             except (RedisError, OSError) as exc:
                 log.warning("heartbeat failed: %s", exc, extra={"thread_key": str(thread)})
                 continue
+            took = time.monotonic() - started
+            if took > interval:
+                # Late heartbeats let the lease lapse and the thread be taken over mid-turn.
+                log.warning(
+                    "heartbeat took %.1f s (lease %.1f s)",
+                    took,
+                    self._lease_ms / 1000,
+                    extra={"thread_key": str(thread)},
+                )
             if not alive:
                 log.warning("lease lost mid-turn", extra={"thread_key": str(thread)})
                 return
