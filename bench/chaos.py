@@ -309,8 +309,11 @@ async def run(args: argparse.Namespace) -> int:
                     await driver.thread(n, args.messages, args.gap)
                 waiters = (stats.waiters.get(token(n, i)) for i in range(args.messages))
                 mine = [w for w in waiters if w is not None]
-                # Closed loop: a thread holds its slot until answered, bounding the backlog.
-                await asyncio.wait(mine, timeout=max(1.0, deadline - time.monotonic()))
+                # Closed loop: a thread holds its slot until answered, bounding the backlog; the
+                # wait is bounded too, so one unresolved waiter cannot stretch the whole run (the
+                # verdict below reads the fakes' final state, not these waiters).
+                wait = min(args.thread_wait, deadline - time.monotonic())
+                await asyncio.wait(mine, timeout=max(1.0, wait))
 
         sender = asyncio.gather(*(one_thread(n) for n in range(args.threads)))
         try:
@@ -318,18 +321,25 @@ async def run(args: argparse.Namespace) -> int:
         except TimeoutError:
             print("deadline passed before every thread was sent and answered", flush=True)
         sending_done.set()
-        # Let stragglers (and delayed duplicates) land, bounded by the deadline.
+
+        async def current() -> tuple[Verdict, dict[bytes, bytes]]:
+            answers = slack_answers(fake)
+            if fake_discord is not None:
+                answers += chaos_discord.answers(fake_discord)
+            dead = await redis.hgetall(keys.DEAD_LETTERS)
+            return judge(stats.thread_of, answers, parked_texts(dead.values()), APOLOGY), dead
+
+        # Until every text is answered or parked (bounded by the deadline), then let delayed
+        # duplicates land so that a double answer would still show.
+        while time.monotonic() < deadline and (await current())[0].lost:
+            await asyncio.sleep(1.0)
         settle = min(deadline, time.monotonic() + args.settle)
         while time.monotonic() < settle:
             await asyncio.sleep(0.5)
         elapsed = time.monotonic() - run_started
         chaos_task.cancel()
         fleet.sample()
-        answers = slack_answers(fake)
-        if fake_discord is not None:
-            answers += chaos_discord.answers(fake_discord)
-        dead = await redis.hgetall(keys.DEAD_LETTERS)
-        verdict = judge(stats.thread_of, answers, parked_texts(dead.values()), APOLOGY)
+        verdict, dead = await current()
         report(verdict, stats, fleet, emulator, redis_server, dead, elapsed, args)
         if fake_discord is not None:
             print(chaos_discord.summary(fake_discord, stats.thread_of), flush=True)
@@ -462,6 +472,9 @@ def main() -> int:
     parser.add_argument("--duplicates", type=float, default=0.1, help="share redelivered later")
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds; 0 = never")
     parser.add_argument("--settle", type=float, default=5.0)
+    parser.add_argument(
+        "--thread-wait", type=float, default=120.0, help="longest a thread holds its slot"
+    )
     parser.add_argument("--agent-attempts", type=int, default=8)
     # The poison limit: turns started on one batch that died with their worker (production: 5).
     parser.add_argument("--max-attempts", type=int, default=5)
