@@ -219,14 +219,16 @@ async def chaos(
                 await client.put(f"{emulator.url}/_emulator/faults", json={**CALM, **(mode or {})})
                 stats.events[f"agent faults: {json.dumps(mode)}"] += 1
                 next_fault = now + 2.0
-            # A new burst only once the last one was consumed, as for Discord: unconsumed 429s
-            # would pile up on the last busy thread and refuse it for ever.
-            if now >= next_slack_429 and not fake.forced_failures_left("chat.postMessage"):
+            # A new burst only once the last one was consumed, and only while many threads
+            # post: a real rate limit spreads its 429s over the posters, while a forced burst
+            # in a quiet moment would hit the one thread still posting again and again.
+            busy = rate_limits_fair(stats, sending_done)
+            if now >= next_slack_429 and busy and not fake.forced_failures_left("chat.postMessage"):
                 fake.fail_next("chat.postMessage", times=2, status=429, retry_after=1)
                 stats.events["Slack 429s on chat.postMessage"] += 2
                 next_slack_429 = now + 3.0
             if discord_faults is not None:
-                await discord_faults.tick()
+                await discord_faults.tick(busy)
             sent_share = len(stats.sent_at) / (args.threads * args.messages)
             if not restarted_redis and sent_share >= 0.4:
                 restarted_redis = True
@@ -398,6 +400,15 @@ async def show_redis_state(redis: aioredis.Redis, stats: Stats, tokens: list[str
         mentions = [eid.decode() for eid, fields in entries if ts.encode() in b"".join(
             k + v for k, v in fields.items())]  # fmt: skip
         print(f"   ready-stream entries naming the thread: {mentions}")
+
+
+BUSY_TEXTS = 50
+"""Forced 429 bursts only while at least this many texts wait for an answer."""
+
+
+def rate_limits_fair(stats: Stats, sending_done: asyncio.Event) -> bool:
+    waiting = len(stats.sent_at) - len(stats.answered_at)
+    return not sending_done.is_set() and waiting >= BUSY_TEXTS
 
 
 def parked_texts(letters: Iterable[bytes]) -> dict[str, str]:

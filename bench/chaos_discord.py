@@ -126,9 +126,10 @@ class DiscordFaults:
         self.next_429 = now + 1.5
         self.next_drop = now + 4.0
 
-    async def tick(self) -> None:
+    async def tick(self, busy: bool = True) -> None:
+        """`busy`: many threads are waiting for answers (see `chaos.rate_limits_fair`)."""
         now = time.monotonic()
-        if now >= self.next_429:
+        if now >= self.next_429 and busy:
             # Only once the last burst was consumed: unconsumed 429s piling up while traffic is
             # quiet would refuse every post of the last busy thread, unlike a real rate limit.
             self.fake.rate_limits = [r for r in self.fake.rate_limits if r.times > 0]
