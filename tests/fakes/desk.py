@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters.desk.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, BadSignature, verify
+from tests.fakes.loopback import serve
 
 
 @dataclass
@@ -35,11 +36,7 @@ class FakeDesk:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/callback", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
+        self._runner, port = await serve(app)
         self.url = f"http://127.0.0.1:{port}/callback"
         return self.url
 

@@ -32,6 +32,7 @@ from tests.fakes.discord_wire import (
     rest_message,
     wire,
 )
+from tests.fakes.loopback import serve
 
 DISCORD_EPOCH_MS = 1420070400000
 TEXT, DM, FORUM, PUBLIC_THREAD = 0, 1, 15, 11
@@ -104,11 +105,7 @@ class FakeDiscord(InteractionRoutes):
         app = web.Application()
         app.router.add_get("/gw/", self.gateway.handler)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await serve(app, access_log=None)
 
     async def close(self) -> None:
         await self.gateway.close()

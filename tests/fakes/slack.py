@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import serve
 from tests.fakes.slack_socket import Connection, Envelope, SocketMode
 
 __all__ = ["Call", "Connection", "Envelope", "FakeSlack", "SlackApiFailure"]
@@ -84,13 +85,7 @@ class FakeSlack:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/link/", self.socket_mode.handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._runner, self.port = await serve(app, handle_signals=False)
 
     async def aclose(self) -> None:
         await self.socket_mode.aclose()
