@@ -84,14 +84,16 @@ def recording_inbox() -> RecordingInbox:
     return RecordingInbox()
 
 
-@pytest.fixture
-async def discord_listener(
-    fake_discord: FakeDiscord, recording_inbox: RecordingInbox
+@asynccontextmanager
+async def listening(
+    fake: FakeDiscord, inbox: RecordingInbox, redis: aioredis.Redis | None = None
 ) -> AsyncIterator[DiscordAdapter]:
-    """A started adapter listening on the fake gateway, submitting into `recording_inbox`."""
-    adapter = DiscordAdapter(discord_settings(fake_discord))
+    """A started adapter listening on the fake gateway into `inbox` (gap recovery on when given
+    Redis); leaving the block drops it like a killed process: whatever it had received but not
+    submitted is gone with it."""
+    adapter = DiscordAdapter(discord_settings(fake), redis)
     await adapter.start()
-    task = asyncio.create_task(adapter.run(recording_inbox))
+    task = asyncio.create_task(adapter.run(inbox))
     try:
         yield adapter
     finally:
@@ -99,6 +101,15 @@ async def discord_listener(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+@pytest.fixture
+async def discord_listener(
+    fake_discord: FakeDiscord, recording_inbox: RecordingInbox
+) -> AsyncIterator[DiscordAdapter]:
+    """A started adapter listening on the fake gateway, submitting into `recording_inbox`."""
+    async with listening(fake_discord, recording_inbox) as adapter:
+        yield adapter
 
 
 def discord_bridge_settings(

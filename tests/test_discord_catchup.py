@@ -4,16 +4,12 @@ REST by the next process (real discord.py, the fake Discord, real Redis)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from adapters.discord import DiscordAdapter
 from adapters.discord.catchup import (
     MARGIN_MS,
     MAX_CHANNELS,
@@ -33,7 +29,7 @@ from tests.fixtures_discord import (
     RecordingInbox,
     discord_bridge_settings,
     discord_runtime,
-    discord_settings,
+    listening,
 )
 
 TEXT = ChannelFacts(ChannelKind.TEXT)
@@ -45,24 +41,6 @@ class StuckInbox(RecordingInbox):
     async def submit(self, message: InboundMessage) -> SubmitResult:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
-
-
-@asynccontextmanager
-async def listener(
-    fake: FakeDiscord, redis: aioredis.Redis, inbox: RecordingInbox
-) -> AsyncIterator[DiscordAdapter]:
-    """An adapter listening into `inbox`; leaving the block drops it like a killed process:
-    whatever it had received but not submitted is gone with it."""
-    adapter = DiscordAdapter(discord_settings(fake), redis)
-    await adapter.start()
-    task = asyncio.create_task(adapter.run(inbox))
-    try:
-        yield adapter
-    finally:
-        await adapter.aclose()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
 
 
 def texts(inbox: RecordingInbox) -> list[str]:
@@ -115,11 +93,11 @@ async def test_a_message_received_but_not_stored_when_the_process_died_is_read_b
     channel = fake_discord.text_channel["id"]
     user = fake_discord.user("bob")
     first = RecordingInbox()
-    async with listener(fake_discord, redis_client, first):
+    async with listening(fake_discord, first, redis_client):
         await fake_discord.post(channel, user, "handled", mention_bot=True)
         await first.wait_for(1)
         await wait_until(lambda: redis_client.exists(upto_key(fake_discord.guild_id)))
-    async with listener(fake_discord, redis_client, StuckInbox()) as stuck:
+    async with listening(fake_discord, StuckInbox(), redis_client) as stuck:
         await fake_discord.post(channel, user, "in memory only", mention_bot=True)
         await wait_until(lambda: stuck.client.is_ready())
     offline = [f"offline {i:03d}" for i in range(130)]  # more than one page of 100
@@ -129,7 +107,7 @@ async def test_a_message_received_but_not_stored_when_the_process_died_is_read_b
     fake_discord.rate_limit("GET", rf"/channels/{channel}/messages", times=1, retry_after=0.1)
 
     second = RecordingInbox()
-    async with listener(fake_discord, redis_client, second):
+    async with listening(fake_discord, second, redis_client):
         await wait_until(lambda: "offline 129" in texts(second))
 
     caught_up = [t for t in texts(second) if t != "handled"]  # re-read within the margin
@@ -144,12 +122,12 @@ async def test_without_a_recorded_position_nothing_is_read_but_the_start_is_reco
     fake_discord.gateway.identify_window = 0
     channel, user = fake_discord.text_channel["id"], fake_discord.user("c")
     await fake_discord.post(channel, user, "before any listener", mention_bot=True)
-    async with listener(fake_discord, redis_client, StuckInbox()):
+    async with listening(fake_discord, StuckInbox(), redis_client):
         # The first process dies before handling a single message...
         await wait_until(lambda: redis_client.exists(upto_key(fake_discord.guild_id)))
     await fake_discord.post(channel, user, "after the first start", mention_bot=True)
     inbox = RecordingInbox()
-    async with listener(fake_discord, redis_client, inbox):
+    async with listening(fake_discord, inbox, redis_client):
         # ...yet its successor recovers what came after that process's start.
         await inbox.wait_for(1)
 
