@@ -331,6 +331,11 @@ class TurnRunner:
             await self.outbound.notice(thread, f"apology:{tid}", APOLOGY)
         except PlatformError as exc:
             log.error("apology not posted: %s", exc, extra={"thread_key": str(thread)})
+        await self._park(thread, tid, batch, error)
+
+    async def _park(
+        self, thread: ThreadKey, tid: str, batch: Sequence[InboundMessage], error: str
+    ) -> None:
         if await self.dead_letters.store(tid, str(thread), tuple(batch), error):
             self.metrics.dead_letters.labels(thread.platform).inc()
 
@@ -353,8 +358,7 @@ class TurnRunner:
             len(batch),
             extra={"thread_key": str(thread), "turn_id": tid},
         )
-        if await self.dead_letters.store(tid, str(thread), tuple(batch), error):
-            self.metrics.dead_letters.labels(thread.platform).inc()
+        await self._park(thread, tid, batch, error)
         return tid
 
     async def _apologise_once_parked(self, thread: ThreadKey, tid: str) -> None:
