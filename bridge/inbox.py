@@ -96,11 +96,18 @@ class InboxQueue:
         async with storage("enqueue"):
             if isinstance(self._redis, RedisCluster):
                 # The stream lives on another node: a pipeline could schedule before the push.
-                stored = await self._scripts.enqueue(keys=script_keys, args=args)
-                await self.schedule(thread)
+                stored = await self._push_then_schedule(thread, script_keys, args)
             else:
                 stored = await self._enqueue_and_schedule(thread, script_keys, args)
         return bool(stored)
+
+    async def _push_then_schedule(
+        self, thread: ThreadKey, script_keys: list[str], args: list[str | int]
+    ) -> Any:
+        """Two round trips; the script is (re)loaded by redis-py when Redis lacks it."""
+        stored = await self._scripts.enqueue(keys=script_keys, args=args)
+        await self.schedule(thread)
+        return stored
 
     async def _enqueue_and_schedule(
         self, thread: ThreadKey, script_keys: list[str], args: list[str | int]
@@ -111,9 +118,7 @@ class InboxQueue:
             pipe.xadd(keys.READY_STREAM, {"thread": str(thread)})
             stored, scheduled = await pipe.execute(raise_on_error=False)
         if isinstance(stored, NoScriptError):  # first use after a Redis restart or flush
-            stored = await self._scripts.enqueue(keys=script_keys, args=args)
-            await self.schedule(thread)
-            return stored
+            return await self._push_then_schedule(thread, script_keys, args)
         for outcome in (stored, scheduled):
             if isinstance(outcome, Exception):
                 raise outcome
