@@ -77,6 +77,17 @@ class Stats:
     events: collections.Counter[str] = field(default_factory=collections.Counter)
     waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
+    def saw_post(self, thread_id: str, body: str) -> None:
+        """The bot posted `body` in the thread: stamp each token's first answer, wake waiters."""
+        now = time.monotonic()
+        if body == APOLOGY:
+            self.release_thread(thread_id)
+        for tok in TOKEN.findall(body):
+            self.answered_at.setdefault(tok, now)
+            waiter = self.waiters.get(tok)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
     def release_thread(self, thread_id: str) -> None:
         """An apology ends the closed loop's wait for the thread's texts (they were parked);
         the verdict still checks each text against the answers and the dead letters."""
@@ -171,15 +182,8 @@ def watch_answers(stats: Stats) -> None:
 
     def stamped(fake: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = original(fake, args)
-        now = time.monotonic()
         body = str(args.get("markdown_text") or args.get("text") or "")
-        if body == APOLOGY:
-            stats.release_thread(f"{args.get('channel')}:{args.get('thread_ts')}")
-        for tok in TOKEN.findall(body):
-            stats.answered_at.setdefault(tok, now)
-            waiter = stats.waiters.get(tok)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+        stats.saw_post(f"{args.get('channel')}:{args.get('thread_ts')}", body)
         return result
 
     fake_slack_module._HANDLERS["chat.postMessage"] = stamped

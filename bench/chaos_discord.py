@@ -8,8 +8,7 @@ import random
 import time
 from typing import Any
 
-from bench.chaos_check import TOKEN, token
-from bridge.turn import APOLOGY
+from bench.chaos_check import token
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_wire import Json
 
@@ -92,16 +91,8 @@ def watch_answers(fake: FakeDiscord, stats: Any) -> None:
     bot_id = fake.bot["id"]
 
     def stamped(message: Json) -> None:
-        if message["author"]["id"] != bot_id:
-            return
-        now = time.monotonic()
-        if message.get("content") == APOLOGY:
-            stats.release_thread(f"discord:{message['channel_id']}")
-        for tok in TOKEN.findall(str(message.get("content") or "")):
-            stats.answered_at.setdefault(tok, now)
-            waiter = stats.waiters.get(tok)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+        if message["author"]["id"] == bot_id:
+            stats.saw_post(f"discord:{message['channel_id']}", str(message.get("content") or ""))
 
     fake.observers.append(stamped)
 
