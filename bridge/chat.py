@@ -274,5 +274,6 @@ class AgentTurn:
                 idempotency_key=message.id,
                 conversation_id=conversation_id,
                 agent=message.name or agent,
+                run_id=message.run_id or None,
             )
         )

@@ -30,6 +30,11 @@ TURN_TTL_SECONDS = 7 * 24 * 3600
 CREATE_CLAIM_TTL_SECONDS = 24 * 3600
 """A conversation-create claim marks a possibly half-done create; after a day the search that
 recovers it would be too costly to be worth it, and a new conversation is acceptable."""
+FEEDBACK_CLAIM_TTL_SECONDS = 24 * 3600
+"""A feedback delivery (button click, reaction event) is written once; platforms redeliver
+within minutes, so a day is ample and keeps the claims bounded."""
+ANSWER_TTL_SECONDS = 30 * 24 * 3600
+"""Which run produced a posted answer: people react to answers weeks later; ~120 bytes each."""
 SEARCH_PAGES_ON_RECOVERY = 5
 """Pages (of SEARCH_PAGE_SIZE, newest first) searched for a conversation whose create crashed."""
 SEARCH_PAGE_SIZE = 100
@@ -79,6 +84,23 @@ def posted(thread: ThreadKey | str) -> str:
 def create_claim(thread: ThreadKey | str) -> str:
     """Set before creating the conversation, deleted once the record is written."""
     return f"{tag(thread)}:creating"
+
+
+def answer(platform: str, workspace: str, channel: str, message_id: str) -> str:
+    """String: the run id behind one posted answer (ANSWER_TTL_SECONDS). Reaction events name
+    only the message, not its thread, so the key has its own hash tag."""
+    return "{answer:" + str(ThreadKey(platform, workspace, channel, message_id)) + "}"
+
+
+def feedback_claim(platform: str, delivery_id: str) -> str:
+    """SET NX claim of one feedback delivery (FEEDBACK_CLAIM_TTL_SECONDS)."""
+    return "{feedback:" + platform + ":" + delivery_id + "}"
+
+
+def feedback_votes(run_id: str) -> str:
+    """Hash `<platform>:<user>` -> thumbs last written on the run (ANSWER_TTL_SECONDS), so a
+    removed reaction withdraws only the vote it made."""
+    return "{feedback-votes:" + run_id + "}"
 
 
 RECORD_PATTERN = "{*}:conv"

@@ -102,6 +102,8 @@ class Reply:
 
     `idempotency_key` is stable across retries of the same turn (the agent message id, or a
     notice id); adapters use it where the platform can deduplicate (e.g. a Discord nonce).
+    `run_id` is the Engage Smarter run that produced an agent answer: feedback on the posted
+    message is written to it (`bridge.feedback`).
     """
 
     thread: ThreadKey
@@ -111,6 +113,7 @@ class Reply:
     conversation_id: str | None = None
     agent: str | None = None
     reply_to_message_id: str | None = None
+    run_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

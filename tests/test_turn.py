@@ -226,3 +226,16 @@ async def test_status_agent_and_reset_commands(
     assert second is not None
     assert second.conversation_id != first.conversation_id
     assert adapter.sent[6].text == "You said: fresh start"
+
+
+async def test_an_answer_names_the_run_that_produced_it(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter, settings_for("parrot"))
+    await bridge.submit(message(text="which run?"))
+    async with running(bridge):
+        await wait_until(lambda: len(adapter.sent) == 1)
+    [reply] = adapter.sent
+    [run] = await engage_client.get_conversation_runs(reply.conversation_id or "")
+    assert reply.run_id == run.id

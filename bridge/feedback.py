@@ -1,0 +1,151 @@
+"""Feedback on a posted answer (buttons, reactions), written once to the run that produced it.
+
+Adapters remember which run produced each posted answer (`remember_answer`) and turn a click or
+a reaction into a `Vote`; `FeedbackRecorder.record` writes it with the Runs API
+(`POST /v1/runs/{run_id}/feedback`, an upsert: a changed mind replaces the earlier thumbs).
+
+The Runs API keeps one feedback record per run and API user, and the bridge has one API key: the
+platform user who voted is written into `description`, and the last vote on a run wins.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis.exceptions
+
+from bridge import keys
+from bridge.codec import text
+from bridge.engage.models import FeedbackRead, FeedbackUpsert
+from bridge.errors import StorageUnavailable
+from bridge.threadmap import RedisClient
+
+log = logging.getLogger(__name__)
+
+
+class Thumbs(enum.StrEnum):
+    UP = "up"
+    DOWN = "down"
+    CLEARED = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRef:
+    """Where an answer was posted: the platform's own message id in its channel."""
+
+    platform: str
+    workspace: str
+    channel: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """One person's feedback action. `delivery_id` is the same for a redelivery of the action
+    and new for every new action (Slack: the click's `action_ts`; a reaction's `event_ts`).
+    `thumbs=None` leaves the stored thumbs as they are (a comment alone)."""
+
+    run_id: str
+    platform: str
+    user_id: str
+    delivery_id: str
+    thumbs: Thumbs | None = None
+    comment: str | None = None
+
+    @property
+    def voter(self) -> str:
+        return f"{self.platform}:{self.user_id}"
+
+
+class FeedbackApi(Protocol):
+    """The one Runs API call used (bridge.engage.client.EngageClient fits)."""
+
+    async def upsert_run_feedback(self, run_id: str, feedback: FeedbackUpsert) -> FeedbackRead: ...
+
+
+class FeedbackRecorder:
+    """Remembers answers' runs and writes votes at most once per delivery."""
+
+    def __init__(self, engage: FeedbackApi, redis: RedisClient) -> None:
+        self._engage = engage
+        self._redis = redis
+
+    async def remember_answer(self, answer: AnswerRef, run_id: str) -> None:
+        key = keys.answer(answer.platform, answer.workspace, answer.channel, answer.message_id)
+        try:
+            await self._redis.set(key, run_id, ex=keys.ANSWER_TTL_SECONDS)
+        except redis.exceptions.RedisError as exc:
+            raise StorageUnavailable("cannot remember the answer's run") from exc
+
+    async def run_of(self, answer: AnswerRef) -> str | None:
+        """The run behind a posted message, or None when it is not a (remembered) answer."""
+        key = keys.answer(answer.platform, answer.workspace, answer.channel, answer.message_id)
+        try:
+            found = await self._redis.get(key)
+        except redis.exceptions.RedisError as exc:
+            raise StorageUnavailable("cannot read the answer's run") from exc
+        return text(found) if found is not None else None
+
+    async def record(self, vote: Vote) -> bool:
+        """Write `vote`; False when this delivery was written before (nothing is sent again).
+
+        Raises `EngageError` (the claim is released, so the platform's or the person's retry
+        writes it) or `StorageUnavailable`.
+        """
+        claim = keys.feedback_claim(vote.platform, vote.delivery_id)
+        try:
+            fresh = await self._redis.set(claim, "1", nx=True, ex=keys.FEEDBACK_CLAIM_TTL_SECONDS)
+        except redis.exceptions.RedisError as exc:
+            raise StorageUnavailable("cannot claim the feedback delivery") from exc
+        if not fresh:
+            log.info("feedback delivery seen before", extra={"run_id": vote.run_id})
+            return False
+        upsert = FeedbackUpsert(
+            thumbs=None if vote.thumbs is None else vote.thumbs.value,
+            comment=vote.comment,
+            description=f"by {vote.voter}",
+        )
+        try:
+            await self._engage.upsert_run_feedback(vote.run_id, upsert)
+        except BaseException:
+            await self._release(claim)
+            raise
+        if vote.thumbs is not None:
+            await self._note_vote(vote)
+        log.info(
+            "feedback written",
+            extra={"run_id": vote.run_id, "thumbs": vote.thumbs, "platform": vote.platform},
+        )
+        return True
+
+    async def withdraw(self, vote: Vote) -> bool:
+        """A removed reaction: clear the thumbs only if they are still this voter's `vote`."""
+        try:
+            last = await self._redis.hget(keys.feedback_votes(vote.run_id), vote.voter)
+        except redis.exceptions.RedisError as exc:
+            raise StorageUnavailable("cannot read the last vote") from exc
+        if last is None or vote.thumbs is None or text(last) != vote.thumbs.value:
+            return False
+        cleared = Vote(vote.run_id, vote.platform, vote.user_id, vote.delivery_id, Thumbs.CLEARED)
+        return await self.record(cleared)
+
+    async def _note_vote(self, vote: Vote) -> None:
+        assert vote.thumbs is not None
+        key = keys.feedback_votes(vote.run_id)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, vote.voter, vote.thumbs.value)
+                pipe.expire(key, keys.ANSWER_TTL_SECONDS)
+                await pipe.execute()
+        except redis.exceptions.RedisError:
+            # Written already; only a later reaction removal would miss it.
+            log.warning("feedback vote not noted", extra={"run_id": vote.run_id})
+
+    async def _release(self, claim: str) -> None:
+        try:
+            await self._redis.delete(claim)
+        except redis.exceptions.RedisError:
+            log.warning("feedback claim not released; it expires on its own")
