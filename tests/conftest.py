@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 
+from bridge.runtime import connect_redis
 from tests.redis_server import RedisServer
 
 pytest_plugins = [
@@ -32,7 +33,9 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_server.url, decode_responses=False)
+    # The production pool (blocking, bounded): several in-process replicas share this client, and
+    # a plain pool raises "Too many connections" under load where a real process would wait.
+    client = connect_redis(redis_server.url, cluster=False)
     await client.flushall()
     yield client
     await client.aclose()
