@@ -1,6 +1,6 @@
 """Feedback on a posted answer (buttons, reactions), written once to the run that produced it.
 
-Adapters remember which run produced each posted answer (`remember_answer`) and turn a click or
+Adapters remember which run produced each posted answer (`Answers.remember`) and turn a click or
 a reaction into a `Vote`; `FeedbackRecorder.record` writes it with the Runs API
 (`POST /v1/runs/{run_id}/feedback`, an upsert: a changed mind replaces the earlier thumbs).
 
@@ -66,28 +66,49 @@ class FeedbackApi(Protocol):
     async def upsert_run_feedback(self, run_id: str, feedback: FeedbackUpsert) -> FeedbackRead: ...
 
 
+@dataclass(frozen=True, slots=True)
+class AnsweredRun:
+    """The run behind a posted answer, and the thread it was posted in (for the platform's own
+    thread id, where an ephemeral acknowledgement goes)."""
+
+    run_id: str
+    thread: str
+
+
+class Answers:
+    """Which run produced which posted answer; needs only Redis, so any process that posts can
+    remember, including worker-only ones."""
+
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
+
+    async def remember(self, answer: AnswerRef, run_id: str, thread: str = "") -> None:
+        key = _answer_key(answer)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping={"run": run_id, "thread": thread})
+                pipe.expire(key, keys.ANSWER_TTL_SECONDS)
+                await pipe.execute()
+        except redis.exceptions.RedisError as exc:
+            raise StorageUnavailable("cannot remember the answer's run") from exc
+
+    async def run_of(self, answer: AnswerRef) -> AnsweredRun | None:
+        """The run behind a posted message, or None when it is not a (remembered) answer."""
+        try:
+            run, thread = await self._redis.hmget(_answer_key(answer), ["run", "thread"])
+        except redis.exceptions.RedisError as exc:
+            raise StorageUnavailable("cannot read the answer's run") from exc
+        if run is None:
+            return None
+        return AnsweredRun(text(run), text(thread) if thread is not None else "")
+
+
 class FeedbackRecorder:
-    """Remembers answers' runs and writes votes at most once per delivery."""
+    """Writes votes at most once per delivery."""
 
     def __init__(self, engage: FeedbackApi, redis: RedisClient) -> None:
         self._engage = engage
         self._redis = redis
-
-    async def remember_answer(self, answer: AnswerRef, run_id: str) -> None:
-        key = keys.answer(answer.platform, answer.workspace, answer.channel, answer.message_id)
-        try:
-            await self._redis.set(key, run_id, ex=keys.ANSWER_TTL_SECONDS)
-        except redis.exceptions.RedisError as exc:
-            raise StorageUnavailable("cannot remember the answer's run") from exc
-
-    async def run_of(self, answer: AnswerRef) -> str | None:
-        """The run behind a posted message, or None when it is not a (remembered) answer."""
-        key = keys.answer(answer.platform, answer.workspace, answer.channel, answer.message_id)
-        try:
-            found = await self._redis.get(key)
-        except redis.exceptions.RedisError as exc:
-            raise StorageUnavailable("cannot read the answer's run") from exc
-        return text(found) if found is not None else None
 
     async def record(self, vote: Vote) -> bool:
         """Write `vote`; False when this delivery was written before (nothing is sent again).
@@ -149,3 +170,7 @@ class FeedbackRecorder:
             await self._redis.delete(claim)
         except redis.exceptions.RedisError:
             log.warning("feedback claim not released; it expires on its own")
+
+
+def _answer_key(answer: AnswerRef) -> str:
+    return keys.answer(answer.platform, answer.workspace, answer.channel, answer.message_id)

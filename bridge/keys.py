@@ -87,7 +87,7 @@ def create_claim(thread: ThreadKey | str) -> str:
 
 
 def answer(platform: str, workspace: str, channel: str, message_id: str) -> str:
-    """String: the run id behind one posted answer (ANSWER_TTL_SECONDS). Reaction events name
+    """Hash run, thread: the run behind one posted answer (ANSWER_TTL_SECONDS). Reaction events name
     only the message, not its thread, so the key has its own hash tag."""
     return "{answer:" + str(ThreadKey(platform, workspace, channel, message_id)) + "}"
 

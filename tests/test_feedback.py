@@ -10,7 +10,7 @@ import pytest
 from bridge.engage.client import EngageClient
 from bridge.engage.errors import EngageError
 from bridge.engage.models import FeedbackRead, FeedbackUpsert, UserMessage
-from bridge.feedback import AnswerRef, FeedbackRecorder, Thumbs, Vote
+from bridge.feedback import AnsweredRun, AnswerRef, Answers, FeedbackRecorder, Thumbs, Vote
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -100,9 +100,9 @@ async def test_withdrawing_clears_only_the_voters_own_current_thumbs(
 
 
 async def test_answers_are_remembered_by_where_they_were_posted(redis_client: Any) -> None:
-    recorder = FeedbackRecorder(CountingApi(None), redis_client)  # type: ignore[arg-type]
+    answers = Answers(redis_client)
     answer = AnswerRef("slack", "T1", "C1", "1700.000001")
-    assert await recorder.run_of(answer) is None
-    await recorder.remember_answer(answer, "run-1")
-    assert await recorder.run_of(answer) == "run-1"
-    assert await recorder.run_of(AnswerRef("slack", "T2", "C1", "1700.000001")) is None
+    assert await answers.run_of(answer) is None
+    await answers.remember(answer, "run-1", "1700.000000")
+    assert await answers.run_of(answer) == AnsweredRun("run-1", "1700.000000")
+    assert await answers.run_of(AnswerRef("slack", "T2", "C1", "1700.000001")) is None
