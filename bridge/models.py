@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bridge.sanitise import clean
+
 _SEPARATOR = ":"
 
 
@@ -19,6 +21,16 @@ def _unescape(part: str) -> str:
     return part.replace("%7D", "}").replace("%7B", "{").replace("%3A", ":").replace("%25", "%")
 
 
+def _clean_fields(instance: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(instance, name)
+        if not isinstance(value, str):
+            continue
+        cleaned = clean(value)
+        if cleaned is not value:
+            object.__setattr__(instance, name, cleaned)
+
+
 @dataclass(frozen=True, slots=True)
 class ThreadKey:
     """Where a conversation lives: platform, workspace (team/guild/desk account), channel, thread.
@@ -30,6 +42,9 @@ class ThreadKey:
     workspace: str
     channel: str
     thread: str
+
+    def __post_init__(self) -> None:
+        _clean_fields(self, ("platform", "workspace", "channel", "thread"))
 
     def __str__(self) -> str:
         parts = (self.platform, self.workspace, self.channel, self.thread)
@@ -53,6 +68,9 @@ class Attachment:
     mime_type: str | None = None
     size: int | None = None
 
+    def __post_init__(self) -> None:
+        _clean_fields(self, ("name", "url", "mime_type"))
+
 
 class Origin(enum.StrEnum):
     """Who wrote an inbound message, as far as the participation policy cares."""
@@ -60,6 +78,17 @@ class Origin(enum.StrEnum):
     USER = "user"
     STAFF = "staff"
     BOT = "bot"
+
+
+_MESSAGE_TEXT_FIELDS = (
+    "message_id",
+    "user_id",
+    "text",
+    "user_name",
+    "ticket_id",
+    "permalink",
+    "command",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +114,11 @@ class InboundMessage:
     ticket_id: str | None = None
     permalink: str | None = None
     command: str | None = None
+
+    def __post_init__(self) -> None:
+        # Every adapter builds one of these from untrusted text before anything is stored: the
+        # one place no adapter can forget (an unpaired surrogate used to crash every later turn).
+        _clean_fields(self, _MESSAGE_TEXT_FIELDS)
 
     @property
     def platform(self) -> str:
