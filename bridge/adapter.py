@@ -57,3 +57,11 @@ class HttpAdapter(Protocol):
     """Optional: routes mounted on the bridge's HTTP server (webhooks, playground pages)."""
 
     def routes(self, inbox: Inbox) -> Sequence[BaseRoute]: ...
+
+
+@runtime_checkable
+class LifecycleAdapter(Protocol):
+    """Optional: mirror a thread's hand-off status (`bot`/`human`/`resolved`) into the platform,
+    e.g. a desk's conversation status. `cause` is the id of the message that changed it."""
+
+    async def mirror_status(self, thread: ThreadKey, status: str, cause: str) -> None: ...

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from bridge import backoff, keys
-from bridge.adapter import Adapter, StatusAdapter
+from bridge.adapter import Adapter, LifecycleAdapter, StatusAdapter
 from bridge.codec import text
 from bridge.config import Settings
 from bridge.errors import PermanentPlatformError, PlatformError
@@ -75,6 +75,16 @@ class Outbound:
             await adapter.set_status(thread, status)
         except PlatformError as exc:
             log.info("status not shown: %s", exc, extra={"thread_key": str(thread)})
+
+    async def mirror_status(self, thread: ThreadKey, status: str, cause: str) -> None:
+        """Best effort: the bridge's state is already changed; a desk that missed it is logged."""
+        adapter = self._adapters.get(thread.platform)
+        if not isinstance(adapter, LifecycleAdapter):
+            return
+        try:
+            await adapter.mirror_status(thread, status, cause)
+        except PlatformError as exc:
+            log.warning("status not mirrored: %s", exc, extra={"thread_key": str(thread)})
 
     async def _send_with_retries(self, reply: Reply) -> str:
         adapter = self.adapter(reply.thread)

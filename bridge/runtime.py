@@ -44,11 +44,14 @@ _REDIS_POOL_WAIT_SECONDS = 10.0
 _REDIS_POOL_HEADROOM = 64
 _TASK_STOP_SECONDS = 10.0
 
-# adapter module -> the Settings property that switches it on
+# adapter module -> the Settings property that switches it on, or (for adapters that keep their
+# settings in their own package) the light module whose `enabled()` reads them
 ADAPTER_SWITCHES = {
     "slack": "slack_enabled",
     "discord": "discord_enabled",
     "desk": "desk_enabled",
+    "zendesk": "adapters.zendesk.settings",
+    "chatwoot": "adapters.chatwoot.settings",
     "web": "web_enabled",
 }
 
@@ -58,7 +61,13 @@ class RoleFailed(BridgeError):
 
 
 def enabled_adapter_names(settings: Settings) -> list[str]:
-    return [name for name, switch in ADAPTER_SWITCHES.items() if getattr(settings, switch)]
+    return [name for name, switch in ADAPTER_SWITCHES.items() if _switched_on(settings, switch)]
+
+
+def _switched_on(settings: Settings, switch: str) -> bool:
+    if switch.startswith("adapters."):
+        return bool(importlib.import_module(switch).enabled())
+    return bool(getattr(settings, switch))
 
 
 def load_adapter(name: str, settings: Settings, redis: RedisClient) -> Adapter:

@@ -275,7 +275,11 @@ class TurnRunner:
             event.value,
             extra={"thread_key": str(thread), "conversation_id": record.conversation_id},
         )
-        return await self.threads.update(record, status=change.new, assignee=change.assignee or "")
+        updated = await self.threads.update(
+            record, status=change.new, assignee=change.assignee or ""
+        )
+        await self.outbound.mirror_status(thread, change.new, message.message_id)
+        return updated
 
     async def _command(
         self,

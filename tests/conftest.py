@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures_slack",
     "tests.fixtures_discord",
     "tests.fixtures_desk",
+    "tests.fixtures_helpdesk",
     "tests.fixtures_cluster",
 ]
 

@@ -1,0 +1,151 @@
+"""Shared by the Zendesk and Chatwoot adapters: retried REST calls, quiet notices, replies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import unicodedata
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from starlette.responses import JSONResponse
+
+from bridge import backoff
+from bridge.adapter import Inbox
+from bridge.errors import PermanentPlatformError, StorageUnavailable
+from bridge.models import InboundMessage, Reply, ReplyKind
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+# Message ids the adapters give to desk *state* changes (status, assignment) and to the sync
+# commands derived from a conversation's status: the desk already shows those changes, so the
+# notices they cause are not posted back (see `is_quiet_notice`).
+EVENT_PREFIX = "event:"
+SYNC_PREFIX = "sync:"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Attempts per call; waits double from `base` up to `cap`, a Retry-After is a floor."""
+
+    attempts: int = 5
+    base: float = 0.5
+    cap: float = 8.0
+
+
+def is_transient(status: int) -> bool:
+    return status >= 500 or status in (408, 429)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "").strip()
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+class DeskApi:
+    """One retry layer for a desk's REST API: 429/5xx/timeouts are retried, other 4xx are not.
+
+    Running out of attempts raises `PermanentPlatformError`: the core stores the turn as a dead
+    letter (replayable) instead of hammering a desk that is down.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        http: httpx.AsyncClient,
+        policy: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.name = name
+        self._http = http
+        self._policy = policy or RetryPolicy()
+        self._sleep = sleep
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+    ) -> httpx.Response:
+        policy, problem = self._policy, "no attempt made"
+        for attempt in range(1, policy.attempts + 1):
+            wait: float | None = None
+            try:
+                response = await self._http.request(
+                    method, url, json=json, headers=headers, auth=auth
+                )
+            except httpx.TransportError as exc:
+                problem = type(exc).__name__
+            else:
+                if response.is_success:
+                    return response
+                if not is_transient(response.status_code):
+                    raise PermanentPlatformError(
+                        f"{self.name} API refused {method} with HTTP {response.status_code}"
+                    )
+                problem, wait = f"HTTP {response.status_code}", retry_after(response)
+            log.warning("%s API attempt %d failed: %s", self.name, attempt, problem)
+            if attempt < policy.attempts:
+                await self._sleep(
+                    backoff.delay(attempt, base=policy.base, cap=policy.cap, retry_after=wait)
+                )
+        raise PermanentPlatformError(
+            f"{self.name} API failed {policy.attempts} times (last: {problem})"
+        )
+
+
+def is_desk_state_change(message_id: str) -> bool:
+    return message_id.startswith((EVENT_PREFIX, SYNC_PREFIX))
+
+
+def is_quiet_notice(reply: Reply) -> bool:
+    """A notice caused by a status change made in the desk itself: the desk shows it already."""
+    if reply.kind is not ReplyKind.NOTICE:
+        return False
+    _, _, cause = reply.idempotency_key.partition(":")
+    return is_desk_state_change(cause)
+
+
+def clean_text(text: str) -> str:
+    """Text fit to store: unpaired surrogates and control characters (bar newlines/tabs) removed."""
+    return "".join(
+        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
+    ).strip()
+
+
+def error(status: int, message: str, **extra: str) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+async def submit_all(
+    inbox: Inbox,
+    messages: tuple[InboundMessage, ...],
+    event_id: str,
+    *,
+    unavailable_status: int,
+) -> JSONResponse:
+    """Store `messages` in order; the answer the desk gets once they are durable (or not)."""
+    if not messages:
+        return JSONResponse({"status": "ignored", "event_id": event_id}, status_code=202)
+    outcomes: list[str] = []
+    try:
+        for message in messages:
+            result = await inbox.submit(message)
+            outcomes.append(result.extra.get("outcome", "accepted"))
+    except StorageUnavailable:
+        log.warning("desk event %s not stored: storage unavailable", event_id)
+        response = error(unavailable_status, "storage unavailable, retry later")
+        response.headers["Retry-After"] = "5"
+        return response
+    status = "accepted" if "accepted" in outcomes else outcomes[-1]
+    return JSONResponse({"status": status, "event_id": event_id})

@@ -1,0 +1,65 @@
+"""Fixtures for the Zendesk and Chatwoot tests: the fake desks, bridges answering through them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from adapters.helpdesk import RetryPolicy
+from adapters.zendesk import ZendeskAdapter
+from adapters.zendesk.settings import ZendeskSettings
+from bridge.config import FileConfig, Routing
+from bridge.runtime import BridgeRuntime
+from tests.fakes.zendesk import FakeZendesk
+from tests.fixtures_desk import bridge_runtime, bridge_settings
+
+ZENDESK_SECRET = "zendesk-webhook-secret"
+FAST_RETRY = RetryPolicy(attempts=5, base=0.05, cap=0.4)
+
+
+async def drained(redis: aioredis.Redis) -> bool:
+    """No thread waits for a worker and no inbox holds a message."""
+    if await redis.xlen("bridge:ready"):
+        return False
+    return not [k async for k in redis.scan_iter(match="*:inbox")]
+
+
+def parrot_settings(tmp_path: Path, emulator: Any) -> Any:
+    """Bridge settings whose agent is the emulator's `parrot` (answers `You said: <text>`)."""
+    return bridge_settings(
+        tmp_path, emulator, file=FileConfig(routing=Routing(default_agent="parrot"))
+    )
+
+
+@pytest.fixture
+async def zendesk() -> AsyncIterator[FakeZendesk]:
+    desk = FakeZendesk(webhook_secret=ZENDESK_SECRET)
+    await desk.start()
+    yield desk
+    await desk.close()
+
+
+def zendesk_config(desk: FakeZendesk) -> ZendeskSettings:
+    return ZendeskSettings(
+        webhook_secret=desk.webhook_secret,
+        url=desk.url,
+        email=desk.email,
+        api_token=desk.api_token,
+        bot_user_id=str(desk.bot_user_id),
+    )
+
+
+@pytest.fixture
+async def zendesk_bridge(
+    tmp_path: Path, redis_client: aioredis.Redis, emulator: Any, zendesk: FakeZendesk
+) -> AsyncIterator[BridgeRuntime]:
+    """A running bridge with the Zendesk adapter; the fake's webhook points at it."""
+    adapter = ZendeskAdapter(zendesk_config(zendesk), retry=FAST_RETRY)
+    settings = parrot_settings(tmp_path, emulator)
+    async with bridge_runtime(settings, redis_client, emulator, [adapter]) as rt:
+        zendesk.webhook_url = f"{rt.http_url}/zendesk/webhook"
+        yield rt
