@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -114,13 +113,6 @@ def is_quiet_notice(reply: Reply) -> bool:
         return False
     _, _, cause = reply.idempotency_key.partition(":")
     return is_desk_state_change(cause)
-
-
-def clean_text(text: str) -> str:
-    """Text fit to store: unpaired surrogates and control characters (bar newlines/tabs) removed."""
-    return "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
-    ).strip()
 
 
 def error(status: int, message: str, **extra: str) -> JSONResponse:

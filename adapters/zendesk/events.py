@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.desk.schema import InvalidEvent
-from adapters.helpdesk import EVENT_PREFIX, clean_text
+from adapters.helpdesk import EVENT_PREFIX
 from bridge.models import InboundMessage, Origin, ThreadKey
 
 SOURCE = "zendesk"
@@ -144,7 +144,7 @@ def _message(
         message_id=message_id,
         user_id=user_id or "unknown",
         user_name=name,
-        text=clean_text(text),
+        text=text.strip(),  # sanitised by InboundMessage itself
         sent_at=event.time,
         # A ticket is a private exchange between its requester and the support team.
         is_dm=True,
