@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TextIO, TypeVar
 
 from bridge.config import Settings
+from bridge.credentials import secret_problems
 from bridge.embedded import EmbeddedRedis
 from bridge.engage.client import EngageClient
 from bridge.errors import BridgeError
@@ -207,7 +208,8 @@ async def _start_adapter(settings: Settings, name: str, redis: RedisClient) -> N
 
 async def cmd_check(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     report = Report(out)
-    report.line(True, "configuration", "loaded")
+    problems = secret_problems(settings)
+    report.line(not problems, "configuration", "; ".join(problems) or "loaded")
     async with contextlib.AsyncExitStack() as stack:
         where = redacted_url(settings.redis_url) if settings.redis_url else "embedded"
         redis = await report.attempt("redis", _open_redis(settings, stack), f"{where} answers")

@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute
 from bridge.adapter import Adapter, HttpAdapter
 from bridge.config import Role, Settings
 from bridge.core import Bridge
+from bridge.credentials import require_strong_secrets
 from bridge.embedded import EmbeddedRedis
 from bridge.engage.client import EngageClient
 from bridge.errors import BridgeError, ConfigError, StorageUnavailable
@@ -227,6 +228,7 @@ class BridgeRuntime:
 
     # Start-up, in dependency order; each step registers its own clean-up.
     async def _start(self) -> None:
+        require_strong_secrets(self.settings)
         await self._start_redis()
         # Every process serves /healthz, /readyz and /metrics (worker pods are probed too); the
         # `http` role only adds the adapters' routes. Bound before the app exists, so the
