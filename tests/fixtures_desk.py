@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from adapters.desk import create_adapter as create_desk_adapter
 from adapters.desk.signing import signed_headers
 from adapters.web import create_adapter as create_web_adapter
+from adapters.web.settings import WebSettings
 from bridge.adapter import Adapter
 from bridge.config import FileConfig, Routing, Settings
 from bridge.engage.client import EngageClient
@@ -126,15 +127,32 @@ def web_agent() -> str:
     return "parrot"
 
 
+def web_settings(**values: Any) -> WebSettings:
+    """The web pages' settings from `values` only (no environment, no .env file)."""
+    return WebSettings(_env_file=None, **values)
+
+
+@pytest.fixture
+def web_options() -> dict[str, Any]:
+    """Extra `web_bridge` settings: `http_host`, and `web` (WebSettings values)."""
+    return {}
+
+
 @pytest.fixture
 async def web_bridge(
-    tmp_path: Path, redis_client: aioredis.Redis, emulator: Any, web_agent: str
+    tmp_path: Path,
+    redis_client: aioredis.Redis,
+    emulator: Any,
+    web_agent: str,
+    web_options: dict[str, Any],
 ) -> AsyncIterator[BridgeRuntime]:
     """A running bridge with the web playground and operator view (the web fixtures live here
     too: conftest registers one plugin per area, and the desk/web area is one)."""
     routing = FileConfig(routing=Routing(default_agent=web_agent))
-    settings = bridge_settings(tmp_path, emulator, file=routing)
+    options = dict(web_options)
+    web = web_settings(**options.pop("web", {}))
+    settings = bridge_settings(tmp_path, emulator, file=routing, **options)
     async with bridge_runtime(
-        settings, redis_client, emulator, [create_web_adapter(settings, redis_client)]
+        settings, redis_client, emulator, [create_web_adapter(settings, redis_client, web)]
     ) as rt:
         yield rt

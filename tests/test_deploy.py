@@ -17,6 +17,8 @@ import pytest
 import yaml
 from pydantic import AliasChoices, BaseModel
 
+from adapters.web.access import startup_problem
+from adapters.web.settings import WebSettings
 from bridge.config import ALL_ROLES, FileConfig, Settings, load_file_config
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -26,17 +28,19 @@ NON_ROOT_UID = 10001
 
 
 def settings_env_names() -> set[str]:
-    """Every environment variable name Settings reads (upper-cased; matching ignores case)."""
-    prefix = str(Settings.model_config.get("env_prefix", ""))
+    """Every environment variable name Settings and the adapters' settings read (upper-cased;
+    matching ignores case)."""
     names: set[str] = set()
-    for field_name, field in Settings.model_fields.items():
-        alias = field.validation_alias
-        if isinstance(alias, AliasChoices):
-            names |= {str(choice).upper() for choice in alias.choices}
-        elif isinstance(alias, str):
-            names.add(alias.upper())
-        else:
-            names.add(f"{prefix}{field_name}".upper())
+    for model in (Settings, WebSettings):
+        prefix = str(model.model_config.get("env_prefix", ""))
+        for field_name, field in model.model_fields.items():
+            alias = field.validation_alias
+            if isinstance(alias, AliasChoices):
+                names |= {str(choice).upper() for choice in alias.choices}
+            elif isinstance(alias, str):
+                names.add(alias.upper())
+            else:
+                names.add(f"{prefix}{field_name}".upper())
     return names
 
 
@@ -349,3 +353,52 @@ def test_dockerfile_passes_hadolint() -> None:
         [hadolint, str(DEPLOY / "Dockerfile")], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- Web pages: nothing unauthenticated as shipped ----------------------------------------
+
+
+def _compose_value(value: object) -> str:
+    # "${NAME:-default}" is what compose uses when deploy/.env does not set NAME.
+    text = str(value)
+    match = re.fullmatch(r"\$\{[A-Z_]+:-(.*)\}", text)
+    return match.group(1) if match else text
+
+
+def shipped_environments() -> dict[str, dict[str, str]]:
+    """The plain (non-secret) environment of each shipped way to run the http role."""
+    bridge = compose()["services"]["bridge"]
+    compose_env = {k: _compose_value(v) for k, v in bridge["environment"].items()}
+    ingress = resources_of_kind("Deployment")["engage-bridge-ingress"]
+    k8s_env = dict(resources_of_kind("ConfigMap")["engage-bridge-env"]["data"])
+    k8s_env |= {v["name"]: v["value"] for v in containers(ingress)[0]["env"] if "value" in v}
+    docker_env: dict[str, str] = {}
+    for keyword, rest in dockerfile_instructions():
+        if keyword == "ENV":
+            docker_env |= dict(pair.split("=", 1) for pair in rest.split())
+    return {"compose": compose_env, "k8s": k8s_env, "image": docker_env}
+
+
+@pytest.mark.parametrize("where", ["compose", "k8s", "image"])
+def test_shipped_deploy_files_serve_no_page_without_a_token(
+    where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in settings_env_names():
+        monkeypatch.delenv(name, raising=False)
+    env = shipped_environments()[where]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(_env_file=None)
+    assert settings.http_host == "0.0.0.0"
+    assert settings.web_enabled is False
+    assert WebSettings(_env_file=None).token is None
+    # Turned on without a token, the bridge refuses to start instead of serving open pages.
+    assert startup_problem(settings.http_host, has_token=False, serves_http=True)
+
+
+def test_the_web_token_is_a_secret_reference_in_kubernetes() -> None:
+    ingress = resources_of_kind("Deployment")["engage-bridge-ingress"]
+    env = {var["name"]: var for var in containers(ingress)[0]["env"]}
+    ref = env["ENGAGE_BRIDGE_WEB_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == SECRET_NAME
+    assert ref["optional"] is True

@@ -168,7 +168,8 @@ async def test_a_retried_post_shows_and_sends_the_message_once(
 async def test_bad_requests_are_400_with_a_reason(
     http: httpx.AsyncClient, path: str, body: Any, problem: str
 ) -> None:
-    response = await http.post(f"/playground/api/threads/abcd1234/{path}", json=body)
+    thread = await new_thread(http)
+    response = await http.post(f"{thread.base}/{path}", json=body)
     assert response.status_code == 400
     assert problem in response.json()["error"]
 
@@ -213,11 +214,10 @@ async def test_info_messages_never_reach_the_page(http: httpx.AsyncClient) -> No
 async def test_posts_that_are_not_json_are_refused_so_other_sites_cannot_act_as_staff(
     http: httpx.AsyncClient,
 ) -> None:
+    thread = await new_thread(http)
     body = '{"command": "resolve", "client_id": "abcd1234"}'
     plain = {"Content-Type": "text/plain"}
-    response = await http.post(
-        "/playground/api/threads/abcd1234/commands", content=body, headers=plain
-    )
+    response = await http.post(f"{thread.base}/commands", content=body, headers=plain)
     assert response.status_code == 415
     assert "application/json" in response.json()["error"]
     created = await http.post("/playground/api/threads", content="{}", headers=plain)

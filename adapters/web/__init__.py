@@ -10,17 +10,23 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from adapters.web.access import Access, Policy, startup_problem
+from adapters.web.gate import Gate
+from adapters.web.login import Login
 from adapters.web.operator import (
     ConversationHistory,
     HasEngage,
     OperatorViews,
     ThreadDirectory,
 )
-from adapters.web.playground import SOURCE, PlaygroundApi, ThreadRecords
+from adapters.web.playground import SOURCE, Limits, PlaygroundApi, ThreadRecords
+from adapters.web.ratelimit import RateLimiter
+from adapters.web.session import Sessions
+from adapters.web.settings import MIN_TOKEN_CHARS, WebSettings
 from adapters.web.store import Entry, RedisClient, TranscriptStore
 from bridge.adapter import Inbox
 from bridge.config import Settings
-from bridge.errors import PlatformError, StorageUnavailable
+from bridge.errors import ConfigError, PlatformError, StorageUnavailable
 from bridge.models import Reply, ReplyKind, ThreadKey
 from bridge.threadmap import ThreadMap
 
@@ -62,11 +68,15 @@ class WebAdapter:
         self,
         store: TranscriptStore,
         threads: ThreadDirectory,
+        gate: Gate,
         history: ConversationHistory | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.store = store
         self._threads = threads
+        self._gate = gate
         self._history = history
+        self._limits = limits or Limits()
 
     async def start(self) -> None:
         return None
@@ -77,19 +87,38 @@ class WebAdapter:
 
     def routes(self, inbox: Inbox) -> Sequence[BaseRoute]:
         records: ThreadRecords = self._threads
-        api = PlaygroundApi(inbox, self.store, records)
+        gate, sessions = self._gate, self._gate.sessions
+        limiter = RateLimiter(self.store.redis)
+        api = PlaygroundApi(inbox, self.store, records, sessions, limiter, self._limits)
         history = self._history or (inbox.engage if isinstance(inbox, HasEngage) else None)
         views = OperatorViews(self._threads, history)
+        login = Login(sessions, limiter)
+        chat, staff = Access.VISITOR, Access.STAFF
         base = f"{PLAYGROUND_PATH}/api/threads"
         return [
-            Route(PLAYGROUND_PATH, _playground_page, methods=["GET"]),
-            Route(base, api.create, methods=["POST"]),
-            Route(f"{base}/{{thread_id}}", api.poll, methods=["GET"]),
-            Route(f"{base}/{{thread_id}}/messages", api.post_message, methods=["POST"]),
-            Route(f"{base}/{{thread_id}}/commands", api.post_command, methods=["POST"]),
-            Route(OPERATOR_PATH, views.list_threads, methods=["GET"]),
-            Route(f"{OPERATOR_PATH}/threads/{{thread_key}}", views.show_thread, methods=["GET"]),
-            Route("/web/static/{name}", _static, methods=["GET"]),
+            Route(PLAYGROUND_PATH, gate.guard(_playground_page, chat), methods=["GET"]),
+            Route(base, gate.guard(api.create, chat, api=True), methods=["POST"]),
+            Route(f"{base}/{{thread_id}}", gate.guard(api.poll, chat, api=True), methods=["GET"]),
+            Route(
+                f"{base}/{{thread_id}}/messages",
+                gate.guard(api.post_message, chat, api=True),
+                methods=["POST"],
+            ),
+            Route(
+                f"{base}/{{thread_id}}/commands",
+                gate.guard(api.post_command, staff, api=True),
+                methods=["POST"],
+            ),
+            Route(OPERATOR_PATH, gate.guard(views.list_threads, staff), methods=["GET"]),
+            Route(
+                f"{OPERATOR_PATH}/threads/{{thread_key}}",
+                gate.guard(views.show_thread, staff),
+                methods=["GET"],
+            ),
+            Route("/web/login", gate.guard(login.show), methods=["GET"]),
+            Route("/web/login", gate.guard(login.submit), methods=["POST"]),
+            Route("/web/logout", gate.guard(login.sign_out), methods=["POST"]),
+            Route("/web/static/{name}", gate.guard(_static), methods=["GET"]),
         ]
 
     async def send(self, reply: Reply) -> str:
@@ -111,10 +140,28 @@ class WebAdapter:
         return None
 
 
-def create_adapter(settings: Settings, redis: RedisClient) -> WebAdapter:
-    ttl = settings.thread_idle_ttl_seconds
-    threads = ThreadMap(redis, idle_ttl_seconds=ttl)
-    return WebAdapter(TranscriptStore(redis, ttl_seconds=ttl), threads)
+def create_adapter(
+    settings: Settings, redis: RedisClient, web: WebSettings | None = None
+) -> WebAdapter:
+    web = web if web is not None else WebSettings()
+    token = web.token
+    if token is not None and len(token.get_secret_value()) < MIN_TOKEN_CHARS:
+        raise ConfigError(f"ENGAGE_BRIDGE_WEB_TOKEN must be at least {MIN_TOKEN_CHARS} characters")
+    problem = startup_problem(settings.http_host, token is not None, "http" in settings.roles)
+    if problem:
+        raise ConfigError(problem)
+    policy = Policy.build(
+        bind_host=settings.http_host,
+        has_token=token is not None,
+        public_url=settings.public_url,
+        extra_hosts=web.allowed_hosts,
+        public_playground=web.public_playground,
+    )
+    ttl = web.thread_ttl_seconds
+    gate = Gate(policy, Sessions(redis, token, visitor_seconds=ttl))
+    threads = ThreadMap(redis, idle_ttl_seconds=settings.thread_idle_ttl_seconds)
+    limits = Limits(web.messages_per_minute, web.threads_per_hour)
+    return WebAdapter(TranscriptStore(redis, ttl_seconds=ttl), threads, gate, limits=limits)
 
 
 __all__ = ["OPERATOR_PATH", "PLAYGROUND_PATH", "WebAdapter", "create_adapter"]

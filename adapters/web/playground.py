@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from adapters.web.access import Access
+from adapters.web.ratelimit import RateLimiter
+from adapters.web.session import Sessions
 from adapters.web.store import Entry, TranscriptStore
 from bridge.adapter import Inbox
-from bridge.errors import StorageUnavailable
 from bridge.inbox import storage
 from bridge.models import InboundMessage, Origin, SubmitResult, ThreadKey
 
@@ -24,6 +27,7 @@ WORKSPACE = "playground"
 CHANNEL = "local"
 COMMANDS = frozenset({"handoff", "resume", "resolve"})
 MAX_TEXT_CHARS = 8000
+MAX_AFTER = 10_000_000
 _ID = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 
 
@@ -48,6 +52,30 @@ class BadRequest(ValueError):
 
 class NotJson(BadRequest):
     status = 415
+
+
+class NotYours(BadRequest):
+    """Another visitor's thread, or none: the same answer, so ids cannot be probed."""
+
+    status = 404
+
+
+class StaffOnly(BadRequest):
+    status = 403
+
+
+class TooMany(BadRequest):
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many requests, try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    messages_per_minute: int = 20
+    threads_per_hour: int = 30
 
 
 def thread_key(thread_id: str) -> ThreadKey:
@@ -103,6 +131,13 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _refused(exc: BadRequest) -> JSONResponse:
+    response = _error(exc.status, str(exc))
+    if isinstance(exc, TooMany):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def require_json(request: Request) -> None:
     # Browsers send cross-site text/plain or form POSTs without asking first (no CORS
     # preflight); demanding application/json keeps other pages from acting as "staff" here.
@@ -122,33 +157,58 @@ async def _json_object(request: Request) -> dict[str, Any]:
 
 
 class PlaygroundApi:
-    def __init__(self, inbox: Inbox, store: TranscriptStore, records: ThreadRecords) -> None:
+    """Each visitor (signed cookie) sees only the threads it started; staff acts only as staff."""
+
+    def __init__(
+        self,
+        inbox: Inbox,
+        store: TranscriptStore,
+        records: ThreadRecords,
+        sessions: Sessions,
+        limiter: RateLimiter,
+        limits: Limits | None = None,
+    ) -> None:
         self._inbox = inbox
         self._store = store
         self._records = records
+        self._sessions = sessions
+        self._limiter = limiter
+        self._limits = limits or Limits()
 
     async def create(self, request: Request) -> JSONResponse:
         try:
             require_json(request)
+            if request.state.access is not Access.STAFF:
+                client = request.client.host if request.client else "unknown"
+                await self._limit(f"threads:{client}", self._limits.threads_per_hour, 3600)
         except BadRequest as exc:
-            return _error(exc.status, str(exc))
+            return _refused(exc)
+        visitor = await self._sessions.visitor(request)
+        cookie = None
+        if visitor is None:
+            visitor, cookie = await self._sessions.new_visitor()
         thread_id = new_thread_id()
-        return JSONResponse({"id": thread_id, "thread": str(thread_key(thread_id))}, 201)
+        await self._store.claim(thread_key(thread_id), visitor)
+        response = JSONResponse({"id": thread_id, "thread": str(thread_key(thread_id))}, 201)
+        if cookie is not None:
+            self._sessions.remember_visitor(response, request, cookie)
+        return response
 
     async def poll(self, request: Request) -> JSONResponse:
         try:
-            thread_id = checked_id(request.path_params["thread_id"], "thread id")
+            thread_id = await self._own_thread(request)
             after = int(request.query_params.get("after", "0"))
-        except (BadRequest, ValueError) as exc:
+            if not 0 <= after <= MAX_AFTER:
+                raise ValueError(f"after must be 0-{MAX_AFTER}")
+        except BadRequest as exc:
+            return _refused(exc)
+        except ValueError as exc:
             return _error(400, str(exc))
         thread = thread_key(thread_id)
-        try:
-            entries = await self._store.read(thread, max(after, 0))
-            status_line = await self._store.status(thread)
-            async with storage("thread record"):
-                record = await self._records.get(thread)
-        except StorageUnavailable as exc:
-            return _error(503, f"storage unavailable: {exc}")
+        entries = await self._store.read(thread, after)
+        status_line = await self._store.status(thread)
+        async with storage("thread record"):
+            record = await self._records.get(thread)
         return JSONResponse(
             {
                 "id": thread_id,
@@ -163,15 +223,16 @@ class PlaygroundApi:
 
     async def post_message(self, request: Request) -> JSONResponse:
         try:
-            thread_id = checked_id(request.path_params["thread_id"], "thread id")
+            thread_id = await self._own_thread(request)
             payload = await _json_object(request)
             client_id = checked_id(payload.get("client_id"), "client_id")
             text = payload.get("text")
             if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_CHARS:
                 raise BadRequest(f"text must be 1-{MAX_TEXT_CHARS} characters")
             as_staff = payload.get("as", "user") == "staff"
+            await self._may_act(request, staff=as_staff)
         except BadRequest as exc:
-            return _error(exc.status, str(exc))
+            return _refused(exc)
         message = to_event(
             thread_id, text=text.strip(), as_staff=as_staff, client_id=client_id, now=_now()
         )
@@ -181,28 +242,43 @@ class PlaygroundApi:
 
     async def post_command(self, request: Request) -> JSONResponse:
         try:
-            thread_id = checked_id(request.path_params["thread_id"], "thread id")
+            thread_id = await self._own_thread(request)
             payload = await _json_object(request)
             client_id = checked_id(payload.get("client_id"), "client_id")
             message = command_event(
                 thread_id, str(payload.get("command")), client_id=client_id, now=_now()
             )
+            await self._may_act(request, staff=True)
         except BadRequest as exc:
-            return _error(exc.status, str(exc))
+            return _refused(exc)
         return await self._submit(message, None)
 
+    async def _own_thread(self, request: Request) -> str:
+        thread_id = checked_id(request.path_params["thread_id"], "thread id")
+        visitor = await self._sessions.visitor(request)
+        if visitor is None or await self._store.owner(thread_key(thread_id)) != visitor:
+            raise NotYours("no such thread in this browser")
+        return thread_id
+
+    async def _may_act(self, request: Request, *, staff: bool) -> None:
+        if staff and request.state.access is not Access.STAFF:
+            raise StaffOnly("staff only: sign in with the operator token")
+        visitor = await self._sessions.visitor(request)
+        await self._limit(f"messages:{visitor}", self._limits.messages_per_minute, 60)
+
+    async def _limit(self, bucket: str, limit: int, window_seconds: int) -> None:
+        if wait := await self._limiter.retry_after(bucket, limit, window_seconds):
+            log.info("playground request over its rate limit (%s)", bucket.partition(":")[0])
+            raise TooMany(wait)
+
     async def _submit(self, message: InboundMessage, entry: Entry | None) -> JSONResponse:
-        try:
-            # Shown before it is submitted: the agent's answer must never appear above it.
-            if entry is not None:
-                await self._store.append(message.thread, message.message_id, entry)
-            result = await self._inbox.submit(message)
-            if result.extra.get("outcome") == "ignored":
-                note = Entry(role="local", text=f"Not passed to the bridge: {result.reason}.")
-                await self._store.append(message.thread, f"ignored:{message.message_id}", note)
-        except StorageUnavailable as exc:
-            log.warning("playground message not stored: %s", exc)
-            return _error(503, "storage unavailable, try again")
+        # Shown before it is submitted: the agent's answer must never appear above it.
+        if entry is not None:
+            await self._store.append(message.thread, message.message_id, entry)
+        result = await self._inbox.submit(message)
+        if result.extra.get("outcome") == "ignored":
+            note = Entry(role="local", text=f"Not passed to the bridge: {result.reason}.")
+            await self._store.append(message.thread, f"ignored:{message.message_id}", note)
         return JSONResponse(_outcome(result))
 
 

@@ -31,12 +31,17 @@ def written_key(thread: ThreadKey | str) -> str:
     return f"{keys.tag(thread)}:web:written"
 
 
+def owner_key(thread: ThreadKey | str) -> str:
+    """The visitor id that started the thread; same idle TTL as the transcript."""
+    return f"{keys.tag(thread)}:web:owner"
+
+
 def status_key(thread: ThreadKey | str) -> str:
     """The current status line (STATUS_TTL_SECONDS)."""
     return f"{keys.tag(thread)}:web:status"
 
 
-# KEYS: transcript, written. ARGV: idempotency key, entry JSON, ttl. -> 1-based position.
+# KEYS: transcript, written, owner. ARGV: idempotency key, entry JSON, ttl. -> 1-based position.
 # Check and append in one step: two workers retrying one reply must not both append it.
 _APPEND_ONCE = """
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
@@ -45,6 +50,7 @@ local position = redis.call('RPUSH', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], position)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
 return position
 """
 
@@ -61,6 +67,7 @@ class Entry:
 
 class TranscriptStore:
     def __init__(self, redis: RedisClient, *, ttl_seconds: int) -> None:
+        self.redis = redis
         self._redis = redis
         self._ttl = ttl_seconds
         self._append = redis.register_script(_APPEND_ONCE)
@@ -70,7 +77,7 @@ class TranscriptStore:
         stamped = entry if entry.at else Entry(**{**asdict(entry), "at": _now()})
         async with storage("web transcript append"):
             position = await self._append(
-                keys=[transcript_key(thread), written_key(thread)],
+                keys=[transcript_key(thread), written_key(thread), owner_key(thread)],
                 args=[idempotency_key, json.dumps(asdict(stamped)), self._ttl],
             )
         return int(position)
@@ -80,6 +87,16 @@ class TranscriptStore:
         async with storage("web transcript read"):
             raw = await self._redis.lrange(transcript_key(thread), after, -1)
         return [{"seq": after + i + 1, **json.loads(text(item))} for i, item in enumerate(raw)]
+
+    async def claim(self, thread: ThreadKey, visitor: str) -> bool:
+        """Make `visitor` the thread's owner; False if someone else already is."""
+        async with storage("web thread owner"):
+            await self._redis.set(owner_key(thread), visitor, ex=self._ttl, nx=True)
+            return text(await self._redis.get(owner_key(thread))) == visitor
+
+    async def owner(self, thread: ThreadKey) -> str | None:
+        async with storage("web thread owner"):
+            return text(await self._redis.get(owner_key(thread))) or None
 
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
         async with storage("web status"):

@@ -1,0 +1,28 @@
+"""The web pages' own settings (prefix ENGAGE_BRIDGE_WEB_): operator token, hosts, limits."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_TOKEN_CHARS = 16
+
+
+class WebSettings(BaseSettings):
+    """Read by the web adapter's factory; `ENGAGE_BRIDGE_WEB_ENABLED` stays in bridge.config."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ENGAGE_BRIDGE_WEB_", env_file=".env", extra="ignore"
+    )
+
+    # Required to serve the pages on anything but loopback; entered once on /web/login.
+    token: SecretStr | None = None
+    # Host header values (names, no port) the pages answer besides loopback names and the host of
+    # ENGAGE_BRIDGE_PUBLIC_URL; "*" accepts any (only meaningful with a token).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # With a token: let visitors without it chat in the playground (their own threads only).
+    public_playground: bool = False
+    messages_per_minute: int = Field(20, ge=1)
+    threads_per_hour: int = Field(30, ge=1)
+    # Web transcripts are a trial surface: kept a week after their last message, not 30 days.
+    thread_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
