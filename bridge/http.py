@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from bridge.errors import ConfigError
+from bridge.guard import IngressGuard
 from bridge.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,8 @@ ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
 MetricsRefresh = Callable[[], Awaitable[None]]
 
 _GRACEFUL_SHUTDOWN_SECONDS = 5
+# A mounted app (the emulator) takes the bridge's own chat calls: a turn's batch of messages.
+MOUNTED_APP_LIMIT = 8 * 1024 * 1024
 
 
 def create_app(
@@ -36,7 +40,11 @@ def create_app(
     routes: Sequence[BaseRoute] = (),
     mounts: Mapping[str, Starlette] | None = None,
 ) -> Starlette:
-    """Build the ASGI app; the bridge's own endpoints come first so no adapter can shadow them."""
+    """Build the ASGI app; the bridge's own endpoints come first so no adapter can shadow them.
+
+    Every route sits behind `bridge.guard.IngressGuard`; routes that take a body wrap their
+    endpoint in `bridge.guard.guarded` (own cap, media type, signature on the raw bytes).
+    """
     mounted = dict(mounts or {})
 
     async def healthz(request: Request) -> Response:
@@ -72,7 +80,9 @@ def create_app(
         *routes,
         *(Mount(prefix, app=sub_app) for prefix, sub_app in mounted.items()),
     ]
-    return Starlette(routes=all_routes, lifespan=lifespan)
+    # Outermost: every request's body is capped and timed before any route sees it.
+    guard = Middleware(IngressGuard, limits=dict.fromkeys(mounted, MOUNTED_APP_LIMIT))
+    return Starlette(routes=all_routes, lifespan=lifespan, middleware=[guard])
 
 
 def url_for(host: str, port: int) -> str:

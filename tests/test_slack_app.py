@@ -73,7 +73,7 @@ async def adapter(fake_slack: FakeSlack, redis_client: Any) -> AsyncIterator[Sla
     await slack_adapter.aclose()
 
 
-async def test_an_event_that_could_not_be_stored_is_answered_500_so_slack_retries(
+async def test_an_event_that_could_not_be_stored_is_answered_503_so_slack_retries(
     fake_slack: FakeSlack, adapter: SlackAdapter
 ) -> None:
     async for url in serve(adapter, FailingInbox()):
@@ -81,7 +81,8 @@ async def test_an_event_that_could_not_be_stored_is_answered_500_so_slack_retrie
         event = user_message(fake_slack, channel="D1", channel_type="im", text="hi")
         delivery = await sender.send(envelope(fake_slack, event))
         await sender.aclose()
-        assert delivery.status == 500
+        # Like the desk and the playground: storage trouble is 503, not a 500 with a traceback.
+        assert delivery.status == 503
 
 
 async def test_slash_command_that_could_not_be_stored_says_so(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import httpx
 import redis.asyncio as aioredis
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from adapters.desk.callback import CallbackSender, RetryPolicy
 from adapters.desk.schema import SOURCE
@@ -55,7 +55,7 @@ class DeskAdapter:
 
     def routes(self, inbox: Inbox) -> Sequence[BaseRoute]:
         endpoint = WebhookEndpoint(inbox, self._signing_secret, self._staff_ids)
-        return [Route(WEBHOOK_PATH, endpoint.handle, methods=["POST"])]
+        return [endpoint.route(WEBHOOK_PATH)]
 
     async def send(self, reply: Reply) -> str:
         if self._callback is None:

@@ -11,17 +11,15 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from adapters.slack import events
 from adapters.slack.events import BotIdentity, SlashCommand
 from adapters.slack.format import neutralise_pings
+from adapters.slack.ingress import SlackIngress, on_error
 from adapters.slack.outbound import SlackSender, build_client, translate
 from bridge.adapter import Inbox
 from bridge.config import Settings
@@ -52,8 +50,9 @@ class SlackAdapter:
 
     Bolt normally acknowledges before a listener runs; with `process_before_response=True` the
     listener runs first, so the 200 (HTTP) or envelope ack (Socket Mode) goes out only after
-    `inbox.submit` stored the message. If storing fails the listener raises: Bolt answers 500
-    (Slack redelivers) or leaves the envelope unacknowledged (Slack redelivers it).
+    `inbox.submit` stored the message. If storing fails the listener raises: the route answers
+    503 (Slack redelivers) or the envelope stays unacknowledged (Slack redelivers it). Over HTTP
+    the ingress guard checks size and signature before Bolt sees a byte (adapters/slack/ingress).
     """
 
     name = "slack"
@@ -86,7 +85,7 @@ class SlackAdapter:
             request_verification_enabled=secret is not None,
             process_before_response=True,
         )
-        self._http = AsyncSlackRequestHandler(self._app)
+        self._app.error(on_error)
         self._register_listeners()
 
     # ---- lifecycle
@@ -165,10 +164,8 @@ class SlackAdapter:
         if self._settings.slack_signing_secret is None:
             return []
         self._inbox = inbox
-        return [Route(EVENTS_PATH, self._handle_http, methods=["POST"])]
-
-    async def _handle_http(self, request: Request) -> Response:
-        return await self._http.handle(request)
+        ingress = SlackIngress(self._app, self._settings.slack_signing_secret.get_secret_value())
+        return [ingress.route(EVENTS_PATH)]
 
     async def aclose(self) -> None:
         if self._socket is not None:

@@ -1,0 +1,81 @@
+"""Slack over HTTP behind the ingress guard: cap, signature on raw bytes, safe parse, then Bolt."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from slack_bolt.adapter.starlette.async_handler import (
+    to_async_bolt_request,
+    to_starlette_response,
+)
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from adapters.slack.signing import verifier
+from bridge.errors import StorageUnavailable
+from bridge.guard import BadRequest, guarded
+
+log = logging.getLogger(__name__)
+
+# Events come as JSON; slash commands and interactivity as forms (with a `payload` field).
+MEDIA_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
+# Slack's own payloads are a few KB (a message's text is at most 40,000 characters).
+MAX_BODY_BYTES = 1024 * 1024
+RETRY_AFTER_SECONDS = 5
+# What Bolt's parsing and context extraction raise for bodies that are not Slack's shapes.
+_SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
+
+
+def bolt_request(request: Request, raw: bytes) -> AsyncBoltRequest:
+    """Bolt's request for a verified body; BadRequest where Bolt's own parsing would raise."""
+    try:
+        bolt = to_async_bolt_request(request, raw)
+    except _SHAPE_ERRORS as exc:
+        raise BadRequest(f"not a Slack payload ({type(exc).__name__})") from None
+    if not isinstance(bolt.body, dict):
+        raise BadRequest("not a Slack payload (not an object)")
+    return bolt
+
+
+async def on_error(error: Exception) -> BoltResponse:
+    """Bolt's error handler: the status a failed listener (or Bolt middleware) answers.
+
+    Storage trouble is 503 with Retry-After (Slack redelivers; Socket Mode leaves the envelope
+    unacknowledged), like the desk and the playground. Anything else came from a payload our
+    listeners cannot take: 400 and one line, not Bolt's 500 with a traceback.
+    """
+    if isinstance(error, StorageUnavailable):
+        log.warning("slack event not stored: %s", error)
+        headers: dict[str, str | Sequence[str]] = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return BoltResponse(status=503, body="storage unavailable, retry later", headers=headers)
+    # Only the type: exception messages can quote the payload's text.
+    log.error(
+        "slack request failed: %s", type(error).__name__, exc_info=log.isEnabledFor(logging.DEBUG)
+    )
+    return BoltResponse(status=400, body="request not processed")
+
+
+class SlackIngress:
+    """The guarded HTTP entry into a Bolt app; `route(path)` for each Slack request URL.
+
+    Register `on_error` with the app (`app.error(on_error)`) for the statuses of failed listeners.
+    """
+
+    def __init__(self, app: AsyncApp, signing_secret: str) -> None:
+        self._app = app
+        self._verify = verifier(signing_secret)
+
+    def route(self, path: str) -> Route:
+        endpoint = guarded(
+            self.handle, verify=self._verify, limit=MAX_BODY_BYTES, media_types=MEDIA_TYPES
+        )
+        return Route(path, endpoint, methods=["POST"])
+
+    async def handle(self, request: Request) -> Response:
+        bolt = bolt_request(request, await request.body())
+        return to_starlette_response(await self._app.async_dispatch(bolt))
