@@ -297,3 +297,17 @@ def test_the_adapter_offers_the_adapter_and_status_contracts(fake_discord: FakeD
     assert isinstance(adapter, Adapter)
     assert isinstance(adapter, StatusAdapter)
     assert adapter.name == "discord"
+
+
+async def test_a_mention_of_the_bots_managed_role_opens_a_conversation(
+    fake_discord: FakeDiscord, discord_listener: DiscordAdapter, recording_inbox: RecordingInbox
+) -> None:
+    user = fake_discord.user("alice")
+
+    await fake_discord.post(
+        fake_discord.text_channel["id"], user, "what is my pension?", mention_bot_role=True
+    )
+
+    [message] = await recording_inbox.wait_for(1)
+    assert message.mentions_bot
+    assert message.text == "what is my pension?"

@@ -137,3 +137,16 @@ def test_a_reply_to_the_bots_message_in_a_channel_addresses_the_bot() -> None:
     assert message is not None
     assert message.mentions_bot
     assert message.thread.thread == "1800000000000000012"
+
+
+def test_a_mention_of_the_bots_managed_role_is_a_mention_of_the_bot() -> None:
+    raw = payload("role_mention_in_text_channel")
+    with_role = ChannelFacts(ChannelKind.TEXT, bot_role_id="1400000000000000009")
+    other_role = ChannelFacts(ChannelKind.TEXT, bot_role_id="1400000000000000008")
+
+    message = to_event(raw, with_role, BOT)
+
+    assert message is not None
+    assert message.mentions_bot
+    assert message.text == "what is my pension worth?"
+    assert to_event(raw, other_role, BOT) is None  # some other role: not addressed to the bot

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -24,7 +25,10 @@ from adapters.discord.client import (
 )
 from adapters.discord.events import DM_WORKSPACE, BotFacts, ChannelFacts, ChannelKind, to_event
 from adapters.discord.format import nonce_for, split_message, thread_name
+from adapters.discord.settings import DiscordSettings
+from adapters.discord.status import StatusLine
 from bridge.adapter import Inbox
+from bridge.chat import WORKING_STATUS
 from bridge.config import Settings
 from bridge.errors import ConfigError, PermanentPlatformError, PlatformError, StorageUnavailable
 from bridge.models import InboundMessage, Reply, ThreadKey
@@ -39,8 +43,6 @@ _THREAD_EXISTS = frozenset({160004, 50024, 10008})
 # Retrying cannot help: missing access/permissions, unknown channel, locked or archived thread.
 _PERMANENT = frozenset({50001, 50013, 10003, 160005, 50083})
 _SUBMIT_DELAYS = (0.2, 0.5, 1, 2, 5, 10, 15, 30)
-_TYPING_EVERY_SECONDS = 8.0
-_TYPING_MAX_SECONDS = 600.0
 _GATEWAY_READY_SECONDS = 60.0
 # Threads this process has seen exist: saves a thread-start call per reply; forgetting one only
 # costs a 160004 answer, so a bounded memory is enough.
@@ -55,12 +57,17 @@ class DiscordAdapter:
     name = "discord"
 
     def __init__(
-        self, settings: Settings, redis: RedisClient | None = None, **client_options: Any
+        self,
+        settings: Settings,
+        redis: RedisClient | None = None,
+        options: DiscordSettings | None = None,
+        **client_options: Any,
     ) -> None:
         # Without `redis` (adapter-only tests) there is no gap recovery after a re-IDENTIFY.
         if settings.discord_bot_token is None:
             raise ConfigError("the Discord adapter needs DISCORD_BOT_TOKEN")
         self._settings = settings
+        self._options = options or DiscordSettings()
         self._token = settings.discord_bot_token.get_secret_value()
         self._client = build_client(settings, **client_options)
         self._pending: asyncio.Queue[Pending] = asyncio.Queue()
@@ -70,7 +77,7 @@ class DiscordAdapter:
         self._inbox: Inbox | None = None
         self._bot: BotFacts | None = None
         self._known_threads: OrderedDict[str, None] = OrderedDict()
-        self._typing: dict[ThreadKey, asyncio.Task[None]] = {}
+        self._status: dict[ThreadKey, StatusLine] = {}
         self._tree = commands.install(self._client, self)
         self._client.event(self.on_connect)
         self._client.event(self.on_resumed)
@@ -171,9 +178,9 @@ class DiscordAdapter:
                 await consumer
 
     async def aclose(self) -> None:
-        for task in self._typing.values():
-            task.cancel()
-        self._typing.clear()
+        for line in self._status.values():
+            line.cancel()
+        self._status.clear()
         await self._client.close()
         if self._gateway is not None:
             self._gateway.cancel()
@@ -231,7 +238,14 @@ class DiscordAdapter:
                 log.warning("discord: channel %s not visible: %s", payload["channel_id"], exc)
                 return None
             facts = channel_facts(fetched)
-        return to_event(payload, facts or ChannelFacts(kind=_dm_or_other(payload)), self.bot)
+        facts = facts or ChannelFacts(kind=_dm_or_other(payload))
+        return to_event(payload, self._with_bot_role(facts, payload.get("guild_id")), self.bot)
+
+    def _with_bot_role(self, facts: ChannelFacts, guild_id: object) -> ChannelFacts:
+        guild = None if guild_id is None else self._client.get_guild(int(str(guild_id)))
+        if guild is None or guild.self_role is None:
+            return facts
+        return dataclasses.replace(facts, bot_role_id=str(guild.self_role.id))
 
     async def submit(self, inbox: Inbox, message: InboundMessage) -> None:
         """Hand `message` to the core; the gateway has no ack, so Redis outages are waited out."""
@@ -274,29 +288,25 @@ class DiscordAdapter:
         return last_id
 
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
-        running = self._typing.get(thread)
+        line = self._status.get(thread)
         if status is None:
-            if running is not None:
-                running.cancel()
-                del self._typing[thread]
+            if line is not None:
+                del self._status[thread]
+                await line.clear()
             return
-        if running is None or running.done():
+        if line is None or not line.typing:
+            if line is not None:
+                line.cancel()
             target = await self._target(thread)
-            self._typing[thread] = asyncio.create_task(self._keep_typing(target))
+            line = StatusLine(target, edit_seconds=self._options.status_edit_seconds)
+            self._status[thread] = line
+        # The core's generic "working" text is what typing already says; the agent's own
+        # status texts are worth a message.
+        if self._options.status_messages and status != WORKING_STATUS:
+            line.show(status)
 
     def typing_threads(self) -> set[ThreadKey]:
-        return {key for key, task in self._typing.items() if not task.done()}
-
-    async def _keep_typing(self, target: discord.PartialMessageable) -> None:
-        # Discord shows "typing" for ~10 s per call; the cap stops a forgotten indicator.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _TYPING_MAX_SECONDS
-        while loop.time() < deadline:
-            try:
-                await target.typing()
-            except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
-                log.debug("discord: typing indicator failed: %s", exc)
-            await asyncio.sleep(_TYPING_EVERY_SECONDS)
+        return {key for key, line in self._status.items() if line.typing}
 
     async def _target(self, thread: ThreadKey) -> discord.PartialMessageable:
         """Where replies for `thread` go, starting the thread from its message if needed."""
@@ -347,4 +357,4 @@ def _translate(exc: discord.HTTPException, thread: ThreadKey, action: str) -> Pl
 
 
 def create_adapter(settings: Settings, redis: RedisClient | None = None) -> DiscordAdapter:
-    return DiscordAdapter(settings, redis)
+    return DiscordAdapter(settings, redis, DiscordSettings())

@@ -37,6 +37,9 @@ class ChannelFacts:
 
     kind: ChannelKind
     parent_id: str | None = None
+    # The bot's integration-managed role in this guild: Discord's mention autocomplete often
+    # inserts `<@&role>` instead of `<@bot>`, and people mean the bot either way.
+    bot_role_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,9 @@ def to_event(
     channel_id = str(payload["channel_id"])
     guild_id = _optional_str(payload.get("guild_id"))
     mentions_bot = any(str(m.get("id")) == bot.user_id for m in payload.get("mentions") or ())
+    if channel.bot_role_id is not None:
+        roles = {str(r) for r in payload.get("mention_roles") or ()}
+        mentions_bot = mentions_bot or channel.bot_role_id in roles
 
     if guild_id is None:
         key = thread_key(None, channel_id, channel_id)
@@ -92,7 +98,7 @@ def to_event(
         thread=key,
         message_id=message_id,
         user_id=author_id,
-        text=strip_bot_mention(str(payload.get("content") or ""), bot.user_id),
+        text=strip_bot_mention(str(payload.get("content") or ""), bot.user_id, channel.bot_role_id),
         sent_at=_parse_timestamp(payload.get("timestamp")),
         user_name=_display_name(payload),
         attachments=tuple(_attachment(a) for a in payload.get("attachments") or ()),
@@ -104,8 +110,11 @@ def to_event(
     )
 
 
-def strip_bot_mention(text: str, bot_user_id: str) -> str:
-    return re.sub(rf"<@!?{re.escape(bot_user_id)}>", "", text).strip()
+def strip_bot_mention(text: str, bot_user_id: str, bot_role_id: str | None = None) -> str:
+    text = re.sub(rf"<@!?{re.escape(bot_user_id)}>", "", text)
+    if bot_role_id is not None:
+        text = text.replace(f"<@&{bot_role_id}>", "")
+    return text.strip()
 
 
 def _origin(payload: Mapping[str, Any], is_bot: bool, staff_role_ids: frozenset[str]) -> Origin:

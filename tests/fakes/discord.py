@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.discord_faults import Broken, ChannelBucket, RateLimit, forced, take
 from tests.fakes.discord_gateway import FakeGateway, GatewaySession, shard_of
 from tests.fakes.discord_interactions import InteractionRoutes
 from tests.fakes.discord_wire import (
@@ -38,6 +39,7 @@ DISCORD_EPOCH_MS = 1420070400000
 TEXT, DM, FORUM, PUBLIC_THREAD = 0, 1, 15, 11
 MAX_CONTENT = 2000
 MAX_PAGE = 100
+SETTABLE_FLAGS = (1 << 2) | (1 << 12)  # SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS
 
 
 @dataclass
@@ -46,14 +48,6 @@ class Call:
     path: str
     json: Any
     status: int = 0
-
-
-@dataclass
-class RateLimit:
-    method: str
-    path: re.Pattern[str]
-    times: int
-    retry_after: float
 
 
 class FakeDiscord(InteractionRoutes):
@@ -65,6 +59,8 @@ class FakeDiscord(InteractionRoutes):
         self.port = 0
         self.calls: list[Call] = []
         self.rate_limits: list[RateLimit] = []
+        self.broken: list[Broken] = []
+        self.write_bucket: ChannelBucket | None = None
         self.channels: dict[str, Json] = {}
         self.messages: dict[str, Json] = {}
         self.threads_from_messages: dict[str, str] = {}
@@ -124,7 +120,11 @@ class FakeDiscord(InteractionRoutes):
             stamp -= (stamp - shard[0]) % shard[1]
         guild_id = str((stamp << 22) | next(self._ids))
         assert shard is None or shard_of(guild_id, shard[1]) == shard[0]
-        guild: Json = {"id": guild_id, "name": name, "roles": [self._role(guild_id, "@everyone")]}
+        # Adding a bot creates its integration-managed role (tags.bot_id names the bot).
+        bot_role = {**self._role(self.snowflake(), self.bot["username"]), "managed": True,
+                    "tags": {"bot_id": self.bot["id"]}}  # fmt: skip
+        guild: Json = {"id": guild_id, "name": name, "bot_role_id": bot_role["id"],
+                       "roles": [self._role(guild_id, "@everyone"), bot_role]}  # fmt: skip
         self.guilds[guild_id] = guild
         guild["text_channel_id"] = self._channel(TEXT, "general", guild_id=guild_id)["id"]
         return guild
@@ -199,7 +199,8 @@ class FakeDiscord(InteractionRoutes):
             "id": extra.pop("id", None) or self.snowflake(), "channel_id": channel_id,
             "author": author, "content": content, "timestamp": now_iso(),
             "edited_timestamp": None, "tts": False, "mention_everyone": False,
-            "mentions": extra.pop("mentions", []), "mention_roles": [], "attachments": [],
+            "mentions": extra.pop("mentions", []),
+            "mention_roles": extra.pop("mention_roles", []), "attachments": [],
             "embeds": [], "pinned": False, "type": 0, "flags": 0, "components": [],
         }  # fmt: skip
         message.update(extra)
@@ -224,12 +225,18 @@ class FakeDiscord(InteractionRoutes):
         content: str,
         *,
         mention_bot: bool = False,
+        mention_bot_role: bool = False,
         **extra: Any,
     ) -> Json:
-        """A user posts a message; it is dispatched as MESSAGE_CREATE."""
+        """A user posts a message; it is dispatched as MESSAGE_CREATE. `mention_bot_role`
+        mentions the bot's managed role, as Discord's autocomplete often does."""
         if mention_bot:
             content = f"<@{self.bot['id']}> {content}"
             extra["mentions"] = [self.bot]
+        if mention_bot_role:
+            role_id = self.guilds[self.channels[channel_id]["guild_id"]]["bot_role_id"]
+            content = f"<@&{role_id}> {content}"
+            extra["mention_roles"] = [role_id]
         message = self._message(channel_id, author, content, **extra)
         await self.gateway.dispatch("MESSAGE_CREATE", message)
         return message
@@ -258,6 +265,15 @@ class FakeDiscord(InteractionRoutes):
     ) -> None:
         """The next `times` matching requests get a 429 (path is a regex on the API path)."""
         self.rate_limits.append(RateLimit(method, re.compile(path), times, retry_after))
+
+    def break_next(self, method: str, path: str, *, times: int = 1, status: int = 200) -> None:
+        """The next `times` matching requests get a truncated JSON body (a broken proxy)."""
+        self.broken.append(Broken(method, re.compile(path), times, status))
+
+    def limit_channel_writes(self, limit: int = 5, per: float = 5.0) -> ChannelBucket:
+        """Enforce Discord's per-channel message write bucket from now on."""
+        self.write_bucket = ChannelBucket(limit, per)
+        return self.write_bucket
 
     def bot_messages(self, channel_id: str) -> list[Json]:
         return [
@@ -295,20 +311,18 @@ class FakeDiscord(InteractionRoutes):
         is_webhook = path.startswith(("/webhooks/", "/interactions/"))
         if not is_webhook and request.headers.get("Authorization") != f"Bot {self.token}":
             return json_response({"message": "401: Unauthorized", "code": 0}, status=401)
-        for limit in self.rate_limits:
-            if limit.times > 0 and limit.method == request.method and limit.path.fullmatch(path):
-                limit.times -= 1
-                return json_response(
-                    {"message": "You are being rate limited.", "retry_after": limit.retry_after,
-                     "global": False},
-                    status=429,
-                    headers={"Via": "1.1 google", "Retry-After": str(limit.retry_after),
-                             "X-RateLimit-Scope": "user"},
-                )  # fmt: skip
+        injected = forced(self.rate_limits, self.broken, request.method, path)
+        if injected is not None:
+            return injected
+        bucket = take(self.write_bucket, request.method, path)
+        if isinstance(bucket, web.Response):
+            return bucket
         for method, pattern, handler in self._routes():
             match = re.fullmatch(pattern, path)
             if match and method == request.method:
-                return await handler(body, *match.groups())
+                response = await handler(body, *match.groups())
+                response.headers.update(bucket)
+                return response
         raise DiscordError(404, 0, f"404: Not Found {request.method} {path}")
 
     def _routes(self) -> list[tuple[str, str, Callable[..., Awaitable[web.Response]]]]:
@@ -387,6 +401,8 @@ class FakeDiscord(InteractionRoutes):
         message = self._message(
             channel_id, self.bot, content, nonce=nonce,
             allowed_mentions=body.get("allowed_mentions"),
+            flags=int(body.get("flags") or 0) & SETTABLE_FLAGS,
+            components=body.get("components") or [],
         )  # fmt: skip
         if nonce is not None:
             self.nonces[(self.bot["id"], str(nonce))] = message["id"]

@@ -1,0 +1,126 @@
+"""Agent status in Discord threads: typing, the status message edited in place, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from adapters.discord import DiscordAdapter
+from bridge.config import FileConfig, Policy, Routing
+from bridge.models import ThreadKey
+from tests.fakes.discord import FakeDiscord
+from tests.fixtures_core import wait_until
+from tests.fixtures_discord import RecordingInbox, discord_bridge_settings, discord_runtime
+
+
+async def _mention(fake: FakeDiscord, inbox: RecordingInbox) -> ThreadKey:
+    await fake.post(fake.text_channel["id"], fake.user("alice"), "hello", mention_bot=True)
+    return (await inbox.wait_for(len(inbox.messages) + 1))[-1].thread
+
+
+async def test_a_failing_typing_call_is_handled_not_left_in_an_unretrieved_task(
+    fake_discord: FakeDiscord,
+    discord_listener: DiscordAdapter,
+    recording_inbox: RecordingInbox,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="adapters.discord")
+    key = await _mention(fake_discord, recording_inbox)
+    typing = rf"/channels/{key.thread}/typing"
+    fake_discord.break_next("POST", typing)  # a proxy cut the answer short
+    unhandled: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: unhandled.append(context))
+    try:
+        await discord_listener.set_status(key, "Thinking…")
+        await fake_discord.wait_until(lambda: bool(fake_discord.calls_to("POST", typing)))
+        # Either the failure was handled (logged) or the typing task died with it.
+        failed = "typing indicator failed"
+        await wait_until(lambda: failed in caplog.text or not discord_listener.typing_threads())
+        await discord_listener.set_status(key, None)
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+
+    assert [c.get("message") for c in unhandled] == []
+    assert "typing indicator failed" in caplog.text
+
+
+async def test_agent_status_texts_are_one_message_edited_in_place_then_deleted(
+    fake_discord: FakeDiscord, discord_listener: DiscordAdapter, recording_inbox: RecordingInbox
+) -> None:
+    key = await _mention(fake_discord, recording_inbox)
+    seen: list[str] = []
+    fake_discord.observers.append(lambda m: seen.append(m["content"]))
+
+    await discord_listener.set_status(key, "Thinking…")  # the core's generic text: typing only
+    await discord_listener.set_status(key, "Reading your question…")
+    await fake_discord.wait_until(lambda: bool(fake_discord.bot_messages(key.thread)))
+    await discord_listener.set_status(key, "Looking up pension rules…")
+    edits = rf"/channels/{key.thread}/messages/\d+"
+    await fake_discord.wait_until(lambda: bool(fake_discord.calls_to("PATCH", edits)))
+    [status] = fake_discord.bot_messages(key.thread)
+    assert status["content"] == "-# Looking up pension rules…"
+    assert status["flags"] & (1 << 12)  # SUPPRESS_NOTIFICATIONS: nobody is pinged by a status
+
+    await discord_listener.set_status(key, None)
+
+    assert fake_discord.bot_messages(key.thread) == []
+    [deleted] = fake_discord.calls_to("DELETE", edits)
+    assert deleted.path.endswith(status["id"])
+    assert seen == ["-# Reading your question…"]  # posted once, the rest were edits
+
+
+async def test_a_burst_of_status_texts_stays_inside_the_channel_write_bucket(
+    fake_discord: FakeDiscord, discord_listener: DiscordAdapter, recording_inbox: RecordingInbox
+) -> None:
+    key = await _mention(fake_discord, recording_inbox)
+    bucket = fake_discord.limit_channel_writes(5, 5.0)
+
+    for step in range(20):
+        await discord_listener.set_status(key, f"step {step}")
+        await asyncio.sleep(0.05)
+    await fake_discord.wait_until(
+        lambda: [m["content"] for m in fake_discord.bot_messages(key.thread)] == ["-# step 19"]
+    )
+    await discord_listener.set_status(key, None)
+
+    writes = [c for c in fake_discord.calls if c.method != "GET" and "/messages" in c.path]
+    assert len(writes) <= 5  # 20 texts in 1 s: the first, the last, and at most a few between
+    assert bucket.rejected == 0
+    assert fake_discord.bot_messages(key.thread) == []
+
+
+async def test_the_agents_status_shows_in_the_thread_until_the_answer_replaces_it(
+    tmp_path: Path, redis_client: aioredis.Redis, emulator: Any, fake_discord: FakeDiscord
+) -> None:
+    routing = Routing(default_agent="pensions-questions-latest")
+    config = FileConfig(routing=routing, policy=Policy())
+    settings = discord_bridge_settings(tmp_path, emulator, fake_discord, file=config)
+    seen: list[str] = []
+    fake_discord.observers.append(lambda m: seen.append(m["content"]))
+    user = fake_discord.user("alice")
+    emulator.faults.agent_delay = 1.0  # the agent works a while after its status texts
+
+    async with discord_runtime(settings, redis_client, emulator):
+        posted = await fake_discord.post(
+            fake_discord.text_channel["id"], user, "When can I retire?", mention_bot=True
+        )
+        await fake_discord.wait_until(lambda: any("Turn 1" in text for text in seen))
+
+    [answer] = fake_discord.bot_messages(posted["id"])
+    assert answer["content"].startswith("Turn 1.")
+    # After the user's message: one status message (whichever text was current when it was
+    # posted; the agent streams both at once), then the answer.
+    assert seen[1] in ("-# Reading your question…", "-# Looking up pension rules…")
+    assert len(seen) == 3
+    assert seen[-1] == answer["content"]
+    deleted = fake_discord.calls_to("DELETE", rf"/channels/{posted['id']}/messages/\d+")
+    assert len(deleted) == 1
