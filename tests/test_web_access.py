@@ -273,3 +273,18 @@ async def test_an_out_of_range_poll_position_is_a_client_error(http: httpx.Async
     thread_id = await new_thread(http)
     response = await http.get(f"/playground/api/threads/{thread_id}?after=99999999999999999999")
     assert response.status_code == 400
+
+
+async def test_playground_posts_are_behind_the_ingress_guard(http: httpx.AsyncClient) -> None:
+    thread_id = await new_thread(http)
+    huge = {"text": "x" * (200 * 1024), "client_id": "abcd1234"}
+    response = await http.post(f"/playground/api/threads/{thread_id}/messages", json=huge)
+    assert response.status_code == 413
+    broken = await http.post(
+        f"/playground/api/threads/{thread_id}/messages",
+        content=b'{"text": "unfinished',
+        headers={"Content-Type": "application/json"},
+    )
+    assert broken.status_code == 400
+    as_json = await http.post("/web/login", json={"token": TOKEN})
+    assert as_json.status_code == 415

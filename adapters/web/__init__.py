@@ -11,8 +11,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.web.access import Access, Policy, startup_problem
-from adapters.web.gate import Gate
-from adapters.web.login import Login
+from adapters.web.gate import Endpoint, Gate
+from adapters.web.login import MAX_FORM_BYTES, Login
 from adapters.web.operator import (
     ConversationHistory,
     HasEngage,
@@ -27,9 +27,14 @@ from adapters.web.store import Entry, RedisClient, TranscriptStore
 from bridge.adapter import Inbox
 from bridge.config import Settings
 from bridge.errors import ConfigError, PlatformError, StorageUnavailable
+from bridge.guard import guarded
 from bridge.models import Reply, ReplyKind, ThreadKey
 from bridge.threadmap import ThreadMap
 
+JSON = frozenset({"application/json"})
+FORM = frozenset({"application/x-www-form-urlencoded"})
+# 8,000 characters, JSON-escaped at worst 12 bytes each (an astral character as two \u escapes).
+API_BODY_LIMIT = 128 * 1024
 PLAYGROUND_PATH = "/playground"
 OPERATOR_PATH = "/operator"
 _STATIC_TYPES = {
@@ -94,20 +99,21 @@ class WebAdapter:
         views = OperatorViews(self._threads, history)
         login = Login(sessions, limiter)
         chat, staff = Access.VISITOR, Access.STAFF
+
+        def post(endpoint: Endpoint, need: Access) -> Endpoint:
+            # Who asks is checked first (cookie, Host, Origin), then the guard caps and reads.
+            body = guarded(endpoint, limit=API_BODY_LIMIT, media_types=JSON)
+            return gate.guard(body, need, api=True)
+
         base = f"{PLAYGROUND_PATH}/api/threads"
+        login_form = guarded(login.submit, limit=MAX_FORM_BYTES, media_types=FORM)
         return [
             Route(PLAYGROUND_PATH, gate.guard(_playground_page, chat), methods=["GET"]),
-            Route(base, gate.guard(api.create, chat, api=True), methods=["POST"]),
+            Route(base, post(api.create, chat), methods=["POST"]),
             Route(f"{base}/{{thread_id}}", gate.guard(api.poll, chat, api=True), methods=["GET"]),
+            Route(f"{base}/{{thread_id}}/messages", post(api.post_message, chat), methods=["POST"]),
             Route(
-                f"{base}/{{thread_id}}/messages",
-                gate.guard(api.post_message, chat, api=True),
-                methods=["POST"],
-            ),
-            Route(
-                f"{base}/{{thread_id}}/commands",
-                gate.guard(api.post_command, staff, api=True),
-                methods=["POST"],
+                f"{base}/{{thread_id}}/commands", post(api.post_command, staff), methods=["POST"]
             ),
             Route(OPERATOR_PATH, gate.guard(views.list_threads, staff), methods=["GET"]),
             Route(
@@ -116,8 +122,8 @@ class WebAdapter:
                 methods=["GET"],
             ),
             Route("/web/login", gate.guard(login.show), methods=["GET"]),
-            Route("/web/login", gate.guard(login.submit), methods=["POST"]),
-            Route("/web/logout", gate.guard(login.sign_out), methods=["POST"]),
+            Route("/web/login", gate.guard(login_form), methods=["POST"]),
+            Route("/web/logout", gate.guard(guarded(login.sign_out, limit=0)), methods=["POST"]),
             Route("/web/static/{name}", gate.guard(_static), methods=["GET"]),
         ]
 

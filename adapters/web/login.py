@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from html import escape
-from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -12,6 +11,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from adapters.web.pages import layout
 from adapters.web.ratelimit import RateLimiter
 from adapters.web.session import Sessions
+from bridge.guard import form_fields
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +59,16 @@ class Login:
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     async def submit(self, request: Request) -> Response:
-        body = await request.body()
-        form = parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace"))
-        target = safe_next(form.get("next", [""])[0])
+        form = form_fields(await request.body())
+        target = safe_next(form.get("next"))
         client = request.client.host if request.client else "unknown"
         wait = await self._limiter.retry_after(
             f"login:{client}", ATTEMPTS_PER_WINDOW, WINDOW_SECONDS
         )
-        if wait or len(body) > MAX_FORM_BYTES:
-            problem = f"Too many attempts: try again in {wait} s." if wait else "Form too large."
-            status = 429 if wait else 413
-            return HTMLResponse(login_page(target, problem), status_code=status)
-        if not self._sessions.token_matches(form.get("token", [""])[0]):
+        if wait:
+            problem = f"Too many attempts: try again in {wait} s."
+            return HTMLResponse(login_page(target, problem), status_code=429)
+        if not self._sessions.token_matches(form.get("token", "")):
             log.warning("operator sign-in refused: wrong token")
             return HTMLResponse(login_page(target, "Wrong token."), status_code=401)
         response = RedirectResponse(target, status_code=303)

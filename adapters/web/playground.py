@@ -17,6 +17,7 @@ from adapters.web.ratelimit import RateLimiter
 from adapters.web.session import Sessions
 from adapters.web.store import Entry, TranscriptStore
 from bridge.adapter import Inbox
+from bridge.guard import json_object
 from bridge.inbox import storage
 from bridge.models import InboundMessage, Origin, SubmitResult, ThreadKey
 
@@ -48,10 +49,6 @@ class ThreadRecords(Protocol):
 
 class BadRequest(ValueError):
     status = 400
-
-
-class NotJson(BadRequest):
-    status = 415
 
 
 class NotYours(BadRequest):
@@ -138,22 +135,10 @@ def _refused(exc: BadRequest) -> JSONResponse:
     return response
 
 
-def require_json(request: Request) -> None:
-    # Browsers send cross-site text/plain or form POSTs without asking first (no CORS
-    # preflight); demanding application/json keeps other pages from acting as "staff" here.
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise NotJson("Content-Type must be application/json")
-
-
 async def _json_object(request: Request) -> dict[str, Any]:
-    require_json(request)
-    try:
-        payload = await request.json()
-    except ValueError:
-        raise BadRequest("body must be JSON") from None
-    if not isinstance(payload, dict):
-        raise BadRequest("body must be a JSON object")
-    return payload
+    # The ingress guard has checked the media type and read the capped body; a GuardRejected
+    # from json_object is its 400.
+    return json_object(await request.body())
 
 
 class PlaygroundApi:
@@ -177,7 +162,6 @@ class PlaygroundApi:
 
     async def create(self, request: Request) -> JSONResponse:
         try:
-            require_json(request)
             if request.state.access is not Access.STAFF:
                 client = request.client.host if request.client else "unknown"
                 await self._limit(f"threads:{client}", self._limits.threads_per_hour, 3600)
