@@ -7,21 +7,39 @@ import os
 import secrets
 import socket
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from bridge.adapter import Adapter
 from bridge.chat import Sleep
 from bridge.config import Settings
 from bridge.deadletters import DeadLetters
 from bridge.engage.client import EngageClient
+from bridge.engage.errors import NotFound
+from bridge.engage.models import ConversationReadFull, MessageRead
 from bridge.errors import ConfigError
 from bridge.inbox import InboxQueue
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, SubmitResult, ThreadKey
 from bridge.outbound import Outbound
 from bridge.scripts import Scripts
-from bridge.threadmap import RedisClient, ThreadMap, rebuild_map
+from bridge.threadmap import RedisClient, ThreadMap, ThreadRecord, rebuild_map
 from bridge.turn import TurnRunner
 from bridge.worker import Workers
+
+GONE_NOTE = (
+    "The conversation is gone upstream (deleted or expired); the thread's next message "
+    "starts a new one and says so in the thread."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """A thread's conversation for the operator paths; `note` says why it is missing."""
+
+    record: ThreadRecord
+    conversation: ConversationReadFull | None = None
+    messages: list[MessageRead] = field(default_factory=list)
+    note: str = ""
 
 
 def default_consumer_name() -> str:
@@ -91,6 +109,19 @@ class Bridge:
         return await rebuild_map(
             self.threads, self.engage, lambda t: routing.agent_for(t.workspace, t.channel)
         )
+
+    async def history(self, thread: ThreadKey | str) -> History | None:
+        """None for an unmapped thread; a gone conversation is a note, not an error (other
+        Engage errors propagate)."""
+        record = await self.threads.get(thread)
+        if record is None:
+            return None
+        try:
+            conversation = await self.engage.get_conversation(record.conversation_id)
+            messages = await self.engage.get_messages(record.conversation_id)
+        except NotFound:
+            return History(record, note=GONE_NOTE)
+        return History(record, conversation, messages)
 
     async def queue_depth(self) -> int:
         return await self.inbox.depth()

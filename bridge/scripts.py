@@ -69,6 +69,18 @@ return 1
 """
 
 
+# KEYS: record. ARGV: expected conversation id, record ttl, field, value, ... -> 1 written, 0 the
+# record names another conversation now (someone replaced it first: keep theirs).
+SWAP_CONVERSATION = """
+if redis.call('HGET', KEYS[1], 'conversation_id') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
 class Scripts:
     """The scripts registered on one client (EVALSHA, reloaded by redis-py after a restart)."""
 

@@ -17,6 +17,7 @@ from bridge.codec import text
 from bridge.engage.client import EngageClient
 from bridge.engage.models import ConversationRead
 from bridge.models import InboundMessage, ThreadKey
+from bridge.scripts import SWAP_CONVERSATION
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class ThreadRecord:
     updated: str = ""
     last_message_id: str = ""
     history_mark: str = ""
+    previous_conversation_id: str = ""
 
     @property
     def thread(self) -> ThreadKey:
@@ -100,6 +102,7 @@ class ThreadMap:
     def __init__(self, redis: RedisClient, *, idle_ttl_seconds: int) -> None:
         self._redis = redis
         self._ttl = idle_ttl_seconds
+        self._swap = redis.register_script(SWAP_CONVERSATION)
 
     async def get(self, thread: ThreadKey | str) -> ThreadRecord | None:
         return ThreadRecord.from_hash(await self._redis.hgetall(keys.record(thread)))
@@ -183,6 +186,69 @@ class ThreadMap:
             extra={"thread_key": str(thread), "conversation_id": conversation.id},
         )
         return record, True
+
+    async def renew(
+        self,
+        engage: EngageClient,
+        old: ThreadRecord,
+        message: InboundMessage,
+        *,
+        agent: str,
+        reset: bool,
+    ) -> ThreadRecord:
+        """Move the thread to a new conversation (lease holder only); returns the new record.
+
+        `reset` starts afresh (back to the bot); otherwise the old conversation is gone upstream
+        and the thread keeps its status. The new conversation's `data`
+        names the old one. A create that crashed before the swap is found again by search, as in
+        `ensure`; if another holder swapped first, its record wins.
+        """
+        thread = old.thread
+        claim = keys.create_claim(thread)
+        fresh_claim = await self._redis.set(
+            claim, secrets.token_hex(8), nx=True, ex=keys.CREATE_CLAIM_TTL_SECONDS
+        )
+        conversation: ConversationRead | None = None
+        if not fresh_claim:
+            found = await find_conversation(engage, str(thread))
+            if found is not None and found.data.get("previous_conversation_id") == (
+                old.conversation_id
+            ):
+                conversation = found
+        status, assignee = ("bot", "") if reset else (old.status, old.assignee)
+        if conversation is None:
+            data = conversation_data(message) | {
+                "status": status,
+                "previous_conversation_id": old.conversation_id,
+            }
+            if assignee:
+                data["assignee"] = assignee
+            conversation = await engage.create_conversation(data=data, source=old.source)
+        now = _now()
+        new = replace(
+            old,
+            conversation_id=conversation.id,
+            agent=agent,
+            status=status,
+            assignee=assignee,
+            created=now,
+            updated=now,
+            history_mark="",
+            previous_conversation_id=old.conversation_id,
+        )
+        fields = [item for pair in new.to_hash().items() for item in pair]
+        swapped = await self._swap(
+            keys=[keys.record(thread)], args=[old.conversation_id, self._ttl, *fields]
+        )
+        await self._redis.delete(claim)
+        if not swapped:
+            return await self.get(thread) or new
+        log.info(
+            "thread moved to a new conversation (%s)",
+            "reset" if reset else "the old one is gone",
+            extra={"thread_key": str(thread), "conversation_id": conversation.id},
+        )
+        return new
 
 
 async def find_conversation(engage: EngageClient, thread_key: str) -> ConversationRead | None:

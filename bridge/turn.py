@@ -22,6 +22,7 @@ from bridge.codec import decode_message
 from bridge.config import Settings
 from bridge.deadletters import DeadLetters, turn_id
 from bridge.engage.client import EngageClient
+from bridge.engage.errors import EngageError, NotFound
 from bridge.errors import PlatformError
 from bridge.inbox import storage
 from bridge.metrics import Metrics
@@ -35,6 +36,10 @@ from bridge.threadmap import RedisClient, ThreadMap, ThreadRecord
 APOLOGY = (
     "Sorry, I could not answer just now. The team has been told; "
     "please try again in a little while."
+)
+
+RECOVERED = (
+    "The earlier conversation is no longer available, so this thread continues in a new one."
 )
 
 log = logging.getLogger(__name__)
@@ -124,7 +129,7 @@ class TurnRunner:
         agent = AgentTurn(self.engage, self.outbound, self.settings, self.metrics, self.sleep)
         mark = ""
         try:
-            mark = await self._execute(thread, step, record, token, bool(journal), agent)
+            mark = await self._execute_recovering(thread, step, record, token, bool(journal), agent)
         except TurnFailed as exc:
             await self._give_up(thread, step.messages, str(exc))
         except PlatformError as exc:
@@ -142,6 +147,44 @@ class TurnRunner:
         if step.kind == "answer":
             self.metrics.agent_seconds.observe(agent.agent_seconds)
             self.metrics.overhead_seconds.observe(max(0.0, elapsed - agent.agent_seconds))
+
+    async def _execute_recovering(
+        self,
+        thread: ThreadKey,
+        step: Step,
+        record: ThreadRecord | None,
+        token: str,
+        retried: bool,
+        agent: AgentTurn,
+    ) -> str:
+        """`_execute`, moved once to a new conversation if the mapped one is gone upstream
+        (deleted, expired, an emulator restart): the thread keeps working, no dead letter."""
+        try:
+            return await self._execute(thread, step, record, token, retried, agent)
+        except TurnFailed as exc:
+            if record is None or not await self._conversation_gone(exc, record.conversation_id):
+                raise
+        head = step.messages[0] if step.messages else None
+        if head is None:
+            raise TurnFailed("conversation gone and no message to start a new one", permanent=True)
+        record = await self._retrying(
+            "replacing a conversation that is gone",
+            lambda: self.threads.renew(self.engage, record, head, agent=record.agent, reset=False),
+        )
+        await self.outbound.notice(thread, f"recovered:{record.conversation_id}", RECOVERED)
+        return await self._execute(thread, step, record, token, retried, agent)
+
+    async def _conversation_gone(self, exc: TurnFailed, conversation_id: str) -> bool:
+        """A 404 can also mean an unknown agent: only a conversation that reads 404 is gone."""
+        if not isinstance(exc.__cause__, NotFound):
+            return False
+        try:
+            await self.engage.get_conversation(conversation_id)
+        except NotFound:
+            return True
+        except EngageError:
+            return False
+        return False
 
     async def _execute(
         self,
@@ -291,7 +334,11 @@ class TurnRunner:
         key = f"command:{message.message_id}"
         routed = self.settings.file.routing.agent_for(thread.workspace, thread.channel)
         if command.name == "reset":
-            await self.threads.forget(thread)
+            # A new conversation, not a forgotten thread: the bot stays in it (no mention needed).
+            await self._retrying(
+                "starting a new conversation",
+                lambda: self._fresh_conversation(message, record, routed),
+            )
             await self.outbound.notice(thread, key, "Starting a new conversation.")
         elif command.name == "agent":
             name = command.argument or ""
@@ -323,6 +370,14 @@ class TurnRunner:
             changed = await self._transition(thread, record, event, message, actor=actor)
             if changed is record:
                 await self.outbound.notice(thread, key, f"This thread is already {record.status}.")
+
+    async def _fresh_conversation(
+        self, message: InboundMessage, record: ThreadRecord | None, agent: str
+    ) -> ThreadRecord:
+        if record is None:
+            ensured, _ = await self.threads.ensure(self.engage, message, agent)
+            return ensured
+        return await self.threads.renew(self.engage, record, message, agent=agent, reset=True)
 
     async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         return await retrying(what, call, self.settings, self.metrics, self.sleep)

@@ -291,6 +291,17 @@ async def test_reset_endpoint_forgets_everything(
     assert emulator.state.conversations == {}
 
 
+async def test_admin_delete_removes_a_conversation_so_the_api_answers_404(
+    emulator_http: httpx.AsyncClient,
+) -> None:
+    conversation = await create(emulator_http)
+    path = f"/_emulator/conversations/{conversation['id']}"
+    assert (await emulator_http.delete(path)).json() == {"success": True}
+    gone = await emulator_http.get(f"/v1/conversations/{conversation['id']}/messages")
+    assert gone.status_code == 404
+    assert (await emulator_http.delete(path)).status_code == 404
+
+
 async def test_works_mounted_under_a_prefix_as_the_bridge_serves_it() -> None:
     # In-process on purpose: the runtime mounts the app at /emulator inside its own server.
     app = Starlette(routes=[Mount("/emulator", app=create_app())])

@@ -121,6 +121,16 @@ class EmulatorState:
         with self._lock:
             return [c for c in self.conversations.values() if keep(c)]
 
+    def delete_conversation(self, conversation_id: str) -> bool:
+        """Drop a conversation with its messages and runs, as retention or an admin would."""
+        with self._lock:
+            if self.conversations.pop(conversation_id, None) is None:
+                return False
+            for run_id, run in list(self.runs.items()):
+                if run.read.conversation_id == conversation_id:
+                    del self.runs[run_id]
+            return True
+
     def update_conversation(
         self, conversation_id: str, *, data: dict[str, Any] | None, source: str | None
     ) -> None:

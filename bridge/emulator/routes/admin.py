@@ -63,3 +63,11 @@ async def counts(state: StateDep) -> dict[str, int]:
         "messages": sum(len(c.messages) for c in conversations),
         "runs": len(state.find_runs(lambda r: True)),
     }
+
+
+@router.delete("/conversations/{conversation_id}")
+async def delete_conversation(state: StateDep, conversation_id: str) -> dict[str, bool]:
+    """The public API has no delete; this imitates retention or an admin removing one."""
+    if not state.delete_conversation(conversation_id):
+        raise HTTPException(404, f"Conversation {conversation_id} not found")
+    return {"success": True}
