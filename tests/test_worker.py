@@ -8,8 +8,7 @@ import random
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -35,25 +34,48 @@ def user_history(emulator: Any, cid: str) -> list[str]:
     return [m.content for m in emulator.state.messages(cid) if m.role == "user"]
 
 
+class GatedEngage:
+    """The real client, but each chat waits until `width` chats are in flight at once: threads
+    that ran one after another would never open the gate (the test fails on its timeout)."""
+
+    def __init__(self, inner: EngageClient, width: int) -> None:
+        self._inner = inner
+        self._width = width
+        self._in_flight = 0
+        self.peak = 0
+        self._open = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def chat_stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        self._in_flight += 1
+        self.peak = max(self.peak, self._in_flight)
+        if self._in_flight >= self._width:
+            self._open.set()
+        try:
+            await self._open.wait()
+            async for item in self._inner.chat_stream(*args, **kwargs):
+                yield item
+        finally:
+            self._in_flight -= 1
+
+
 async def test_threads_run_in_parallel_and_each_keeps_its_order(
     redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
 ) -> None:
     adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage_client, adapter)
-    emulator.faults.scope = "chat"
-    emulator.faults.agent_delay = 0.5
+    engage = GatedEngage(engage_client, width=10)
+    bridge = make_bridge(redis_client, engage, adapter)
     threads = [thread_key(n) for n in range(10)]
     for t in threads:
         await bridge.submit(message(t, f"{t.thread}-first"))
-    started = time.monotonic()
     async with running(bridge):
         await wait_until(lambda: len(adapter.sent) == 10, timeout=20)
-        elapsed = time.monotonic() - started
         for t in threads:
             await bridge.submit(message(t, f"{t.thread}-second"))
         await wait_until(lambda: len(adapter.sent) == 20, timeout=20)
-    # Ten threads with a 0.5 s agent: about one agent-time in parallel, 5 s if serial.
-    assert elapsed < 1.5, elapsed
+    assert engage.peak == 10
     for t in threads:
         assert adapter.texts(t) == [f"You said: {t.thread}-first", f"You said: {t.thread}-second"]
 
