@@ -51,7 +51,7 @@ class Emulator:
         self.log = open(workdir / "emulator.log", "ab")  # noqa: SIM115
         exe = Path(sys.executable).parent / "engage-bridge"
         self.process = subprocess.Popen(
-            [str(exe), "emulator", "--port", str(self.port)],
+            [str(exe), "emulator", "--port", str(self.port), "--admin"],
             stdout=subprocess.DEVNULL,
             stderr=self.log,
             cwd=workdir,

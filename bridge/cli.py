@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     emulator = sub.add_parser("emulator", help="serve only the Engage Smarter API emulator")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8090)
+    emulator.add_argument(
+        "--admin",
+        action="store_true",
+        help="also serve the unauthenticated /_emulator/ test controls (reset, faults): "
+        "for tests and benchmarks only",
+    )
     sub.add_parser("check", help="check configuration, credentials, agents, Redis, platforms")
 
     threads = sub.add_parser("threads", help="the thread -> conversation map")
@@ -164,7 +170,7 @@ async def cmd_emulator(settings: Settings, args: argparse.Namespace, out: TextIO
         file=out,
         flush=True,
     )
-    await serve(host=args.host, port=args.port)
+    await serve(host=args.host, port=args.port, admin=args.admin)
     return 0
 
 

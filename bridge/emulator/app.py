@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from bridge.emulator.faults import Faults
 from bridge.emulator.middleware import FaultMiddleware
 from bridge.emulator.records import ApiUser
-from bridge.emulator.routes import admin, agents, conversations, runs, tags
+from bridge.emulator.routes import admin as admin_routes
+from bridge.emulator.routes import agents, conversations, runs, tags
 from bridge.emulator.state import EmulatorState
 
 
@@ -24,10 +25,13 @@ def create_app(
     *,
     faults: Faults | None = None,
     api_keys: Mapping[str, ApiUser] | None = None,
+    admin: bool = False,
 ) -> FastAPI:
     """A fresh emulator; pass `state`/`faults` to keep references for inspection.
 
     `api_keys` maps extra API keys to their user and organisation (added to the defaults).
+    `admin` serves the unauthenticated test controls under /_emulator/ (reset, faults, state):
+    tests and benchmarks turn it on; the emulator `run` mounts never has it.
 
     Where the contract leaves a choice, the emulator takes the "likely" reading:
     - paging: `limit` 1..100 (default 20), `offset` >= 0; out of range is a 422;
@@ -50,7 +54,9 @@ def create_app(
     )
     app.state.emulator = state
     app.state.faults = faults
-    for module in (agents, conversations, runs, tags, admin):
+    for module in (agents, conversations, runs, tags):
         app.include_router(module.router)
+    if admin:
+        app.include_router(admin_routes.router)
     app.add_middleware(FaultMiddleware, faults=faults)
     return app

@@ -14,14 +14,17 @@ from bridge.emulator.faults import Faults
 from bridge.emulator.state import EmulatorState
 
 
-async def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the emulator until cancelled (Ctrl-C)."""
-    config = uvicorn.Config(create_app(), host=host, port=port, log_config=None)
+async def serve(host: str = "127.0.0.1", port: int = 8000, *, admin: bool = False) -> None:
+    """Run the emulator until cancelled (Ctrl-C); `admin` adds the /_emulator/ test controls."""
+    config = uvicorn.Config(create_app(admin=admin), host=host, port=port, log_config=None)
     await uvicorn.Server(config).serve()
 
 
 class ThreadedEmulator:
-    """An emulator on an ephemeral loopback port, served from a background thread."""
+    """An emulator on an ephemeral loopback port, served from a background thread.
+
+    For tests and benchmarks, so its /_emulator/ test controls are on.
+    """
 
     def __init__(self, state: EmulatorState | None = None, faults: Faults | None = None) -> None:
         self.state = state if state is not None else EmulatorState()
@@ -33,7 +36,7 @@ class ThreadedEmulator:
         self._socket.bind(("127.0.0.1", 0))
         self.port = int(self._socket.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        app = create_app(self.state, faults=self.faults)
+        app = create_app(self.state, faults=self.faults, admin=True)
         config = uvicorn.Config(app, log_config=None, lifespan="off", timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="emulator", daemon=True)

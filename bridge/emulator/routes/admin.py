@@ -1,16 +1,38 @@
-"""/_emulator/: test controls (faults, reset, counts); hidden from the OpenAPI document."""
+"""/_emulator/: test controls (faults, reset, counts); only when enabled, never for browsers."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
 
 from bridge.emulator.deps import StateDep
 from bridge.emulator.faults import Faults
 
-router = APIRouter(prefix="/_emulator", include_in_schema=False)
+# What a browser may send cross-site without a CORS preflight.
+_SIMPLE_FORM_TYPES = frozenset(
+    {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
+)
+
+
+async def not_from_a_browser_page(request: Request) -> None:
+    """Test code calls these; a web page must not (a cross-site form POST once wiped the data).
+
+    Browsers send `Origin` on cross-site POSTs and `Sec-Fetch-Site` on every request; test
+    clients send neither.
+    """
+    site = request.headers.get("sec-fetch-site", "none")
+    if "origin" in request.headers or site not in ("none", "same-origin"):
+        raise HTTPException(403, "the emulator's test controls do not take browser requests")
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type in _SIMPLE_FORM_TYPES:
+        raise HTTPException(415, "send JSON (application/json) or no body")
+
+
+router = APIRouter(
+    prefix="/_emulator", include_in_schema=False, dependencies=[Depends(not_from_a_browser_page)]
+)
 
 
 def _faults(request: Request) -> Faults:
