@@ -24,6 +24,13 @@ class Inbox(Protocol):
 
 
 @runtime_checkable
+class StatusInbox(Protocol):
+    """What the core's inbox also tells adapters: a thread's hand-off status (None: unknown)."""
+
+    async def thread_status(self, thread: ThreadKey) -> str | None: ...
+
+
+@runtime_checkable
 class Adapter(Protocol):
     """A platform connection.
 

@@ -17,7 +17,7 @@ from bridge.engage.client import EngageClient
 from bridge.engage.errors import NotFound
 from bridge.engage.models import ConversationReadFull, MessageRead
 from bridge.errors import ConfigError
-from bridge.inbox import InboxQueue
+from bridge.inbox import InboxQueue, storage
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, SubmitResult, ThreadKey
 from bridge.outbound import Outbound
@@ -90,6 +90,10 @@ class Bridge:
 
     async def is_known_thread(self, thread: ThreadKey) -> bool:
         return await self.inbox.is_known_thread(thread)
+
+    async def thread_status(self, thread: ThreadKey) -> str | None:
+        async with storage("thread_status"):
+            return await self.threads.status(thread)
 
     async def run_workers(self) -> None:
         await self.workers.run()

@@ -9,11 +9,14 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from adapters.chatwoot import ChatwootAdapter
+from adapters.chatwoot.settings import ChatwootSettings
 from adapters.helpdesk import RetryPolicy
 from adapters.zendesk import ZendeskAdapter
 from adapters.zendesk.settings import ZendeskSettings
 from bridge.config import FileConfig, Routing
 from bridge.runtime import BridgeRuntime
+from tests.fakes.chatwoot import FakeChatwoot
 from tests.fakes.zendesk import FakeZendesk
 from tests.fixtures_desk import bridge_runtime, bridge_settings
 
@@ -62,4 +65,49 @@ async def zendesk_bridge(
     settings = parrot_settings(tmp_path, emulator)
     async with bridge_runtime(settings, redis_client, emulator, [adapter]) as rt:
         zendesk.webhook_url = f"{rt.http_url}/zendesk/webhook"
+        yield rt
+
+
+CHATWOOT_TOKEN = "cw-url-token-0123456789"
+CHATWOOT_SECRET = "cw-bot-secret"
+
+
+@pytest.fixture
+async def chatwoot() -> AsyncIterator[FakeChatwoot]:
+    desk = FakeChatwoot(bot_secret=CHATWOOT_SECRET)
+    await desk.start()
+    yield desk
+    await desk.close()
+
+
+def chatwoot_config(desk: FakeChatwoot, **overrides: Any) -> ChatwootSettings:
+    values: dict[str, Any] = {
+        "webhook_token": CHATWOOT_TOKEN,
+        "webhook_secret": desk.bot_secret,
+        "url": desk.url,
+        "bot_token": desk.bot_token,
+        **overrides,
+    }
+    return ChatwootSettings(**values)
+
+
+@pytest.fixture
+def chatwoot_overrides() -> dict[str, Any]:
+    """Extra ChatwootSettings for `chatwoot_bridge`; override with `@pytest.mark.parametrize`."""
+    return {}
+
+
+@pytest.fixture
+async def chatwoot_bridge(
+    tmp_path: Path,
+    redis_client: aioredis.Redis,
+    emulator: Any,
+    chatwoot: FakeChatwoot,
+    chatwoot_overrides: dict[str, Any],
+) -> AsyncIterator[BridgeRuntime]:
+    """A running bridge with the Chatwoot adapter; the fake's Agent Bot posts to it."""
+    adapter = ChatwootAdapter(chatwoot_config(chatwoot, **chatwoot_overrides), retry=FAST_RETRY)
+    settings = parrot_settings(tmp_path, emulator)
+    async with bridge_runtime(settings, redis_client, emulator, [adapter]) as rt:
+        chatwoot.outgoing_url = f"{rt.http_url}/chatwoot/webhook/{CHATWOOT_TOKEN}"
         yield rt
