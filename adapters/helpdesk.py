@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 
+# Both desks send small JSON bodies; the ingress guard refuses anything else.
+MAX_BODY_BYTES = 1024 * 1024
+JSON = frozenset({"application/json"})
+
 # Message ids the adapters give to desk *state* changes (status, assignment) and to the sync
 # commands derived from a conversation's status: the desk already shows those changes, so the
 # notices they cause are not posted back (see `is_quiet_notice`).

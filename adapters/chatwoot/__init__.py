@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import httpx
 import redis.asyncio as aioredis
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from adapters.chatwoot.api import Conversations
 from adapters.chatwoot.events import OPEN, PENDING, RESOLVED, SOURCE
@@ -68,7 +68,7 @@ class ChatwootAdapter:
             default_account=config.account_id,
             forward_private_notes=config.forward_private_notes,
         )
-        return [Route(WEBHOOK_PATH, endpoint.handle, methods=["POST"])]
+        return [endpoint.route(WEBHOOK_PATH)]
 
     async def send(self, reply: Reply) -> str:
         if is_quiet_notice(reply):

@@ -1,14 +1,16 @@
-"""`POST /chatwoot/webhook/{token}`: token, source, size cap, signature, schema, then the inbox."""
+"""`POST /chatwoot/webhook/{token}`: token and source first, then the ingress guard (size,
+signature when configured), schema, and the inbox."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Sequence
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
+from starlette.routing import Route
 
 from adapters.chatwoot.auth import (
     DELIVERY_HEADER,
@@ -22,12 +24,31 @@ from adapters.chatwoot.auth import (
 from adapters.chatwoot.events import BotEvent, parse_event, thread_key, to_events
 from adapters.desk.schema import InvalidEvent
 from adapters.desk.signing import BadSignature
-from adapters.desk.webhook import MAX_BODY_BYTES, BodyTooLarge, read_limited
-from adapters.helpdesk import error, submit_all
+from adapters.helpdesk import JSON, MAX_BODY_BYTES, error, submit_all
 from bridge.adapter import Inbox, StatusInbox
 from bridge.errors import StorageUnavailable
+from bridge.guard import BadSignature as Refused
+from bridge.guard import Verifier, guarded
 
 log = logging.getLogger(__name__)
+
+
+def verifier(secret: str) -> Verifier:
+    """The Agent Bot's HMAC on the raw bytes, for the guard."""
+
+    def check(headers: Headers, body: bytes, now: float) -> None:
+        try:
+            verify(
+                secret,
+                timestamp=headers.get(TIMESTAMP_HEADER),
+                signature=headers.get(SIGNATURE_HEADER),
+                body=body,
+                now=now,
+            )
+        except BadSignature as exc:
+            raise Refused(str(exc)) from None
+
+    return check
 
 
 class ChatwootWebhook:
@@ -48,39 +69,36 @@ class ChatwootWebhook:
         self._default_account = default_account
         self._forward_notes = forward_private_notes
 
-    async def handle(self, request: Request) -> JSONResponse:
-        try:
-            check_token(self._token, request.path_params.get("token", ""))
-            check_source(self._allowed, request.client.host if request.client else None)
-        except Forbidden as exc:
-            log.warning("chatwoot webhook refused: %s", exc)
-            return error(403, str(exc))
-        try:
-            raw = await read_limited(request)
-        except BodyTooLarge:
-            return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        if self._secret is not None:
+    def route(self, path: str) -> Route:
+        verify_signature = verifier(self._secret) if self._secret else None
+        inner = guarded(
+            self.handle, verify=verify_signature, limit=MAX_BODY_BYTES, media_types=JSON
+        )
+
+        async def endpoint(request: Request) -> Response:
+            # Before the body is read: a wrong token or address costs us nothing.
             try:
-                verify(
-                    self._secret,
-                    timestamp=request.headers.get(TIMESTAMP_HEADER),
-                    signature=request.headers.get(SIGNATURE_HEADER),
-                    body=raw,
-                    now=time.time(),
-                )
-            except BadSignature as exc:
-                log.warning("chatwoot webhook rejected: %s", exc)
-                return error(401, str(exc))
+                check_token(self._token, request.path_params.get("token", ""))
+                check_source(self._allowed, request.client.host if request.client else None)
+            except Forbidden as exc:
+                log.warning("chatwoot webhook refused: %s", exc)
+                return error(403, str(exc))
+            return await inner(request)
+
+        return Route(path, endpoint, methods=["POST"])
+
+    async def handle(self, request: Request) -> Response:
+        """Behind the guard: token, source, size and (when configured) signature are checked."""
+        raw = await request.body()
         # Kept across Chatwoot's retries; without it (before v4.13) the body is: retries resend
         # the payload built once when the event happened.
         delivery = request.headers.get(DELIVERY_HEADER) or hashlib.sha256(raw).hexdigest()[:32]
         try:
             event = parse_event(raw)
-            status = await self._bridge_status(event)
             messages = to_events(
                 event,
                 delivery=delivery[:100],
-                bridge_status=status,
+                bridge_status=await self._bridge_status(event),
                 default_account=self._default_account,
                 forward_private_notes=self._forward_notes,
             )

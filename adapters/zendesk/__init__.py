@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import httpx
 import redis.asyncio as aioredis
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from adapters.helpdesk import DeskApi, RetryPolicy, is_desk_state_change, is_quiet_notice
 from adapters.zendesk.api import Ticketing
@@ -67,7 +67,7 @@ class ZendeskAdapter:
             self._config.bot_user_id,
             self._config.forward_internal_notes,
         )
-        return [Route(WEBHOOK_PATH, endpoint.handle, methods=["POST"])]
+        return [endpoint.route(WEBHOOK_PATH)]
 
     async def send(self, reply: Reply) -> str:
         if is_quiet_notice(reply):

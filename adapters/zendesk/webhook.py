@@ -1,22 +1,44 @@
-"""`POST /zendesk/webhook`: size cap, signature on the raw bytes, schema, then the inbox."""
+"""`POST /zendesk/webhook`: behind the ingress guard (size, signature), schema, then the inbox."""
 
 from __future__ import annotations
 
 import logging
-import time
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
+from starlette.routing import Route
 
 from adapters.desk.schema import InvalidEvent
 from adapters.desk.signing import BadSignature
-from adapters.desk.webhook import MAX_BODY_BYTES, BodyTooLarge, read_limited
-from adapters.helpdesk import error, submit_all
+from adapters.helpdesk import JSON, MAX_BODY_BYTES, error, submit_all
 from adapters.zendesk.events import parse_event, to_event
 from adapters.zendesk.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from bridge.adapter import Inbox
+from bridge.guard import BadSignature as Refused
+from bridge.guard import Verifier, guarded
 
 log = logging.getLogger(__name__)
+
+
+def verifier(secret: str) -> Verifier:
+    """Zendesk's signature on the raw bytes, for the guard; an empty secret verifies nothing."""
+
+    def check(headers: Headers, body: bytes, now: float) -> None:
+        if not secret:
+            raise Refused("no Zendesk signing secret configured")
+        try:
+            verify(
+                secret,
+                timestamp=headers.get(TIMESTAMP_HEADER),
+                signature=headers.get(SIGNATURE_HEADER),
+                body=body,
+                now=now,
+            )
+        except BadSignature as exc:
+            raise Refused(str(exc)) from None
+
+    return check
 
 
 class ZendeskWebhook:
@@ -28,22 +50,15 @@ class ZendeskWebhook:
         self._bot_user_id = bot_user_id
         self._forward_notes = forward_internal_notes
 
-    async def handle(self, request: Request) -> JSONResponse:
-        try:
-            raw = await read_limited(request)
-        except BodyTooLarge:
-            return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        try:
-            verify(
-                self._secret,
-                timestamp=request.headers.get(TIMESTAMP_HEADER),
-                signature=request.headers.get(SIGNATURE_HEADER),
-                body=raw,
-                now=time.time(),
-            )
-        except BadSignature as exc:
-            log.warning("zendesk webhook rejected: %s", exc)
-            return error(401, str(exc))
+    def route(self, path: str) -> Route:
+        endpoint = guarded(
+            self.handle, verify=verifier(self._secret), limit=MAX_BODY_BYTES, media_types=JSON
+        )
+        return Route(path, endpoint, methods=["POST"])
+
+    async def handle(self, request: Request) -> Response:
+        """Behind the guard: the body is within the cap and its signature checked."""
+        raw = await request.body()
         try:
             event = parse_event(raw)
             message = to_event(
