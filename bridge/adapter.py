@@ -60,6 +60,14 @@ class StatusAdapter(Protocol):
 
 
 @runtime_checkable
+class PrivateNoticeAdapter(Protocol):
+    """Optional: tell one person something only they see (a refused command's reason): Slack
+    posts it ephemerally, Discord as a DM, the web playground in the visitor's own transcript."""
+
+    async def tell(self, thread: ThreadKey, user_id: str, text: str) -> None: ...
+
+
+@runtime_checkable
 class HttpAdapter(Protocol):
     """Optional: routes mounted on the bridge's HTTP server (webhooks, playground pages)."""
 

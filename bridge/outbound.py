@@ -44,6 +44,9 @@ class Outbound:
             raise PermanentPlatformError(f"no adapter for platform {thread.platform!r} here")
         return adapter
 
+    def adapter_or_none(self, thread: ThreadKey) -> Adapter | None:
+        return self._adapters.get(thread.platform)
+
     async def already_posted(self, thread: ThreadKey, key: str) -> bool:
         async with storage("posted check"):
             return bool(await self._redis.hexists(keys.posted(thread), key))

@@ -44,6 +44,7 @@ class ThreadRecord:
     last_message_id: str = ""
     history_mark: str = ""
     previous_conversation_id: str = ""
+    starter: str = ""  # the user whose message created the conversation (bridge.permissions)
 
     @property
     def thread(self) -> ThreadKey:
@@ -91,6 +92,7 @@ def record_from_conversation(conversation: ConversationRead, agent: str) -> Thre
         source=conversation.source,
         status=status if status in ("bot", "human", "resolved") else "bot",
         assignee=assignee if isinstance(assignee, str) else "",
+        starter=str(conversation.data.get("user_id") or ""),
         created=conversation.created.isoformat(),
         updated=_now(),
     )
@@ -178,6 +180,7 @@ class ThreadMap:
             source=message.platform,
             created=now,
             updated=now,
+            starter=message.user_id,
         )
         await self.put(record)
         await self._redis.delete(claim)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from bridge import commands, keys, lifecycle
+from bridge import commands, keys, lifecycle, permissions
 from bridge.chat import AgentTurn, Sleep, TurnFailed, retrying, user_message
 from bridge.codec import decode_message
 from bridge.config import Settings
@@ -30,6 +30,7 @@ from bridge.models import InboundMessage, ThreadKey
 from bridge.outbound import Outbound
 from bridge.policy import is_staff
 from bridge.reconcile import history_after, reconcile
+from bridge.refusals import refuse
 from bridge.scripts import Scripts
 from bridge.threadmap import RedisClient, ThreadMap, ThreadRecord
 
@@ -331,6 +332,16 @@ class TurnRunner:
         command: commands.Command,
         record: ThreadRecord | None,
     ) -> None:
+        verdict = permissions.decide_for(
+            message,
+            command.name,
+            self.settings.file.staff,
+            status=record.status if record else None,
+            starter=record.starter if record else "",
+        )
+        if not verdict.allowed:
+            await refuse(self.outbound.adapter_or_none(thread), message, command.name, verdict)
+            return
         key = f"command:{message.message_id}"
         routed = self.settings.file.routing.agent_for(thread.workspace, thread.channel)
         if command.name == "reset":

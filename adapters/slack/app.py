@@ -16,15 +16,18 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.routing import BaseRoute
 
-from adapters.slack import events
+from adapters.slack import access, events
 from adapters.slack.events import BotIdentity, SlashCommand
 from adapters.slack.format import neutralise_pings
 from adapters.slack.ingress import SlackIngress, on_error
 from adapters.slack.outbound import SlackSender, build_client, translate
+from bridge import permissions
 from bridge.adapter import Inbox
 from bridge.config import Settings
 from bridge.errors import ConfigError, StorageUnavailable
+from bridge.inbox import storage
 from bridge.models import InboundMessage, Reply, SubmitResult, ThreadKey
+from bridge.threadmap import ThreadMap
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,7 @@ class SlackAdapter:
             settings.slack_bot_token.get_secret_value(), settings.slack_api_url
         )
         self._sender = SlackSender(self._client, redis)
+        self._threads = ThreadMap(redis, idle_ttl_seconds=settings.thread_idle_ttl_seconds)
         self._inbox: Inbox | None = None
         self._identity: BotIdentity | None = None
         self._staff = frozenset(settings.file.staff.slack_user_ids)
@@ -225,13 +229,50 @@ class SlackAdapter:
             return
         try:
             thread = await self._command_thread(body, command)
+            refusal = await self._refusal(body, command, thread)
+            if refusal:
+                await ack(text=refusal)
+                return
             bot = await self._bot()
-            await self._submit(events.command_to_event(body, command, thread, bot))
+            await self._submit(events.command_to_event(body, command, thread, bot, self._staff))
         except StorageUnavailable:
             # Slack never redelivers a slash command: tell the person instead of failing quietly.
             await ack(text="Sorry, I could not take that command just now; please try again.")
             return
         await ack(text=f"`{command.name}` received; the answer comes in the thread.")
+
+    async def _refusal(self, body: dict[str, Any], command: SlashCommand, thread: ThreadKey) -> str:
+        """Why the caller may not run `command` on `thread` ("" if they may): checked here to
+        answer at once, and again by the core when the command runs."""
+        if command.name == "ask":
+            return ""
+        user = str(body.get("user_id", ""))
+        by_link = thread.channel != str(body.get("channel_id", ""))
+        visible = not by_link or await access.sees_channel(self._client, thread.channel, user)
+        async with storage("thread record"):
+            record = await self._threads.get(thread)
+        verdict = permissions.decide(
+            command.name,
+            permissions.Caller(user, user in self._staff),
+            permissions.Target(
+                status=record.status if record else None,
+                starter=record.starter if record else "",
+                is_dm=thread.channel.startswith("D"),
+                visible=visible,
+            ),
+        )
+        if verdict.allowed:
+            return ""
+        log.warning(
+            "slash command %s refused: %s",
+            command.name,
+            verdict.reason,
+            extra={"thread_key": str(thread), "user_id": user},
+        )
+        return verdict.reason
+
+    async def tell(self, thread: ThreadKey, user_id: str, text: str) -> None:
+        await access.tell(self._client, thread, user_id, text)
 
     async def _command_thread(self, body: dict[str, Any], command: SlashCommand) -> ThreadKey:
         if command.thread is not None:

@@ -165,7 +165,11 @@ def _thread_from_words(words: list[str], team: str, channel: str) -> ThreadKey |
 
 
 def command_to_event(
-    form: Mapping[str, Any], command: SlashCommand, thread: ThreadKey, bot: BotIdentity
+    form: Mapping[str, Any],
+    command: SlashCommand,
+    thread: ThreadKey,
+    bot: BotIdentity,
+    staff: frozenset[str] = frozenset(),
 ) -> InboundMessage:
     """The InboundMessage for a slash command aimed at `thread` (for `ask`: the new thread)."""
     text = command.argument if command.name == "ask" else f"{command.name} {command.argument}"
@@ -188,5 +192,8 @@ def command_to_event(
         mentions_bot=True,
         ticket_id=thread.thread,
         permalink=permalink(bot.workspace_url, thread.channel, thread.thread),
+        # Staff user groups are known only here; the core's permission check needs them. An
+        # `ask` stays a user's question (a staff origin would only be recorded).
+        origin=Origin.STAFF if command.name != "ask" and user in staff else Origin.USER,
         command=None if command.name == "ask" else text.strip(),
     )

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.loopback import serve
+from tests.fakes.slack_channels import ChannelError, Channels
 from tests.fakes.slack_socket import Connection, Envelope, SocketMode
 
 __all__ = ["Call", "Connection", "Envelope", "FakeSlack", "SlackApiFailure"]
@@ -63,6 +64,7 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
         self.missing_channels: set[str] = set()
+        self.channels = Channels()
         self.rate_limit_per_channel = False
         self.set_status_error: str | None = None
         self._forced_failures: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = {}
@@ -159,7 +161,7 @@ class FakeSlack:
             else:
                 try:
                     body = {"ok": True, **handler(self, args)}
-                except SlackApiFailure as exc:
+                except (SlackApiFailure, ChannelError) as exc:
                     body = {"ok": False, "error": exc.error}
         self.calls.append(Call(method, token, args, body, status))
         return web.json_response(body, status=status, headers=headers)
@@ -383,4 +385,7 @@ _HANDLERS: dict[str, Any] = {
     "conversations.replies": FakeSlack._replies,
     "users.info": FakeSlack._users_info,
     "usergroups.users.list": FakeSlack._usergroup_users,
+    "conversations.info": lambda fake, args: fake.channels.info(args),
+    "conversations.members": lambda fake, args: fake.channels.members(args),
+    "chat.postEphemeral": lambda fake, args: fake.channels.ephemeral(args),
 }
