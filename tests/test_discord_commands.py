@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
 from adapters.discord import DiscordAdapter
+from adapters.discord.agents import choices
 from bridge.models import Reply, ThreadKey
 from tests.fakes.discord import FakeDiscord
-from tests.fixtures_discord import RecordingInbox
+from tests.fakes.discord_interactions import AUTOCOMPLETE_RESULT
+from tests.fixtures_discord import RecordingInbox, discord_bridge_settings, discord_runtime
 
 DEFERRED_WITH_SOURCE = 5
 EPHEMERAL = 1 << 6
@@ -92,3 +99,35 @@ async def test_the_commands_are_synced_at_start_up(
     names = {c["name"] for c in fake_discord.commands["global"]}
 
     assert names == {"ask", "agent", "reset", "status", "handoff", "resume", "resolve"}
+
+
+async def test_the_agent_option_autocompletes_from_the_platforms_agent_list(
+    tmp_path: Path, redis_client: aioredis.Redis, emulator: Any, fake_discord: FakeDiscord
+) -> None:
+    settings = discord_bridge_settings(tmp_path, emulator, fake_discord)
+    user = fake_discord.user("erin")
+    typed = {"name": "name", "type": 3, "value": "pens"}
+
+    async with discord_runtime(settings, redis_client, emulator):
+        interaction = await fake_discord.autocomplete(
+            "agent", user, fake_discord.text_channel["id"], typed
+        )
+        record = fake_discord.interactions[interaction["token"]]
+        await fake_discord.wait_until(lambda: bool(record["responses"]))
+
+    [response] = record["responses"]
+    assert response["type"] == AUTOCOMPLETE_RESULT
+    assert response["data"]["choices"] == [
+        {"name": "Pensions questions (pensions-questions-latest)",
+         "value": "pensions-questions-latest"},
+    ]  # fmt: skip
+
+
+def test_agent_choices_put_name_prefixes_first_and_stay_within_discords_limits() -> None:
+    agents = {f"agent-{i:02}": "" for i in range(30)} | {"zeta": "Pensions helper"}
+
+    assert choices(agents, "pens") == [("Pensions helper (zeta)", "zeta")]  # title matches too
+    found = choices(agents, "")
+    assert len(found) == 25
+    assert found[0] == ("agent-00", "agent-00")
+    assert choices({"x" * 101: ""}, "") == []  # a value over 100 chars cannot be offered

@@ -14,6 +14,7 @@ import aiohttp
 import discord
 
 from adapters.discord import commands
+from adapters.discord.agents import AgentNames, HasEngage, choices
 from adapters.discord.catchup import CatchUp, GapRecovery
 from adapters.discord.client import (
     BAD_TOKEN_HELP,
@@ -78,6 +79,7 @@ class DiscordAdapter:
         self._bot: BotFacts | None = None
         self._known_threads: OrderedDict[str, None] = OrderedDict()
         self._status: dict[ThreadKey, StatusLine] = {}
+        self._agents = AgentNames(settings.file.routing.all_agents())
         self._tree = commands.install(self._client, self)
         self._client.event(self.on_connect)
         self._client.event(self.on_resumed)
@@ -98,6 +100,11 @@ class DiscordAdapter:
     @property
     def inbox(self) -> Inbox | None:
         return self._inbox
+
+    async def agent_choices(self, typed: str) -> list[tuple[str, str]]:
+        """(label, agent name) for the `/agent` autocomplete."""
+        source = self._inbox.engage if isinstance(self._inbox, HasEngage) else None
+        return choices(await self._agents.known(source), typed)
 
     # ---- lifecycle -------------------------------------------------------------------------
 

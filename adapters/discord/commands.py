@@ -41,6 +41,13 @@ def install(client: discord.Client, adapter: DiscordAdapter) -> app_commands.Com
     async def agent(interaction: discord.Interaction, name: str) -> None:
         await _keyword(adapter, interaction, f"agent {name}")
 
+    @agent.autocomplete("name")
+    async def agent_names(
+        interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        found = await adapter.agent_choices(current)
+        return [app_commands.Choice(name=label, value=name) for label, name in found]
+
     for keyword, description in KEYWORDS.items():
         tree.add_command(
             app_commands.Command(

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 LOADING = 1 << 7
 EPHEMERAL = 1 << 6
+APPLICATION_COMMAND, AUTOCOMPLETE = 2, 4
+AUTOCOMPLETE_RESULT = 8
+MAX_CHOICES = 25
 
 
 class InteractionRoutes:
@@ -39,9 +42,20 @@ class InteractionRoutes:
         self, name: str, user: Json, channel_id: str, options: list[Json] | None = None
     ) -> Json:
         """A user invokes a slash command: INTERACTION_CREATE (application command)."""
+        return await self._interact(APPLICATION_COMMAND, name, user, channel_id, options)
+
+    async def autocomplete(self, name: str, user: Json, channel_id: str, option: Json) -> Json:
+        """A user types into a command's autocomplete option: INTERACTION_CREATE type 4, with
+        the typed option marked `focused` (its partial value as a string)."""
+        focused = {**option, "focused": True}
+        return await self._interact(AUTOCOMPLETE, name, user, channel_id, [focused])
+
+    async def _interact(
+        self, kind: int, name: str, user: Json, channel_id: str, options: list[Json] | None
+    ) -> Json:
         channel = self.channels[channel_id]
         interaction: Json = {
-            "id": self.snowflake(), "application_id": self.application_id, "type": 2,
+            "id": self.snowflake(), "application_id": self.application_id, "type": kind,
             "token": f"itoken-{self.snowflake()}", "version": 1, "channel_id": channel_id,
             "channel": channel, "locale": "en-US", "attachment_size_limit": 8388608,
             "app_permissions": "0", "entitlements": [], "authorizing_integration_owners": {},
@@ -68,8 +82,16 @@ class InteractionRoutes:
         record = self._interaction(token)
         if record["responses"]:
             raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
-        record["responses"].append(body)
         interaction = record["interaction"]
+        if (interaction["type"] == AUTOCOMPLETE) != (body["type"] == AUTOCOMPLETE_RESULT):
+            raise DiscordError(400, 50035, "Invalid interaction response type for this interaction")
+        if body["type"] == AUTOCOMPLETE_RESULT:
+            choices = (body.get("data") or {}).get("choices") or []
+            if len(choices) > MAX_CHOICES or any(not 1 <= len(c["name"]) <= 100 for c in choices):
+                raise DiscordError(400, 50035, "Invalid Form Body")
+            record["responses"].append(body)
+            return web.Response(status=204)
+        record["responses"].append(body)
         flags = (body.get("data") or {}).get("flags", 0)
         loading = body["type"] == 5
         original = self._message(
