@@ -172,3 +172,46 @@ def test_stale_dm_positions_are_forgotten_and_fresh_ones_read() -> None:
 
 async def _drained(redis: aioredis.Redis) -> bool:
     return int(await redis.xlen(keys.READY_STREAM)) == 0
+
+
+async def test_a_forum_post_opened_while_no_process_held_the_shard_is_caught_up(
+    fake_discord: FakeDiscord, redis_client: aioredis.Redis
+) -> None:
+    fake_discord.gateway.identify_window = 0
+    user = fake_discord.user("dana")
+    first = RecordingInbox()
+    async with listening(fake_discord, first, redis_client):
+        await fake_discord.post(fake_discord.text_channel["id"], user, "hi", mention_bot=True)
+        await first.wait_for(1)
+        await wait_until(lambda: redis_client.exists(upto_key(fake_discord.guild_id)))
+
+    # Offline: a new forum post (THREAD_CREATE + its first message) and a follow-up in it.
+    post = await fake_discord.forum_post(user, "Transfer?", "Can I move my pension?")
+    await fake_discord.post(post["id"], user, "It is a workplace one.")
+
+    second = RecordingInbox()
+    async with listening(fake_discord, second, redis_client):
+        await second.wait_for(2)
+
+    caught = [m for m in second.messages if m.thread.thread == post["id"]]
+    assert [m.text for m in caught] == ["Can I move my pension?", "It is a workplace one."]
+    assert caught[0].thread.channel == fake_discord.forum_channel["id"]
+
+
+async def test_a_forum_post_opened_offline_is_answered_by_the_next_process(
+    tmp_path: Path, redis_client: aioredis.Redis, emulator: Any, fake_discord: FakeDiscord
+) -> None:
+    fake_discord.gateway.identify_window = 0
+    settings = discord_bridge_settings(tmp_path, emulator, fake_discord)
+    user = fake_discord.user("dana")
+    async with discord_runtime(settings, redis_client, emulator):
+        first = await fake_discord.post(
+            fake_discord.text_channel["id"], user, "hi", mention_bot=True
+        )
+        await wait_until(lambda: "hi" in answers(fake_discord, first["id"]))
+
+    post = await fake_discord.forum_post(user, "Transfer?", "Can I move my pension?")
+
+    async with discord_runtime(settings, redis_client, emulator):
+        await wait_until(lambda: "move my pension" in answers(fake_discord, post["id"]))
+    assert answers(fake_discord, post["id"]) == "You said: Can I move my pension?"
