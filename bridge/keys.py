@@ -15,6 +15,11 @@ WORKER_GROUP = "workers"
 """The one consumer group every worker process joins."""
 DEAD_LETTERS = "bridge:dead-letters"
 """Hash turn id -> JSON; no TTL: an operator lists, replays or forgets them."""
+READY_PROBE = "bridge:ready-probe"
+"""Written by every /readyz (READY_PROBE_TTL_MS): a Redis that answers PING but refuses writes
+(maxmemory reached under noeviction, MISCONF after a failed save, a read-only replica) would
+refuse every message, so the process is not ready. On a Cluster it probes one node."""
+READY_PROBE_TTL_MS = 60_000
 
 # TTLs.
 SEEN_TTL_SECONDS = 24 * 3600

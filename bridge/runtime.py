@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from bridge import keys
 from bridge.adapter import Adapter, HttpAdapter
 from bridge.config import Role, Settings
 from bridge.core import Bridge
@@ -142,6 +143,15 @@ async def ping(redis: RedisClient) -> None:
             await redis.ping()
     except (RedisError, OSError, TimeoutError) as exc:
         raise StorageUnavailable(f"Redis did not answer: {exc or type(exc).__name__}") from exc
+
+
+async def accepts_writes(redis: RedisClient) -> None:
+    """Raise StorageUnavailable unless Redis quickly accepts a (tiny, expiring) write."""
+    try:
+        async with asyncio.timeout(_REDIS_PING_SECONDS):
+            await redis.set(keys.READY_PROBE, b"1", px=keys.READY_PROBE_TTL_MS)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise StorageUnavailable(f"Redis refused a write: {type(exc).__name__}: {exc}") from exc
 
 
 def redacted_url(url: str) -> str:
@@ -349,7 +359,8 @@ class BridgeRuntime:
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
         try:
-            await ping(self.redis)
+            # A write, not a PING: a Redis at maxmemory answers PING and refuses every message.
+            await accepts_writes(self.redis)
             checks["redis"] = "ok"
         except StorageUnavailable as exc:
             checks["redis"] = str(exc)
