@@ -226,3 +226,17 @@ async def test_open_conversation_the_bot_never_saw_stays_with_the_humans(
     await settled(chatwoot, redis_client)
     assert len(chatwoot.bot_messages(other)) == 1
     assert chatwoot.deliveries[-1][2] == 202
+
+
+async def test_contact_may_not_give_the_conversation_back_to_the_bot(
+    chatwoot_bridge: BridgeRuntime, chatwoot: FakeChatwoot, redis_client: Any
+) -> None:
+    conv = await chatwoot.contact_writes(CONTACT, "Question")
+    await answers(chatwoot, conv, 1)
+    await chatwoot.agent_writes(conv, AGENT, "Bob here.")
+    await wait_until(lambda: chatwoot.conversations[conv].status == "open")
+    await chatwoot.contact_writes(CONTACT, "resume", conv)
+    refusal = (await answers(chatwoot, conv, 2))[-1]
+    assert refusal.startswith("Only staff")
+    await settled(chatwoot, redis_client)
+    assert await status(chatwoot_bridge, conv) == "human"

@@ -184,3 +184,15 @@ async def test_api_failure_is_retried_and_the_answer_posted_once(
 
 async def _is(rt: BridgeRuntime, ticket: int, expected: str) -> bool:
     return await status(rt, ticket) == expected
+
+
+async def test_customer_may_not_switch_the_agent_and_is_told_why(
+    zendesk_bridge: BridgeRuntime, zendesk: FakeZendesk, emulator: Any, redis_client: Any
+) -> None:
+    ticket = await zendesk.create_ticket(CUSTOMER, "Pension", "Question")
+    await answers(zendesk, ticket, 1)
+    await zendesk.comment(ticket, CUSTOMER, "agent parrot")
+    refusal = (await answers(zendesk, ticket, 2))[-1]
+    assert refusal.startswith("Only staff")
+    await settled(zendesk_bridge, redis_client, zendesk)
+    assert len(emulator.state.runs) == 1  # the command was neither answered nor obeyed

@@ -79,6 +79,11 @@ class ChatwootAdapter:
             thread.workspace, thread.thread, reply.text, private=private
         )
 
+    async def tell(self, thread: ThreadKey, user_id: str, text: str) -> None:
+        """A refused command's reason: a message in the conversation, which only its contact
+        (and the team) sees."""
+        await self._conversations.post_message(thread.workspace, thread.thread, text, private=False)
+
     async def mirror_status(self, thread: ThreadKey, status: str, cause: str) -> None:
         """Chatwoot keeps a conversation `pending` while its bot handles it; a hand-off opens
         it (a human's reply alone does not), resolving resolves it."""

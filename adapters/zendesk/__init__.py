@@ -75,6 +75,11 @@ class ZendeskAdapter:
         public = reply.kind is ReplyKind.AGENT
         return await self._tickets.comment(reply.thread.thread, reply.text, public=public)
 
+    async def tell(self, thread: ThreadKey, user_id: str, text: str) -> None:
+        """A refused command's reason: a public comment, which in a ticket only its requester
+        (and the team) sees."""
+        await self._tickets.comment(thread.thread, text, public=True)
+
     async def mirror_status(self, thread: ThreadKey, status: str, cause: str) -> None:
         # Changes made in Zendesk are there already; a `resolve` typed in the ticket solves it.
         if status == RESOLVED and self._config.solve_on_resolve and not is_desk_state_change(cause):
