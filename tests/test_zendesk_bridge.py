@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from adapters.zendesk.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from bridge.models import ThreadKey
 from bridge.runtime import BridgeRuntime
 from tests.fakes.zendesk import ACCOUNT_ID, FakeZendesk
@@ -196,3 +199,39 @@ async def test_customer_may_not_switch_the_agent_and_is_told_why(
     assert refusal.startswith("Only staff")
     await settled(zendesk_bridge, redis_client, zendesk)
     assert len(emulator.state.runs) == 1  # the command was neither answered nor obeyed
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "content_type", "expected"),
+    [
+        ("not JSON", b"ticket=1", "application/x-www-form-urlencoded", 415),
+        ("malformed JSON", b'{"type": "zen:event-type:ticket.created",', "application/json", 422),
+        (
+            "missing detail",
+            b'{"id": "e", "type": "t", "account_id": 1, "time": "2025-01-01T00:00:00Z"}',
+            "application/json",
+            422,
+        ),
+        ("2 MB body", b"{" + b" " * 2_000_000 + b"}", "application/json", 413),
+    ],
+)
+async def test_malformed_signed_deliveries_get_a_clear_4xx_and_nothing_stored(
+    zendesk_bridge: BridgeRuntime,
+    zendesk: FakeZendesk,
+    redis_client: aioredis.Redis,
+    name: str,
+    body: bytes,
+    content_type: str,
+    expected: int,
+) -> None:
+    headers = {**_signed_for(zendesk, body), "Content-Type": content_type}
+    async with httpx.AsyncClient(base_url=zendesk_bridge.http_url or "") as http:
+        response = await http.post("/zendesk/webhook", content=body, headers=headers)
+    assert response.status_code == expected, name
+    assert isinstance(response.json()["error"], str)
+    assert await redis_client.xlen("bridge:ready") == 0
+
+
+def _signed_for(zendesk: FakeZendesk, body: bytes) -> dict[str, str]:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: sign(zendesk.webhook_secret, stamp, body)}
