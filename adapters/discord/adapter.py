@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import discord
 
-from adapters.discord import commands
+from adapters.discord import access, commands
 from adapters.discord.agents import AgentNames, HasEngage, choices
 from adapters.discord.catchup import CatchUp, GapRecovery
 from adapters.discord.client import (
@@ -33,7 +33,7 @@ from bridge.chat import WORKING_STATUS
 from bridge.config import Settings
 from bridge.errors import ConfigError, PermanentPlatformError, PlatformError, StorageUnavailable
 from bridge.models import InboundMessage, Reply, ThreadKey
-from bridge.threadmap import RedisClient
+from bridge.threadmap import RedisClient, ThreadMap
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,8 @@ class DiscordAdapter:
         self._client = build_client(settings, **client_options)
         self._pending: asyncio.Queue[Pending] = asyncio.Queue()
         self._recovery = None if redis is None else GapRecovery(redis, self._client.http)
+        ttl = settings.thread_idle_ttl_seconds
+        self._threads = None if redis is None else ThreadMap(redis, idle_ttl_seconds=ttl)
         self._connected = asyncio.Event()
         self._gateway: asyncio.Task[None] | None = None
         self._inbox: Inbox | None = None
@@ -293,6 +295,13 @@ class DiscordAdapter:
                 raise PlatformError(f"cannot reach Discord: {exc}") from exc
             last_id = str(sent.id)
         return last_id
+
+    async def tell(self, thread: ThreadKey, user_id: str, text: str) -> None:
+        await access.tell(self._client, user_id, text)
+
+    async def refusal(self, message: InboundMessage, command: str) -> str:
+        """Why the sender of a slash command may not run it ("" if they may)."""
+        return await access.refusal(self._threads, message, command, self._settings.file.staff)
 
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
         line = self._status.get(thread)

@@ -124,6 +124,17 @@ async def _submit(adapter: DiscordAdapter, message: InboundMessage) -> str:
     return ""
 
 
+async def _refusal(adapter: DiscordAdapter, message: InboundMessage, command: str) -> str:
+    """Refused at once, ephemerally (the core checks again when the command runs)."""
+    try:
+        reason = await adapter.refusal(message, command)
+    except BridgeError:
+        return "Sorry, that could not be checked; please try again."
+    if reason:
+        log.warning("discord: /%s refused in %s: %s", command, message.thread, reason)
+    return reason
+
+
 async def _ask(adapter: DiscordAdapter, interaction: discord.Interaction, question: str) -> None:
     await interaction.response.defer(thinking=True)
     asked = f"**{interaction.user.display_name}** asked: {question}"
@@ -143,8 +154,8 @@ async def _keyword(adapter: DiscordAdapter, interaction: discord.Interaction, co
     if key is None or key.platform != PLATFORM:
         text = f"Use `/{command.split()[0]}` inside a conversation thread or a DM with me."
     else:
-        problem = await _submit(
-            adapter, _message(adapter, interaction, key, f"/{command}", command)
-        )
+        message = _message(adapter, interaction, key, f"/{command}", command)
+        problem = await _refusal(adapter, message, command.split()[0])
+        problem = problem or await _submit(adapter, message)
         text = problem or f"`/{command}` received."
     await interaction.followup.send(text, ephemeral=True, allowed_mentions=_NO_MENTIONS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Sequence
 from importlib import resources
 
@@ -135,6 +136,14 @@ class WebAdapter:
         except StorageUnavailable as exc:
             raise PlatformError(f"web transcript not written: {exc}") from exc
         return f"web-{position}"
+
+    async def tell(self, thread: ThreadKey, user_id: str, text: str) -> None:
+        """A refused command's reason, as a local line of the visitor's own transcript."""
+        entry = Entry(role="local", text=text)
+        try:
+            await self.store.append(thread, f"refusal:{secrets.token_hex(8)}", entry)
+        except StorageUnavailable as exc:
+            raise PlatformError(f"web transcript not written: {exc}") from exc
 
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
         try:

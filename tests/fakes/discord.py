@@ -340,6 +340,7 @@ class FakeDiscord(InteractionRoutes):
             ("POST", f"/channels/{c}/messages/{c}/threads", self._thread_from_message),
             ("POST", f"/channels/{c}/threads", self._thread_in_forum),
             ("GET", f"/channels/{c}", self._get_channel),
+            ("POST", "/users/@me/channels", self._open_dm),
             ("POST", f"/channels/{c}/typing", self._typing),
             ("POST", f"/interactions/{c}/{n}/callback", self._interaction_callback),
             ("POST", f"/webhooks/{c}/{n}", self._followup),
@@ -478,6 +479,23 @@ class FakeDiscord(InteractionRoutes):
         starter = self._message(thread["id"], self.bot, body["message"].get("content", ""),
                                 id=thread["id"])  # fmt: skip
         return json_response({**thread, "message": wire(starter)}, status=201)
+
+    async def _open_dm(self, body: Json) -> web.Response:
+        """POST /users/@me/channels: the bot's DM with a member (the same channel every time)."""
+        member = self.members.get(str(body.get("recipient_id")))
+        if member is None:
+            raise DiscordError(400, 50033, "Invalid Recipient(s)")
+        user = member["user"]
+        for channel in self.channels.values():
+            if channel["type"] == DM and channel["recipients"][0]["id"] == user["id"]:
+                return json_response(channel)
+        return json_response(self.dm_channel(user))
+
+    def dms_to(self, user: Json) -> list[str]:
+        """What the bot said to `user` in their DM."""
+        dms = [c["id"] for c in self.channels.values()
+               if c["type"] == DM and c["recipients"][0]["id"] == user["id"]]  # fmt: skip
+        return [m["content"] for d in dms for m in self.bot_messages(d)]
 
     async def _get_channel(self, _: Any, channel_id: str) -> web.Response:
         return json_response(self._existing_channel(channel_id))
