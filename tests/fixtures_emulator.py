@@ -18,6 +18,7 @@ from bridge.emulator import (
     Faults,
     ThreadedEmulator,
 )
+from bridge.emulator.agents import PensionsQuestions
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ def emulator(emulator_server: ThreadedEmulator) -> Iterator[Emulator]:
     """A fresh emulator for this test (the server is shared; state and faults start empty)."""
     emulator_server.state.reset()
     emulator_server.faults.reset()
+    # The demo agent pauses so people see its status lines; tests want its answers at once
+    # (the browser test registers the pausing one again).
+    emulator_server.state.register_agent(PensionsQuestions(status_pause=0.0))
     yield Emulator(
         url=emulator_server.url,
         api_key=DEFAULT_API_KEY,

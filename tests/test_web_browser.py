@@ -1,4 +1,4 @@
-"""Headless Chromium drives the playground: chat with the demo agent, take over, resolve."""
+"""Headless Chromium drives the playground and the operator view at phone and desktop widths."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
 from adapters.web import create_adapter as create_web_adapter
 from bridge.config import FileConfig
+from bridge.emulator.agents import PensionsQuestions
 from bridge.runtime import BridgeRuntime
-from tests.fixtures_desk import bridge_runtime, bridge_settings
+from tests.fixtures_desk import bridge_runtime, bridge_settings, web_settings
 
 pytestmark = pytest.mark.browser
 
@@ -30,6 +31,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 15_000
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 820}
+DEMO_STATUSES = ("Reading your question…", "Looking up pension rules…")
 
 
 @pytest.fixture
@@ -37,8 +41,9 @@ async def demo_bridge(
     tmp_path: Path, redis_client: aioredis.Redis, emulator: Any
 ) -> AsyncIterator[BridgeRuntime]:
     """The web adapter answered by the default (demo) agent, as in the zero-configuration run."""
+    emulator.state.register_agent(PensionsQuestions())  # the pausing one, as `make run` has it
     settings = bridge_settings(tmp_path, emulator, file=FileConfig())
-    web = create_web_adapter(settings, redis_client)
+    web = create_web_adapter(settings, redis_client, web_settings())
     async with bridge_runtime(settings, redis_client, emulator, [web]) as rt:
         yield rt
 
@@ -113,3 +118,142 @@ async def test_playground_chat_takeover_resolve_and_operator_view(
     await expect(history).to_contain_text(agent_message.content)
     await screenshot(page, "operator-thread.png")
     assert emulator.state.conversations[conversation.id].data["status"] == "resolved"
+
+
+async def no_horizontal_scroll(page: Page) -> None:
+    overflow = await page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"the page scrolls sideways by {overflow} px"
+
+
+async def record_status_lines(page: Page) -> None:
+    """Remember every text the status line shows, however briefly."""
+    await page.evaluate(
+        """() => {
+          window.statusSeen = [];
+          const line = document.getElementById("status-line");
+          new MutationObserver(() => window.statusSeen.push(line.textContent))
+            .observe(line, {childList: true, characterData: true, subtree: true});
+        }"""
+    )
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
+async def test_playground_fits_shows_status_and_keeps_errors_until_dismissed(
+    demo_bridge: BridgeRuntime, browser: BrowserContext, viewport: dict[str, int]
+) -> None:
+    width = viewport["width"]
+    page = await browser.new_page()
+    await page.set_viewport_size(viewport)
+    await page.goto(f"{demo_bridge.http_url}/playground")
+    await expect(page.locator("#thread-title")).to_have_text("No thread yet")
+    await expect(page.locator("#thread-state")).to_be_hidden()  # no empty badge pill
+    await expect(page.locator("#agent option[value='parrot']")).to_have_count(1)
+    await no_horizontal_scroll(page)
+    await screenshot(page, f"playground-empty-{width}.png")
+
+    await page.click("#new-thread")
+    await record_status_lines(page)
+    await page.fill("#text", "Hi, my name is Ada. When can I take my pension?")
+    await page.press("#text", "Enter")
+    await expect(page.locator(".msg.agent .text")).to_contain_text("Nice to meet you, Ada")
+    seen = await page.evaluate("() => window.statusSeen")
+    assert set(DEMO_STATUSES) & set(seen), seen
+    await expect(page.locator("#status-line")).to_have_text("")
+    await expect(page.locator("#thread-list .preview").first).to_have_text(
+        "Hi, my name is Ada. When can I take my pension?"
+    )
+
+    polls: list[str] = []
+    page.on("response", lambda r: polls.append(r.url) if "?after=" in r.url else None)
+    await page.fill("#text", "x" * 8001)
+    await page.click("#send-user")
+    error = page.locator("#error")
+    await expect(error).to_be_visible()
+    await expect(error).to_contain_text("text must be 1-8000 characters")
+    after_error = len(polls)
+    for _ in range(100):  # several polls later (each would have wiped a status-line error)
+        if len(polls) >= after_error + 3:
+            break
+        await page.wait_for_timeout(100)
+    assert len(polls) >= after_error + 3
+    await expect(error).to_be_visible()
+    await no_horizontal_scroll(page)
+    await screenshot(page, f"playground-error-{width}.png")
+    await page.click("#error-close")
+    await expect(error).to_be_hidden()
+    await expect(page.locator("#text")).to_have_value("x" * 8001)  # kept, to be shortened
+
+    await page.fill("#text", "Hello from the support team.")
+    await page.click("#send-staff")
+    staff = page.locator(".msg.staff").last
+    await expect(staff).to_contain_text("Hello from the support team.")
+    colours = await page.evaluate(
+        """() => ["user", "staff"].map((role) => getComputedStyle(
+             document.querySelector(`.msg.${role}`)).backgroundColor)"""
+    )
+    assert colours[0] != colours[1]
+    await no_horizontal_scroll(page)
+    await screenshot(page, f"playground-{width}.png")
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
+async def test_operator_view_fits_keeps_status_and_refreshes_itself(
+    demo_bridge: BridgeRuntime, browser: BrowserContext, viewport: dict[str, int]
+) -> None:
+    width = viewport["width"]
+    page = await browser.new_page()
+    await page.set_viewport_size(viewport)
+    await page.goto(f"{demo_bridge.http_url}/operator")
+    await expect(page.locator(".empty")).to_contain_text("No threads yet")
+
+    # A thread started elsewhere (same browser profile, so the same visitor) appears by itself.
+    created = await page.request.post(f"{demo_bridge.http_url}/playground/api/threads", data={})
+    thread_id = (await created.json())["id"]
+    body = {"text": "Is my pension safe?", "as": "user", "client_id": "browser-op-1"}
+    url = f"{demo_bridge.http_url}/playground/api/threads/{thread_id}/messages"
+    assert (await page.request.post(url, data=body)).ok
+    row = page.locator(f"tr[data-thread='web:playground:local:{thread_id}']")
+    await expect(row).to_be_visible(timeout=20_000)
+    await expect(row.locator("td.status [data-state]")).to_have_attribute("data-state", "bot")
+    status_box = await row.locator("td.status").bounding_box()
+    assert status_box is not None
+    assert status_box["x"] + status_box["width"] <= width
+    await no_horizontal_scroll(page)
+    await screenshot(page, f"operator-{width}.png")
+
+    await row.locator("td.key a").click()
+    await expect(page.locator("#history")).to_contain_text("Is my pension safe?")
+    data = page.locator("dl.kv")
+    await expect(data.locator("dt", has_text="ticket_id")).to_have_count(1)
+    await expect(data).to_contain_text(thread_id)
+    await no_horizontal_scroll(page)
+    await screenshot(page, f"operator-thread-{width}.png")
+
+    icon = await page.request.get(f"{demo_bridge.http_url}/favicon.ico")
+    assert icon.status == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+
+
+async def test_the_agent_picker_switches_the_thread_to_another_agent(
+    demo_bridge: BridgeRuntime, browser: BrowserContext
+) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{demo_bridge.http_url}/playground")
+    await page.click("#new-thread")
+    picker = page.locator("#agent")
+    await expect(picker).to_have_value("pensions-questions-latest")
+    await expect(picker).to_be_disabled()  # the core knows the thread after its first message
+    await page.fill("#text", "Hello")
+    await page.press("#text", "Enter")
+    await expect(page.locator(".msg.agent")).to_have_count(1)
+    await expect(picker).to_be_enabled()
+    await picker.select_option("parrot")
+    await expect(page.locator(".msg.notice").last).to_contain_text("answered by parrot")
+    await expect(page.locator("#agent-about")).to_have_text("Repeats what you said.")
+    await page.fill("#text", "Polly wants a pension")
+    await page.press("#text", "Enter")
+    await expect(page.locator(".msg.agent .text").last).to_have_text(
+        "You said: Polly wants a pension"
+    )

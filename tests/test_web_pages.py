@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from adapters.web.pages import thread_page, thread_url, threads_page
+from adapters.web.pages import key_values, thread_page, thread_url, threads_page
 from bridge.engage.models import ConversationReadFull, MessageRead
 
 
@@ -21,7 +21,7 @@ class Row:
     updated: str = "2026-11-27T06:05:00.5+00:00"
 
 
-def message(role: str, content: str) -> MessageRead:
+def message(role: str, content: str, name: str | None = None) -> MessageRead:
     return MessageRead(
         id="m1",
         org_id="o",
@@ -29,7 +29,7 @@ def message(role: str, content: str) -> MessageRead:
         run_id="r",
         role=role,
         content=content,
-        name="parrot" if role == "agent" else None,
+        name=name or ("parrot" if role == "agent" else None),
         created=datetime(2026, 11, 27, 6, 1, tzinfo=UTC),
     )
 
@@ -74,9 +74,40 @@ def test_thread_page_shows_history_and_metadata() -> None:
     assert "&lt;script&gt;x&lt;/script&gt;" in page
     assert "<script>x" not in page
     assert 'data-role="agent"' in page
-    assert "&quot;ticket_id&quot;: &quot;T:1&quot;" in page
+    assert "<dt>ticket_id</dt><dd><code>T:1</code></dd>" in page
 
 
 def test_thread_page_reports_unavailable_history() -> None:
     page = thread_page(Row(), None, [], "EngageConnectError")
     assert "History unavailable: EngageConnectError" in page
+
+
+def test_data_is_a_key_value_list_with_nested_values_and_safe_links() -> None:
+    html = key_values(
+        {
+            "user_id": "<u1>",
+            "permalink": "https://acme.slack.com/archives/C1/p1",
+            "script": "javascript:alert(1)",
+            "nested": {"a": 1, "b": [True, None]},
+        }
+    )
+    assert "<dt>user_id</dt><dd><code>&lt;u1&gt;</code></dd>" in html
+    assert 'href="https://acme.slack.com/archives/C1/p1" rel="noopener noreferrer"' in html
+    assert 'href="javascript' not in html
+    assert '<dd><dl class="kv"><dt>a</dt><dd><code>1</code></dd>' in html
+    assert "<code>true</code>" in html
+    assert key_values({}) == '<span class="muted">none</span>'
+
+
+def test_staff_messages_are_marked_as_staff_in_the_history() -> None:
+    page = thread_page(Row(), None, [message("user", "I can help", name="staff:U7")])
+    assert '<div class="msg staff" data-role="user">' in page
+    assert "Staff · U7" in page
+
+
+def test_the_list_refreshes_itself_and_labels_each_cell_for_phones() -> None:
+    page = threads_page([Row()])
+    assert '<script src="/web/static/operator.js" defer></script>' in page
+    assert 'id="live"' in page
+    assert '<td class="status" data-label="Status">' in page
+    assert 'rel="icon"' in page

@@ -222,3 +222,38 @@ async def test_posts_that_are_not_json_are_refused_so_other_sites_cannot_act_as_
     assert "application/json" in response.json()["error"]
     created = await http.post("/playground/api/threads", content="{}", headers=plain)
     assert created.status_code == 415
+
+
+async def test_the_agent_list_offers_the_platforms_agents_and_the_default(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.get("/playground/api/agents")
+    assert response.status_code == 200
+    listing = response.json()
+    assert listing["default"] == "parrot"
+    names = [agent["name"] for agent in listing["agents"]]
+    assert {"parrot", "pensions-questions-latest", "slow"} <= set(names)
+    slow = next(a for a in listing["agents"] if a["name"] == "slow")
+    assert slow["description"]
+
+
+async def test_staff_switch_a_threads_agent_with_the_agent_command(
+    http: httpx.AsyncClient,
+) -> None:
+    thread = await new_thread(http)
+    await thread.say("hello")
+    await thread.wait(lambda s: agent_count(s) == 1)
+    body = {"command": "agent", "agent": "parrot-twice", "client_id": uuid.uuid4().hex}
+    assert (await http.post(f"{thread.base}/commands", json=body)).status_code == 200
+    state = await thread.wait(lambda s: s["agent"] == "parrot-twice")
+    assert "answered by parrot-twice" in state["entries"][-1]["text"]
+    bad = {"command": "agent", "agent": "no spaces allowed", "client_id": uuid.uuid4().hex}
+    refused = await http.post(f"{thread.base}/commands", json=bad)
+    assert refused.status_code == 400
+
+
+async def test_favicon_is_served(http: httpx.AsyncClient) -> None:
+    icon = await http.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert (await http.get("/web/static/favicon.svg")).status_code == 200

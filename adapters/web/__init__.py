@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Sequence
-from importlib import resources
 
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.web.access import Access, Policy, startup_problem
+from adapters.web.agents import AgentCatalog, AgentsApi
 from adapters.web.gate import Endpoint, Gate
 from adapters.web.login import MAX_FORM_BYTES, Login
 from adapters.web.operator import (
@@ -20,10 +18,18 @@ from adapters.web.operator import (
     OperatorViews,
     ThreadDirectory,
 )
-from adapters.web.playground import SOURCE, Limits, PlaygroundApi, ThreadRecords
+from adapters.web.playground import (
+    CHANNEL,
+    SOURCE,
+    WORKSPACE,
+    Limits,
+    PlaygroundApi,
+    ThreadRecords,
+)
 from adapters.web.ratelimit import RateLimiter
 from adapters.web.session import Sessions
 from adapters.web.settings import MIN_TOKEN_CHARS, WebSettings
+from adapters.web.static import favicon, playground_page, serve_static
 from adapters.web.store import Entry, RedisClient, TranscriptStore
 from bridge.adapter import Inbox
 from bridge.config import Settings
@@ -38,31 +44,6 @@ FORM = frozenset({"application/x-www-form-urlencoded"})
 API_BODY_LIMIT = 128 * 1024
 PLAYGROUND_PATH = "/playground"
 OPERATOR_PATH = "/operator"
-_STATIC_TYPES = {
-    "style.css": "text/css",
-    "playground.js": "text/javascript",
-    "playground.html": "text/html",
-}
-
-
-def static_file(name: str) -> str:
-    # Next to the modules, so pyproject's package-data globs ship them in the wheel.
-    return resources.files("adapters.web").joinpath(name).read_text(encoding="utf-8")
-
-
-async def _static(request: Request) -> Response:
-    name = request.path_params["name"]
-    if name not in _STATIC_TYPES:
-        return Response("not found", status_code=404, media_type="text/plain")
-    return Response(
-        static_file(name),
-        media_type=_STATIC_TYPES[name],
-        headers={"Cache-Control": "no-cache"},
-    )
-
-
-async def _playground_page(request: Request) -> Response:
-    return HTMLResponse(static_file("playground.html"), headers={"Cache-Control": "no-cache"})
 
 
 class WebAdapter:
@@ -77,12 +58,14 @@ class WebAdapter:
         gate: Gate,
         history: ConversationHistory | None = None,
         limits: Limits | None = None,
+        default_agent: str = "",
     ) -> None:
         self.store = store
         self._threads = threads
         self._gate = gate
         self._history = history
         self._limits = limits or Limits()
+        self._default_agent = default_agent
 
     async def start(self) -> None:
         return None
@@ -98,6 +81,8 @@ class WebAdapter:
         api = PlaygroundApi(inbox, self.store, records, sessions, limiter, self._limits)
         history = self._history or (inbox.engage if isinstance(inbox, HasEngage) else None)
         views = OperatorViews(self._threads, history)
+        catalog = history if isinstance(history, AgentCatalog) else None
+        agents = AgentsApi(catalog, self._default_agent)
         login = Login(sessions, limiter)
         chat, staff = Access.VISITOR, Access.STAFF
 
@@ -109,7 +94,8 @@ class WebAdapter:
         base = f"{PLAYGROUND_PATH}/api/threads"
         login_form = guarded(login.submit, limit=MAX_FORM_BYTES, media_types=FORM)
         return [
-            Route(PLAYGROUND_PATH, gate.guard(_playground_page, chat), methods=["GET"]),
+            Route(PLAYGROUND_PATH, gate.guard(playground_page, chat), methods=["GET"]),
+            Route(f"{PLAYGROUND_PATH}/api/agents", gate.guard(agents.list, chat, api=True)),
             Route(base, post(api.create, chat), methods=["POST"]),
             Route(f"{base}/{{thread_id}}", gate.guard(api.poll, chat, api=True), methods=["GET"]),
             Route(f"{base}/{{thread_id}}/messages", post(api.post_message, chat), methods=["POST"]),
@@ -125,7 +111,8 @@ class WebAdapter:
             Route("/web/login", gate.guard(login.show), methods=["GET"]),
             Route("/web/login", gate.guard(login_form), methods=["POST"]),
             Route("/web/logout", gate.guard(guarded(login.sign_out, limit=0)), methods=["POST"]),
-            Route("/web/static/{name}", gate.guard(_static), methods=["GET"]),
+            Route("/web/static/{name}", gate.guard(serve_static), methods=["GET"]),
+            Route("/favicon.ico", gate.guard(favicon), methods=["GET"]),
         ]
 
     async def send(self, reply: Reply) -> str:
@@ -176,7 +163,9 @@ def create_adapter(
     gate = Gate(policy, Sessions(redis, token, visitor_seconds=ttl))
     threads = ThreadMap(redis, idle_ttl_seconds=settings.thread_idle_ttl_seconds)
     limits = Limits(web.messages_per_minute, web.threads_per_hour)
-    return WebAdapter(TranscriptStore(redis, ttl_seconds=ttl), threads, gate, limits=limits)
+    store = TranscriptStore(redis, ttl_seconds=ttl)
+    default_agent = settings.file.routing.agent_for(WORKSPACE, CHANNEL)
+    return WebAdapter(store, threads, gate, limits=limits, default_agent=default_agent)
 
 
 __all__ = ["OPERATOR_PATH", "PLAYGROUND_PATH", "WebAdapter", "create_adapter"]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
-from typing import Any, Protocol
-from urllib.parse import quote
+from typing import Protocol
+from urllib.parse import quote, urlsplit
 
 from bridge.engage.models import ConversationReadFull, MessageRead
 
@@ -33,13 +32,17 @@ class ThreadRow(Protocol):
 
 
 _CURRENT = ' class="current"'
+REFRESH_SCRIPT = '<script src="/web/static/operator.js" defer></script>'
+# The turn records a staff member's message as a user message named "staff:<user id>".
+STAFF_PREFIX = "staff:"
 
 
 def thread_url(thread_key: str) -> str:
     return f"/operator/threads/{quote(thread_key, safe='')}"
 
 
-def layout(title: str, current: str, body: str) -> str:
+def layout(title: str, current: str, body: str, *, live: bool = False) -> str:
+    """A page; `live` pages refresh their `#live` part by themselves (operator.js)."""
     links = (("Playground", "/playground"), ("Operator view", "/operator"))
     nav = "".join(
         f'<a href="{href}"{_CURRENT if name == current else ""}>{name}</a>' for name, href in links
@@ -48,7 +51,9 @@ def layout(title: str, current: str, body: str) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)} · engage-bridge</title>"
-        '<link rel="stylesheet" href="/web/static/style.css"></head><body>'
+        '<link rel="icon" href="/web/static/favicon.svg" type="image/svg+xml">'
+        '<link rel="stylesheet" href="/web/static/style.css">'
+        f"{REFRESH_SCRIPT if live else ''}</head><body>"
         f'<header class="top"><h1>engage-bridge</h1><nav>{nav}</nav></header>'
         f"<main>{body}</main></body></html>"
     )
@@ -64,6 +69,16 @@ def _short_time(iso: str) -> str:
     return escape(iso[:19].replace("T", " ")) if iso else ""
 
 
+def _refresh_bar(back: str = "") -> str:
+    return (
+        f'<div class="section toolbar">{back}<span class="refreshed" id="refreshed" '
+        'aria-live="polite">Refreshes by itself</span></div>'
+    )
+
+
+_COLUMNS = ("Thread", "Source", "Conversation", "Agent", "Status", "Assignee", "Last activity")
+
+
 def threads_page(rows: Sequence[ThreadRow]) -> str:
     if not rows:
         table = (
@@ -71,31 +86,35 @@ def threads_page(rows: Sequence[ThreadRow]) -> str:
             'Start one in the <a href="/playground">playground</a>.</p>'
         )
     else:
+        head = "".join(f"<th>{name}</th>" for name in _COLUMNS)
         table = (
-            "<table><thead><tr><th>Thread</th><th>Source</th><th>Conversation</th><th>Agent</th>"
-            "<th>Status</th><th>Assignee</th><th>Last activity</th></tr></thead><tbody>"
+            f'<table class="threads-table"><thead><tr>{head}</tr></thead><tbody>'
             + "".join(_thread_row(row) for row in rows)
             + "</tbody></table>"
         )
     body = (
-        '<div class="section"><h2>Threads <a class="button" href="/operator">Refresh</a></h2></div>'
-        f'<div class="panel table-wrap">{table}</div>'
+        f'<h2>Threads <span class="count">{len(rows)}</span></h2>{_refresh_bar()}'
+        f'<div class="panel table-wrap" id="live">{table}</div>'
     )
-    return layout("Operator view", "Operator view", body)
+    return layout("Operator view", "Operator view", body, live=True)
 
 
 def _thread_row(row: ThreadRow) -> str:
-    link = thread_url(row.thread_key)
-    return (
-        f'<tr data-thread="{escape(row.thread_key)}">'
-        f'<td class="key"><a href="{escape(link)}"><code>{escape(row.thread_key)}</code></a></td>'
-        f"<td>{escape(row.source)}</td>"
-        f'<td><a href="{escape(link)}"><code>{escape(row.conversation_id)}</code></a></td>'
-        f'<td class="nowrap">{escape(row.agent)}</td>'
-        f'<td class="status">{badge(row.status)}</td>'
-        f"<td>{escape(row.assignee)}</td>"
-        f'<td class="nowrap">{_short_time(row.updated)}</td></tr>'
+    link = escape(thread_url(row.thread_key))
+    cells = (
+        ("key", f'<a href="{link}"><code>{escape(row.thread_key)}</code></a>'),
+        ("", escape(row.source)),
+        ("conv", f'<a href="{link}"><code>{escape(row.conversation_id)}</code></a>'),
+        ("nowrap", escape(row.agent)),
+        ("status", badge(row.status)),
+        ("", escape(row.assignee) or '<span class="muted">-</span>'),
+        ("nowrap", _short_time(row.updated)),
     )
+    tds = "".join(
+        f'<td class="{css}" data-label="{label}">{value}</td>'
+        for label, (css, value) in zip(_COLUMNS, cells, strict=True)
+    )
+    return f'<tr data-thread="{escape(row.thread_key)}">{tds}</tr>'
 
 
 def thread_page(
@@ -115,7 +134,7 @@ def thread_page(
     ]
     if conversation is not None:
         facts.append(("Source", escape(conversation.source)))
-        facts.append(("Data", f"<code>{escape(_compact(conversation.data))}</code>"))
+        facts.append(("Data", key_values(conversation.data)))
         if conversation.summary:
             facts.append(("Summary", escape(conversation.summary)))
     facts_html = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts)
@@ -125,17 +144,44 @@ def thread_page(
     elif not history:
         history = '<p class="empty">No messages yet.</p>'
     body = (
-        '<div class="section"><a href="/operator">&larr; All threads</a></div>'
+        _refresh_bar('<a href="/operator">&larr; All threads</a>') + '<div id="live">'
         f'<div class="panel section"><dl class="facts">{facts_html}</dl></div>'
         "<h2>Conversation history</h2>"
-        f'<div class="panel history" id="history">{history}</div>'
+        f'<div class="panel history" id="history">{history}</div></div>'
     )
-    return layout(f"Thread {row.thread_key}", "Operator view", body)
+    return layout(f"Thread {row.thread_key}", "Operator view", body, live=True)
+
+
+def key_values(data: Mapping[str, object]) -> str:
+    """`data` as a definition list, nested mappings indented; links only for http(s) URLs."""
+    if not data:
+        return '<span class="muted">none</span>'
+    items = "".join(
+        f"<dt>{escape(str(key))}</dt><dd>{_value(value)}</dd>"
+        for key, value in sorted(data.items(), key=lambda item: str(item[0]))
+    )
+    return f'<dl class="kv">{items}</dl>'
+
+
+def _value(value: object) -> str:
+    if isinstance(value, Mapping):
+        return key_values(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(_value(v) for v in value) or '<span class="muted">empty</span>'
+    if value is None or value == "":
+        return '<span class="muted">-</span>'
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, str) and urlsplit(value).scheme in ("http", "https"):
+        url = escape(value)
+        return f'<a href="{url}" rel="noopener noreferrer" target="_blank">{url}</a>'
+    return f"<code>{escape(text)}</code>"
 
 
 def _history_entry(message: MessageRead) -> str:
     role = message.role if message.role in ("user", "agent", "status") else "notice"
     who = message.name or message.role
+    if message.role == "user" and who.startswith(STAFF_PREFIX):
+        role, who = "staff", f"Staff · {who.removeprefix(STAFF_PREFIX)}"
     return (
         f'<div class="msg {escape(role)}" data-role="{escape(message.role)}">'
         f'<span class="who">{escape(who)} · {_short_time(message.created.isoformat())}</span>'
@@ -149,7 +195,3 @@ def not_found_page(thread_key: str) -> str:
         f'<p class="empty">No thread <code>{escape(thread_key)}</code> is known to the bridge.</p>'
     )
     return layout("Unknown thread", "Operator view", body)
-
-
-def _compact(data: dict[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False, sort_keys=True)

@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 SOURCE = "web"
 WORKSPACE = "playground"
 CHANNEL = "local"
-COMMANDS = frozenset({"handoff", "resume", "resolve"})
+COMMANDS = frozenset({"handoff", "resume", "resolve", "agent"})
 MAX_TEXT_CHARS = 8000
 MAX_AFTER = 10_000_000
 _ID = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
+_AGENT = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 
 class ThreadState(Protocol):
@@ -107,9 +108,16 @@ def to_event(
     )
 
 
-def command_event(thread_id: str, command: str, *, client_id: str, now: datetime) -> InboundMessage:
+def command_event(
+    thread_id: str, command: str, *, client_id: str, now: datetime, agent: object = None
+) -> InboundMessage:
+    """A staff action; `agent` names the agent for the `agent` command (the picker)."""
     if command not in COMMANDS:
         raise BadRequest(f"command must be one of {', '.join(sorted(COMMANDS))}")
+    if command == "agent":
+        if not isinstance(agent, str) or not _AGENT.match(agent):
+            raise BadRequest("agent must be an agent's name")
+        command = f"agent {agent}"
     return InboundMessage(
         thread=thread_key(thread_id),
         message_id=f"web-{client_id}",
@@ -202,6 +210,7 @@ class PlaygroundApi:
                 "state": record.status if record else "new",
                 "conversation_id": record.conversation_id if record else None,
                 "agent": record.agent if record else None,
+                "staff": request.state.access is Access.STAFF,
             }
         )
 
@@ -230,7 +239,11 @@ class PlaygroundApi:
             payload = await _json_object(request)
             client_id = checked_id(payload.get("client_id"), "client_id")
             message = command_event(
-                thread_id, str(payload.get("command")), client_id=client_id, now=_now()
+                thread_id,
+                str(payload.get("command")),
+                client_id=client_id,
+                now=_now(),
+                agent=payload.get("agent"),
             )
             await self._may_act(request, staff=True)
         except BadRequest as exc:

@@ -17,6 +17,11 @@ from bridge.engage.models import (
     StatusMessage,
 )
 
+# The demo agent's pause after each status message: the playground polls every 600 ms, so about a
+# second of "Reading your question…" / "Looking up pension rules…" is seen at least once. Only
+# the demo agent pauses; tests that want speed register PensionsQuestions(status_pause=0).
+DEMO_STATUS_PAUSE_SECONDS = 0.6
+
 _NAME = re.compile(r"\bmy name is ([A-Za-zÀ-ÿ'-]+)", re.IGNORECASE)
 
 
@@ -111,10 +116,14 @@ class PensionsQuestions:
         "Answers pension questions and remembers the conversation.",
     )
 
+    def __init__(self, status_pause: float = DEMO_STATUS_PAUSE_SECONDS) -> None:
+        self.status_pause = status_pause
+
     async def respond(self, turn: AgentTurn) -> AsyncIterator[MessageBasic]:
         yield StatusMessage(content="Reading your question…")
+        await asyncio.sleep(self.status_pause)
         yield StatusMessage(content="Looking up pension rules…")
-        await asyncio.sleep(turn.delay)
+        await asyncio.sleep(self.status_pause + turn.delay)
         yield AgentMessage(content=pensions_answer(turn.history, turn.pending))
 
 
