@@ -36,6 +36,19 @@ _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
 QUIET_LOGGERS = ("httpx", "httpcore", "uvicorn.access", "aiohttp.access")
+LIBRARY_LOGGERS = (
+    "slack_sdk",
+    "slack_bolt",
+    "discord",
+    "aiohttp",
+    "websockets",
+    "uvicorn",
+    "starlette",
+    "redis",
+    "asyncio",
+)
+MANAGED_LOGGERS = QUIET_LOGGERS + LIBRARY_LOGGERS  # what configure_logging sets (tests restore)
+OWN_PACKAGES = frozenset({"bridge", "adapters", "__main__"})
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -132,8 +145,22 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
     except ValueError as exc:
         raise ConfigError(f"ENGAGE_BRIDGE_LOG_LEVEL: {exc}") from exc
     root.addHandler(handler)
+    debug = root.level <= logging.DEBUG
+    # Libraries' DEBUG lines carry payloads (slack_sdk logs every request's `markdown_text`,
+    # discord.py every gateway event): without log_content they stop at INFO, twice over (the
+    # levels spare formatting them; the filter catches a library that sets its own level).
+    content_ok = settings.log_content
+    if not content_ok:
+        handler.addFilter(library_debug_filter)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if debug and not content_ok else 0)
     for name in QUIET_LOGGERS:
         # Per-request lines (with full URLs) are noise at INFO; keep them for DEBUG runs.
-        quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+        quiet = (logging.DEBUG if content_ok else logging.INFO) if debug else logging.WARNING
         logging.getLogger(name).setLevel(quiet)
     return handler
+
+
+def library_debug_filter(record: logging.LogRecord) -> bool:
+    """Keep a DEBUG record only when it comes from our own packages."""
+    return record.levelno >= logging.INFO or record.name.split(".", 1)[0] in OWN_PACKAGES

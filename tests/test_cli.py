@@ -19,7 +19,7 @@ import pytest
 from adapters.console import ConsoleAdapter
 from bridge.cli import build_parser, main
 from bridge.config import Role, Settings
-from bridge.logs import QUIET_LOGGERS
+from bridge.logs import MANAGED_LOGGERS
 from bridge.runtime import BridgeRuntime
 from tests.fixtures_emulator import Emulator
 from tests.redis_server import RedisServer
@@ -45,7 +45,7 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     # configure_logging() changes the root logger and the quiet ones: leave them as found.
-    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in QUIET_LOGGERS)]
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in MANAGED_LOGGERS)]
     handlers, levels = list(loggers[0].handlers), [lg.level for lg in loggers]
     yield tmp_path
     loggers[0].handlers[:] = handlers

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.logs import (
-    QUIET_LOGGERS,
+    MANAGED_LOGGERS,
     REDACTED,
     BridgeFormatter,
     configure_logging,
@@ -33,7 +33,7 @@ def _record(msg: str, *args: object, **extra: Any) -> logging.LogRecord:
 @pytest.fixture
 def restore_root_logger() -> Iterator[None]:
     # configure_logging() changes the root logger and the quiet ones: leave them as found.
-    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in QUIET_LOGGERS)]
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in MANAGED_LOGGERS)]
     handlers, levels = list(loggers[0].handlers), [lg.level for lg in loggers]
     yield
     loggers[0].handlers[:] = handlers
