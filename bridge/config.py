@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # or was killed on it) is poison: it is dead-lettered so the rest of the thread can go on.
     turn_max_attempts: int = Field(5, ge=1)
     worker_block_seconds: float = 5.0
+    # Parts one answer may be split into on platforms that split (Slack, Discord): beyond it the
+    # answer ends with a note (bridge/parts.py).
+    max_reply_parts: int = Field(10, ge=2)
 
     log_level: str = "INFO"
     log_json: bool = False

@@ -38,6 +38,9 @@ recovers it would be too costly to be worth it, and a new conversation is accept
 FEEDBACK_CLAIM_TTL_SECONDS = 24 * 3600
 """A feedback delivery (button click, reaction event) is written once; platforms redeliver
 within minutes, so a day is ample and keeps the claims bounded."""
+COMMAND_CLAIM_TTL_SECONDS = 10 * 60
+"""A slash command's signed body is accepted for 5 minutes (Slack's timestamp window): a claim
+that outlives the window by as much again stops every replay of the same invocation."""
 ANSWER_TTL_SECONDS = 30 * 24 * 3600
 """Which run produced a posted answer: people react to answers weeks later; ~120 bytes each."""
 SEARCH_PAGES_ON_RECOVERY = 5
@@ -95,6 +98,11 @@ def answer(platform: str, workspace: str, channel: str, message_id: str) -> str:
     """Hash run, thread: the run behind one posted answer (ANSWER_TTL_SECONDS). Reaction events name
     only the message, not its thread, so the key has its own hash tag."""
     return "{answer:" + str(ThreadKey(platform, workspace, channel, message_id)) + "}"
+
+
+def command_claim(platform: str, digest: str) -> str:
+    """Set once (NX) per slash-command invocation: a replayed delivery finds it and does nothing."""
+    return f"bridge:{platform}:command:{digest}"
 
 
 def feedback_claim(platform: str, delivery_id: str) -> str:

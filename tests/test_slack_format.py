@@ -28,10 +28,10 @@ def test_broadcast_pings_are_broken(text: str) -> None:
     assert safe.replace("\u200d", "") == text
 
 
-def test_email_addresses_and_user_mentions_are_left_alone() -> None:
-    assert (
-        neutralise_pings("mail bob@example.org, ask <@U123>") == "mail bob@example.org, ask <@U123>"
-    )
+def test_email_addresses_are_left_alone_and_user_mentions_only_when_allowed() -> None:
+    text = "mail bob@example.org, ask <@U123>"
+    assert neutralise_pings(text, users=False) == text
+    assert neutralise_pings(text) == "mail bob@example.org, ask <\u200d@U123>"
 
 
 def test_short_text_is_one_part() -> None:

@@ -33,6 +33,7 @@ from bridge.chat import WORKING_STATUS
 from bridge.config import Settings
 from bridge.errors import ConfigError, PermanentPlatformError, PlatformError, StorageUnavailable
 from bridge.models import InboundMessage, Reply, ThreadKey
+from bridge.parts import bounded
 from bridge.threadmap import RedisClient, ThreadMap
 
 log = logging.getLogger(__name__)
@@ -282,7 +283,8 @@ class DiscordAdapter:
     async def send(self, reply: Reply) -> str:
         target = await self._target(reply.thread)
         last_id = ""
-        for index, part in enumerate(split_message(reply.text)):
+        parts = bounded(split_message(reply.text), self._settings.max_reply_parts)
+        for index, part in enumerate(parts):
             try:
                 sent = await target.send(
                     part,

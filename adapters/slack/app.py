@@ -21,7 +21,8 @@ from adapters.slack.events import BotIdentity, SlashCommand
 from adapters.slack.format import neutralise_pings
 from adapters.slack.ingress import SlackIngress, on_error
 from adapters.slack.outbound import SlackSender, build_client, translate
-from bridge import permissions
+from adapters.slack.settings import SlackSettings
+from bridge import keys, permissions
 from bridge.adapter import Inbox
 from bridge.config import Settings
 from bridge.errors import ConfigError, StorageUnavailable
@@ -61,7 +62,11 @@ class SlackAdapter:
     name = "slack"
 
     def __init__(
-        self, settings: Settings, redis: aioredis.Redis, client: AsyncWebClient | None = None
+        self,
+        settings: Settings,
+        redis: aioredis.Redis,
+        client: AsyncWebClient | None = None,
+        options: SlackSettings | None = None,
     ) -> None:
         if settings.slack_bot_token is None:
             raise ConfigError("Slack needs SLACK_BOT_TOKEN")
@@ -75,7 +80,14 @@ class SlackAdapter:
         self._client = client or build_client(
             settings.slack_bot_token.get_secret_value(), settings.slack_api_url
         )
-        self._sender = SlackSender(self._client, redis)
+        self._redis = redis
+        self._options = options or SlackSettings()
+        self._sender = SlackSender(
+            self._client,
+            redis,
+            max_parts=settings.max_reply_parts,
+            user_mentions=self._options.user_mentions,
+        )
         self._threads = ThreadMap(redis, idle_ttl_seconds=settings.thread_idle_ttl_seconds)
         self._inbox: Inbox | None = None
         self._identity: BotIdentity | None = None
@@ -228,6 +240,9 @@ class SlackAdapter:
             await ack(text=USAGE)
             return
         try:
+            if not await self._first_delivery(body):
+                await ack(text=f"`{command.name}` was already received.")
+                return
             thread = await self._command_thread(body, command)
             refusal = await self._refusal(body, command, thread)
             if refusal:
@@ -240,6 +255,16 @@ class SlackAdapter:
             await ack(text="Sorry, I could not take that command just now; please try again.")
             return
         await ack(text=f"`{command.name}` received; the answer comes in the thread.")
+
+    async def _first_delivery(self, body: dict[str, Any]) -> bool:
+        """False for a replay of a slash command already handled (a signed body stays valid for
+        5 minutes; each replay of `ask` would otherwise open another thread and turn)."""
+        claim = keys.command_claim(events.PLATFORM, events.command_digest(body))
+        async with storage("slash command claim"):
+            first = await self._redis.set(claim, "1", nx=True, ex=keys.COMMAND_CLAIM_TTL_SECONDS)
+        if not first:
+            log.info("slash command replay dropped", extra={"team_id": body.get("team_id")})
+        return bool(first)
 
     async def _refusal(self, body: dict[str, Any], command: SlashCommand, thread: ThreadKey) -> str:
         """Why the caller may not run `command` on `thread` ("" if they may): checked here to
@@ -287,4 +312,4 @@ class SlackAdapter:
 
 
 def create_adapter(settings: Settings, redis: aioredis.Redis) -> SlackAdapter:
-    return SlackAdapter(settings, redis)
+    return SlackAdapter(settings, redis, options=SlackSettings())

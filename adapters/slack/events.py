@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -162,6 +163,14 @@ def _thread_from_words(words: list[str], team: str, channel: str) -> ThreadKey |
         if _BARE_TS.match(word):
             return ThreadKey(PLATFORM, team, channel, word)
     return None
+
+
+def command_digest(form: Mapping[str, Any]) -> str:
+    """A stable id for one invocation of a slash command: the same for every replay of its
+    signed body (Slack gives each invocation its own `trigger_id`)."""
+    fields = ("team_id", "user_id", "channel_id", "command", "text", "trigger_id")
+    joined = "\x1f".join(str(form.get(name, "")) for name in fields)
+    return hashlib.sha256(joined.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def command_to_event(

@@ -12,13 +12,17 @@ _ZWJ = "\u200d"
 # `<!channel>`, `<!here>`, `<!everyone>`, `<!subteam^S1>` are Slack's broadcast commands; breaking
 # the `<!` pair leaves the words readable and makes them plain text.
 _SPECIAL_COMMAND = "<!"
+_USER_MENTION = "<@"
 _PLAIN_BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 
 
-def neutralise_pings(text: str) -> str:
-    """Agent text must never notify a channel, a workspace or a user group."""
+def neutralise_pings(text: str, *, users: bool = True) -> str:
+    """Agent text must never notify a channel, a workspace or a user group; nor, by default
+    (`users`), a user: `<@U123>` becomes plain text that still shows the id."""
     text = text.replace(_SPECIAL_COMMAND, "<" + _ZWJ + "!")
+    if users:
+        text = text.replace(_USER_MENTION, "<" + _ZWJ + "@")
     return _PLAIN_BROADCAST.sub(lambda m: "@" + _ZWJ + m.group(1), text)
 
 

@@ -19,6 +19,7 @@ from adapters.slack.format import neutralise_pings, split_markdown
 from bridge import keys
 from bridge.errors import PermanentPlatformError, PlatformError, StorageUnavailable
 from bridge.models import Reply, ThreadKey
+from bridge.parts import DEFAULT_MAX_PARTS, bounded
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +76,23 @@ class SlackSender:
     `conversations.replies`, by the `engage_reply` metadata every part carries.
     """
 
-    def __init__(self, client: AsyncWebClient, redis: aioredis.Redis) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        redis: aioredis.Redis,
+        *,
+        max_parts: int = DEFAULT_MAX_PARTS,
+        user_mentions: bool = False,
+    ) -> None:
         self._client = client
         self._redis = redis
+        self._max_parts = max_parts
+        self._neutralise_users = not user_mentions
         self._status_by_reaction: set[ThreadKey] = set()
 
     async def send(self, reply: Reply) -> str:
-        parts = split_markdown(neutralise_pings(reply.text)) or ["\u200b"]
+        text = neutralise_pings(reply.text, users=self._neutralise_users)
+        parts = bounded(split_markdown(text), self._max_parts) or ["\u200b"]
         ts = ""
         for index, part in enumerate(parts):
             ts = await self._post_once(reply, index, len(parts), part)
