@@ -1,4 +1,4 @@
-"""The Discord adapter: gateway listener, thread-aware sender, typing indicator."""
+"""The Discord adapter: gateway listener, slash commands, feedback, and the outbound half."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,41 +13,37 @@ import aiohttp
 import discord
 
 from adapters.discord import access, commands
-from adapters.discord.agents import AgentNames, HasEngage, choices
+from adapters.discord.agents import AgentNames, HasEngage, PlatformCalls, choices
 from adapters.discord.catchup import CatchUp, GapRecovery
 from adapters.discord.client import (
     BAD_TOKEN_HELP,
     MISSING_INTENT_HELP,
     build_client,
     capture_message_payloads,
+    capture_reactions,
     capture_session_starts,
     channel_facts,
 )
-from adapters.discord.events import DM_WORKSPACE, BotFacts, ChannelFacts, ChannelKind, to_event
-from adapters.discord.format import nonce_for, split_message, thread_name
+from adapters.discord.events import BotFacts, ChannelFacts, ChannelKind, to_event
+from adapters.discord.feedback import (
+    Feedback,
+    Reaction,
+    answer_ref,
+    reaction_thumbs,
+)
+from adapters.discord.outbound import Outbound
 from adapters.discord.settings import DiscordSettings
-from adapters.discord.status import StatusLine
 from bridge.adapter import Inbox
-from bridge.chat import WORKING_STATUS
 from bridge.config import Settings
-from bridge.errors import ConfigError, PermanentPlatformError, PlatformError, StorageUnavailable
+from bridge.engage.errors import EngageError
+from bridge.errors import ConfigError, PlatformError, StorageUnavailable
 from bridge.models import InboundMessage, Reply, ThreadKey
-from bridge.parts import bounded
 from bridge.threadmap import RedisClient, ThreadMap
 
 log = logging.getLogger(__name__)
 
-# Discord error codes meaning "that thread already exists, or this is not a thread starter":
-# 160004 thread already created for this message, 50024 wrong channel type (forum, thread),
-# 10008 unknown message (the key names a thread that was not started from a message here).
-_THREAD_EXISTS = frozenset({160004, 50024, 10008})
-# Retrying cannot help: missing access/permissions, unknown channel, locked or archived thread.
-_PERMANENT = frozenset({50001, 50013, 10003, 160005, 50083})
 _SUBMIT_DELAYS = (0.2, 0.5, 1, 2, 5, 10, 15, 30)
 _GATEWAY_READY_SECONDS = 60.0
-# Threads this process has seen exist: saves a thread-start call per reply; forgetting one only
-# costs a 160004 answer, so a bounded memory is enough.
-_KNOWN_THREADS_MAX = 10_000
 
 Pending = tuple[Mapping[str, Any], ChannelFacts | None] | CatchUp
 
@@ -76,17 +71,23 @@ class DiscordAdapter:
         self._recovery = None if redis is None else GapRecovery(redis, self._client.http)
         ttl = settings.thread_idle_ttl_seconds
         self._threads = None if redis is None else ThreadMap(redis, idle_ttl_seconds=ttl)
+        self._feedback = None if redis is None else Feedback(redis, self._engage)
+        self._background: set[asyncio.Task[None]] = set()
+        self._outbound = Outbound(
+            self._client, self._options, self._feedback, settings.max_reply_parts
+        )
         self._connected = asyncio.Event()
         self._gateway: asyncio.Task[None] | None = None
         self._inbox: Inbox | None = None
         self._bot: BotFacts | None = None
-        self._known_threads: OrderedDict[str, None] = OrderedDict()
-        self._status: dict[ThreadKey, StatusLine] = {}
         self._agents = AgentNames(settings.file.routing.all_agents())
         self._tree = commands.install(self._client, self)
         self._client.event(self.on_connect)
         self._client.event(self.on_resumed)
         capture_message_payloads(self._client, self._enqueue)
+        if self._feedback is not None:
+            self._client.event(self.on_interaction)
+            capture_reactions(self._client, self._on_reaction)
         if self._recovery is not None:
             capture_session_starts(self._client, self._pending.put_nowait)
 
@@ -104,10 +105,38 @@ class DiscordAdapter:
     def inbox(self) -> Inbox | None:
         return self._inbox
 
+    def _engage(self) -> PlatformCalls | None:
+        return self._inbox.engage if isinstance(self._inbox, HasEngage) else None
+
     async def agent_choices(self, typed: str) -> list[tuple[str, str]]:
         """(label, agent name) for the `/agent` autocomplete."""
-        source = self._inbox.engage if isinstance(self._inbox, HasEngage) else None
-        return choices(await self._agents.known(source), typed)
+        return choices(await self._agents.known(self._engage()), typed)
+
+    # ---- feedback --------------------------------------------------------------------------
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        assert self._feedback is not None
+        try:
+            await self._feedback.on_interaction(interaction)
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            log.warning("discord: feedback interaction %s failed: %s", interaction.id, exc)
+
+    def _on_reaction(self, payload: Mapping[str, Any], added: bool, delivery_id: str) -> None:
+        thumbs = reaction_thumbs((payload.get("emoji") or {}).get("name"))
+        if thumbs is None or self._bot is None or str(payload["user_id"]) == self._bot.user_id:
+            return
+        ref = answer_ref(payload.get("guild_id"), payload["channel_id"], payload["message_id"])
+        reaction = Reaction(ref, str(payload["user_id"]), thumbs, added, delivery_id)
+        task = asyncio.create_task(self._reacted(reaction))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reacted(self, reaction: Reaction) -> None:
+        assert self._feedback is not None
+        try:
+            await self._feedback.on_reaction(reaction)
+        except (EngageError, StorageUnavailable) as exc:
+            log.warning("discord: reaction on %s not recorded: %s", reaction.ref.message_id, exc)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -188,9 +217,9 @@ class DiscordAdapter:
                 await consumer
 
     async def aclose(self) -> None:
-        for line in self._status.values():
-            line.cancel()
-        self._status.clear()
+        self._outbound.close()
+        for task in self._background:
+            task.cancel()
         await self._client.close()
         if self._gateway is not None:
             self._gateway.cancel()
@@ -281,22 +310,7 @@ class DiscordAdapter:
     # ---- outbound --------------------------------------------------------------------------
 
     async def send(self, reply: Reply) -> str:
-        target = await self._target(reply.thread)
-        last_id = ""
-        parts = bounded(split_message(reply.text), self._settings.max_reply_parts)
-        for index, part in enumerate(parts):
-            try:
-                sent = await target.send(
-                    part,
-                    nonce=nonce_for(reply.idempotency_key, index),
-                    allowed_mentions=discord.AllowedMentions.none(),
-                )
-            except discord.HTTPException as exc:
-                raise _translate(exc, reply.thread, "post") from exc
-            except (aiohttp.ClientError, OSError) as exc:
-                raise PlatformError(f"cannot reach Discord: {exc}") from exc
-            last_id = str(sent.id)
-        return last_id
+        return await self._outbound.send(reply)
 
     async def tell(self, thread: ThreadKey, user_id: str, text: str) -> None:
         await access.tell(self._client, user_id, text)
@@ -306,72 +320,14 @@ class DiscordAdapter:
         return await access.refusal(self._threads, message, command, self._settings.file.staff)
 
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
-        line = self._status.get(thread)
-        if status is None:
-            if line is not None:
-                del self._status[thread]
-                await line.clear()
-            return
-        if line is None or not line.typing:
-            if line is not None:
-                line.cancel()
-            target = await self._target(thread)
-            line = StatusLine(target, edit_seconds=self._options.status_edit_seconds)
-            self._status[thread] = line
-        # The core's generic "working" text is what typing already says; the agent's own
-        # status texts are worth a message.
-        if self._options.status_messages and status != WORKING_STATUS:
-            line.show(status)
+        await self._outbound.set_status(thread, status)
 
     def typing_threads(self) -> set[ThreadKey]:
-        return {key for key, line in self._status.items() if line.typing}
-
-    async def _target(self, thread: ThreadKey) -> discord.PartialMessageable:
-        """Where replies for `thread` go, starting the thread from its message if needed."""
-        if thread.workspace != DM_WORKSPACE and thread.thread not in self._known_threads:
-            if not isinstance(self._client.get_channel(int(thread.thread)), discord.Thread):
-                await self._start_thread(thread)
-            self._remember_thread(thread.thread)
-        guild_id = None if thread.workspace == DM_WORKSPACE else int(thread.workspace)
-        return self._client.get_partial_messageable(int(thread.thread), guild_id=guild_id)
-
-    def _remember_thread(self, thread_id: str) -> None:
-        self._known_threads[thread_id] = None
-        if len(self._known_threads) > _KNOWN_THREADS_MAX:
-            self._known_threads.popitem(last=False)
-
-    async def _start_thread(self, thread: ThreadKey) -> None:
-        http = self._client.http
-        channel_id, message_id = int(thread.channel), int(thread.thread)
-        try:
-            starter = await http.get_message(channel_id, message_id)
-            name = thread_name(str(starter.get("content") or ""))
-        except discord.HTTPException:
-            name = thread_name("")
-        try:
-            await http.start_thread_with_message(
-                channel_id, message_id, name=name, auto_archive_duration=1440
-            )
-            log.info("discord: started thread %s", thread)
-        except discord.HTTPException as exc:
-            if exc.code not in _THREAD_EXISTS:
-                raise _translate(exc, thread, "start a thread") from exc
+        return self._outbound.typing_threads()
 
 
 def _dm_or_other(payload: Mapping[str, Any]) -> ChannelKind:
     return ChannelKind.DM if payload.get("guild_id") is None else ChannelKind.OTHER
-
-
-def _translate(exc: discord.HTTPException, thread: ThreadKey, action: str) -> PlatformError:
-    if exc.code == 160005:
-        log.error("discord: thread %s is locked; cannot %s there (unlock it to continue)",
-                  thread, action)  # fmt: skip
-        return PermanentPlatformError(f"Discord thread {thread} is locked")
-    if exc.code in _PERMANENT or exc.status in (401, 403, 404):
-        log.error("discord: cannot %s in %s: %s (check the bot's permissions there)",
-                  action, thread, exc.text)  # fmt: skip
-        return PermanentPlatformError(f"Discord refused to {action} in {thread}: {exc.text}")
-    return PlatformError(f"Discord failed to {action} in {thread}: {exc.status} {exc.text}")
 
 
 def create_adapter(settings: Settings, redis: RedisClient | None = None) -> DiscordAdapter:

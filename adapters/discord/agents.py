@@ -10,6 +10,7 @@ from typing import Protocol, runtime_checkable
 
 from bridge.engage.errors import EngageError
 from bridge.engage.models import AgentMetadata
+from bridge.feedback import FeedbackApi
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,16 @@ class AgentLister(Protocol):
     async def list_agents(self) -> dict[str, AgentMetadata]: ...
 
 
+class PlatformCalls(AgentLister, FeedbackApi, Protocol):
+    """The Engage Smarter calls the Discord adapter makes itself (EngageClient fits)."""
+
+
 @runtime_checkable
 class HasEngage(Protocol):
     """The core's inbox (`bridge.core.Bridge`) carries the Engage Smarter client."""
 
     @property
-    def engage(self) -> AgentLister: ...
+    def engage(self) -> PlatformCalls: ...
 
 
 def label(name: str, title: str) -> str:

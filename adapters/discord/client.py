@@ -26,6 +26,7 @@ BAD_TOKEN_HELP = (
 )
 
 MessageSink = Callable[[Mapping[str, Any], ChannelFacts | None], None]
+ReactionSink = Callable[[Mapping[str, Any], bool, str], None]
 CatchUpSink = Callable[[CatchUp], None]
 
 
@@ -36,6 +37,8 @@ def intents() -> discord.Intents:
     wanted.guild_messages = True
     wanted.dm_messages = True
     wanted.message_content = True
+    wanted.guild_reactions = True  # 👍/👎 on answers are feedback
+    wanted.dm_reactions = True
     return wanted
 
 
@@ -105,3 +108,23 @@ def channel_facts(channel: object | None) -> ChannelFacts | None:
     if isinstance(channel, discord.DMChannel):
         return ChannelFacts(ChannelKind.DM)
     return ChannelFacts(ChannelKind.OTHER)
+
+
+def capture_reactions(client: discord.Client, sink: ReactionSink) -> None:
+    """Hand raw MESSAGE_REACTION_ADD/REMOVE payloads to `sink` with whether it was an add and
+    a delivery id: session id and sequence number, which a RESUME's replay repeats."""
+    parsers: dict[str, Callable[[Any], None]] = client._connection.parsers
+    for event, added in (("MESSAGE_REACTION_ADD", True), ("MESSAGE_REACTION_REMOVE", False)):
+        original = parsers[event]
+
+        def parse(
+            data: Any, original: Callable[[Any], None] = original, added: bool = added
+        ) -> None:
+            guild_id = data.get("guild_id")
+            ws = client._connection._get_websocket(
+                None if guild_id is None else int(guild_id), shard_id=None if guild_id else 0
+            )
+            sink(data, added, f"{ws.session_id}:{ws.sequence}")
+            original(data)
+
+        parsers[event] = parse

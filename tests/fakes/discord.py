@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.discord_components import ComponentActions
 from tests.fakes.discord_faults import Broken, ChannelBucket, RateLimit, forced, take
 from tests.fakes.discord_gateway import FakeGateway, GatewaySession, shard_of
 from tests.fakes.discord_interactions import InteractionRoutes
@@ -50,7 +51,7 @@ class Call:
     status: int = 0
 
 
-class FakeDiscord(InteractionRoutes):
+class FakeDiscord(InteractionRoutes, ComponentActions):
     """Test helpers create users, post as them, open forum posts and DMs, invoke slash commands."""
 
     def __init__(self, *, token: str = "fake-bot-token") -> None:  # noqa: S107
@@ -66,6 +67,7 @@ class FakeDiscord(InteractionRoutes):
         self.threads_from_messages: dict[str, str] = {}
         self.nonces: dict[tuple[str, str], str] = {}
         self.interactions: dict[str, Json] = {}
+        self.reactions: dict[str, dict[str, set[str]]] = {}
         self.commands: dict[str, list[Json]] = {}
         self.members: dict[str, Json] = {}
         self.guilds: dict[str, Json] = {}

@@ -16,6 +16,7 @@ LOADING = 1 << 7
 EPHEMERAL = 1 << 6
 APPLICATION_COMMAND, AUTOCOMPLETE = 2, 4
 AUTOCOMPLETE_RESULT = 8
+MESSAGE_COMPONENT, DEFERRED_UPDATE, MODAL = 3, 6, 9
 MAX_CHOICES = 25
 
 
@@ -51,7 +52,14 @@ class InteractionRoutes:
         return await self._interact(AUTOCOMPLETE, name, user, channel_id, [focused])
 
     async def _interact(
-        self, kind: int, name: str, user: Json, channel_id: str, options: list[Json] | None
+        self,
+        kind: int,
+        name: str,
+        user: Json,
+        channel_id: str,
+        options: list[Json] | None,
+        data: Json | None = None,
+        **extra: Any,
     ) -> Json:
         channel = self.channels[channel_id]
         interaction: Json = {
@@ -60,17 +68,23 @@ class InteractionRoutes:
             "channel": channel, "locale": "en-US", "attachment_size_limit": 8388608,
             "app_permissions": "0", "entitlements": [], "authorizing_integration_owners": {},
             "context": 0,
-            "data": {"id": self.snowflake(), "name": name, "type": 1, "options": options or []},
+            "data": data or {"id": self.snowflake(), "name": name, "type": 1,
+                             "options": options or []},
+            **extra,
         }  # fmt: skip
         if channel.get("guild_id"):
             member = self.members[user["id"]]
-            interaction.update(guild_id=self.guild_id, guild_locale="en-US",
+            interaction.update(guild_id=channel["guild_id"], guild_locale="en-US",
                                member={**member, "permissions": "0"})  # fmt: skip
         else:
             interaction.update(user=user, context=1)
         self.interactions[interaction["token"]] = {"interaction": interaction, "responses": []}
         await self.gateway.dispatch("INTERACTION_CREATE", interaction)
         return interaction
+
+    async def redeliver(self, interaction: Json) -> None:
+        """The same INTERACTION_CREATE once more (a RESUME replaying it, say)."""
+        await self.gateway.dispatch("INTERACTION_CREATE", interaction)
 
     def _interaction(self, token: str) -> Json:
         record = self.interactions.get(token)
@@ -89,6 +103,11 @@ class InteractionRoutes:
             choices = (body.get("data") or {}).get("choices") or []
             if len(choices) > MAX_CHOICES or any(not 1 <= len(c["name"]) <= 100 for c in choices):
                 raise DiscordError(400, 50035, "Invalid Form Body")
+            record["responses"].append(body)
+            return web.Response(status=204)
+        if body["type"] in (MODAL, DEFERRED_UPDATE):
+            if body["type"] == DEFERRED_UPDATE and interaction["type"] != MESSAGE_COMPONENT:
+                raise DiscordError(400, 50035, "Invalid interaction response type")
             record["responses"].append(body)
             return web.Response(status=204)
         record["responses"].append(body)

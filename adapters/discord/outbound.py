@@ -1,0 +1,149 @@
+"""Posting into Discord threads: start the thread if needed, split, nonce, feedback buttons;
+and the per-thread status line (typing plus the agent's status message)."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+import aiohttp
+import discord
+
+from adapters.discord.events import DM_WORKSPACE
+from adapters.discord.feedback import Feedback, feedback_view
+from adapters.discord.format import nonce_for, split_message, thread_name
+from adapters.discord.settings import DiscordSettings
+from adapters.discord.status import StatusLine
+from bridge.chat import WORKING_STATUS
+from bridge.errors import PermanentPlatformError, PlatformError
+from bridge.models import Reply, ReplyKind, ThreadKey
+from bridge.parts import bounded
+
+log = logging.getLogger(__name__)
+
+# Discord error codes meaning "that thread already exists, or this is not a thread starter":
+# 160004 thread already created for this message, 50024 wrong channel type (forum, thread),
+# 10008 unknown message (the key names a thread that was not started from a message here).
+_THREAD_EXISTS = frozenset({160004, 50024, 10008})
+# Retrying cannot help: missing access/permissions, unknown channel, locked or archived thread.
+_PERMANENT = frozenset({50001, 50013, 10003, 160005, 50083})
+# Threads this process has seen exist: saves a thread-start call per reply; forgetting one only
+# costs a 160004 answer, so a bounded memory is enough.
+_KNOWN_THREADS_MAX = 10_000
+
+
+class Outbound:
+    """`send` and `set_status` of the Discord adapter; works in any process after login."""
+
+    def __init__(
+        self,
+        client: discord.Client,
+        options: DiscordSettings,
+        feedback: Feedback | None,
+        max_parts: int,
+    ) -> None:
+        self._client = client
+        self._max_parts = max_parts
+        self._options = options
+        self._feedback = feedback
+        self._known_threads: OrderedDict[str, None] = OrderedDict()
+        self._status: dict[ThreadKey, StatusLine] = {}
+
+    def close(self) -> None:
+        for line in self._status.values():
+            line.cancel()
+        self._status.clear()
+
+    async def send(self, reply: Reply) -> str:
+        target = await self._target(reply.thread)
+        last_id = ""
+        parts = bounded(split_message(reply.text), self._max_parts)
+        rated = self._feedback is not None and reply.kind is ReplyKind.AGENT and reply.run_id
+        for index, part in enumerate(parts):
+            view = feedback_view() if rated and index == len(parts) - 1 else None
+            try:
+                sent = await _post(target, part, nonce_for(reply.idempotency_key, index), view)
+            except discord.HTTPException as exc:
+                raise _translate(exc, reply.thread, "post") from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                raise PlatformError(f"cannot reach Discord: {exc}") from exc
+            finally:
+                if view is not None:
+                    view.stop()  # clicks are handled by custom id in any process
+            last_id = str(sent.id)
+            if rated and self._feedback is not None and reply.run_id:
+                await self._feedback.remember(reply.thread, last_id, reply.run_id)
+        return last_id
+
+    async def set_status(self, thread: ThreadKey, status: str | None) -> None:
+        line = self._status.get(thread)
+        if status is None:
+            if line is not None:
+                del self._status[thread]
+                await line.clear()
+            return
+        if line is None or not line.typing:
+            if line is not None:
+                line.cancel()
+            target = await self._target(thread)
+            line = StatusLine(target, edit_seconds=self._options.status_edit_seconds)
+            self._status[thread] = line
+        # The core's generic "working" text is what typing already says; the agent's own
+        # status texts are worth a message.
+        if self._options.status_messages and status != WORKING_STATUS:
+            line.show(status)
+
+    def typing_threads(self) -> set[ThreadKey]:
+        return {key for key, line in self._status.items() if line.typing}
+
+    async def _target(self, thread: ThreadKey) -> discord.PartialMessageable:
+        """Where replies for `thread` go, starting the thread from its message if needed."""
+        if thread.workspace != DM_WORKSPACE and thread.thread not in self._known_threads:
+            if not isinstance(self._client.get_channel(int(thread.thread)), discord.Thread):
+                await self._start_thread(thread)
+            self._remember_thread(thread.thread)
+        guild_id = None if thread.workspace == DM_WORKSPACE else int(thread.workspace)
+        return self._client.get_partial_messageable(int(thread.thread), guild_id=guild_id)
+
+    def _remember_thread(self, thread_id: str) -> None:
+        self._known_threads[thread_id] = None
+        if len(self._known_threads) > _KNOWN_THREADS_MAX:
+            self._known_threads.popitem(last=False)
+
+    async def _start_thread(self, thread: ThreadKey) -> None:
+        http = self._client.http
+        channel_id, message_id = int(thread.channel), int(thread.thread)
+        try:
+            starter = await http.get_message(channel_id, message_id)
+            name = thread_name(str(starter.get("content") or ""))
+        except discord.HTTPException:
+            name = thread_name("")
+        try:
+            await http.start_thread_with_message(
+                channel_id, message_id, name=name, auto_archive_duration=1440
+            )
+            log.info("discord: started thread %s", thread)
+        except discord.HTTPException as exc:
+            if exc.code not in _THREAD_EXISTS:
+                raise _translate(exc, thread, "start a thread") from exc
+
+
+async def _post(
+    target: discord.PartialMessageable, text: str, nonce: str, view: discord.ui.View | None
+) -> discord.Message:
+    silent = discord.AllowedMentions.none()
+    if view is None:
+        return await target.send(text, nonce=nonce, allowed_mentions=silent)
+    return await target.send(text, nonce=nonce, allowed_mentions=silent, view=view)
+
+
+def _translate(exc: discord.HTTPException, thread: ThreadKey, action: str) -> PlatformError:
+    if exc.code == 160005:
+        log.error("discord: thread %s is locked; cannot %s there (unlock it to continue)",
+                  thread, action)  # fmt: skip
+        return PermanentPlatformError(f"Discord thread {thread} is locked")
+    if exc.code in _PERMANENT or exc.status in (401, 403, 404):
+        log.error("discord: cannot %s in %s: %s (check the bot's permissions there)",
+                  action, thread, exc.text)  # fmt: skip
+        return PermanentPlatformError(f"Discord refused to {action} in {thread}: {exc.text}")
+    return PlatformError(f"Discord failed to {action} in {thread}: {exc.status} {exc.text}")
