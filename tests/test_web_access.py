@@ -288,3 +288,17 @@ async def test_playground_posts_are_behind_the_ingress_guard(http: httpx.AsyncCl
     assert broken.status_code == 400
     as_json = await http.post("/web/login", json={"token": TOKEN})
     assert as_json.status_code == 415
+
+
+@pytest.mark.parametrize("web_options", [OFF_LOOPBACK])
+async def test_a_signed_in_operator_can_sign_out(http: httpx.AsyncClient) -> None:
+    await sign_in(http)
+    page = await http.get("/operator")
+    assert 'action="/web/logout"' in page.text
+    out = await http.post("/web/logout")
+    assert out.status_code == 303
+    assert (await http.get("/operator")).status_code == 303
+
+
+async def test_the_local_operator_has_nothing_to_sign_out_of(http: httpx.AsyncClient) -> None:
+    assert 'action="/web/logout"' not in (await http.get("/operator")).text

@@ -31,6 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 15_000
+TOKEN = "browser-operator-token-0123"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 820}
 DEMO_STATUSES = ("Reading your question…", "Looking up pension rules…")
@@ -44,6 +45,17 @@ async def demo_bridge(
     emulator.state.register_agent(PensionsQuestions())  # the pausing one, as `make run` has it
     settings = bridge_settings(tmp_path, emulator, file=FileConfig())
     web = create_web_adapter(settings, redis_client, web_settings())
+    async with bridge_runtime(settings, redis_client, emulator, [web]) as rt:
+        yield rt
+
+
+@pytest.fixture
+async def guarded_bridge(
+    tmp_path: Path, redis_client: aioredis.Redis, emulator: Any
+) -> AsyncIterator[BridgeRuntime]:
+    """Bound to every interface, so the pages need the operator token."""
+    settings = bridge_settings(tmp_path, emulator, http_host="0.0.0.0")
+    web = create_web_adapter(settings, redis_client, web_settings(token=TOKEN))
     async with bridge_runtime(settings, redis_client, emulator, [web]) as rt:
         yield rt
 
@@ -257,3 +269,28 @@ async def test_the_agent_picker_switches_the_thread_to_another_agent(
     await expect(page.locator(".msg.agent .text").last).to_have_text(
         "You said: Polly wants a pension"
     )
+
+
+async def test_off_loopback_the_browser_signs_in_once_and_then_chats_as_staff(
+    guarded_bridge: BridgeRuntime, browser: BrowserContext
+) -> None:
+    page = await browser.new_page()
+    await page.set_viewport_size(PHONE)
+    await page.goto(f"{guarded_bridge.http_url}/operator")
+    await expect(page).to_have_url(f"{guarded_bridge.http_url}/web/login?next=%2Foperator")
+    await page.fill("input[name=token]", "wrong-token-wrong-token")
+    await page.click("button[type=submit]")
+    await expect(page.locator(".error")).to_have_text("Wrong token.")
+    await no_horizontal_scroll(page)
+    await screenshot(page, "login-390.png")
+    await page.fill("input[name=token]", TOKEN)
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(f"{guarded_bridge.http_url}/operator")
+    await page.click("text=Playground")
+    await page.click("#new-thread")
+    await page.fill("#text", "Signed in and chatting")
+    await page.press("#text", "Enter")
+    await expect(page.locator(".msg.agent .text")).to_have_text("You said: Signed in and chatting")
+    await expect(page.locator("#send-staff")).to_be_visible()
+    await page.click("text=Sign out")
+    await expect(page.locator("input[name=token]")).to_be_visible()

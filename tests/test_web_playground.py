@@ -257,3 +257,16 @@ async def test_favicon_is_served(http: httpx.AsyncClient) -> None:
     assert icon.status_code == 200
     assert icon.headers["content-type"].startswith("image/svg+xml")
     assert (await http.get("/web/static/favicon.svg")).status_code == 200
+
+
+async def test_a_conversation_gone_upstream_is_explained_on_the_operator_page(
+    http: httpx.AsyncClient, emulator: Any
+) -> None:
+    thread = await new_thread(http)
+    await thread.say("Soon deleted")
+    state = await thread.wait(lambda s: agent_count(s) == 1)
+    emulator.state.delete_conversation(state["conversation_id"])
+    key = quote(f"web:playground:local:{thread.id}", safe="")
+    page = await http.get(f"/operator/threads/{key}")
+    assert page.status_code == 200
+    assert "gone upstream" in page.text

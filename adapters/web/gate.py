@@ -46,6 +46,7 @@ class Gate:
     async def who(self, request: Request) -> Access:
         client = request.client.host if request.client else None
         operator = await self.sessions.is_operator(request)
+        request.state.signed_in = operator
         return self.policy.access(client=client, headers=request.headers, operator=operator)
 
     def guard(

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from adapters.web.pages import ThreadRow, not_found_page, thread_page, threads_page
-from bridge.engage.errors import EngageError
+from bridge.core import GONE_NOTE
+from bridge.engage.errors import EngageError, NotFound
 from bridge.engage.models import ConversationReadFull, MessageRead
 from bridge.errors import StorageUnavailable
 from bridge.inbox import storage
@@ -56,7 +57,7 @@ class OperatorViews:
                 rows = await self._directory.list(MAX_THREADS_LISTED)
         except StorageUnavailable as exc:
             return HTMLResponse(f"storage unavailable: {exc}", status_code=503)
-        return HTMLResponse(threads_page(rows))
+        return HTMLResponse(threads_page(rows, signed_in=_signed_in(request)))
 
     async def show_thread(self, request: Request) -> HTMLResponse:
         key = request.path_params["thread_key"]
@@ -69,12 +70,22 @@ class OperatorViews:
             row = None
         if row is None:
             return HTMLResponse(not_found_page(key), status_code=404)
+        signed_in = _signed_in(request)
         if self._history is None:
-            return HTMLResponse(thread_page(row, None, [], "no Engage Smarter client here"))
+            problem = "no Engage Smarter client here"
+            return HTMLResponse(thread_page(row, None, [], problem, signed_in=signed_in))
         try:
             conversation = await self._history.get_conversation(row.conversation_id)
             messages = await self._history.get_messages(row.conversation_id)
+        except NotFound:
+            return HTMLResponse(thread_page(row, None, [], GONE_NOTE, signed_in=signed_in))
         except EngageError as exc:
             log.warning("operator view could not read conversation history: %s", exc)
-            return HTMLResponse(thread_page(row, None, [], type(exc).__name__), status_code=502)
-        return HTMLResponse(thread_page(row, conversation, messages))
+            page = thread_page(row, None, [], type(exc).__name__, signed_in=signed_in)
+            return HTMLResponse(page, status_code=502)
+        return HTMLResponse(thread_page(row, conversation, messages, signed_in=signed_in))
+
+
+def _signed_in(request: Request) -> bool:
+    # Set by the gate: the browser holds the operator token's cookie (it may sign out).
+    return bool(getattr(request.state, "signed_in", False))

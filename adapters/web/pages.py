@@ -41,12 +41,22 @@ def thread_url(thread_key: str) -> str:
     return f"/operator/threads/{quote(thread_key, safe='')}"
 
 
-def layout(title: str, current: str, body: str, *, live: bool = False) -> str:
+SIGN_OUT = (
+    '<form class="sign-out" method="post" action="/web/logout">'
+    '<button type="submit">Sign out</button></form>'
+)
+
+
+def layout(
+    title: str, current: str, body: str, *, live: bool = False, signed_in: bool = False
+) -> str:
     """A page; `live` pages refresh their `#live` part by themselves (operator.js)."""
     links = (("Playground", "/playground"), ("Operator view", "/operator"))
     nav = "".join(
         f'<a href="{href}"{_CURRENT if name == current else ""}>{name}</a>' for name, href in links
     )
+    if signed_in:
+        nav += SIGN_OUT
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -79,7 +89,7 @@ def _refresh_bar(back: str = "") -> str:
 _COLUMNS = ("Thread", "Source", "Conversation", "Agent", "Status", "Assignee", "Last activity")
 
 
-def threads_page(rows: Sequence[ThreadRow]) -> str:
+def threads_page(rows: Sequence[ThreadRow], *, signed_in: bool = False) -> str:
     if not rows:
         table = (
             '<p class="empty">No threads yet. '
@@ -96,7 +106,7 @@ def threads_page(rows: Sequence[ThreadRow]) -> str:
         f'<h2>Threads <span class="count">{len(rows)}</span></h2>{_refresh_bar()}'
         f'<div class="panel table-wrap" id="live">{table}</div>'
     )
-    return layout("Operator view", "Operator view", body, live=True)
+    return layout("Operator view", "Operator view", body, live=True, signed_in=signed_in)
 
 
 def _thread_row(row: ThreadRow) -> str:
@@ -122,6 +132,8 @@ def thread_page(
     conversation: ConversationReadFull | None,
     messages: Iterable[MessageRead],
     problem: str | None = None,
+    *,
+    signed_in: bool = False,
 ) -> str:
     facts = [
         ("Thread", f"<code>{escape(row.thread_key)}</code>"),
@@ -149,7 +161,8 @@ def thread_page(
         "<h2>Conversation history</h2>"
         f'<div class="panel history" id="history">{history}</div></div>'
     )
-    return layout(f"Thread {row.thread_key}", "Operator view", body, live=True)
+    title = f"Thread {row.thread_key}"
+    return layout(title, "Operator view", body, live=True, signed_in=signed_in)
 
 
 def key_values(data: Mapping[str, object]) -> str:

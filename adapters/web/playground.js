@@ -113,6 +113,7 @@ function showState(info) {
   const known = Boolean(info.conversation_id);
   state.known = known;
   setStaff(info.staff !== false);
+  $("sign-out").hidden = !info.signed_in;
   showAgent(info.agent || state.defaultAgent);
   $("handoff").disabled = !known || lifecycle === "human";
   $("resume").disabled = !known || lifecycle === "bot";

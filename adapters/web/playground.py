@@ -211,6 +211,7 @@ class PlaygroundApi:
                 "conversation_id": record.conversation_id if record else None,
                 "agent": record.agent if record else None,
                 "staff": request.state.access is Access.STAFF,
+                "signed_in": bool(getattr(request.state, "signed_in", False)),
             }
         )
 
