@@ -44,7 +44,7 @@ async def test_mention_starts_a_conversation_and_the_reply_lands_in_its_thread(
 ) -> None:
     root = await mention(bridge, "how do pensions work?")
     [reply] = await bridge.wait_replies("C0001", root["ts"])
-    assert reply["markdown_text"] == "You said: how do pensions work?"
+    assert reply["text"] == "You said: how do pensions work?"
     conversation = await bridge.conversation_of(key(bridge.slack, root))
     assert conversation.source == "slack"
     assert conversation.data["user_id"] == "U0001"
@@ -65,7 +65,7 @@ async def test_follow_up_without_mention_continues_the_same_conversation(
     follow_up = user_message(bridge.slack, text="and a second one", thread_ts=root["ts"])
     assert (await bridge.events.send(envelope(bridge.slack, follow_up))).status == 200
     replies = await bridge.wait_replies("C0001", root["ts"], count=2)
-    assert replies[1]["markdown_text"] == "You said: and a second one"
+    assert replies[1]["text"] == "You said: and a second one"
     assert (await bridge.conversation_of(key(bridge.slack, root))).id == first.id
 
 
@@ -79,7 +79,7 @@ async def test_a_second_thread_is_a_second_conversation_and_a_dm_works(
     await bridge.wait_replies("C0001", one["ts"])
     await bridge.wait_replies("C0001", two["ts"])
     [dm_reply] = await bridge.wait_replies("D0001", dm["ts"])
-    assert dm_reply["markdown_text"] == "You said: hi in private"
+    assert dm_reply["text"] == "You said: hi in private"
     ids = {(await bridge.conversation_of(key(bridge.slack, e))).id for e in (one, two, dm)}
     assert len(ids) == 3
 
@@ -179,7 +179,7 @@ async def test_a_long_answer_with_code_arrives_complete_in_order_with_fences_int
     expected = "You said: " + text
     parts_needed = 1 if len(expected) <= 12_000 else 3
     replies = await bridge.wait_replies("D0001", dm["ts"], count=parts_needed)
-    posted = [r["markdown_text"] for r in replies]
+    posted = [r["text"] for r in replies]
     assert "".join(posted).replace("\n", "") == expected.replace("\n", "")
     for part in posted:
         assert len(re.findall(r"^```", part, re.MULTILINE)) % 2 == 0
@@ -191,7 +191,7 @@ async def test_a_429_storm_delays_replies_but_loses_none(bridge: SlackBridge) ->
     roots = [await mention(bridge, f"storm {i}") for i in range(3)]
     for root in roots:
         [reply] = await bridge.wait_replies("C0001", root["ts"], timeout=40)
-        assert reply["markdown_text"] == f"You said: storm {roots.index(root)}"
+        assert reply["text"] == f"You said: storm {roots.index(root)}"
     assert sum(1 for c in bridge.slack.calls if c.status == 429) >= 4
 
 
@@ -201,7 +201,8 @@ async def test_agent_text_with_broadcast_pings_pings_no_one(bridge: SlackBridge)
     )
     assert (await bridge.events.send(envelope(bridge.slack, dm))).status == 200
     [reply] = await bridge.wait_replies("D0001", dm["ts"])
-    wire = reply["markdown_text"]
+    wire = reply["text"]
+    assert reply["blocks"][0]["text"] == wire
     assert "<!" not in wire
     assert not re.search(r"@(here|channel|everyone)\b", wire)
     assert wire.replace("\u200d", "") == "You said: <!channel> <!here> @here @everyone"
@@ -232,7 +233,7 @@ async def test_slash_command_on_a_thread_is_acked_and_answered_in_that_thread(
     assert "received" in delivery.body
     replies = await bridge.wait_replies("C0001", root["ts"], count=2)
     conversation = await bridge.conversation_of(key(bridge.slack, root))
-    assert conversation.id in replies[1]["markdown_text"]
+    assert conversation.id in replies[1]["text"]
 
 
 async def test_slash_command_ask_opens_a_thread_with_the_answer(bridge: SlackBridge) -> None:
@@ -242,7 +243,7 @@ async def test_slash_command_ask_opens_a_thread_with_the_answer(bridge: SlackBri
     roots = await_roots(bridge)
     assert roots[0]["text"] == "<@U0001> asked: what is a SIPP?"
     [reply] = await bridge.wait_replies("C0001", roots[0]["ts"])
-    assert reply["markdown_text"] == "You said: what is a SIPP?"
+    assert reply["text"] == "You said: what is a SIPP?"
 
 
 def await_roots(bridge: SlackBridge) -> list[dict[str, Any]]:

@@ -62,7 +62,7 @@ async def test_slack_thread_walks_bot_human_resolved_reopened(
     assert data["thread_key"] == str(thread)
     assert conversation(emulator).source == "slack"
     replies = await bridge.wait_replies("C0001", ts, 2)
-    assert "Handing this thread over" in replies[1]["markdown_text"]
+    assert "Handing this thread over" in replies[1]["text"]
 
     await post(bridge, "are you a human now?", thread_ts=ts)
     await wait_until(
@@ -80,7 +80,7 @@ async def test_slack_thread_walks_bot_human_resolved_reopened(
     await wait_until(lambda: conversation(emulator).data.get("status") == "bot")
     replies = await bridge.wait_replies("C0001", ts, 5)
     # Messages recorded while human are history the agent now answers with (parrot repeats all).
-    assert replies[-1]["markdown_text"].endswith("it broke again")
+    assert replies[-1]["text"].endswith("it broke again")
     assert runs(emulator) == 2
     record = await bridge.runtime.bridge.threads.get(thread)
     assert record is not None

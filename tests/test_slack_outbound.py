@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 from adapters.slack.format import MARKDOWN_TEXT_LIMIT
 from adapters.slack.outbound import STATUS_REACTION, SlackSender, build_client
 from bridge.errors import PermanentPlatformError
-from bridge.models import Reply, ThreadKey
+from bridge.feedback import AnsweredRun, AnswerRef, Answers
+from bridge.models import Reply, ReplyKind, ThreadKey
 from tests.fakes.slack import FakeSlack
 
 
@@ -23,7 +24,8 @@ def thread(fake: FakeSlack, channel: str = "C0001") -> ThreadKey:
 
 @pytest.fixture
 def sender(fake_slack: FakeSlack, redis_client: aioredis.Redis) -> SlackSender:
-    return SlackSender(build_client(fake_slack.bot_token, fake_slack.api_url), redis_client)
+    client = build_client(fake_slack.bot_token, fake_slack.api_url)
+    return SlackSender(client, redis_client, answers=Answers(redis_client))
 
 
 async def test_reply_is_posted_in_the_thread_as_markdown_with_its_idempotency_key(
@@ -161,3 +163,40 @@ async def test_status_failures_never_raise(fake_slack: FakeSlack, sender: SlackS
     fake_slack.missing_channels.add("C0GONE")
     await sender.set_status(ThreadKey("slack", "T0001", "C0GONE", "1.000001"), "x")
     assert fake_slack.statuses == []
+
+
+async def test_only_the_last_part_of_an_answer_carries_buttons_and_every_part_is_remembered(
+    fake_slack: FakeSlack, sender: SlackSender, redis_client: aioredis.Redis
+) -> None:
+    key = thread(fake_slack)
+    text = "\n\n".join(f"Paragraph {i}. " + "words " * 400 for i in range(12))
+    await sender.send(Reply(key, text, idempotency_key="a1", run_id="run-9"))
+    posted = fake_slack.posted("C0001")
+    assert len(posted) >= 2
+    assert ["blocks" in m for m in posted] == [False] * (len(posted) - 1) + [True]
+    answers = Answers(redis_client)
+    for message in posted:
+        where = AnswerRef("slack", key.workspace, key.channel, message["ts"])
+        assert await answers.run_of(where) == AnsweredRun("run-9", key.thread)
+
+
+async def test_notices_carry_no_buttons_and_are_not_answers(
+    fake_slack: FakeSlack, sender: SlackSender, redis_client: aioredis.Redis
+) -> None:
+    key = thread(fake_slack)
+    ts = await sender.send(Reply(key, "handed over", "n1", kind=ReplyKind.NOTICE, run_id="r"))
+    [posted] = fake_slack.posted("C0001")
+    assert "blocks" not in posted
+    assert (
+        await Answers(redis_client).run_of(AnswerRef("slack", key.workspace, "C0001", ts)) is None
+    )
+
+
+async def test_refused_feedback_blocks_still_deliver_the_answer(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    key = thread(fake_slack)
+    fake_slack.fail_next("chat.postMessage", status=200, error="invalid_blocks")
+    await sender.send(Reply(key, "the answer", idempotency_key="a2", run_id="run-1"))
+    [posted] = fake_slack.posted("C0001")
+    assert posted["markdown_text"] == "the answer"

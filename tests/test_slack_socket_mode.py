@@ -39,11 +39,11 @@ async def mention(b: SlackBridge, text: str, **kwargs: Any) -> dict[str, Any]:
 async def test_mention_follow_up_and_dm_over_socket_mode(bridge: SlackBridge) -> None:
     root = await mention(bridge, "over the socket")
     [reply] = await bridge.wait_replies("C0001", root["ts"])
-    assert reply["markdown_text"] == "You said: over the socket"
+    assert reply["text"] == "You said: over the socket"
     follow_up = user_message(bridge.slack, text="more", thread_ts=root["ts"])
     await acked(await bridge.slack.push(envelope(bridge.slack, follow_up)))
     replies = await bridge.wait_replies("C0001", root["ts"], count=2)
-    assert replies[1]["markdown_text"] == "You said: more"
+    assert replies[1]["text"] == "You said: more"
     dm = user_message(bridge.slack, channel="D0001", channel_type="im", text="private")
     await acked(await bridge.slack.push(envelope(bridge.slack, dm)))
     await bridge.wait_replies("D0001", dm["ts"])
@@ -72,7 +72,7 @@ async def test_disconnect_then_reconnect_keeps_answering(bridge: SlackBridge) ->
     assert bridge.slack.connections_opened == opened + 1
     after = await mention(bridge, "after")
     [reply] = await bridge.wait_replies("C0001", after["ts"])
-    assert reply["markdown_text"] == "You said: after"
+    assert reply["text"] == "You said: after"
     assert bridge.slack.unacked() == []
 
 
@@ -92,7 +92,7 @@ async def test_a_burst_of_300_envelopes_loses_nothing(bridge: SlackBridge) -> No
         seen = set()
         for root in roots:
             for reply in bridge.replies_in("C0001", root):
-                text = reply["markdown_text"]
+                text = reply["text"]
                 seen.update(line.removeprefix("You said:").strip() for line in text.splitlines())
         return seen & expected
 

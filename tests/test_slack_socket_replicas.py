@@ -129,7 +129,7 @@ async def start_replica(slack: FakeSlack, engage: Any, redis: Any) -> Replica:
 def token_texts(slack: FakeSlack, root_ts: str) -> list[str]:
     """The user tokens quoted by the bot's answers in one thread, in posting order."""
     replies = [m for m in slack.posted(CHANNEL) if m.get("thread_ts") == root_ts]
-    return [tok for reply in replies for tok in TOKEN.findall(reply["markdown_text"])]
+    return [tok for reply in replies for tok in TOKEN.findall(reply["text"])]
 
 
 async def post_root(slack: FakeSlack, thread: int) -> tuple[str, list[Envelope]]:

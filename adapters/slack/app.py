@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 
 from adapters.slack import access, events
 from adapters.slack.events import BotIdentity, SlashCommand
+from adapters.slack.feedback import SlackFeedback
 from adapters.slack.format import neutralise_pings
 from adapters.slack.ingress import SlackIngress, on_error
 from adapters.slack.outbound import SlackSender, build_client, translate
@@ -26,6 +27,7 @@ from bridge import keys, permissions
 from bridge.adapter import Inbox
 from bridge.config import Settings
 from bridge.errors import ConfigError, StorageUnavailable
+from bridge.feedback import Answers
 from bridge.inbox import storage
 from bridge.models import InboundMessage, Reply, SubmitResult, ThreadKey
 from bridge.threadmap import ThreadMap
@@ -82,12 +84,15 @@ class SlackAdapter:
         )
         self._redis = redis
         self._options = options or SlackSettings()
+        answers = Answers(redis)
         self._sender = SlackSender(
             self._client,
             redis,
+            answers=answers,
             max_parts=settings.max_reply_parts,
             user_mentions=self._options.user_mentions,
         )
+        self._feedback = SlackFeedback(redis, answers)
         self._threads = ThreadMap(redis, idle_ttl_seconds=settings.thread_idle_ttl_seconds)
         self._inbox: Inbox | None = None
         self._identity: BotIdentity | None = None
@@ -150,6 +155,7 @@ class SlackAdapter:
     async def run(self, inbox: Inbox) -> None:
         """Socket Mode when an app token is set; otherwise events arrive over HTTP routes."""
         self._inbox = inbox
+        self._feedback.attach(inbox)
         token = self._settings.slack_app_token
         if token is None:
             await asyncio.Event().wait()
@@ -180,6 +186,7 @@ class SlackAdapter:
         if self._settings.slack_signing_secret is None:
             return []
         self._inbox = inbox
+        self._feedback.attach(inbox)
         ingress = SlackIngress(self._app, self._settings.slack_signing_secret.get_secret_value())
         return [ingress.route(EVENTS_PATH)]
 
@@ -204,6 +211,7 @@ class SlackAdapter:
     def _register_listeners(self) -> None:
         self._app.event("app_mention")(self._on_message)
         self._app.event("message")(self._on_message)
+        self._feedback.register(self._app)
         # Every other subscribed type is acknowledged: Bolt would answer 404 and Slack retry.
         self._app.event(re.compile(".*"))(self._on_other_event)
         self._app.command(COMMAND)(self._on_command)

@@ -15,10 +15,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.feedback_blocks import answer_blocks
 from adapters.slack.format import neutralise_pings, split_markdown
 from bridge import keys
 from bridge.errors import PermanentPlatformError, PlatformError, StorageUnavailable
-from bridge.models import Reply, ThreadKey
+from bridge.feedback import AnswerRef, Answers
+from bridge.models import Reply, ReplyKind, ThreadKey
 from bridge.parts import DEFAULT_MAX_PARTS, bounded
 
 log = logging.getLogger(__name__)
@@ -81,11 +83,13 @@ class SlackSender:
         client: AsyncWebClient,
         redis: aioredis.Redis,
         *,
+        answers: Answers | None = None,
         max_parts: int = DEFAULT_MAX_PARTS,
         user_mentions: bool = False,
     ) -> None:
         self._client = client
         self._redis = redis
+        self._answers = answers or Answers(redis)
         self._max_parts = max_parts
         self._neutralise_users = not user_mentions
         self._status_by_reaction: set[ThreadKey] = set()
@@ -96,6 +100,10 @@ class SlackSender:
         ts = ""
         for index, part in enumerate(parts):
             ts = await self._post_once(reply, index, len(parts), part)
+            if reply.run_id and reply.kind is ReplyKind.AGENT:
+                # A reaction on any part of an answer is feedback on its run.
+                where = AnswerRef("slack", reply.thread.workspace, reply.thread.channel, ts)
+                await self._answers.remember(where, reply.run_id, reply.thread.thread)
         return ts
 
     async def _post_once(self, reply: Reply, index: int, total: int, text: str) -> str:
@@ -118,21 +126,39 @@ class SlackSender:
             "event_type": REPLY_EVENT_TYPE,
             "event_payload": {"key": reply.idempotency_key, "part": index, "parts": total},
         }
+        content: dict[str, Any] = {"markdown_text": text}
+        if reply.run_id and reply.kind is ReplyKind.AGENT and index == total - 1:
+            # `markdown_text` cannot carry buttons: the last part is a markdown block + buttons.
+            content = {"text": text, "blocks": answer_blocks(text, reply.run_id)}
         try:
-            response = await self._client.chat_postMessage(
-                channel=reply.thread.channel,
-                thread_ts=reply.thread.thread,
-                markdown_text=text,
-                metadata=metadata,
-                unfurl_links=False,
-            )
-        except (TimeoutError, SlackApiError, aiohttp.ClientError) as exc:
-            raise translate(exc, "chat.postMessage") from exc
+            response = await self._post_content(reply, metadata, content)
+        except SlackApiError as exc:
+            if "blocks" not in content or exc.response.get("error") != "invalid_blocks":
+                raise translate(exc, "chat.postMessage") from exc
+            log.warning("slack refused the feedback blocks; answer posted without them")
+            try:
+                response = await self._post_content(reply, metadata, {"markdown_text": text})
+            except SlackApiError as again:
+                raise translate(again, "chat.postMessage") from again
         log.info(
             "slack reply part posted",
             extra={"thread_key": str(reply.thread), "part": index, "parts": total},
         )
         return str(response["ts"])
+
+    async def _post_content(
+        self, reply: Reply, metadata: dict[str, Any], content: dict[str, Any]
+    ) -> Any:
+        try:
+            return await self._client.chat_postMessage(
+                channel=reply.thread.channel,
+                thread_ts=reply.thread.thread,
+                metadata=metadata,
+                unfurl_links=False,
+                **content,
+            )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise translate(exc, "chat.postMessage") from exc
 
     async def _find_posted(self, reply: Reply, index: int) -> str | None:
         cursor: str | None = None

@@ -21,6 +21,8 @@ TEXT_LIMIT = 40_000
 MARKDOWN_TEXT_LIMIT = 12_000
 SECTION_TEXT_LIMIT = 3_000
 BLOCKS_LIMIT = 50
+MARKDOWN_BLOCKS_LIMIT = 12_000  # cumulative over a message's `markdown` blocks
+BUTTON_VALUE_LIMIT = 2_000
 
 
 @dataclass
@@ -61,6 +63,8 @@ class FakeSlack:
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.reactions: dict[tuple[str, str], set[str]] = {}
         self.statuses: list[tuple[str, str, str]] = []
+        self.views: list[dict[str, Any]] = []
+        self._used_triggers: set[str] = set()
         self.users: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
         self.missing_channels: set[str] = set()
@@ -270,6 +274,21 @@ class FakeSlack:
         self.statuses.append((channel, str(args.get("thread_ts")), str(args.get("status", ""))))
         return {}
 
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        trigger = str(args.get("trigger_id") or "")
+        view = _as_dict(args.get("view"))
+        if not trigger or not isinstance(view, dict):
+            raise SlackApiFailure("invalid_arguments")
+        if trigger in self._used_triggers:
+            raise SlackApiFailure("exchanged_trigger_id")
+        if view.get("type") != "modal" or not view.get("title"):
+            raise SlackApiFailure("invalid_arguments")
+        self._used_triggers.add(trigger)
+        opened = {**view, "id": f"V{next(self._ts_counter):08d}", "team_id": self.team_id}
+        opened["blocks"] = _checked_blocks(view.get("blocks", []))
+        self.views.append(opened)
+        return {"view": opened}
+
     def _replies(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args)
         ts = str(args.get("ts"))
@@ -353,11 +372,19 @@ def _checked_blocks(raw: Any) -> list[dict[str, Any]]:
     blocks = _as_dict(raw)
     if not isinstance(blocks, list) or len(blocks) > BLOCKS_LIMIT:
         raise SlackApiFailure("invalid_blocks")
+    markdown = 0
     for block in blocks:
         text = block.get("text") if isinstance(block, dict) else None
         too_long = isinstance(text, dict) and len(text.get("text", "")) > SECTION_TEXT_LIMIT
         if block.get("type") == "section" and too_long:
             raise SlackApiFailure("invalid_blocks")
+        if block.get("type") == "markdown":
+            markdown += len(text) if isinstance(text, str) else MARKDOWN_BLOCKS_LIMIT + 1
+        for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            if len(str(element.get("value", ""))) > BUTTON_VALUE_LIMIT:
+                raise SlackApiFailure("invalid_blocks")
+    if markdown > MARKDOWN_BLOCKS_LIMIT:
+        raise SlackApiFailure("invalid_blocks")
     return blocks
 
 
@@ -383,6 +410,7 @@ _HANDLERS: dict[str, Any] = {
     "reactions.remove": lambda fake, args: fake._reaction(args, add=False),
     "assistant.threads.setStatus": FakeSlack._set_status,
     "conversations.replies": FakeSlack._replies,
+    "views.open": FakeSlack._views_open,
     "users.info": FakeSlack._users_info,
     "usergroups.users.list": FakeSlack._usergroup_users,
     "conversations.info": lambda fake, args: fake.channels.info(args),

@@ -109,6 +109,92 @@ def slash_command(
     }
 
 
+def block_action(
+    slack: FakeSlack, message: dict[str, Any], action_id: str, *, user: str = "U0001"
+) -> dict[str, Any]:
+    """A click on a button of `message` (a bot post with an actions block), as Slack sends it."""
+    [button] = [
+        e
+        for b in message.get("blocks", [])
+        if b.get("type") == "actions"
+        for e in b["elements"]
+        if e["action_id"] == action_id
+    ]
+    channel = message.get("channel") or next(
+        ch for ch, posted in slack.messages.items() if message in posted
+    )
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": "alice", "team_id": slack.team_id},
+        "api_app_id": "A0001",
+        "token": "legacy-verification-token",
+        "container": {
+            "type": "message",
+            "message_ts": message["ts"],
+            "channel_id": channel,
+            "is_ephemeral": False,
+            "thread_ts": message.get("thread_ts"),
+        },
+        "trigger_id": f"{next(_event_ids)}.{uuid.uuid4().hex[:8]}",
+        "team": {"id": slack.team_id, "domain": slack.team_domain},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel, "name": "general"},
+        "message": message,
+        "response_url": "https://hooks.invalid/actions/1",
+        "actions": [
+            {
+                **button,
+                "block_id": "engage_feedback",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+
+
+def view_submission(
+    slack: FakeSlack, view: dict[str, Any], values: dict[str, Any], *, user: str = "U0001"
+) -> dict[str, Any]:
+    """Submitting an opened modal; `values` maps block_id -> action_id -> typed value."""
+    state = {
+        block: {action: {"type": "plain_text_input", "value": value}}
+        for block, inputs in values.items()
+        for action, value in inputs.items()
+    }
+    return {
+        "type": "view_submission",
+        "team": {"id": slack.team_id, "domain": slack.team_domain},
+        "user": {"id": user, "username": "alice", "team_id": slack.team_id},
+        "api_app_id": "A0001",
+        "token": "legacy-verification-token",
+        "trigger_id": f"{next(_event_ids)}.{uuid.uuid4().hex[:8]}",
+        "view": {**view, "state": {"values": state}, "hash": uuid.uuid4().hex},
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
+def reaction(
+    slack: FakeSlack,
+    channel: str,
+    ts: str,
+    name: str,
+    *,
+    user: str = "U0001",
+    added: bool = True,
+) -> dict[str, Any]:
+    """A `reaction_added`/`reaction_removed` event on a message."""
+    return {
+        "type": "reaction_added" if added else "reaction_removed",
+        "user": user,
+        "reaction": name,
+        "item_user": slack.bot_user_id,
+        "item": {"type": "message", "channel": channel, "ts": ts},
+        "event_ts": slack.next_ts(),
+    }
+
+
 @dataclass
 class Delivery:
     status: int
@@ -138,6 +224,11 @@ class EventSender:
     ) -> Delivery:
         raw = json.dumps(body).encode()
         return await self._post(raw, "application/json", retry_num, retry_reason, timestamp, secret)
+
+    async def send_interaction(self, payload: dict[str, Any]) -> Delivery:
+        """Block actions and view submissions: a form with one JSON `payload` field."""
+        raw = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self._post(raw, "application/x-www-form-urlencoded", None, "", None, None)
 
     async def send_command(self, form: dict[str, str]) -> Delivery:
         raw = urlencode(form).encode()
