@@ -71,7 +71,7 @@ async def test_a_lone_surrogate_in_a_signed_slack_event_is_answered(
         event = user_message(b.slack, text=f"<@{b.slack.bot_user_id}> broken {LONE} text")
         assert (await b.events.send(envelope(b.slack, event))).status == 200
         [reply] = await b.wait_replies("C0001", event["ts"])
-        assert reply["markdown_text"] == f"You said: broken {REPLACEMENT} text"
+        assert reply["text"] == f"You said: broken {REPLACEMENT} text"
 
 
 async def test_a_lone_surrogate_in_a_discord_message_is_answered(
