@@ -23,6 +23,7 @@ with warnings.catch_warnings():
     import discord.http
 
 from adapters.discord import DiscordAdapter
+from adapters.discord.settings import DiscordSettings
 from bridge.config import FileConfig, Policy, Routing, Settings
 from bridge.engage.client import EngageClient
 from bridge.errors import StorageUnavailable
@@ -79,6 +80,12 @@ def discord_settings(fake: FakeDiscord, **overrides: Any) -> Settings:
     return Settings(_env_file=None, discord_bot_token=fake.token, **overrides)
 
 
+def discord_options(fake: FakeDiscord, **overrides: Any) -> DiscordSettings:
+    """Discord-only settings that trust the fake's CDN for attachments."""
+    values: dict[str, Any] = {"attachment_origins": [f"{fake.url}/cdn"], **overrides}
+    return DiscordSettings(_env_file=None, **values)
+
+
 @pytest.fixture
 def recording_inbox() -> RecordingInbox:
     return RecordingInbox()
@@ -86,12 +93,15 @@ def recording_inbox() -> RecordingInbox:
 
 @asynccontextmanager
 async def listening(
-    fake: FakeDiscord, inbox: RecordingInbox, redis: aioredis.Redis | None = None
+    fake: FakeDiscord,
+    inbox: RecordingInbox,
+    redis: aioredis.Redis | None = None,
+    options: DiscordSettings | None = None,
 ) -> AsyncIterator[DiscordAdapter]:
     """A started adapter listening on the fake gateway into `inbox` (gap recovery on when given
     Redis); leaving the block drops it like a killed process: whatever it had received but not
     submitted is gone with it."""
-    adapter = DiscordAdapter(discord_settings(fake), redis)
+    adapter = DiscordAdapter(discord_settings(fake), redis, options or discord_options(fake))
     await adapter.start()
     task = asyncio.create_task(adapter.run(inbox))
     try:
@@ -132,13 +142,16 @@ def discord_bridge_settings(
 
 @asynccontextmanager
 async def discord_runtime(
-    settings: Settings, redis: aioredis.Redis, emulator: Any
+    settings: Settings,
+    redis: aioredis.Redis,
+    emulator: Any,
+    options: DiscordSettings | None = None,
 ) -> AsyncIterator[tuple[BridgeRuntime, DiscordAdapter]]:
     """The real runtime (listener, workers, HTTP) with a fresh Discord adapter."""
     engage = EngageClient(
         base_url=emulator.url, api_key=emulator.api_key, org_id=emulator.org_id, max_attempts=2
     )
-    adapter = DiscordAdapter(settings, redis)
+    adapter = DiscordAdapter(settings, redis, options or DiscordSettings(_env_file=None))
     try:
         async with BridgeRuntime(settings, adapters=[adapter], redis=redis, engage=engage) as rt:
             yield rt, adapter

@@ -31,6 +31,7 @@ from adapters.discord.feedback import (
     answer_ref,
     reaction_thumbs,
 )
+from adapters.discord.files import Attachments
 from adapters.discord.outbound import Outbound
 from adapters.discord.settings import DiscordSettings
 from bridge.adapter import Inbox
@@ -76,6 +77,7 @@ class DiscordAdapter:
         self._outbound = Outbound(
             self._client, self._options, self._feedback, settings.max_reply_parts
         )
+        self._files = Attachments(self._options)
         self._connected = asyncio.Event()
         self._gateway: asyncio.Task[None] | None = None
         self._inbox: Inbox | None = None
@@ -218,6 +220,7 @@ class DiscordAdapter:
 
     async def aclose(self) -> None:
         self._outbound.close()
+        await self._files.aclose()
         for task in self._background:
             task.cancel()
         await self._client.close()
@@ -245,6 +248,7 @@ class DiscordAdapter:
         try:
             message = await self._normalize(payload, facts)
             if message is not None:
+                message = await self._files.inline(message)
                 await self.submit(inbox, message)
         except Exception:
             log.exception("discord: could not handle message %s", payload.get("id"))

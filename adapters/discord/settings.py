@@ -23,3 +23,7 @@ class DiscordSettings(BaseSettings):
     attachment_inline_bytes: int = Field(64 * 1024, ge=0)
     # All inlined attachments of one message together (the agent's context is not free).
     attachment_inline_total_bytes: int = Field(256 * 1024, ge=0)
+    # Attachments are fetched only from here (the URL comes in the message payload).
+    attachment_origins: list[str] = Field(
+        default_factory=lambda: ["https://cdn.discordapp.com", "https://media.discordapp.net"]
+    )

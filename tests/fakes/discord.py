@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.discord_cdn import FakeCdn
 from tests.fakes.discord_components import ComponentActions
 from tests.fakes.discord_faults import Broken, ChannelBucket, RateLimit, forced, take
 from tests.fakes.discord_gateway import FakeGateway, GatewaySession, shard_of
@@ -68,6 +69,7 @@ class FakeDiscord(InteractionRoutes, ComponentActions):
         self.nonces: dict[tuple[str, str], str] = {}
         self.interactions: dict[str, Json] = {}
         self.reactions: dict[str, dict[str, set[str]]] = {}
+        self.cdn = FakeCdn()
         self.commands: dict[str, list[Json]] = {}
         self.members: dict[str, Json] = {}
         self.guilds: dict[str, Json] = {}
@@ -103,7 +105,9 @@ class FakeDiscord(InteractionRoutes, ComponentActions):
         app = web.Application()
         app.router.add_get("/gw/", self.gateway.handler)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        app.router.add_get("/cdn/{tail:.*}", self.cdn.serve)
         self._runner, self.port = await serve(app, access_log=None)
+        self.cdn.base_url = f"{self.url}/cdn"
 
     async def close(self) -> None:
         await self.gateway.close()
@@ -242,6 +246,18 @@ class FakeDiscord(InteractionRoutes, ComponentActions):
         message = self._message(channel_id, author, content, **extra)
         await self.gateway.dispatch("MESSAGE_CREATE", message)
         return message
+
+    def upload(
+        self,
+        channel_id: str,
+        filename: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        size: int | None = None,
+    ) -> Json:
+        """An attachment for `post(..., attachments=[...])`, served by the fake CDN."""
+        return self.cdn.attachment(self.snowflake(), channel_id, filename, data, content_type, size)
 
     async def forum_post(self, author: Json, title: str, content: str) -> Json:
         """A user opens a forum post: THREAD_CREATE, then its first message (same id)."""
