@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import httpx
 from starlette.responses import JSONResponse
@@ -19,6 +19,8 @@ from bridge.models import InboundMessage, Reply, ReplyKind
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+# Whether a call that failed ambiguously took effect after all (looked up on the desk).
+Applied = Callable[[], Awaitable[bool]]
 
 # Both desks send small JSON bodies; the ingress guard refuses anything else.
 MAX_BODY_BYTES = 1024 * 1024
@@ -71,6 +73,7 @@ class DeskApi:
         self._policy = policy or RetryPolicy()
         self._sleep = sleep
 
+    @overload
     async def call(
         self,
         method: str,
@@ -79,16 +82,45 @@ class DeskApi:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         auth: httpx.Auth | None = None,
-    ) -> httpx.Response:
+        applied: None = None,
+    ) -> httpx.Response: ...
+
+    @overload
+    async def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+        applied: Applied,
+    ) -> httpx.Response | None: ...
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+        applied: Applied | None = None,
+    ) -> httpx.Response | None:
+        """The successful response. With `applied`, a call that failed after it may have taken
+        effect (a 5xx, a timeout once sent) is repeated only if `applied()` says it did not:
+        then `None` means it had."""
         policy, problem = self._policy, "no attempt made"
         for attempt in range(1, policy.attempts + 1):
             wait: float | None = None
+            unsure = False
             try:
                 response = await self._http.request(
                     method, url, json=json, headers=headers, auth=auth
                 )
             except httpx.TransportError as exc:
                 problem = type(exc).__name__
+                unsure = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
             else:
                 if response.is_success:
                     return response
@@ -97,11 +129,15 @@ class DeskApi:
                         f"{self.name} API refused {method} with HTTP {response.status_code}"
                     )
                 problem, wait = f"HTTP {response.status_code}", retry_after(response)
+                unsure = response.status_code >= 500
             log.warning("%s API attempt %d failed: %s", self.name, attempt, problem)
             if attempt < policy.attempts:
                 await self._sleep(
                     backoff.delay(attempt, base=policy.base, cap=policy.cap, retry_after=wait)
                 )
+                if unsure and applied is not None and await applied():
+                    log.info("%s API: the failed %s had taken effect", self.name, method)
+                    return None
         raise PermanentPlatformError(
             f"{self.name} API failed {policy.attempts} times (last: {problem})"
         )

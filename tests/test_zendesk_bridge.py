@@ -235,3 +235,17 @@ async def test_malformed_signed_deliveries_get_a_clear_4xx_and_nothing_stored(
 def _signed_for(zendesk: FakeZendesk, body: bytes) -> dict[str, str]:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: sign(zendesk.webhook_secret, stamp, body)}
+
+
+async def test_comment_applied_but_answered_500_is_not_posted_twice(
+    zendesk_bridge: BridgeRuntime, zendesk: FakeZendesk, redis_client: Any
+) -> None:
+    zendesk.apply_then_fail_next = 1
+    ticket = await zendesk.create_ticket(CUSTOMER, "Pension", "Did it post?")
+    assert await answers(zendesk, ticket, 1) == ["You said: Did it post?"]
+    await settled(zendesk_bridge, redis_client, zendesk)
+    assert [(method, code) for method, _, code in zendesk.api_calls] == [
+        ("PUT", 500),
+        ("GET", 200),  # the ticket's newest comments: the answer is there
+    ]
+    assert len(zendesk.public_comments_by(ticket, zendesk.bot_user_id)) == 1

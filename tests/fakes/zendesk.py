@@ -14,7 +14,10 @@ ticket comments, users/me, rate limits). What the docs do not settle, and what t
   `author_id` given (the bot user), `is_staff: true`, like any agent comment.
 - 429 body: plain text with `Retry-After` (seconds), as the rate-limit docs show.
 - Cursor pagination on `GET /api/v2/tickets/{id}/comments.json` (`page[size]`, `page[after]`,
-  `meta.has_more`, `links.next`), as documented; offset pagination is not served.
+  `meta.has_more`, `links.next`, `sort_order`), as documented; offset pagination is not served.
+  The cursor is an opaque string (here an offset).
+- `apply_then_fail_next`: an update applied but answered 500, which the docs do not describe
+  but any HTTP API behind a proxy can do (the bridge must not comment twice then).
 """
 
 from __future__ import annotations
@@ -52,8 +55,8 @@ class Ticket:
 
 @dataclass
 class FakeZendesk:
-    """`webhook_url` is where events go (the bridge); `fail_next` answers that many API calls
-    with `fail_status` (429 carries Retry-After) before serving them."""
+    """`webhook_url` is where events go (the bridge); `fail_next` answers that many ticket
+    updates (and users/me) with `fail_status` (429 carries Retry-After) before serving them."""
 
     webhook_secret: str
     email: str = "bot@example.com"
@@ -64,6 +67,8 @@ class FakeZendesk:
     webhook_url: str = ""
     fail_next: int = 0
     fail_status: int = 429
+    # Updates applied, then answered 500 anyway (a timeout behind Zendesk's edge looks like this).
+    apply_then_fail_next: int = 0
     retry_after: str = "1"
     api_calls: list[tuple[str, str, int]] = field(default_factory=list)
     deliveries: list[tuple[dict[str, Any], int]] = field(default_factory=list)
@@ -202,10 +207,10 @@ class FakeZendesk:
         header = request.headers.get("Authorization", "")
         return header == "Basic " + base64.b64encode(expected).decode()
 
-    def _gate(self, request: web.Request) -> web.Response | None:
+    def _gate(self, request: web.Request, *, faults: bool = True) -> web.Response | None:
         if not self._authorised(request):
             return web.json_response({"error": "Couldn't authenticate you"}, status=401)
-        if self.fail_next > 0:
+        if faults and self.fail_next > 0:
             self.fail_next -= 1
             if self.fail_status == 429:
                 return web.Response(
@@ -268,6 +273,10 @@ class FakeZendesk:
             )
             # The side effect Zendesk has too: the new comment is an event to every webhook.
             self._spawn(self.deliver(self.comment_event(ticket, comment, uuid.uuid4().hex)))
+        if self.apply_then_fail_next > 0:
+            self.apply_then_fail_next -= 1
+            self.api_calls[-1] = ("PUT", request.path, 500)
+            return web.json_response({"error": "InternalServerError"}, status=500)
         return web.json_response(
             {
                 "ticket": self._ticket_json(ticket),
@@ -276,16 +285,19 @@ class FakeZendesk:
         )
 
     async def _comments(self, request: web.Request) -> web.Response:
-        refused = self._gate(request)
+        refused = self._gate(request, faults=False)
         if refused is not None:
             return refused
+        self.api_calls.append(("GET", request.path, 200))
         ticket = self.tickets[int(request.match_info["id"])]
         size = min(int(request.query.get("page[size]", "100")), 100)
         after = int(request.query.get("page[after]", "0") or 0)
-        page = ticket.comments[after : after + size]
+        order = request.query.get("sort_order", "asc")
+        ordered = ticket.comments[::-1] if order == "desc" else ticket.comments
+        page = ordered[after : after + size]
         more = after + size < len(ticket.comments)
         cursor = str(after + size) if more else None
-        base = f"{self.url}{request.path}?page[size]={size}"
+        base = f"{self.url}{request.path}?sort_order={order}&page[size]={size}"
         return web.json_response(
             {
                 "comments": page,
