@@ -69,7 +69,7 @@ async def zendesk_bridge(
 
 
 CHATWOOT_TOKEN = "cw-url-token-0123456789"
-CHATWOOT_SECRET = "cw-bot-secret"
+CHATWOOT_SECRET = "cw-bot-secret-0123456789"
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from adapters.helpdesk import DeskApi, RetryPolicy, is_desk_state_change, is_qui
 from bridge import lifecycle
 from bridge.adapter import Inbox
 from bridge.config import Settings
+from bridge.credentials import MIN_SIGNING_SECRET, require_strong_secrets
 from bridge.errors import ConfigError
 from bridge.models import Reply, ReplyKind, ThreadKey
 
@@ -42,6 +43,12 @@ class ChatwootAdapter:
             raise ConfigError(
                 "the chatwoot adapter needs CHATWOOT_WEBHOOK_TOKEN, CHATWOOT_BOT_TOKEN and "
                 "CHATWOOT_URL"
+            )
+        require_strong_secrets(config)
+        if len(config.webhook_token.get_secret_value()) < MIN_SIGNING_SECRET:
+            # The URL token is this route's only defence before Chatwoot 4.13.
+            raise ConfigError(
+                f"CHATWOOT_WEBHOOK_TOKEN needs at least {MIN_SIGNING_SECRET} characters"
             )
         self._config = config
         self._owns_http = http is None

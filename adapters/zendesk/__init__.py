@@ -16,6 +16,7 @@ from adapters.zendesk.settings import ZendeskSettings
 from adapters.zendesk.webhook import ZendeskWebhook
 from bridge.adapter import Inbox
 from bridge.config import Settings
+from bridge.credentials import require_strong_secrets
 from bridge.errors import ConfigError
 from bridge.lifecycle import RESOLVED
 from bridge.models import Reply, ReplyKind, ThreadKey
@@ -44,6 +45,7 @@ class ZendeskAdapter:
             raise ConfigError(
                 "the zendesk adapter needs ZENDESK_URL, ZENDESK_EMAIL, ZENDESK_BOT_USER_ID"
             )
+        require_strong_secrets(config)
         self._config = config
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(timeout=_TIMEOUT)
