@@ -17,8 +17,10 @@ import pytest
 import yaml
 from pydantic import AliasChoices, BaseModel
 
+from adapters.chatwoot.settings import ChatwootSettings
 from adapters.web.access import startup_problem
 from adapters.web.settings import WebSettings
+from adapters.zendesk.settings import ZendeskSettings
 from bridge.config import ALL_ROLES, FileConfig, Settings, load_file_config
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -31,7 +33,7 @@ def settings_env_names() -> set[str]:
     """Every environment variable name Settings and the adapters' settings read (upper-cased;
     matching ignores case)."""
     names: set[str] = set()
-    for model in (Settings, WebSettings):
+    for model in (Settings, WebSettings, ZendeskSettings, ChatwootSettings):
         prefix = str(model.model_config.get("env_prefix", ""))
         for field_name, field in model.model_fields.items():
             alias = field.validation_alias
