@@ -69,7 +69,7 @@ class DeskApi:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.name = name
-        self._http = http
+        self.http = http
         self._policy = policy or RetryPolicy()
         self._sleep = sleep
 
@@ -115,7 +115,7 @@ class DeskApi:
             wait: float | None = None
             unsure = False
             try:
-                response = await self._http.request(
+                response = await self.http.request(
                     method, url, json=json, headers=headers, auth=auth
                 )
             except httpx.TransportError as exc:

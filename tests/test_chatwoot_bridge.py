@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from adapters.chatwoot import ChatwootAdapter
+from bridge.errors import PermanentPlatformError
 from bridge.models import ThreadKey
 from bridge.runtime import BridgeRuntime
 from tests.fakes.chatwoot import ACCOUNT, FakeChatwoot
 from tests.fixtures_core import wait_until
-from tests.fixtures_helpdesk import drained
+from tests.fixtures_helpdesk import FAST_RETRY, chatwoot_config, drained
 
 CONTACT, AGENT = 55, 66
 
@@ -240,3 +242,17 @@ async def test_contact_may_not_give_the_conversation_back_to_the_bot(
     assert refusal.startswith("Only staff")
     await settled(chatwoot, redis_client)
     assert await status(chatwoot_bridge, conv) == "human"
+
+
+async def test_start_checks_the_bot_token_when_the_account_is_known(chatwoot: FakeChatwoot) -> None:
+    good = ChatwootAdapter(chatwoot_config(chatwoot, account_id="1"), retry=FAST_RETRY)
+    bad = ChatwootAdapter(
+        chatwoot_config(chatwoot, account_id="1", bot_token="not-the-bot-token"), retry=FAST_RETRY
+    )
+    try:
+        await good.start()
+        with pytest.raises(PermanentPlatformError, match="CHATWOOT_BOT_TOKEN"):
+            await bad.start()
+    finally:
+        await good.aclose()
+        await bad.aclose()

@@ -57,8 +57,9 @@ class ChatwootAdapter:
         self._conversations = Conversations(config.url, config.bot_token.get_secret_value(), api)
 
     async def start(self) -> None:
-        # A bot token may call only a few conversation endpoints: nothing to check it against.
-        return None
+        """Check the bot's token (`engage-bridge check`) when the account id is known."""
+        if self._config.account_id:
+            await self._conversations.check_token(self._config.account_id)
 
     async def run(self, inbox: Inbox) -> None:
         await asyncio.Event().wait()  # deliveries arrive through `routes`

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from adapters.helpdesk import DeskApi
+from bridge.errors import PermanentPlatformError, PlatformError
 
 
 class Conversations:
@@ -14,6 +15,20 @@ class Conversations:
         self._base = base_url.rstrip("/")
         self._headers = {"api_access_token": token}
         self._api = api
+
+    async def check_token(self, account_id: str) -> None:
+        """Ask for a conversation that does not exist: an unknown token is told so (401
+        "Invalid Access Token"); a bot's token gets a 404 or, on versions where bots may not
+        read conversations, a 401 of its own."""
+        url = f"{self._base}/api/v1/accounts/{account_id}/conversations/0"
+        try:
+            response = await self._api.http.get(url, headers=self._headers)
+        except httpx.TransportError as exc:
+            raise PlatformError(f"Chatwoot did not answer: {type(exc).__name__}") from exc
+        if response.status_code == 401 and "Invalid Access Token" in response.text:
+            raise PermanentPlatformError("Chatwoot did not accept CHATWOOT_BOT_TOKEN")
+        if response.status_code >= 500:
+            raise PlatformError(f"Chatwoot answered HTTP {response.status_code}")
 
     async def post_message(
         self, account_id: str, conversation_id: str, content: str, *, private: bool

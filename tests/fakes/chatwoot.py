@@ -82,6 +82,7 @@ class FakeChatwoot:
         app.router.add_post(f"{base}/messages", self._create_message)
         app.router.add_get(f"{base}/messages", self._list_messages)
         app.router.add_post(f"{base}/toggle_status", self._toggle_status)
+        app.router.add_get(base, self._show)
         self._runner, port = await serve(app)
         self._http = httpx.AsyncClient(timeout=10.0)
         self.url = f"http://127.0.0.1:{port}"
@@ -269,6 +270,14 @@ class FakeChatwoot:
                 {"error": "Access to this endpoint is not authorized for bots"}, status=401
             )
         return web.json_response({"error": "Invalid Access Token"}, status=401)
+
+    async def _show(self, request: web.Request) -> web.Response:
+        if request.headers.get("api_access_token") != self.bot_token:
+            return web.json_response({"error": "Invalid Access Token"}, status=401)
+        conv = self.conversations.get(int(request.match_info["id"]))
+        if conv is None:
+            return web.json_response({"error": "Resource could not be found"}, status=404)
+        return web.json_response(self.conversation_data(conv))
 
     async def _toggle_status(self, request: web.Request) -> web.Response:
         refused = self._gate(request)
