@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.desk.schema import InvalidEvent
 from adapters.helpdesk import EVENT_PREFIX, SYNC_PREFIX
+from bridge import lifecycle
 from bridge.models import InboundMessage, Origin, ThreadKey
 
 SOURCE = "chatwoot"
@@ -80,12 +81,6 @@ def thread_key(account_id: str, conversation_id: str) -> ThreadKey:
     return ThreadKey(SOURCE, account_id, CONVERSATIONS, conversation_id)
 
 
-def conversation_status(event: BotEvent) -> str:
-    if event.conversation is not None:
-        return event.conversation.status
-    return event.status or ""
-
-
 def to_events(
     event: BotEvent,
     *,
@@ -143,10 +138,10 @@ def _message_events(
         staff = _message(event, account, conversation, mid, sender.id, text, origin=Origin.STAFF)
         return (staff,)
     customer = _message(event, account, conversation, mid, sender.id, text, name=sender.name)
-    wanted = {PENDING: "bot", OPEN: "human"}.get(conversation.status)
-    if bridge_status is None and wanted == "human":
+    wanted = {PENDING: lifecycle.BOT, OPEN: lifecycle.HUMAN}.get(conversation.status)
+    if bridge_status is None and wanted == lifecycle.HUMAN:
         return ()  # a conversation humans own that the bot never saw: not the bot's business
-    if wanted is None or bridge_status in (None, wanted, "resolved"):
+    if wanted is None or bridge_status in (None, wanted, lifecycle.RESOLVED):
         return (customer,)  # in step (a resolved thread is reopened by the message itself)
     command = STATUS_COMMANDS[conversation.status]
     sync = _message(
