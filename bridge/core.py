@@ -21,8 +21,8 @@ from bridge.inbox import InboxQueue, storage
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, SubmitResult, ThreadKey
 from bridge.outbound import Outbound
-from bridge.scripts import Scripts
-from bridge.threadmap import RedisClient, ThreadMap, ThreadRecord, rebuild_map
+from bridge.store import RedisClient, Store
+from bridge.threadmap import ThreadMap, ThreadRecord, rebuild_map
 from bridge.turn import TurnRunner
 from bridge.worker import Workers
 
@@ -65,15 +65,14 @@ class Bridge:
         self.engage = engage
         self.adapters = adapters
         self.metrics = metrics
-        scripts = Scripts(redis)
-        self.threads = ThreadMap(redis, idle_ttl_seconds=settings.thread_idle_ttl_seconds)
-        self.inbox = InboxQueue(redis, scripts, self.threads, settings, metrics)
-        self.dead_letters = DeadLetters(redis, self.inbox)
-        self.outbound = Outbound(redis, adapters, settings, metrics, sleep)
+        self.store = Store(redis, record_ttl_seconds=settings.thread_idle_ttl_seconds)
+        self.threads = ThreadMap(self.store)
+        self.inbox = InboxQueue(self.store, settings, metrics)
+        self.dead_letters = DeadLetters(self.store)
+        self.outbound = Outbound(self.store, adapters, settings, metrics, sleep)
         runner = TurnRunner(
             settings=settings,
-            redis=redis,
-            scripts=scripts,
+            store=self.store,
             threads=self.threads,
             engage=engage,
             outbound=self.outbound,
@@ -82,7 +81,14 @@ class Bridge:
             sleep=sleep,
         )
         self.workers = Workers(
-            redis, scripts, runner, settings, metrics, consumer_name or default_consumer_name()
+            self.store,
+            runner,
+            metrics,
+            consumer_name or default_consumer_name(),
+            concurrency=settings.worker_concurrency,
+            lease_seconds=settings.lease_seconds,
+            claim_idle_seconds=settings.claim_idle_seconds,
+            block_seconds=settings.worker_block_seconds,
         )
 
     async def submit(self, message: InboundMessage) -> SubmitResult:

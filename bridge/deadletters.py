@@ -10,11 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge import keys
 from bridge.codec import message_from_dict, message_to_dict, with_message_id
-from bridge.inbox import InboxQueue, storage
 from bridge.models import InboundMessage
-from bridge.threadmap import RedisClient
+from bridge.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +51,14 @@ class DeadLetter:
 class DeadLetters:
     """A global hash turn id -> JSON; storing the same turn twice keeps the first."""
 
-    def __init__(self, redis: RedisClient, inbox: InboxQueue) -> None:
-        self._redis = redis
-        self._inbox = inbox
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     async def store(
         self, turn_id: str, thread_key: str, messages: tuple[InboundMessage, ...], error: str
     ) -> bool:
         letter = DeadLetter(turn_id, thread_key, messages, error, datetime.now(UTC).isoformat())
-        async with storage("dead letter"):
-            stored = bool(await self._redis.hsetnx(keys.DEAD_LETTERS, turn_id, letter.to_json()))
+        stored = await self._store.dead_letters.add(turn_id, letter.to_json())
         if stored:
             log.warning(
                 "turn dead-lettered: %s",
@@ -72,14 +68,11 @@ class DeadLetters:
         return stored
 
     async def get(self, turn_id: str) -> DeadLetter | None:
-        async with storage("dead letter"):
-            raw = await self._redis.hget(keys.DEAD_LETTERS, turn_id)
+        raw = await self._store.dead_letters.get(turn_id)
         return DeadLetter.from_json(raw) if raw else None
 
     async def list(self) -> list[DeadLetter]:
-        async with storage("dead letters"):
-            raw = await self._redis.hgetall(keys.DEAD_LETTERS)
-        letters = [DeadLetter.from_json(v) for v in raw.values()]
+        letters = [DeadLetter.from_json(v) for v in await self._store.dead_letters.all()]
         return sorted(letters, key=lambda d: d.failed_at)
 
     async def replay(self, turn_id: str) -> DeadLetter | None:
@@ -89,7 +82,7 @@ class DeadLetters:
             return None
         suffix = secrets.token_hex(4)
         for message in letter.messages:
-            await self._inbox.enqueue(
+            await self._store.queue.enqueue(
                 with_message_id(message, f"{message.message_id}~replay-{suffix}")
             )
         await self.forget(turn_id)
@@ -99,8 +92,7 @@ class DeadLetters:
         return letter
 
     async def forget(self, turn_id: str) -> bool:
-        async with storage("dead letters"):
-            return bool(await self._redis.hdel(keys.DEAD_LETTERS, turn_id))
+        return await self._store.dead_letters.remove(turn_id)
 
 
 def turn_id(thread_key: str, message_ids: list[str]) -> str:

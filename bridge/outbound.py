@@ -1,4 +1,4 @@
-"""Posting into threads exactly once: `{tk}:posted` maps agent message or notice ids to posts."""
+"""Posting into threads exactly once: the store's posted ledger maps reply ids to posts."""
 
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from bridge import backoff, keys
+from bridge import backoff
 from bridge.adapter import Adapter, LifecycleAdapter, StatusAdapter
-from bridge.codec import text
 from bridge.config import Settings
 from bridge.errors import PermanentPlatformError, PlatformError
-from bridge.inbox import storage
 from bridge.metrics import Metrics
 from bridge.models import Reply, ReplyKind, ThreadKey
-from bridge.threadmap import RedisClient
+from bridge.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +24,13 @@ class Outbound:
 
     def __init__(
         self,
-        redis: RedisClient,
+        store: Store,
         adapters: Mapping[str, Adapter],
         settings: Settings,
         metrics: Metrics,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._redis = redis
+        self._store = store
         self._adapters = adapters
         self._settings = settings
         self._metrics = metrics
@@ -48,21 +46,16 @@ class Outbound:
         return self._adapters.get(thread.platform)
 
     async def already_posted(self, thread: ThreadKey, key: str) -> bool:
-        async with storage("posted check"):
-            return bool(await self._redis.hexists(keys.posted(thread), key))
+        return await self._store.posted.get(thread, key) is not None
 
     async def post(self, reply: Reply) -> str:
         """Post `reply` unless its idempotency key was posted already; return the platform id."""
         thread, key = reply.thread, reply.idempotency_key
-        async with storage("posted check"):
-            existing = await self._redis.hget(keys.posted(thread), key)
+        existing = await self._store.posted.get(thread, key)
         if existing is not None:
-            return text(existing)
+            return existing
         platform_id = await self._send_with_retries(reply)
-        async with storage("posted record"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.posted(thread), key, platform_id)
-            pipe.expire(keys.posted(thread), keys.POSTED_TTL_SECONDS)
-            await pipe.execute()
+        await self._store.posted.record(thread, key, platform_id)
         self._metrics.messages_out.labels(thread.platform, reply.kind.value).inc()
         return platform_id
 

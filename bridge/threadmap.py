@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-
-from bridge import keys
 from bridge.codec import text
 from bridge.engage.client import EngageClient
 from bridge.engage.models import ConversationRead
 from bridge.models import InboundMessage, ThreadKey
-from bridge.scripts import SWAP_CONVERSATION
+from bridge.store import RedisClient, Store, keys
+from bridge.store.records import Records
+
+__all__ = ["RedisClient", "ThreadMap", "ThreadRecord"]
 
 log = logging.getLogger(__name__)
-
-RedisClient = Redis | RedisCluster
 
 
 def _now() -> str:
@@ -101,23 +97,19 @@ def record_from_conversation(conversation: ConversationRead, agent: str) -> Thre
 class ThreadMap:
     """Records as Redis hashes with an idle TTL refreshed on every write."""
 
-    def __init__(self, redis: RedisClient, *, idle_ttl_seconds: int) -> None:
-        self._redis = redis
-        self._ttl = idle_ttl_seconds
-        self._swap = redis.register_script(SWAP_CONVERSATION)
+    def __init__(self, store: Store | RedisClient, *, idle_ttl_seconds: int | None = None) -> None:
+        if not isinstance(store, Store):
+            store = Store(store, record_ttl_seconds=idle_ttl_seconds or 30 * 24 * 3600)
+        self._records: Records = store.records
 
     async def get(self, thread: ThreadKey | str) -> ThreadRecord | None:
-        return ThreadRecord.from_hash(await self._redis.hgetall(keys.record(thread)))
+        return ThreadRecord.from_hash(await self._records.get(thread))
 
     async def status(self, thread: ThreadKey | str) -> str | None:
-        return text(await self._redis.hget(keys.record(thread), "status")) or None
+        return await self._records.status(thread)
 
     async def put(self, record: ThreadRecord) -> ThreadRecord:
-        key = keys.record(record.thread_key)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=record.to_hash())  # type: ignore[arg-type]
-            pipe.expire(key, self._ttl)
-            await pipe.execute()
+        await self._records.put(record.thread_key, record.to_hash())
         return record
 
     async def update(self, record: ThreadRecord, **changes: str) -> ThreadRecord:
@@ -125,13 +117,11 @@ class ThreadMap:
 
     async def forget(self, thread: ThreadKey | str) -> bool:
         """Drop the record (the next message creates a new conversation); keep pending work."""
-        removed = await self._redis.delete(keys.record(thread), keys.create_claim(thread))
-        return bool(removed)
+        return await self._records.forget(thread)
 
     async def list(self, limit: int = 1000) -> list[ThreadRecord]:
         records: list[ThreadRecord] = []
-        async for key in self._redis.scan_iter(match=keys.RECORD_PATTERN, count=500):
-            thread_key = text(key)[1:].rsplit("}:conv", 1)[0]
+        async for thread_key in self._records.thread_keys():
             record = await self.get(thread_key)
             if record is not None:
                 records.append(record)
@@ -153,11 +143,7 @@ class ThreadMap:
         existing = await self.get(thread)
         if existing is not None:
             return existing, False
-        claim = keys.create_claim(thread)
-        fresh_claim = await self._redis.set(
-            claim, secrets.token_hex(8), nx=True, ex=keys.CREATE_CLAIM_TTL_SECONDS
-        )
-        if not fresh_claim:
+        if not await self._records.claim_create(thread):
             found = await find_conversation(engage, str(thread))
             if found is not None:
                 record = record_from_conversation(found, agent)
@@ -167,7 +153,7 @@ class ThreadMap:
                         extra={"thread_key": str(thread), "conversation_id": found.id},
                     )
                     await self.put(record)
-                    await self._redis.delete(claim)
+                    await self._records.release_create(thread)
                     return record, False
         conversation = await engage.create_conversation(
             data=conversation_data(message), source=message.platform
@@ -183,7 +169,7 @@ class ThreadMap:
             starter=message.user_id,
         )
         await self.put(record)
-        await self._redis.delete(claim)
+        await self._records.release_create(thread)
         log.info(
             "conversation created",
             extra={"thread_key": str(thread), "conversation_id": conversation.id},
@@ -207,12 +193,8 @@ class ThreadMap:
         `ensure`; if another holder swapped first, its record wins.
         """
         thread = old.thread
-        claim = keys.create_claim(thread)
-        fresh_claim = await self._redis.set(
-            claim, secrets.token_hex(8), nx=True, ex=keys.CREATE_CLAIM_TTL_SECONDS
-        )
         conversation: ConversationRead | None = None
-        if not fresh_claim:
+        if not await self._records.claim_create(thread):
             found = await find_conversation(engage, str(thread))
             if found is not None and found.data.get("previous_conversation_id") == (
                 old.conversation_id
@@ -239,11 +221,8 @@ class ThreadMap:
             history_mark="",
             previous_conversation_id=old.conversation_id,
         )
-        fields = [item for pair in new.to_hash().items() for item in pair]
-        swapped = await self._swap(
-            keys=[keys.record(thread)], args=[old.conversation_id, self._ttl, *fields]
-        )
-        await self._redis.delete(claim)
+        swapped = await self._records.swap(thread, old.conversation_id, new.to_hash())
+        await self._records.release_create(thread)
         if not swapped:
             return await self.get(thread) or new
         log.info(

@@ -8,7 +8,6 @@ prefix with a fenced script so a worker that lost its lease changes nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from bridge import commands, keys, lifecycle, permissions
+from bridge import commands, lifecycle, permissions
 from bridge.chat import AgentTurn, Sleep, TurnFailed, retrying, user_message
 from bridge.codec import decode_message
 from bridge.config import Settings
@@ -24,15 +23,16 @@ from bridge.deadletters import DeadLetters, turn_id
 from bridge.engage.client import EngageClient
 from bridge.engage.errors import EngageError, NotFound
 from bridge.errors import PlatformError
-from bridge.inbox import storage
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, ThreadKey
 from bridge.outbound import Outbound
 from bridge.policy import is_staff
 from bridge.reconcile import history_after, reconcile
 from bridge.refusals import refuse
-from bridge.scripts import Scripts
-from bridge.threadmap import RedisClient, ThreadMap, ThreadRecord
+from bridge.store import LeaseLost, Store
+from bridge.threadmap import ThreadMap, ThreadRecord
+
+__all__ = ["APOLOGY", "RECOVERED", "LeaseLost", "Step", "TurnRunner", "plan"]
 
 APOLOGY = (
     "Sorry, I could not answer just now. The team has been told; "
@@ -49,10 +49,6 @@ log = logging.getLogger(__name__)
 _PARKED_APOLOGY_SECONDS = 30.0
 
 T = TypeVar("T")
-
-
-class LeaseLost(Exception):
-    """Another worker owns the thread now; this one must stop without touching it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +84,7 @@ def plan(messages: Sequence[InboundMessage], status: str | None, settings: Setti
 @dataclass
 class TurnRunner:
     settings: Settings
-    redis: RedisClient
-    scripts: Scripts
+    store: Store
     threads: ThreadMap
     engage: EngageClient
     outbound: Outbound
@@ -410,11 +405,7 @@ class TurnRunner:
             self.metrics.dead_letters.labels(thread.platform).inc()
 
     async def _count_attempt(self, thread: ThreadKey, head: InboundMessage) -> int:
-        async with storage("turn attempts"):
-            count = await self.scripts.count_attempt(
-                keys=[keys.attempts(thread)], args=[head.message_id, keys.TURN_TTL_SECONDS]
-            )
-        return int(count)
+        return await self.store.threads.count_attempt(thread, head.message_id)
 
     async def _dead_letter_poison(
         self, thread: ThreadKey, batch: Sequence[InboundMessage], attempts: int
@@ -445,42 +436,26 @@ class TurnRunner:
 
     async def _journal(self, thread: ThreadKey) -> list[str]:
         """Message ids of the batch an unfinished attempt was working on (empty if none)."""
-        async with storage("turn journal"):
-            raw = await self.redis.hget(keys.turn(thread), "ids")
-        return list(json.loads(raw)) if raw else []
+        return await self.store.threads.journal(thread)
 
     async def _write_journal(
         self, thread: ThreadKey, tid: str, batch: Sequence[InboundMessage], attempt: int
     ) -> None:
-        ids = json.dumps([m.message_id for m in batch])
-        async with storage("turn journal"), self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.turn(thread), mapping={"turn_id": tid, "ids": ids, "attempt": attempt})
-            pipe.expire(keys.turn(thread), keys.TURN_TTL_SECONDS)
-            await pipe.execute()
+        ids = [m.message_id for m in batch]
+        await self.store.threads.write_journal(thread, tid, ids, attempt)
 
     async def _commit(
         self, thread: ThreadKey, token: str, count: int, last_message_id: str, mark: str
     ) -> None:
-        async with storage("commit"):
-            done = await self.scripts.commit(
-                keys=[
-                    keys.lease(thread),
-                    keys.inbox(thread),
-                    keys.record(thread),
-                    keys.turn(thread),
-                    keys.attempts(thread),
-                ],
-                args=[
-                    token,
-                    count,
-                    last_message_id,
-                    mark,
-                    _now(),
-                    self.settings.thread_idle_ttl_seconds,
-                ],
-            )
-        if not done:
-            raise LeaseLost(str(thread))
+        await self.store.threads.commit(
+            thread,
+            token,
+            count=count,
+            last_message_id=last_message_id,
+            mark=mark,
+            now=_now(),
+            record_ttl=self.settings.thread_idle_ttl_seconds,
+        )
 
 
 def _now() -> str:

@@ -14,23 +14,18 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable
-from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
-
-from bridge import keys
-from bridge.codec import text
-from bridge.config import Settings
 from bridge.errors import StorageUnavailable
 from bridge.metrics import Metrics
 from bridge.models import ThreadKey
-from bridge.scripts import Scripts
-from bridge.threadmap import RedisClient
-from bridge.turn import LeaseLost, TurnRunner
+from bridge.store import Entry, LeaseLost, Store
+from bridge.store.queue import parse_autoclaim
+from bridge.turn import TurnRunner
+
+__all__ = ["Workers", "cancel_until_done", "parse_autoclaim", "raise_if_cancelled"]
 
 log = logging.getLogger(__name__)
 
-Entry = tuple[str, str]  # (stream entry id, thread key)
 
 # Long enough for a cancelled turn's clean-up (clear the status, close the stream) to finish.
 _RECANCEL_SECONDS = 1.0
@@ -57,76 +52,42 @@ async def cancel_until_done(tasks: Iterable[asyncio.Task[None]]) -> None:
         _, pending = await asyncio.wait(pending, timeout=_RECANCEL_SECONDS)
 
 
-def socket_timeout(redis: RedisClient) -> float | None:
-    pool = getattr(redis, "connection_pool", None)
-    kwargs: dict[str, Any] = getattr(pool, "connection_kwargs", None) or {}
-    if not kwargs:
-        node = getattr(redis, "get_default_node", lambda: None)()
-        kwargs = getattr(node, "connection_kwargs", None) or {}
-    value = kwargs.get("socket_timeout")
-    return float(value) if value else None
-
-
-def block_milliseconds(settings: Settings, timeout: float | None) -> int:
-    """Blocking reads must end before the socket gives up on them."""
-    seconds = settings.worker_block_seconds
-    if timeout is not None:
-        seconds = min(seconds, max(0.05, timeout - 0.5))
-    return max(1, int(seconds * 1000))
-
-
-def parse_entries(raw: Any) -> list[Entry]:
-    """XREADGROUP / XAUTOCLAIM entries -> (id, thread key); deleted entries are skipped."""
-    entries: list[Entry] = []
-    for item in raw or ():
-        entry_id, fields = item[0], item[1]
-        if entry_id is None or not fields:
-            continue
-        thread = fields.get(b"thread", fields.get("thread"))
-        entries.append((text(entry_id), text(thread)))
-    return entries
-
-
-def parse_autoclaim(reply: Any) -> tuple[str, list[Entry]]:
-    """Redis 6.2 answers [cursor, entries], Redis 7 adds a third part (deleted ids)."""
-    return text(reply[0]), parse_entries(reply[1])
-
-
 class Workers:
+    """`concurrency` threads at once; `block_seconds` must stay below the Redis socket timeout
+    (the runtime sizes that timeout from the same setting)."""
+
     def __init__(
         self,
-        redis: RedisClient,
-        scripts: Scripts,
+        store: Store,
         runner: TurnRunner,
-        settings: Settings,
         metrics: Metrics,
         consumer: str,
+        *,
+        concurrency: int,
+        lease_seconds: float,
+        claim_idle_seconds: float,
+        block_seconds: float,
     ) -> None:
-        self._redis = redis
-        self._scripts = scripts
+        self._store = store
         self._runner = runner
-        self._settings = settings
         self._metrics = metrics
         self.consumer = consumer
+        self._concurrency = concurrency
         self._in_flight: dict[str, asyncio.Task[None]] = {}
-        self._lease_ms = max(100, int(settings.lease_seconds * 1000))
-        self._claim_idle_ms = max(self._lease_ms + 100, int(settings.claim_idle_seconds * 1000))
+        self._lease_ms = max(100, int(lease_seconds * 1000))
+        self._claim_idle_ms = max(self._lease_ms + 100, int(claim_idle_seconds * 1000))
+        self._block_ms = max(1, int(block_seconds * 1000))
+        self._retry_pause = min(1.0, lease_seconds / 2)
 
     async def ensure_group(self) -> None:
-        try:
-            await self._redis.xgroup_create(
-                keys.READY_STREAM, keys.WORKER_GROUP, id="0", mkstream=True
-            )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await self._store.queue.ensure_group()
 
     async def run(self) -> None:
         """Until cancelled. Redis outages are waited out; unfinished turns are taken over."""
         backlog_cursor: str | None = "0"
         claim_cursor = "0-0"
         next_claim = 0.0
-        block_ms = block_milliseconds(self._settings, socket_timeout(self._redis))
+        block_ms = self._block_ms
         group_ready = False
         try:
             while True:
@@ -135,7 +96,7 @@ class Workers:
                     if not group_ready:
                         await self.ensure_group()
                         group_ready = True
-                    free = self._settings.worker_concurrency - len(self._in_flight)
+                    free = self._concurrency - len(self._in_flight)
                     if free <= 0:
                         await asyncio.wait(
                             set(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED
@@ -145,7 +106,7 @@ class Workers:
                     if backlog_cursor is None and time.monotonic() >= next_claim:
                         claim_cursor = await self._claim(claim_cursor, free)
                         next_claim = time.monotonic() + self._claim_idle_ms / 2000
-                        free = self._settings.worker_concurrency - len(self._in_flight)
+                        free = self._concurrency - len(self._in_flight)
                         if free <= 0:
                             continue
                     if backlog_cursor is not None:
@@ -156,39 +117,19 @@ class Workers:
                         entries = await self._read(">", free, wait)
                     for entry in entries:
                         self._spawn(entry, recovered=False)
-                except (RedisError, OSError) as exc:
-                    if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
-                        group_ready = False
-                    log.warning("worker loop: Redis unavailable (%s); retrying", exc)
-                    await asyncio.sleep(min(1.0, self._settings.lease_seconds / 2))
+                except StorageUnavailable as exc:
+                    log.warning("worker loop: %s; retrying", exc)
+                    await asyncio.sleep(self._retry_pause)
         finally:
             await cancel_until_done(self._in_flight.values())
 
     async def _read(self, cursor: str, count: int, block_ms: int | None) -> list[Entry]:
-        reply: Any = await self._redis.xreadgroup(
-            keys.WORKER_GROUP,
-            self.consumer,
-            {keys.READY_STREAM: cursor},
-            count=count,
-            block=block_ms,
-        )
-        if isinstance(reply, dict):  # RESP3
-            reply = list(reply.items())
-        entries: list[Entry] = []
-        for _stream, items in reply or ():
-            entries.extend(parse_entries(items))
-        return entries
+        return await self._store.queue.read(self.consumer, cursor, count, block_ms)
 
     async def _claim(self, cursor: str, count: int) -> str:
-        reply = await self._redis.xautoclaim(
-            keys.READY_STREAM,
-            keys.WORKER_GROUP,
-            self.consumer,
-            min_idle_time=self._claim_idle_ms,
-            start_id=cursor,
-            count=count,
+        next_cursor, entries = await self._store.queue.claim_idle(
+            self.consumer, cursor, self._claim_idle_ms, count
         )
-        next_cursor, entries = parse_autoclaim(reply)
         for entry in entries:
             self._spawn(entry, recovered=True)
         return next_cursor
@@ -215,7 +156,7 @@ class Workers:
         try:
             if await self._hold(entry_id, thread):
                 await self._ack(entry_id)
-        except (LeaseLost, StorageUnavailable, RedisError, OSError) as exc:
+        except (LeaseLost, StorageUnavailable) as exc:
             # Not acknowledged: the entry goes idle and is taken over once the lease is gone.
             log.warning(
                 "thread left for another worker: %s: %s",
@@ -233,22 +174,19 @@ class Workers:
     async def _hold(self, entry_id: str, thread: ThreadKey) -> bool:
         """Run the thread's turns while holding its lease. True when the entry can be acked."""
         token = secrets.token_hex(16)
-        lease, inbox = keys.lease(thread), keys.inbox(thread)
-        if not await self._redis.set(lease, token, nx=True, px=self._lease_ms):
+        threads = self._store.threads
+        if not await threads.acquire(thread, token, self._lease_ms):
             return True  # the holder looks at the inbox again before it lets go
         heartbeat = asyncio.create_task(self._heartbeat(thread, token, entry_id))
         try:
             while True:
                 raise_if_cancelled()
-                pending = await self._redis.lrange(inbox, 0, -1)
+                pending = await threads.pending(thread)
                 if pending:
                     await self._runner.run(thread, pending, token)
                     continue
-                released = await self._scripts.release_if_empty(keys=[lease, inbox], args=[token])
-                if released == 1:
+                if await threads.release_if_empty(thread, token):
                     return True
-                if released == -1:
-                    raise LeaseLost(str(thread))
         finally:
             heartbeat.cancel()
 
@@ -259,18 +197,9 @@ class Workers:
             await asyncio.sleep(interval)
             started = time.monotonic()
             try:
-                alive = await self._scripts.extend_lease(
-                    keys=[keys.lease(thread)], args=[token, self._lease_ms]
-                )
-                await self._redis.xclaim(
-                    keys.READY_STREAM,
-                    keys.WORKER_GROUP,
-                    self.consumer,
-                    min_idle_time=0,
-                    message_ids=[entry_id],
-                    justid=True,
-                )
-            except (RedisError, OSError) as exc:
+                alive = await self._store.threads.extend(thread, token, self._lease_ms)
+                await self._store.queue.touch(self.consumer, entry_id)
+            except StorageUnavailable as exc:
                 log.warning("heartbeat failed: %s", exc, extra={"thread_key": str(thread)})
                 continue
             took = time.monotonic() - started
@@ -287,7 +216,4 @@ class Workers:
                 return
 
     async def _ack(self, entry_id: str) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xack(keys.READY_STREAM, keys.WORKER_GROUP, entry_id)
-            pipe.xdel(keys.READY_STREAM, entry_id)
-            await pipe.execute()
+        await self._store.queue.ack(entry_id)

@@ -17,6 +17,7 @@ from bridge.engage.models import MessageRead, UserMessage
 from bridge.metrics import Metrics
 from bridge.models import Reply, ThreadKey
 from bridge.outbound import Outbound
+from bridge.store import Store
 from tests.fixtures_core import RecordingAdapter, core_settings, message, no_sleep, wait_until
 
 
@@ -25,7 +26,8 @@ def agent_turn(
 ) -> AgentTurn:
     configured = core_settings(**settings)
     metrics = Metrics()
-    outbound = Outbound(redis, {adapter.name: adapter}, configured, metrics, sleep=no_sleep)
+    store = Store(redis, record_ttl_seconds=configured.thread_idle_ttl_seconds)
+    outbound = Outbound(store, {adapter.name: adapter}, configured, metrics, sleep=no_sleep)
     # Real sleeps: waiting for a run still working is measured in wall-clock time.
     return AgentTurn(engage, outbound, configured, metrics)
 

@@ -1,0 +1,44 @@
+"""The one owner of Redis state: every key, every Lua script, error translation, typed operations.
+
+    Store
+    ├── queue          enqueue (dedupe + push + schedule), read / claim / touch / ack, depth
+    ├── threads        lease, pending messages, journal, attempts, fenced commit
+    ├── records        thread -> conversation record hashes, create claims, swap
+    ├── posted         outbound idempotency ledger
+    ├── dead_letters   turns given up, by turn id
+    └── namespace(n)   keys for an adapter's own state (`{thread}:n:...`, `bridge:n:...`)
+
+Redis errors leave it as `StorageUnavailable` (`storage()`); a fenced write by a holder that
+lost its lease raises `LeaseLost`. Key names and TTLs: `bridge/store/keys.py`; scripts with their
+KEYS/ARGV: `bridge/store/scripts.py`.
+"""
+
+from __future__ import annotations
+
+from bridge.store import keys
+from bridge.store.client import RedisClient
+from bridge.store.errors import LeaseLost, storage
+from bridge.store.keys import Namespace
+from bridge.store.ledgers import DeadLetterStore, Posted
+from bridge.store.queue import Entry, Queue
+from bridge.store.records import Records
+from bridge.store.scripts import Scripts
+from bridge.store.threads import ThreadState
+
+__all__ = ["Entry", "LeaseLost", "Namespace", "RedisClient", "Store", "keys", "storage"]
+
+
+class Store:
+    def __init__(self, redis: RedisClient, *, record_ttl_seconds: int) -> None:
+        scripts = Scripts(redis)
+        self.redis = redis
+        self.record_ttl_seconds = record_ttl_seconds
+        self.queue = Queue(redis, scripts)
+        self.threads = ThreadState(redis, scripts)
+        self.records = Records(redis, scripts, idle_ttl_seconds=record_ttl_seconds)
+        self.posted = Posted(redis)
+        self.dead_letters = DeadLetterStore(redis)
+
+    @staticmethod
+    def namespace(name: str) -> Namespace:
+        return Namespace(name)

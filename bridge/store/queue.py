@@ -1,0 +1,164 @@
+"""Durable per-thread inboxes and the `bridge:ready` scheduling stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError, ResponseError
+
+from bridge.codec import encode_message, text
+from bridge.models import InboundMessage, ThreadKey
+from bridge.store import keys
+from bridge.store.client import RedisClient
+from bridge.store.errors import storage
+from bridge.store.scripts import Call, Scripts, enqueue_call
+
+Entry = tuple[str, str]  # (stream entry id, thread key)
+
+
+def parse_entries(raw: Any) -> list[Entry]:
+    """XREADGROUP / XAUTOCLAIM entries -> (id, thread key); deleted entries are skipped."""
+    entries: list[Entry] = []
+    for item in raw or ():
+        entry_id, fields = item[0], item[1]
+        if entry_id is None or not fields:
+            continue
+        thread = fields.get(b"thread", fields.get("thread"))
+        entries.append((text(entry_id), text(thread)))
+    return entries
+
+
+def parse_autoclaim(reply: Any) -> tuple[str, list[Entry]]:
+    """Redis 6.2 answers [cursor, entries], Redis 7 adds a third part (deleted ids)."""
+    return text(reply[0]), parse_entries(reply[1])
+
+
+class Queue:
+    """Enqueue (dedupe + push + schedule) on the ingress side; read, claim, ack for workers."""
+
+    def __init__(self, redis: RedisClient, scripts: Scripts) -> None:
+        self._redis = redis
+        self._scripts = scripts
+
+    async def thread_state(self, thread: ThreadKey) -> tuple[str | None, bool]:
+        """(the record's lifecycle status, whether messages are pending): one round trip."""
+        async with storage("thread state"), self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.record(thread), "status")
+            pipe.exists(keys.inbox(thread))
+            raw_status, pending = await pipe.execute()
+        return text(raw_status) or None, bool(pending)
+
+    async def is_known(self, thread: ThreadKey) -> bool:
+        async with storage("is_known_thread"):
+            return bool(await self._redis.exists(keys.record(thread), keys.inbox(thread)))
+
+    async def enqueue(self, message: InboundMessage) -> bool:
+        """Dedupe-claim and push in one script, then schedule the thread. True if stored.
+
+        A duplicate is scheduled too: had a crash come between the push and the schedule, the
+        platform's redelivery is what puts the stranded message back in front of a worker.
+        """
+        call = enqueue_call(message.thread, message.message_id, encode_message(message))
+        async with storage("enqueue"):
+            if isinstance(self._redis, RedisCluster):
+                # The stream lives on another node: a pipeline could schedule before the push.
+                return await self._push_then_schedule(message.thread, call)
+            return await self._enqueue_and_schedule(message.thread, call)
+
+    async def _push_then_schedule(self, thread: ThreadKey, call: Call) -> bool:
+        """Two round trips; the script is (re)loaded by redis-py when Redis lacks it."""
+        stored = await self._scripts.enqueue(keys=call[0], args=call[1])
+        await self._redis.xadd(keys.READY_STREAM, {"thread": str(thread)})
+        return bool(stored)
+
+    async def _enqueue_and_schedule(self, thread: ThreadKey, call: Call) -> bool:
+        """Push and schedule in one round trip; one connection keeps them in that order."""
+        script_keys, args = call
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._scripts.enqueue.sha, len(script_keys), *script_keys, *args)
+            pipe.xadd(keys.READY_STREAM, {"thread": str(thread)})
+            stored, scheduled = await pipe.execute(raise_on_error=False)
+        if isinstance(stored, NoScriptError):  # first use after a Redis restart or flush
+            return await self._push_then_schedule(thread, call)
+        for outcome in (stored, scheduled):
+            if isinstance(outcome, Exception):
+                raise outcome
+        return bool(stored)
+
+    async def schedule(self, thread: ThreadKey | str) -> None:
+        async with storage("schedule"):
+            await self._redis.xadd(keys.READY_STREAM, {"thread": str(thread)})
+
+    async def depth(self) -> int:
+        """Scheduling entries not yet processed (entries are deleted when done)."""
+        async with storage("queue_depth"):
+            return int(await self._redis.xlen(keys.READY_STREAM))
+
+    async def ensure_group(self) -> None:
+        async with storage("consumer group"):
+            try:
+                await self._redis.xgroup_create(
+                    keys.READY_STREAM, keys.WORKER_GROUP, id="0", mkstream=True
+                )
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def read(
+        self, consumer: str, cursor: str, count: int, block_ms: int | None
+    ) -> list[Entry]:
+        """Own backlog (cursor "0"...) or new entries (">"); the group is made again if gone."""
+        async with storage("read"):
+            try:
+                reply: Any = await self._redis.xreadgroup(
+                    keys.WORKER_GROUP,
+                    consumer,
+                    {keys.READY_STREAM: cursor},
+                    count=count,
+                    block=block_ms,
+                )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self.ensure_group()
+                return []
+        if isinstance(reply, dict):  # RESP3
+            reply = list(reply.items())
+        entries: list[Entry] = []
+        for _stream, items in reply or ():
+            entries.extend(parse_entries(items))
+        return entries
+
+    async def claim_idle(
+        self, consumer: str, cursor: str, min_idle_ms: int, count: int
+    ) -> tuple[str, list[Entry]]:
+        """Entries idle longer than `min_idle_ms` (their worker presumed dead) move to us."""
+        async with storage("claim"):
+            reply = await self._redis.xautoclaim(
+                keys.READY_STREAM,
+                keys.WORKER_GROUP,
+                consumer,
+                min_idle_time=min_idle_ms,
+                start_id=cursor,
+                count=count,
+            )
+        return parse_autoclaim(reply)
+
+    async def touch(self, consumer: str, entry_id: str) -> None:
+        """Reset the entry's idle time, so a live holder's entry is never taken over."""
+        async with storage("touch"):
+            await self._redis.xclaim(
+                keys.READY_STREAM,
+                keys.WORKER_GROUP,
+                consumer,
+                min_idle_time=0,
+                message_ids=[entry_id],
+                justid=True,
+            )
+
+    async def ack(self, entry_id: str) -> None:
+        async with storage("ack"), self._redis.pipeline(transaction=False) as pipe:
+            pipe.xack(keys.READY_STREAM, keys.WORKER_GROUP, entry_id)
+            pipe.xdel(keys.READY_STREAM, entry_id)
+            await pipe.execute()

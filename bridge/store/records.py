@@ -1,0 +1,65 @@
+"""Thread records (thread key -> conversation) and their create claims, as Redis hashes."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+from bridge.codec import text
+from bridge.models import ThreadKey
+from bridge.store import keys
+from bridge.store.client import RedisClient
+from bridge.store.errors import storage
+from bridge.store.scripts import Scripts
+
+
+class Records:
+    """Raw record hashes; `bridge.threadmap.ThreadMap` gives them their meaning."""
+
+    def __init__(self, redis: RedisClient, scripts: Scripts, *, idle_ttl_seconds: int) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._ttl = idle_ttl_seconds
+
+    async def get(self, thread: ThreadKey | str) -> dict[Any, Any]:
+        async with storage("thread record"):
+            return dict(await self._redis.hgetall(keys.record(thread)))
+
+    async def status(self, thread: ThreadKey | str) -> str | None:
+        async with storage("thread record"):
+            return text(await self._redis.hget(keys.record(thread), "status")) or None
+
+    async def put(self, thread: ThreadKey | str, fields: dict[str, str]) -> None:
+        key = keys.record(thread)
+        async with storage("thread record"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+            pipe.expire(key, self._ttl)
+            await pipe.execute()
+
+    async def swap(self, thread: ThreadKey | str, expected: str, fields: dict[str, str]) -> bool:
+        """Write `fields` only if the record still names conversation `expected`."""
+        async with storage("thread record"):
+            return await self._scripts.swap_conversation(thread, expected, fields, self._ttl)
+
+    async def forget(self, thread: ThreadKey | str) -> bool:
+        async with storage("thread record"):
+            return bool(await self._redis.delete(keys.record(thread), keys.create_claim(thread)))
+
+    async def claim_create(self, thread: ThreadKey | str) -> bool:
+        """True if no create was in flight (or left half-done by a crash) for this thread."""
+        claim = keys.create_claim(thread)
+        token = secrets.token_hex(8)
+        async with storage("create claim"):
+            return bool(
+                await self._redis.set(claim, token, nx=True, ex=keys.CREATE_CLAIM_TTL_SECONDS)
+            )
+
+    async def release_create(self, thread: ThreadKey | str) -> None:
+        async with storage("create claim"):
+            await self._redis.delete(keys.create_claim(thread))
+
+    async def thread_keys(self) -> AsyncIterator[str]:
+        async with storage("thread records"):
+            async for key in self._redis.scan_iter(match=keys.RECORD_PATTERN, count=500):
+                yield text(key)[1:].rsplit("}:conv", 1)[0]

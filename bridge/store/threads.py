@@ -1,0 +1,79 @@
+"""Per-thread state a turn works with: lease, pending messages, journal, attempts, commit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from bridge.models import ThreadKey
+from bridge.store import keys
+from bridge.store.client import RedisClient
+from bridge.store.errors import LeaseLost, storage
+from bridge.store.scripts import Scripts
+
+
+class ThreadState:
+    """Fenced by the lease token: a holder that lost its lease changes nothing."""
+
+    def __init__(self, redis: RedisClient, scripts: Scripts) -> None:
+        self._redis = redis
+        self._scripts = scripts
+
+    async def acquire(self, thread: ThreadKey, token: str, ms: int) -> bool:
+        async with storage("lease"):
+            return bool(await self._redis.set(keys.lease(thread), token, nx=True, px=ms))
+
+    async def extend(self, thread: ThreadKey, token: str, ms: int) -> bool:
+        async with storage("lease"):
+            return await self._scripts.extend_lease(thread, token, ms)
+
+    async def release_if_empty(self, thread: ThreadKey, token: str) -> bool:
+        """True once released; False when work arrived meanwhile (keep going); LeaseLost."""
+        async with storage("release"):
+            released = await self._scripts.release_if_empty(thread, token)
+        if released == -1:
+            raise LeaseLost(str(thread))
+        return released == 1
+
+    async def pending(self, thread: ThreadKey) -> list[bytes | str]:
+        async with storage("inbox"):
+            return list(await self._redis.lrange(keys.inbox(thread), 0, -1))
+
+    async def journal(self, thread: ThreadKey) -> list[str]:
+        """Message ids of the batch an unfinished attempt was working on (empty if none)."""
+        async with storage("turn journal"):
+            raw = await self._redis.hget(keys.turn(thread), "ids")
+        return list(json.loads(raw)) if raw else []
+
+    async def write_journal(
+        self, thread: ThreadKey, turn_id: str, ids: Sequence[str], attempt: int
+    ) -> None:
+        key = keys.turn(thread)
+        mapping = {"turn_id": turn_id, "ids": json.dumps(list(ids)), "attempt": attempt}
+        async with storage("turn journal"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            pipe.expire(key, keys.TURN_TTL_SECONDS)
+            await pipe.execute()
+
+    async def count_attempt(self, thread: ThreadKey, head_id: str) -> int:
+        async with storage("turn attempts"):
+            return await self._scripts.count_attempt(thread, head_id)
+
+    async def commit(
+        self,
+        thread: ThreadKey,
+        token: str,
+        *,
+        count: int,
+        last_message_id: str,
+        mark: str,
+        now: str,
+        record_ttl: int,
+    ) -> None:
+        """Drop the batch from the inbox and note it in the record; LeaseLost if not ours."""
+        async with storage("commit"):
+            done = await self._scripts.commit(
+                thread, token, count, last_message_id, mark, now, record_ttl
+            )
+        if not done:
+            raise LeaseLost(str(thread))

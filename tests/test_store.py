@@ -1,0 +1,100 @@
+"""The store on a real Redis: keys, scripts and their fencing, error translation."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aioredis
+
+from bridge.codec import decode_message
+from bridge.errors import StorageUnavailable
+from bridge.store import LeaseLost, Namespace, Store, keys
+from tests.fixtures_core import message, thread_key
+
+
+@pytest.fixture
+def store(redis_client: aioredis.Redis) -> Store:
+    return Store(redis_client, record_ttl_seconds=60)
+
+
+def test_namespaced_keys_share_the_thread_slot_or_live_under_bridge() -> None:
+    thread = thread_key("ns", platform="slack")
+    slack = Namespace("slack")
+    assert slack.thread(thread, "parts") == "{slack:W1:C1:tns}:slack:parts"
+    assert slack.thread(thread, "parts").startswith(keys.tag(thread))
+    assert Namespace("discord").shared("upto", "G1") == "bridge:discord:upto:G1"
+
+
+async def test_enqueue_claims_once_pushes_in_order_and_schedules_every_delivery(
+    store: Store,
+) -> None:
+    thread = thread_key("q")
+    first, second = message(thread, "one"), message(thread, "two")
+    assert await store.queue.enqueue(first)
+    assert not await store.queue.enqueue(first)
+    assert await store.queue.enqueue(second)
+    pending = [decode_message(raw).text for raw in await store.threads.pending(thread)]
+    assert pending == ["one", "two"]
+    # The first EVALSHA after a flush misses (NOSCRIPT): that delivery is scheduled again after
+    # its push, so the schedule never comes only before the message it announces.
+    assert await store.queue.depth() >= 3
+    assert await store.queue.thread_state(thread) == (None, True)
+
+
+async def test_only_the_lease_holder_commits_and_release_waits_for_an_empty_inbox(
+    store: Store,
+) -> None:
+    thread = thread_key("lease")
+    await store.queue.enqueue(message(thread, "a", message_id="a"))
+    assert await store.threads.acquire(thread, "mine", 5000)
+    assert not await store.threads.acquire(thread, "theirs", 5000)
+    with pytest.raises(LeaseLost):
+        await store.threads.commit(
+            thread, "theirs", count=1, last_message_id="a", mark="", now="t", record_ttl=60
+        )
+    assert len(await store.threads.pending(thread)) == 1
+    assert not await store.threads.release_if_empty(thread, "mine")
+    await store.threads.write_journal(thread, "turn-1", ["a"], 1)
+    assert await store.threads.journal(thread) == ["a"]
+    assert await store.threads.count_attempt(thread, "a") == 1
+    assert await store.threads.count_attempt(thread, "a") == 2
+    await store.threads.commit(
+        thread, "mine", count=1, last_message_id="a", mark="", now="t", record_ttl=60
+    )
+    assert await store.threads.pending(thread) == []
+    assert await store.threads.journal(thread) == []
+    assert await store.threads.count_attempt(thread, "b") == 1
+    assert await store.threads.release_if_empty(thread, "mine")
+    with pytest.raises(LeaseLost):
+        await store.threads.release_if_empty(thread, "mine")
+
+
+async def test_swap_writes_only_over_the_expected_conversation(store: Store) -> None:
+    thread = thread_key("swap")
+    await store.records.put(thread, {"conversation_id": "c1", "agent": "a"})
+    assert not await store.records.swap(thread, "c0", {"conversation_id": "x"})
+    assert await store.records.swap(thread, "c1", {"conversation_id": "c2"})
+    assert (await store.records.get(thread))[b"conversation_id"] == b"c2"
+
+
+async def test_posted_ledger_and_dead_letters_round_trip(store: Store) -> None:
+    thread = thread_key("led")
+    assert await store.posted.get(thread, "m1") is None
+    await store.posted.record(thread, "m1", "p1")
+    assert await store.posted.get(thread, "m1") == "p1"
+    assert await store.dead_letters.add("t1", "{}")
+    assert not await store.dead_letters.add("t1", "{other}")
+    assert await store.dead_letters.all() == ["{}"]
+    assert await store.dead_letters.remove("t1")
+    assert await store.dead_letters.get("t1") is None
+
+
+async def test_redis_errors_leave_the_store_as_storage_unavailable() -> None:
+    down = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    store = Store(down, record_ttl_seconds=60)
+    try:
+        with pytest.raises(StorageUnavailable):
+            await store.queue.enqueue(message(thread_key("down"), "lost?"))
+        with pytest.raises(StorageUnavailable):
+            await store.records.get(thread_key("down"))
+    finally:
+        await down.aclose()
