@@ -256,3 +256,17 @@ async def test_start_checks_the_bot_token_when_the_account_is_known(chatwoot: Fa
     finally:
         await good.aclose()
         await bad.aclose()
+
+
+async def test_message_created_but_answered_500_is_not_posted_twice(
+    chatwoot_bridge: BridgeRuntime, chatwoot: FakeChatwoot, redis_client: Any
+) -> None:
+    chatwoot.apply_then_fail_next = 1
+    conv = await chatwoot.contact_writes(CONTACT, "Did it post?")
+    assert await answers(chatwoot, conv, 1) == ["You said: Did it post?"]
+    await settled(chatwoot, redis_client)
+    assert [(method, code) for method, _, code in chatwoot.api_calls] == [
+        ("POST", 500),
+        ("GET", 200),  # the conversation's newest message: the answer is there
+    ]
+    assert len(chatwoot.bot_messages(conv)) == 1

@@ -33,20 +33,51 @@ class Conversations:
     async def post_message(
         self, account_id: str, conversation_id: str, content: str, *, private: bool
     ) -> str:
+        """Post as the bot; return the message id. Chatwoot has no idempotency key: after a 5xx
+        or a timeout the conversation's newest messages are read before posting again."""
         body = {
             "content": content,
             "message_type": "outgoing",
             "private": private,
             "content_type": "text",
         }
-        response = await self._call("messages", account_id, conversation_id, body)
+        url = self._url(account_id, conversation_id)
+        found: list[str] = []
+
+        async def applied() -> bool:
+            found.extend(await self._recent_bot_message(url, content, private))
+            return bool(found)
+
+        response = await self._api.call(
+            "POST", f"{url}/messages", json=body, headers=self._headers, applied=applied
+        )
+        if response is None:
+            return found[0]
         return str(response.json().get("id", ""))
 
-    async def toggle_status(self, account_id: str, conversation_id: str, status: str) -> None:
-        await self._call("toggle_status", account_id, conversation_id, {"status": status})
+    async def _recent_bot_message(self, url: str, content: str, private: bool) -> list[str]:
+        """The id of a message with this content by the bot among the conversation's newest
+        (the conversation's `messages`: the last one, or up to 10 unread). Versions where bots
+        may not read a conversation (401) say nothing: the post is repeated."""
+        try:
+            response = await self._api.http.get(url, headers=self._headers)
+        except httpx.TransportError:
+            return []
+        if not response.is_success:
+            return []
+        for message in (response.json() or {}).get("messages") or []:
+            sender = message.get("sender") or {}
+            if (
+                sender.get("type") == "agent_bot"
+                and bool(message.get("private")) == private
+                and str(message.get("content", "")).strip() == content.strip()
+            ):
+                return [str(message.get("id", ""))]
+        return []
 
-    async def _call(
-        self, action: str, account_id: str, conversation_id: str, body: dict[str, object]
-    ) -> httpx.Response:
-        url = f"{self._base}/api/v1/accounts/{account_id}/conversations/{conversation_id}/{action}"
-        return await self._api.call("POST", url, json=body, headers=self._headers)
+    async def toggle_status(self, account_id: str, conversation_id: str, status: str) -> None:
+        url = f"{self._url(account_id, conversation_id)}/toggle_status"
+        await self._api.call("POST", url, json={"status": status}, headers=self._headers)
+
+    def _url(self, account_id: str, conversation_id: str) -> str:
+        return f"{self._base}/api/v1/accounts/{account_id}/conversations/{conversation_id}"

@@ -19,6 +19,10 @@ What the sources do not settle, and what this fake chose:
 - Rack::Attack sends no Retry-After unless configured: none here, so clients need their own
   backoff. The wait between job retries (3 s upstream) is `retry_wait` (short in tests).
 - Whether toggling to the status a conversation already has emits an event: it does not here.
+- `GET .../conversations/{id}` (bots may read it in current versions) returns the newest message
+  in `messages`; Chatwoot returns up to 10 unread ones instead when there are unread incoming
+  messages, which this fake does not model.
+- `apply_then_fail_next`: a message created but answered 500 (the bridge must not post twice).
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ class FakeChatwoot:
     conversations: dict[int, Conversation] = field(default_factory=dict)
     fail_next: int = 0
     fail_status: int = 429
+    # Messages created, then answered 500 anyway (a proxy timing out looks like this).
+    apply_then_fail_next: int = 0
     api_calls: list[tuple[str, str, int]] = field(default_factory=list)
     deliveries: list[tuple[str, str, int]] = field(default_factory=list)
     url: str = ""
@@ -262,6 +268,10 @@ class FakeChatwoot:
         )
         # Like Chatwoot: the bot's own message is an event to the bot as well.
         self._spawn(self.dispatch("message_created", self.message_data(conv, message)))
+        if self.apply_then_fail_next > 0:
+            self.apply_then_fail_next -= 1
+            self.api_calls[-1] = ("POST", request.path, 500)
+            return web.json_response({"error": "Internal Server Error"}, status=500)
         return web.json_response(message["push"])
 
     async def _list_messages(self, request: web.Request) -> web.Response:
@@ -277,7 +287,11 @@ class FakeChatwoot:
         conv = self.conversations.get(int(request.match_info["id"]))
         if conv is None:
             return web.json_response({"error": "Resource could not be found"}, status=404)
-        return web.json_response(self.conversation_data(conv))
+        self.api_calls.append(("GET", request.path, 200))
+        # The conversation partial: `messages` holds the newest message (of any kind).
+        return web.json_response(
+            {**self.conversation_data(conv), "messages": [conv.messages[-1]["push"]]}
+        )
 
     async def _toggle_status(self, request: web.Request) -> web.Response:
         refused = self._gate(request)
