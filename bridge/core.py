@@ -9,6 +9,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bridge.actions import Services
 from bridge.adapter import Adapter
 from bridge.chat import Sleep
 from bridge.config import Settings
@@ -70,16 +71,8 @@ class Bridge:
         self.inbox = InboxQueue(self.store, settings, metrics)
         self.dead_letters = DeadLetters(self.store)
         self.outbound = Outbound(self.store, adapters, settings, metrics, sleep)
-        runner = TurnRunner(
-            settings=settings,
-            store=self.store,
-            threads=self.threads,
-            engage=engage,
-            outbound=self.outbound,
-            dead_letters=self.dead_letters,
-            metrics=metrics,
-            sleep=sleep,
-        )
+        services = Services(settings, self.threads, engage, self.outbound, metrics, sleep)
+        runner = TurnRunner(services, self.store, self.dead_letters)
         self.workers = Workers(
             self.store,
             runner,
