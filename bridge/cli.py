@@ -14,7 +14,7 @@ from bridge import admin
 from bridge.config import ALL_ROLES, Role, Settings
 from bridge.errors import BridgeError
 from bridge.logs import configure_logging
-from bridge.runstate import RunState, forget_run, record_run
+from bridge.runstate import RunState, emulator_file, forget_run, record_run
 from bridge.runtime import BridgeRuntime, redacted_url
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def describe(rt: BridgeRuntime, settings: Settings) -> list[str]:
 
 async def cmd_run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     roles = args.roles if args.roles is not None else settings.roles
-    async with BridgeRuntime(settings, roles=roles) as rt:
+    async with BridgeRuntime(settings, roles=roles, emulator_file=emulator_file(settings)) as rt:
         install_stop_handlers(rt)
         print("\n".join(describe(rt, settings)), file=out, flush=True)
         if rt.emulator_url and rt.http_url:

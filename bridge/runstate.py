@@ -14,7 +14,15 @@ from pathlib import Path
 
 import httpx
 
+from bridge.config import Settings
+
 _FILE = "run.json"
+# The built-in emulator's data (see bridge/emulator/store.py), beside the embedded Redis's.
+_EMULATOR_FILE = "emulator.sqlite3"
+
+
+def emulator_file(settings: Settings) -> Path:
+    return settings.data_dir / _EMULATOR_FILE
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ import importlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -29,6 +30,9 @@ from bridge.core import Bridge
 from bridge.credentials import require_strong_secrets
 from bridge.embedded import EmbeddedRedis
 from bridge.engage.client import EngageClient
+
+if TYPE_CHECKING:
+    from bridge.emulator.store import SqliteStore
 from bridge.errors import BridgeError, ConfigError, StorageUnavailable
 from bridge.http import HttpServer, create_app
 from bridge.metrics import Metrics
@@ -176,8 +180,12 @@ class BridgeRuntime:
         engage: EngageClient | None = None,
         metrics: Metrics | None = None,
         roles: set[Role] | frozenset[Role] | None = None,
+        emulator_file: Path | None = None,
     ) -> None:
+        """`emulator_file`: where the built-in emulator keeps its data (SQLite); None: memory."""
         self.settings = settings
+        self._emulator_file = emulator_file
+        self._emulator_store: SqliteStore | None = None
         self.roles: frozenset[Role] = frozenset(roles if roles is not None else settings.roles)
         self.metrics = metrics or Metrics()
         self.adapters: list[Adapter] = list(adapters) if adapters is not None else []
@@ -240,6 +248,12 @@ class BridgeRuntime:
     async def _start(self) -> None:
         require_strong_secrets(self.settings)
         await self._start_redis()
+        if self._emulator_file is not None and self._engage is None and self.settings.uses_emulator:
+            from bridge.emulator.store import SqliteStore
+
+            # Closed after the HTTP server has drained the emulator's last requests.
+            self._emulator_store = SqliteStore(self._emulator_file)
+            self._cleanup.callback(self._emulator_store.close)
         # Every process serves /healthz, /readyz and /metrics (worker pods are probed too); the
         # `http` role only adds the adapters' routes. Bound before the app exists, so the
         # emulator's URL (even an ephemeral port) is known.
@@ -311,7 +325,8 @@ class BridgeRuntime:
             org_id=emulator.DEFAULT_ORG_ID,
         )
         self._cleanup.push_async_callback(self._engage.aclose)
-        app: Starlette = emulator.create_app()
+        state = emulator.EmulatorState(store=self._emulator_store)
+        app: Starlette = emulator.create_app(state)
         return app
 
     def _app(self, emulator_app: Starlette | None) -> Starlette:

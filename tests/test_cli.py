@@ -302,3 +302,52 @@ async def test_run_with_no_configuration_serves_everything_and_chat_answers(
         assert "engage-bridge stopped." in rest
     assert not (tmp_path / ".engage-bridge" / "redis.sock").exists()
     assert not (tmp_path / ".engage-bridge" / "run.json").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def agent_entries(client: httpx.AsyncClient, thread: str, count: int) -> list[dict[str, str]]:
+    async with asyncio.timeout(30):
+        while True:
+            poll = (await client.get(f"/playground/api/threads/{thread}")).json()
+            answers = [e for e in poll["entries"] if e["role"] in ("agent", "notice")]
+            if len(answers) >= count:
+                return [{**e, "conversation_id": poll["conversation_id"]} for e in answers]
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.slow
+async def test_a_killed_and_restarted_run_answers_an_old_thread_with_its_history(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    env["ENGAGE_BRIDGE_HTTP_PORT"] = str(port)
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+        async with engage_bridge(tmp_path, env, "run") as run:
+            assert run.stdout is not None
+            await read_until(run.stdout, "Stop with Ctrl+C.")
+            thread = (await client.post("/playground/api/threads", json={})).json()["id"]
+            say = {"client_id": "first-1", "text": "Hi, my name is Ada"}
+            await client.post(f"/playground/api/threads/{thread}/messages", json=say)
+            [first] = await agent_entries(client, thread, 1)
+            run.kill()  # no clean shutdown: the emulator's file must hold what it answered
+            await run.wait()
+        async with engage_bridge(tmp_path, env, "run") as run:
+            assert run.stdout is not None
+            await read_until(run.stdout, "Stop with Ctrl+C.")
+            say = {"client_id": "second-2", "text": "When can I take my pension?"}
+            await client.post(f"/playground/api/threads/{thread}/messages", json=say)
+            answers = await agent_entries(client, thread, 2)
+            run.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(20):
+                assert await run.wait() == 0
+    assert "Nice to meet you, Ada" in first["text"]
+    assert [a["role"] for a in answers] == ["agent", "agent"], answers
+    assert "Turn 2. Nice to see you again, Ada." in answers[1]["text"]
+    assert answers[1]["conversation_id"] == first["conversation_id"]

@@ -174,7 +174,7 @@ async def add_tag(
     state: StateDep, caller: CallerDep, conversation_id: str, tag_id: str
 ) -> list[TagRead]:
     record = visible_conversation(state, caller, conversation_id)
-    return state.set_tagged(record.tag_ids, tag_or_404(state, caller, tag_id), tagged=True)
+    return state.set_tagged(record, tag_or_404(state, caller, tag_id), tagged=True)
 
 
 @router.delete("/{conversation_id}/tags/{tag_id}")
@@ -182,7 +182,7 @@ async def remove_tag(
     state: StateDep, caller: CallerDep, conversation_id: str, tag_id: str
 ) -> list[TagRead]:
     record = visible_conversation(state, caller, conversation_id)
-    return state.set_tagged(record.tag_ids, tag_or_404(state, caller, tag_id), tagged=False)
+    return state.set_tagged(record, tag_or_404(state, caller, tag_id), tagged=False)
 
 
 @router.post("/{conversation_id}/chat", response_model=list[MessageRead], responses=SSE_RESPONSE)

@@ -121,7 +121,7 @@ async def add_run_tag(
     state: StateDep, caller: CallerDep, run_id: str, tag_id: str
 ) -> list[TagRead]:
     record = run_or_404(state, caller, run_id)
-    return state.set_tagged(record.tag_ids, tag_or_404(state, caller, tag_id), tagged=True)
+    return state.set_tagged(record, tag_or_404(state, caller, tag_id), tagged=True)
 
 
 @router.delete("/{run_id}/tags/{tag_id}")
@@ -129,4 +129,4 @@ async def remove_run_tag(
     state: StateDep, caller: CallerDep, run_id: str, tag_id: str
 ) -> list[TagRead]:
     record = run_or_404(state, caller, run_id)
-    return state.set_tagged(record.tag_ids, tag_or_404(state, caller, tag_id), tagged=False)
+    return state.set_tagged(record, tag_or_404(state, caller, tag_id), tagged=False)
