@@ -154,7 +154,9 @@ async def wait_for_output(out: io.StringIO, needle: str, *, after: int = 0) -> s
 
 
 async def test_a_console_chat_through_the_whole_bridge_uses_the_history(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis_client: object,  # flushes what earlier tests left queued (their workers answer them)
 ) -> None:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]

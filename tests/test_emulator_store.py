@@ -99,7 +99,8 @@ def test_a_change_by_another_process_is_seen_at_once(tmp_path: Path) -> None:
         assert two.conversation(record.id, DEFAULT_ORG_ID) is not None
         two.update_conversation(record.id, data={"status": "human"}, source=None)
         seen = one.conversation(record.id, DEFAULT_ORG_ID)
-        assert seen is not None and seen.data == {"status": "human"}
+        assert seen is not None
+        assert seen.data == {"status": "human"}
         assert one.delete_conversation(record.id)
         assert two.conversation(record.id, DEFAULT_ORG_ID) is None
         assert two.find_conversations(lambda c: True) == []
@@ -123,7 +124,9 @@ def test_reset_empties_the_file_too(tmp_path: Path) -> None:
 
 
 async def test_a_restarted_bridge_answers_an_old_thread_in_the_same_conversation(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis_client: object,  # flushes what earlier tests left queued
 ) -> None:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
