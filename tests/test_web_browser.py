@@ -32,6 +32,7 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 15_000
 TOKEN = "browser-operator-token-0123"
+SMALL_PHONE = {"width": 360, "height": 740}
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 820}
 DEMO_STATUSES = ("Reading your question…", "Looking up pension rules…")
@@ -151,7 +152,9 @@ async def record_status_lines(page: Page) -> None:
     )
 
 
-@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
+@pytest.mark.parametrize(
+    "viewport", [SMALL_PHONE, PHONE, DESKTOP], ids=["360px", "390px", "1280px"]
+)
 async def test_playground_fits_shows_status_and_keeps_errors_until_dismissed(
     demo_bridge: BridgeRuntime, browser: BrowserContext, viewport: dict[str, int]
 ) -> None:
@@ -210,7 +213,9 @@ async def test_playground_fits_shows_status_and_keeps_errors_until_dismissed(
     await screenshot(page, f"playground-{width}.png")
 
 
-@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
+@pytest.mark.parametrize(
+    "viewport", [SMALL_PHONE, PHONE, DESKTOP], ids=["360px", "390px", "1280px"]
+)
 async def test_operator_view_fits_keeps_status_and_refreshes_itself(
     demo_bridge: BridgeRuntime, browser: BrowserContext, viewport: dict[str, int]
 ) -> None:
