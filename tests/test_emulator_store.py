@@ -101,8 +101,11 @@ def test_a_change_by_another_process_is_seen_at_once(tmp_path: Path) -> None:
         seen = one.conversation(record.id, DEFAULT_ORG_ID)
         assert seen is not None
         assert seen.data == {"status": "human"}
+        one.record_run(user, record.id, "parrot")
+        assert len(two.runs_for(record.id)) == 1
         assert one.delete_conversation(record.id)
         assert two.conversation(record.id, DEFAULT_ORG_ID) is None
+        assert two.runs_for(record.id) == []
         assert two.find_conversations(lambda c: True) == []
     finally:
         first.close()
@@ -147,7 +150,7 @@ async def test_a_restarted_bridge_answers_an_old_thread_in_the_same_conversation
             settings, adapters=[console], roles=roles, emulator_file=tmp_path / "emu.sqlite3"
         ) as rt:
             typed.type(line)
-            answer = await wait_for_output(out, "pensions-questions-latest: ")
+            answer = await wait_for_output(out, expected)
             record = await rt.bridge.threads.get(console.thread)
             assert record is not None
             conversation_ids.append(record.conversation_id)

@@ -154,12 +154,16 @@ class EmulatorState:
         return record
 
     def delete_conversation(self, conversation_id: str) -> bool:
-        """Gone for good, messages included (the platform's retention or an admin does this)."""
+        """Drop a conversation with its messages and runs, as retention or an admin would."""
         with self._writing() as store:
-            found = self.conversations.pop(conversation_id, None) is not None
+            if self.conversations.pop(conversation_id, None) is None:
+                return False
+            for run_id, run in list(self.runs.items()):
+                if run.read.conversation_id == conversation_id:
+                    del self.runs[run_id]
             if store is not None:
                 store.delete_conversation(conversation_id)
-            return found
+            return True
 
     def conversation(self, conversation_id: str, org_id: str) -> ConversationRecord | None:
         """A conversation visible to the organisation (any of its users may read it)."""
@@ -173,16 +177,6 @@ class EmulatorState:
         """Matching conversations, oldest first."""
         with self._reading():
             return [c for c in self.conversations.values() if keep(c)]
-
-    def delete_conversation(self, conversation_id: str) -> bool:
-        """Drop a conversation with its messages and runs, as retention or an admin would."""
-        with self._lock:
-            if self.conversations.pop(conversation_id, None) is None:
-                return False
-            for run_id, run in list(self.runs.items()):
-                if run.read.conversation_id == conversation_id:
-                    del self.runs[run_id]
-            return True
 
     def update_conversation(
         self, conversation_id: str, *, data: dict[str, Any] | None, source: str | None

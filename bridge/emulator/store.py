@@ -169,6 +169,10 @@ class SqliteStore:
     def delete_conversation(self, conversation_id: str) -> None:
         self._db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
         self._db.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
+        self._db.execute(
+            "DELETE FROM runs WHERE json_extract(body, '$.read.conversation_id') = ?",
+            (conversation_id,),
+        )
 
     def add_messages(self, messages: Iterable[MessageRead]) -> None:
         self._db.executemany(
