@@ -14,6 +14,7 @@ from bridge.chat import AgentTurn, Sleep, TurnFailed, retrying, user_message
 from bridge.config import Settings
 from bridge.engage.client import EngageClient
 from bridge.engage.errors import EngageError, NotFound
+from bridge.engage.models import InfoMessage
 from bridge.ledger import TurnLedger
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, ThreadKey
@@ -96,6 +97,9 @@ class TurnActions:
         if kind == "record":
             assert record is not None
             return await self._record(record, batch)
+        if kind == "note":
+            # No conversation yet: nothing to note it in.
+            return "" if record is None else await self._note(record, batch[0])
         return await self._answer(batch)
 
     async def _conversation_gone(self, exc: TurnFailed, conversation_id: str) -> bool:
@@ -155,6 +159,20 @@ class TurnActions:
             return stored[-1].id if stored else ""
 
         return await self._retrying("recording messages", add)
+
+    async def _note(self, record: ThreadRecord, note: InboundMessage) -> str:
+        """A history note (bridge.edits) as an info message: kept with the conversation, never
+        answered, and not a user message the agent would answer with the next ones."""
+        engage, cid = self.services.engage, record.conversation_id
+
+        async def add() -> str:
+            history = history_after(await engage.get_messages(cid), record.history_mark)
+            if any(m.role == "info" and m.content == note.text for m in history):
+                return ""  # an earlier attempt stored it
+            stored = await engage.add_messages(cid, [InfoMessage(content=note.text)])
+            return stored[-1].id if stored else ""
+
+        return await self._retrying("noting in the history", add)
 
     async def _staff(self, message: InboundMessage, record: ThreadRecord | None) -> str:
         if record is None:

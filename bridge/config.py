@@ -42,6 +42,9 @@ class Policy(BaseModel):
     allow_bots: bool = False
     forum_channels: list[str] = Field(default_factory=list)
     reopen_to: Literal["bot", "human"] = "bot"
+    # A message edited after its turn took it: a short "edited: …" follow-up the agent answers
+    # as a correction, or nothing (bridge/edits.py). Before its turn, the edit always applies.
+    edits_after_answer: Literal["follow_up", "ignore"] = "follow_up"
     record_human_messages: bool = True
 
 

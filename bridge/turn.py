@@ -20,6 +20,7 @@ from bridge.chat import AgentTurn, TurnFailed
 from bridge.codec import decode_message
 from bridge.config import Settings
 from bridge.deadletters import DeadLetters
+from bridge.edits import NOTE_COMMAND
 from bridge.errors import PlatformError
 from bridge.ledger import TurnLedger
 from bridge.models import InboundMessage, ThreadKey
@@ -41,7 +42,7 @@ _PARKED_APOLOGY_SECONDS = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    kind: str  # "answer" | "record" | "command" | "staff" | "reopen"
+    kind: str  # "answer" | "record" | "command" | "staff" | "reopen" | "note"
     messages: tuple[InboundMessage, ...]
     command: commands.Command | None = None
 
@@ -51,9 +52,11 @@ def plan(messages: Sequence[InboundMessage], status: str | None, settings: Setti
     staff = settings.file.staff
 
     def plain(m: InboundMessage) -> bool:
-        return commands.parse(m) is None and not is_staff(m, staff)
+        return commands.parse(m) is None and not is_staff(m, staff) and m.command != NOTE_COMMAND
 
     head = messages[0]
+    if head.command == NOTE_COMMAND:
+        return Step("note", (head,))  # bridge.edits: recorded in the history, never answered
     command = commands.parse(head)
     if command is not None:
         return Step("command", (head,), command)

@@ -21,6 +21,7 @@ from adapters.discord.client import (
     build_client,
     capture_message_payloads,
     capture_reactions,
+    capture_revisions,
     capture_session_starts,
     channel_facts,
 )
@@ -33,9 +34,11 @@ from adapters.discord.feedback import (
 )
 from adapters.discord.files import Attachments
 from adapters.discord.outbound import Outbound
+from adapters.discord.revisions import UPDATE, Revision, deleted_key, edited_payload
 from adapters.discord.settings import DiscordSettings
 from bridge.adapter import Inbox
 from bridge.config import Settings
+from bridge.edits import Revisions
 from bridge.engage.errors import EngageError
 from bridge.errors import ConfigError, PlatformError, StorageUnavailable
 from bridge.models import InboundMessage, Reply, ThreadKey
@@ -46,7 +49,7 @@ log = logging.getLogger(__name__)
 _SUBMIT_DELAYS = (0.2, 0.5, 1, 2, 5, 10, 15, 30)
 _GATEWAY_READY_SECONDS = 60.0
 
-Pending = tuple[Mapping[str, Any], ChannelFacts | None] | CatchUp
+Pending = tuple[Mapping[str, Any], ChannelFacts | None] | CatchUp | Revision
 
 
 class DiscordAdapter:
@@ -78,6 +81,8 @@ class DiscordAdapter:
             self._client, self._options, self._feedback, settings.max_reply_parts
         )
         self._files = Attachments(self._options)
+        follow_up = settings.file.policy.edits_after_answer == "follow_up"
+        self._revisions = None if redis is None else Revisions(redis, follow_up_edits=follow_up)
         self._connected = asyncio.Event()
         self._gateway: asyncio.Task[None] | None = None
         self._inbox: Inbox | None = None
@@ -87,6 +92,7 @@ class DiscordAdapter:
         self._client.event(self.on_connect)
         self._client.event(self.on_resumed)
         capture_message_payloads(self._client, self._enqueue)
+        capture_revisions(self._client, self._enqueue_revision)
         if self._feedback is not None:
             self._client.event(self.on_interaction)
             capture_reactions(self._client, self._on_reaction)
@@ -234,11 +240,18 @@ class DiscordAdapter:
     def _enqueue(self, payload: Mapping[str, Any], facts: ChannelFacts | None) -> None:
         self._pending.put_nowait((payload, facts))
 
+    def _enqueue_revision(
+        self, event: str, payload: Mapping[str, Any], facts: ChannelFacts | None
+    ) -> None:
+        self._pending.put_nowait(Revision(event, payload, facts))
+
     async def _consume(self, inbox: Inbox) -> None:
         while True:
             item = await self._pending.get()
             if isinstance(item, CatchUp):
                 await self._catch_up(inbox, item)
+            elif isinstance(item, Revision):
+                await self._revise(inbox, item)
             elif await self._handle(inbox, *item) and self._recovery is not None:
                 await self._recovery.handled(item[0])
 
@@ -254,6 +267,28 @@ class DiscordAdapter:
             log.exception("discord: could not handle message %s", payload.get("id"))
             return False
         return True
+
+    async def _revise(self, inbox: Inbox, item: Revision) -> None:
+        """An edit or a delete (bridge.edits decides what it means for the conversation)."""
+        if self._revisions is None:
+            return
+        payload = item.payload
+        try:
+            if item.event == UPDATE:
+                edited = edited_payload(payload)
+                message = None if edited is None else await self._normalize(edited, item.facts)
+                if message is not None:
+                    message = await self._files.inline(message)
+                    edit_id = str(payload["edited_timestamp"])
+                    await self._revisions.edited(inbox, message, edit_id)
+                return
+            facts = item.facts or await self._facts(payload)
+            key = None if facts is None else deleted_key(payload, facts)
+            if key is not None:
+                is_dm = payload.get("guild_id") is None
+                await self._revisions.deleted(inbox, key, str(payload["id"]), is_dm=is_dm)
+        except Exception:
+            log.exception("discord: could not handle %s of %s", item.event, payload.get("id"))
 
     async def _catch_up(self, inbox: Inbox, request: CatchUp) -> None:
         """Submit what was posted while no session of ours covered `request.scope`, before the
@@ -275,14 +310,22 @@ class DiscordAdapter:
         self, payload: Mapping[str, Any], facts: ChannelFacts | None
     ) -> InboundMessage | None:
         if facts is None and payload.get("guild_id") is not None:
-            try:
-                fetched = await self._client.fetch_channel(int(payload["channel_id"]))
-            except discord.HTTPException as exc:
-                log.warning("discord: channel %s not visible: %s", payload["channel_id"], exc)
+            facts = await self._facts(payload)
+            if facts is None:
                 return None
-            facts = channel_facts(fetched)
         facts = facts or ChannelFacts(kind=_dm_or_other(payload))
         return to_event(payload, self._with_bot_role(facts, payload.get("guild_id")), self.bot)
+
+    async def _facts(self, payload: Mapping[str, Any]) -> ChannelFacts | None:
+        """The channel looked up over REST (not cached); None when it cannot be seen."""
+        if payload.get("guild_id") is None:
+            return ChannelFacts(ChannelKind.DM)
+        try:
+            fetched = await self._client.fetch_channel(int(payload["channel_id"]))
+        except discord.HTTPException as exc:
+            log.warning("discord: channel %s not visible: %s", payload["channel_id"], exc)
+            return None
+        return channel_facts(fetched)
 
     def _with_bot_role(self, facts: ChannelFacts, guild_id: object) -> ChannelFacts:
         guild = None if guild_id is None else self._client.get_guild(int(str(guild_id)))

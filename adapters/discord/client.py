@@ -27,6 +27,7 @@ BAD_TOKEN_HELP = (
 
 MessageSink = Callable[[Mapping[str, Any], ChannelFacts | None], None]
 ReactionSink = Callable[[Mapping[str, Any], bool, str], None]
+RevisionSink = Callable[[str, Mapping[str, Any], ChannelFacts | None], None]
 CatchUpSink = Callable[[CatchUp], None]
 
 
@@ -58,6 +59,22 @@ def build_client(settings: Settings, **options: Any) -> discord.Client:
             **common,
         )
     return discord.Client(**common)
+
+
+def capture_revisions(client: discord.Client, sink: RevisionSink) -> None:
+    """Hand raw MESSAGE_UPDATE and MESSAGE_DELETE payloads to `sink` with the event's name, in
+    gateway order (behind the MESSAGE_CREATE they revise)."""
+    parsers: dict[str, Callable[[Any], None]] = client._connection.parsers
+    for event in ("MESSAGE_UPDATE", "MESSAGE_DELETE"):
+        original = parsers[event]
+
+        def parse(
+            data: Any, original: Callable[[Any], None] = original, event: str = event
+        ) -> None:
+            sink(event, data, channel_facts(client.get_channel(int(data["channel_id"]))))
+            original(data)
+
+        parsers[event] = parse
 
 
 def capture_message_payloads(client: discord.Client, sink: MessageSink) -> None:

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from tests.fakes.discord_cdn import FakeCdn
 from tests.fakes.discord_components import ComponentActions
+from tests.fakes.discord_edits import MessageEdits
 from tests.fakes.discord_faults import Broken, ChannelBucket, RateLimit, forced, take
 from tests.fakes.discord_gateway import FakeGateway, GatewaySession, shard_of
 from tests.fakes.discord_interactions import InteractionRoutes
@@ -52,7 +53,7 @@ class Call:
     status: int = 0
 
 
-class FakeDiscord(InteractionRoutes, ComponentActions):
+class FakeDiscord(InteractionRoutes, ComponentActions, MessageEdits):
     """Test helpers create users, post as them, open forum posts and DMs, invoke slash commands."""
 
     def __init__(self, *, token: str = "fake-bot-token") -> None:  # noqa: S107
@@ -451,12 +452,13 @@ class FakeDiscord(InteractionRoutes, ComponentActions):
             if len(body["content"] or "") > MAX_CONTENT:
                 raise form_error("content", f"Must be {MAX_CONTENT} or fewer in length.")
             message.update(content=body["content"], edited_timestamp=now_iso())
+        if "components" in body:
+            message["components"] = body["components"] or []
+        await self.gateway.dispatch("MESSAGE_UPDATE", wire(message))
         return json_response(wire(message))
 
     async def _delete_message(self, _: Any, channel_id: str, message_id: str) -> web.Response:
-        self._existing_message(channel_id, message_id)
-        del self.messages[message_id]
-        self._channel_messages[channel_id].remove(int(message_id))
+        await self.remove(self._existing_message(channel_id, message_id))
         return web.Response(status=204)
 
     def _thread(

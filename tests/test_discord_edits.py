@@ -1,0 +1,147 @@
+"""Edits and deletes on Discord: before a message's turn it is changed or withdrawn; after, an
+edit is a follow-up the agent answers and a delete a note in the history (real discord.py, the
+fake's MESSAGE_UPDATE/MESSAGE_DELETE, real Redis, the emulator, the real runtime)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from bridge import keys
+from bridge.models import ThreadKey
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord_wire import Json
+from tests.fixtures_core import wait_until
+from tests.fixtures_discord import discord_bridge_settings, discord_runtime
+
+
+@pytest.fixture
+async def bridge(
+    tmp_path: Path, redis_client: aioredis.Redis, emulator: Any, fake_discord: FakeDiscord
+) -> AsyncIterator[None]:
+    settings = discord_bridge_settings(tmp_path, emulator, fake_discord)
+    async with discord_runtime(settings, redis_client, emulator):
+        yield
+
+
+def answers(fake: FakeDiscord, thread_id: str) -> list[str]:
+    return [m["content"] for m in fake.bot_messages(thread_id)]
+
+
+def texts(emulator: Any, role: str = "user") -> list[str]:
+    return [
+        m.content
+        for c in emulator.state.conversations.values()
+        for m in c.messages
+        if m.role == role
+    ]
+
+
+async def opened(fake: FakeDiscord, user: Json, text: str) -> Json:
+    asked = await fake.post(fake.text_channel["id"], user, text, mention_bot=True)
+    await wait_until(lambda: len(answers(fake, asked["id"])) == 1)
+    return asked
+
+
+def key_of(fake: FakeDiscord, root: Json) -> ThreadKey:
+    return ThreadKey("discord", fake.guild_id, fake.text_channel["id"], root["id"])
+
+
+async def while_a_turn_runs(
+    fake: FakeDiscord, redis: aioredis.Redis, emulator: Any, root: Json, user: Json
+) -> Json:
+    """Posts a message in the thread while a slow turn on an earlier one is under way (its
+    journal written, the lease held): the new message waits in the inbox for the next turn."""
+    emulator.faults.agent_delay = 1.5
+    thread = key_of(fake, root)
+    await fake.post(root["id"], user, "slow one")
+    await wait_until(lambda: redis.exists(keys.turn(thread)))
+    waiting = await fake.post(root["id"], user, "secnd question")
+    await wait_until(lambda: redis.llen(keys.inbox(thread)), timeout=5)
+    await wait_until(lambda: _queued(redis, thread, 2))
+    return waiting
+
+
+async def _queued(redis: aioredis.Redis, thread: ThreadKey, count: int) -> bool:
+    return int(await redis.llen(keys.inbox(thread))) == count
+
+
+async def test_an_edit_before_the_turn_reaches_the_agent_instead_of_the_first_text(
+    bridge: None, fake_discord: FakeDiscord, redis_client: aioredis.Redis, emulator: Any
+) -> None:
+    user = fake_discord.user("ann")
+    root = await opened(fake_discord, user, "hello")
+    waiting = await while_a_turn_runs(fake_discord, redis_client, emulator, root, user)
+
+    await fake_discord.edit(waiting, "second question")
+    await wait_until(lambda: len(answers(fake_discord, root["id"])) == 3, timeout=15)
+
+    assert texts(emulator) == ["hello", "slow one", "second question"]
+    assert answers(fake_discord, root["id"])[-1] == "You said: second question"
+
+
+async def test_an_edit_after_the_answer_is_a_follow_up_the_agent_answers(
+    bridge: None, fake_discord: FakeDiscord, emulator: Any
+) -> None:
+    user = fake_discord.user("bob")
+    root = await opened(fake_discord, user, "is 55 the age?")
+
+    await fake_discord.edit(root, "is 57 the age?")
+    await wait_until(lambda: len(answers(fake_discord, root["id"])) == 2)
+
+    assert answers(fake_discord, root["id"]) == [
+        "You said: is 55 the age?",
+        "You said: edited: is 57 the age?",
+    ]
+    assert texts(emulator) == ["is 55 the age?", "edited: is 57 the age?"]
+
+
+async def test_a_delete_before_the_turn_withdraws_the_message(
+    bridge: None, fake_discord: FakeDiscord, redis_client: aioredis.Redis, emulator: Any
+) -> None:
+    user = fake_discord.user("cy")
+    root = await opened(fake_discord, user, "hello")
+    waiting = await while_a_turn_runs(fake_discord, redis_client, emulator, root, user)
+
+    await fake_discord.delete(waiting)
+    await wait_until(lambda: len(answers(fake_discord, root["id"])) == 2, timeout=15)
+    await wait_until(lambda: _queued(redis_client, key_of(fake_discord, root), 0))
+
+    assert texts(emulator) == ["hello", "slow one"]
+    assert answers(fake_discord, root["id"]) == ["You said: hello", "You said: slow one"]
+
+
+async def test_a_delete_after_the_answer_is_noted_in_the_history_without_an_answer(
+    bridge: None, fake_discord: FakeDiscord, redis_client: aioredis.Redis, emulator: Any
+) -> None:
+    user = fake_discord.user("dee")
+    root = await opened(fake_discord, user, "hello")
+    second = await fake_discord.post(root["id"], user, "my NI number is QQ123456C")
+    await wait_until(lambda: len(answers(fake_discord, root["id"])) == 2)
+
+    await fake_discord.delete(second)
+    note = f"(The user deleted their earlier message {second['id']}.)"
+    await wait_until(lambda: note in texts(emulator, "info"))
+    await wait_until(lambda: _queued(redis_client, key_of(fake_discord, root), 0))
+
+    assert len(answers(fake_discord, root["id"])) == 2  # no answer to the note
+    assert "my NI number is QQ123456C" not in note  # the note does not repeat the content
+
+
+async def test_deleting_the_threads_root_keeps_the_thread_working(
+    bridge: None, fake_discord: FakeDiscord, emulator: Any
+) -> None:
+    user = fake_discord.user("eve")
+    root = await opened(fake_discord, user, "hello")
+
+    await fake_discord.delete(root)
+    await wait_until(lambda: any("deleted" in t for t in texts(emulator, "info")))
+    await fake_discord.post(root["id"], user, "still there?")
+    await wait_until(lambda: len(answers(fake_discord, root["id"])) == 2)
+
+    assert answers(fake_discord, root["id"])[-1] == "You said: still there?"
+    assert len({c.id for c in emulator.state.conversations.values()}) == 1
