@@ -302,3 +302,8 @@ async def test_a_signed_in_operator_can_sign_out(http: httpx.AsyncClient) -> Non
 
 async def test_the_local_operator_has_nothing_to_sign_out_of(http: httpx.AsyncClient) -> None:
     assert 'action="/web/logout"' not in (await http.get("/operator")).text
+
+
+@pytest.mark.parametrize("path", ["/operator", "/playground/api/agents"])
+async def test_pages_with_thread_data_are_not_cached(http: httpx.AsyncClient, path: str) -> None:
+    assert (await http.get(path)).headers["cache-control"] == "no-store"

@@ -30,6 +30,8 @@ SECURITY_HEADERS = {
 
 def secured(response: Response) -> Response:
     response.headers.update(SECURITY_HEADERS)
+    # Thread lists, transcripts and histories must not be kept by a shared cache on the way.
+    response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 
