@@ -82,6 +82,10 @@ MALFORMED = {
     "authorizations not a list": (b'{"type": "event_callback", "authorizations": "x"}', JSON),
     "an event that is a list": (b'{"type": "event_callback", "event": []}', JSON),
     "an enterprise that is a number": (b'{"enterprise": 5, "team": 7}', JSON),
+    "an action list that is empty": (
+        b"payload=%7B%22type%22%3A%22block_actions%22%2C%22actions%22%3A%5B%5D%7D",
+        FORM,
+    ),
 }
 
 

@@ -10,6 +10,7 @@ from slack_bolt.adapter.starlette.async_handler import (
     to_starlette_response,
 )
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request import payload_utils
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from starlette.requests import Request
@@ -29,16 +30,30 @@ MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = 5
 # What Bolt's parsing and context extraction raise for bodies that are not Slack's shapes.
 _SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
+# Bolt builds every listener's (and its error handler's) arguments with these: a body they
+# choke on (`"actions": []`) would fail even the error handler, so they are tried first.
+_PAYLOAD_VIEWS = (
+    payload_utils.to_options,
+    payload_utils.to_shortcut,
+    payload_utils.to_action,
+    payload_utils.to_view,
+    payload_utils.to_command,
+    payload_utils.to_event,
+    payload_utils.to_message,
+    payload_utils.to_step,
+)
 
 
 def bolt_request(request: Request, raw: bytes) -> AsyncBoltRequest:
     """Bolt's request for a verified body; BadRequest where Bolt's own parsing would raise."""
     try:
         bolt = to_async_bolt_request(request, raw)
+        if not isinstance(bolt.body, dict):
+            raise BadRequest("not a Slack payload (not an object)")
+        for view in _PAYLOAD_VIEWS:
+            view(bolt.body)
     except _SHAPE_ERRORS as exc:
         raise BadRequest(f"not a Slack payload ({type(exc).__name__})") from None
-    if not isinstance(bolt.body, dict):
-        raise BadRequest("not a Slack payload (not an object)")
     return bolt
 
 

@@ -13,6 +13,7 @@ from bridge.emulator.records import ApiUser
 from bridge.emulator.routes import admin as admin_routes
 from bridge.emulator.routes import agents, conversations, runs, tags
 from bridge.emulator.state import EmulatorState
+from bridge.emulator.strict import StrictJsonBodies
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -59,4 +60,6 @@ def create_app(
     if admin:
         app.include_router(admin_routes.router)
     app.add_middleware(FaultMiddleware, faults=faults)
+    # Outside the faults: a malformed body is refused before any fault plan is drawn.
+    app.add_middleware(StrictJsonBodies)
     return app

@@ -12,11 +12,16 @@ import uvicorn
 from bridge.emulator.app import create_app
 from bridge.emulator.faults import Faults
 from bridge.emulator.state import EmulatorState
+from bridge.guard import IngressGuard
+
+# The bridge's chat calls carry a turn's batch of messages; see bridge.http.MOUNTED_APP_LIMIT.
+EMULATOR_BODY_LIMIT = 8 * 1024 * 1024
 
 
 async def serve(host: str = "127.0.0.1", port: int = 8000, *, admin: bool = False) -> None:
     """Run the emulator until cancelled (Ctrl-C); `admin` adds the /_emulator/ test controls."""
-    config = uvicorn.Config(create_app(admin=admin), host=host, port=port, log_config=None)
+    app = IngressGuard(create_app(admin=admin), limit=EMULATOR_BODY_LIMIT)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None)
     await uvicorn.Server(config).serve()
 
 
@@ -36,7 +41,9 @@ class ThreadedEmulator:
         self._socket.bind(("127.0.0.1", 0))
         self.port = int(self._socket.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        app = create_app(self.state, faults=self.faults, admin=True)
+        app = IngressGuard(
+            create_app(self.state, faults=self.faults, admin=True), limit=EMULATOR_BODY_LIMIT
+        )
         config = uvicorn.Config(app, log_config=None, lifespan="off", timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="emulator", daemon=True)
