@@ -258,6 +258,7 @@ def test_env_example_names_are_real_settings_and_its_values_load(
     env_file = tmp_path / ".env"
     env_file.write_text("\n".join(lines), encoding="utf-8")
     settings = Settings(_env_file=env_file)
+    assert WebSettings(_env_file=env_file).staff_users == ["ann@example.com"]
     assert settings.discord_shard_ids == [0, 1]
     assert settings.roles == set(ALL_ROLES)
     assert settings.slack_enabled
@@ -395,7 +396,7 @@ def test_shipped_deploy_files_serve_no_page_without_a_token(
     assert settings.web_enabled is False
     assert WebSettings(_env_file=None).token is None
     # Turned on without a token, the bridge refuses to start instead of serving open pages.
-    assert startup_problem(settings.http_host, has_token=False, serves_http=True)
+    assert startup_problem(settings.http_host, has_auth=False, serves_http=True)
 
 
 def test_the_web_token_is_a_secret_reference_in_kubernetes() -> None:

@@ -307,3 +307,59 @@ async def test_the_local_operator_has_nothing_to_sign_out_of(http: httpx.AsyncCl
 @pytest.mark.parametrize("path", ["/operator", "/playground/api/agents"])
 async def test_pages_with_thread_data_are_not_cached(http: httpx.AsyncClient, path: str) -> None:
     assert (await http.get(path)).headers["cache-control"] == "no-store"
+
+
+PROXY_SECRET = "proxy-shared-secret-0123456"
+BEHIND_PROXY = {
+    "http_host": "0.0.0.0",
+    "web": {
+        "proxy_user_header": "X-Forwarded-User",
+        "proxy_secret": PROXY_SECRET,
+        "staff_users": ["ann@example.com"],
+    },
+}
+
+
+def through_proxy(user: str, secret: str = PROXY_SECRET) -> dict[str, str]:
+    return {"X-Forwarded-User": user, "X-Engage-Bridge-Proxy-Secret": secret}
+
+
+@pytest.mark.parametrize("web_options", [BEHIND_PROXY])
+async def test_a_trusted_proxys_staff_user_sees_the_operator_view(
+    http: httpx.AsyncClient,
+) -> None:
+    assert (
+        await http.get("/operator", headers=through_proxy("ann@example.com"))
+    ).status_code == 200
+    other = await http.get("/operator", headers=through_proxy("bob@example.com"))
+    assert other.status_code == 303  # signed in at the proxy, but not staff
+
+
+@pytest.mark.parametrize("web_options", [BEHIND_PROXY])
+async def test_a_proxy_user_who_is_not_staff_chats_but_cannot_act_as_staff(
+    http: httpx.AsyncClient,
+) -> None:
+    bob = through_proxy("bob@example.com")
+    created = await http.post("/playground/api/threads", json={}, headers=bob)
+    assert created.status_code == 201
+    base = f"/playground/api/threads/{created.json()['id']}"
+    assert (await http.post(f"{base}/messages", json=message(), headers=bob)).status_code == 200
+    staff = await http.post(f"{base}/messages", json=message(as_="staff"), headers=bob)
+    assert staff.status_code == 403
+
+
+@pytest.mark.parametrize("web_options", [BEHIND_PROXY])
+async def test_a_user_header_without_the_proxys_secret_is_ignored(
+    http: httpx.AsyncClient,
+) -> None:
+    spoofed = through_proxy("ann@example.com", secret="guessed-secret-guessed")
+    assert (await http.get("/operator", headers=spoofed)).status_code == 303
+    bare = {"X-Forwarded-User": "ann@example.com"}
+    assert (await http.post("/playground/api/threads", json={}, headers=bare)).status_code == 401
+
+
+def test_a_proxy_user_header_without_a_secret_is_refused(redis_client: aioredis.Redis) -> None:
+    settings = Settings(http_host="0.0.0.0", _env_file=None)
+    web = web_settings(proxy_user_header="X-Forwarded-User")
+    with pytest.raises(ConfigError, match="ENGAGE_BRIDGE_WEB_PROXY_SECRET"):
+        create_adapter(settings, redis_client, web)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.web.access import Access, Policy, is_loopback, same_origin, startup_problem
+from adapters.web.access import (
+    Access,
+    Policy,
+    ProxyAuth,
+    is_loopback,
+    same_origin,
+    startup_problem,
+)
 from adapters.web.login import safe_next
 
 LOCAL = Policy.build(bind_host="127.0.0.1", has_token=False, public_url=None)
@@ -32,11 +39,11 @@ def test_loopback_addresses(host: str, expected: bool) -> None:
 
 
 def test_only_non_loopback_http_processes_without_a_token_are_refused() -> None:
-    assert startup_problem("0.0.0.0", has_token=False, serves_http=True)
-    assert startup_problem("", has_token=False, serves_http=True)
-    assert startup_problem("127.0.0.1", has_token=False, serves_http=True) is None
-    assert startup_problem("0.0.0.0", has_token=True, serves_http=True) is None
-    assert startup_problem("0.0.0.0", has_token=False, serves_http=False) is None
+    assert startup_problem("0.0.0.0", has_auth=False, serves_http=True)
+    assert startup_problem("", has_auth=False, serves_http=True)
+    assert startup_problem("127.0.0.1", has_auth=False, serves_http=True) is None
+    assert startup_problem("0.0.0.0", has_auth=True, serves_http=True) is None
+    assert startup_problem("0.0.0.0", has_auth=False, serves_http=False) is None
 
 
 @pytest.mark.parametrize(
@@ -106,3 +113,14 @@ def test_state_changing_requests_must_be_same_origin(
 )
 def test_sign_in_returns_only_to_paths_on_this_site(target: str | None, expected: str) -> None:
     assert safe_next(target) == expected
+
+
+def test_a_trusted_proxy_names_the_user_only_with_its_secret() -> None:
+    proxy = ProxyAuth("x-forwarded-user", "s" * 20, frozenset({"*"}))
+    policy = Policy.build(bind_host="0.0.0.0", has_token=False, public_url=None, proxy=proxy)
+    assert not policy.open_locally
+    signed = {"x-forwarded-user": "ann", "x-engage-bridge-proxy-secret": "s" * 20}
+    assert policy.access(client="10.0.0.2", headers=signed, operator=False) is Access.STAFF
+    forged = {"x-forwarded-user": "ann", "x-engage-bridge-proxy-secret": "s" * 19}
+    assert policy.access(client="10.0.0.2", headers=forged, operator=False) is Access.NONE
+    assert startup_problem("0.0.0.0", has_auth=True, serves_http=True) is None

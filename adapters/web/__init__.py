@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from starlette.routing import BaseRoute, Route
 
-from adapters.web.access import Access, Policy, startup_problem
+from adapters.web.access import Access, Policy, ProxyAuth, startup_problem
 from adapters.web.agents import AgentCatalog, AgentsApi
 from adapters.web.gate import Endpoint, Gate
 from adapters.web.login import MAX_FORM_BYTES, Login
@@ -142,14 +142,29 @@ class WebAdapter:
         return None
 
 
+def proxy_auth(web: WebSettings) -> ProxyAuth | None:
+    if web.proxy_user_header is None:
+        return None
+    secret = web.proxy_secret.get_secret_value() if web.proxy_secret is not None else ""
+    if len(secret) < MIN_TOKEN_CHARS:
+        raise ConfigError(
+            "ENGAGE_BRIDGE_WEB_PROXY_USER_HEADER needs ENGAGE_BRIDGE_WEB_PROXY_SECRET "
+            f"(at least {MIN_TOKEN_CHARS} characters), which the proxy sends in "
+            "X-Engage-Bridge-Proxy-Secret"
+        )
+    return ProxyAuth(web.proxy_user_header, secret, frozenset(web.staff_users))
+
+
 def create_adapter(
     settings: Settings, redis: RedisClient, web: WebSettings | None = None
 ) -> WebAdapter:
     web = web if web is not None else WebSettings()
     token = web.token
+    proxy = proxy_auth(web)
     if token is not None and len(token.get_secret_value()) < MIN_TOKEN_CHARS:
         raise ConfigError(f"ENGAGE_BRIDGE_WEB_TOKEN must be at least {MIN_TOKEN_CHARS} characters")
-    problem = startup_problem(settings.http_host, token is not None, "http" in settings.roles)
+    has_auth = token is not None or proxy is not None
+    problem = startup_problem(settings.http_host, has_auth, "http" in settings.roles)
     if problem:
         raise ConfigError(problem)
     policy = Policy.build(
@@ -158,6 +173,7 @@ def create_adapter(
         public_url=settings.public_url,
         extra_hosts=web.allowed_hosts,
         public_playground=web.public_playground,
+        proxy=proxy,
     )
     ttl = web.thread_ttl_seconds
     gate = Gate(policy, Sessions(redis, token, visitor_seconds=ttl))

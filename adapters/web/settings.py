@@ -20,7 +20,12 @@ class WebSettings(BaseSettings):
     # Host header values (names, no port) the pages answer besides loopback names and the host of
     # ENGAGE_BRIDGE_PUBLIC_URL; "*" accepts any (only meaningful with a token).
     allowed_hosts: list[str] = Field(default_factory=list)
-    # With a token: let visitors without it chat in the playground (their own threads only).
+    # A trusted authenticating proxy: the header naming its signed-in user, and the secret it
+    # sends in X-Engage-Bridge-Proxy-Secret (16+ characters); `staff_users` ("*": all) are staff.
+    proxy_user_header: str | None = None
+    proxy_secret: SecretStr | None = None
+    staff_users: list[str] = Field(default_factory=list)
+    # With a token or proxy: visitors without either may chat in the playground (own threads).
     public_playground: bool = False
     messages_per_minute: int = Field(20, ge=1)
     threads_per_hour: int = Field(30, ge=1)
