@@ -93,9 +93,7 @@ async def main(args: argparse.Namespace) -> None:
             inbox = runtime.bridge.inbox
             inbox.submit = timed("inbox.submit", inbox.submit)  # type: ignore[method-assign]
             inbox.enqueue = timed("inbox.enqueue", inbox.enqueue)  # type: ignore[method-assign]
-            adapter._http.app.async_dispatch = timed(
-                "bolt dispatch", adapter._http.app.async_dispatch
-            )
+            adapter._app.async_dispatch = timed("bolt dispatch", adapter._app.async_dispatch)
             adapter._submit = timed("adapter._submit (slot + submit)", adapter._submit)
             app = runtime._http._server.config.loaded_app  # type: ignore[union-attr]
             posts = [signed_post(n, 900) for n in range(args.events + 200)]
