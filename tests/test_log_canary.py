@@ -58,7 +58,7 @@ async def test_slack_event_slash_command_and_answer_leave_no_content_in_debug_lo
         event = user_message(b.slack, text=f"<@{b.slack.bot_user_id}> {CANARY} one")
         assert (await b.events.send(envelope(b.slack, event))).status == 200
         [reply] = await b.wait_replies("C0001", event["ts"])
-        assert CANARY in reply["markdown_text"]
+        assert CANARY in reply["text"]
         await b.events.send_command(slash_command(b.slack, f"ask {CANARY} two"))
         await b.slack.wait_for(
             lambda: sum(CANARY in str(m.get("text")) for m in b.slack.posted()) >= 3
