@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.routing import BaseRoute
 
-from adapters.slack import access, events
+from adapters.slack import access, events, revisions
 from adapters.slack.events import BotIdentity, SlashCommand
 from adapters.slack.feedback import SlackFeedback
 from adapters.slack.format import neutralise_pings
@@ -26,6 +26,7 @@ from adapters.slack.settings import SlackSettings
 from bridge import keys, permissions
 from bridge.adapter import Inbox
 from bridge.config import Settings
+from bridge.edits import Revisions
 from bridge.errors import ConfigError, StorageUnavailable
 from bridge.feedback import Answers
 from bridge.inbox import storage
@@ -94,6 +95,8 @@ class SlackAdapter:
         )
         self._feedback = SlackFeedback(redis, answers)
         self._threads = ThreadMap(redis, idle_ttl_seconds=settings.thread_idle_ttl_seconds)
+        follow_up = settings.file.policy.edits_after_answer == "follow_up"
+        self._revisions = Revisions(redis, follow_up_edits=follow_up)
         self._inbox: Inbox | None = None
         self._identity: BotIdentity | None = None
         self._staff = frozenset(settings.file.staff.slack_user_ids)
@@ -229,6 +232,10 @@ class SlackAdapter:
             return await self._inbox.submit(message)
 
     async def _on_message(self, body: dict[str, Any], ack: Ack) -> None:
+        if (body.get("event") or {}).get("subtype") in revisions.SUBTYPES:
+            await self._revise(body)
+            await ack()
+            return
         message = events.to_event(body, await self._bot(), self._staff)
         if message is not None:
             result = await self._submit(message)
@@ -238,6 +245,20 @@ class SlackAdapter:
                 extra={"thread_key": str(message.thread), "event_id": body.get("event_id")},
             )
         await ack()
+
+    async def _revise(self, body: dict[str, Any]) -> None:
+        """An edit or a delete (bridge.edits decides); raises if it could not be stored."""
+        if self._inbox is None:
+            raise StorageUnavailable("slack adapter is not connected to the bridge yet")
+        bot = await self._bot()
+        change = revisions.edited(body, bot, self._staff)
+        if change is not None:
+            await self._revisions.edited(self._inbox, *change)
+            return
+        gone = revisions.deleted(body, bot)
+        if gone is not None:
+            await self._revisions.deleted(self._inbox, gone.thread, gone.message_id,
+                                          user_id=gone.user_id, is_dm=gone.is_dm)  # fmt: skip
 
     async def _on_other_event(self, ack: Ack) -> None:
         await ack()
