@@ -62,6 +62,19 @@ async def guarded_bridge(
 
 
 @pytest.fixture
+async def public_bridge(
+    tmp_path: Path, redis_client: aioredis.Redis, emulator: Any
+) -> AsyncIterator[BridgeRuntime]:
+    """Off loopback with a token, and visitors without it allowed to chat."""
+    settings = bridge_settings(tmp_path, emulator, http_host="0.0.0.0")
+    web = create_web_adapter(
+        settings, redis_client, web_settings(token=TOKEN, public_playground=True)
+    )
+    async with bridge_runtime(settings, redis_client, emulator, [web]) as rt:
+        yield rt
+
+
+@pytest.fixture
 async def browser(tmp_path: Path) -> AsyncIterator[BrowserContext]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does)")
@@ -298,4 +311,26 @@ async def test_off_loopback_the_browser_signs_in_once_and_then_chats_as_staff(
     await expect(page.locator(".msg.agent .text")).to_have_text("You said: Signed in and chatting")
     await expect(page.locator("#send-staff")).to_be_visible()
     await page.click("text=Sign out")
+    await expect(page.locator("input[name=token]")).to_be_visible()
+
+
+async def test_a_public_playground_visitor_chats_without_staff_controls(
+    public_bridge: BridgeRuntime, browser: BrowserContext
+) -> None:
+    page = await browser.new_page()
+    await page.set_viewport_size(PHONE)
+    await page.goto(f"{public_bridge.http_url}/playground")
+    await page.click("#new-thread")
+    await page.fill("#text", "Just visiting")
+    await page.press("#text", "Enter")
+    await expect(page.locator(".msg.agent .text")).to_have_text("You said: Just visiting")
+    for control in ("#send-staff", "#handoff", "#resolve"):
+        await expect(page.locator(control)).to_be_hidden()
+    await expect(page.locator("#agent")).to_be_disabled()
+    await expect(page.locator("#sign-out")).to_be_hidden()
+    await expect(page.locator("#thread-meta a")).to_have_count(0)
+    await expect(page.locator("#thread-meta")).to_contain_text("conversation")
+    await no_horizontal_scroll(page)
+    await screenshot(page, "playground-visitor-390.png")
+    await page.goto(f"{public_bridge.http_url}/operator")
     await expect(page.locator("input[name=token]")).to_be_visible()

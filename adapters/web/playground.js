@@ -100,8 +100,9 @@ function showState(info) {
   const meta = $("thread-meta");
   if (info.conversation_id && meta.dataset.conversation !== info.conversation_id) {
     meta.dataset.conversation = info.conversation_id;
-    const link = document.createElement("a");
-    link.href = `/operator/threads/${encodeURIComponent(info.thread)}`;
+    // Only staff may open the operator view; visitors just see the id.
+    const link = document.createElement(info.staff === false ? "span" : "a");
+    if (info.staff !== false) link.href = `/operator/threads/${encodeURIComponent(info.thread)}`;
     link.textContent = `conversation ${info.conversation_id.slice(0, 8)}…`;
     link.title = info.conversation_id;
     meta.replaceChildren(link);
