@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bridge import keys
+from bridge.codec import decode_message
 from bridge.models import ThreadKey
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_wire import Json
@@ -56,7 +57,7 @@ async def while_a_turn_runs(
 ) -> Json:
     """Posts a message in the thread while a slow turn on an earlier one is under way (its
     journal written, the lease held): the new message waits in the inbox for the next turn."""
-    emulator.faults.agent_delay = 1.5
+    emulator.faults.agent_delay = 4.0  # ample time for the edit to arrive while it runs
     thread = key_of(fake, root)
     await fake.post(root["id"], user, "slow one")
     await wait_until(lambda: redis.exists(keys.turn(thread)))
@@ -70,6 +71,12 @@ async def _queued(redis: aioredis.Redis, thread: ThreadKey, count: int) -> bool:
     return int(await redis.llen(keys.inbox(thread))) == count
 
 
+async def _waiting_text(redis: aioredis.Redis, thread: ThreadKey, text: str) -> bool:
+    """The edit replaced the message while it waited (before its turn)."""
+    raw = await redis.lrange(keys.inbox(thread), 0, -1)
+    return text in [decode_message(r).text for r in raw]
+
+
 async def test_an_edit_before_the_turn_reaches_the_agent_instead_of_the_first_text(
     bridge: None, fake_discord: FakeDiscord, redis_client: aioredis.Redis, emulator: Any
 ) -> None:
@@ -78,6 +85,8 @@ async def test_an_edit_before_the_turn_reaches_the_agent_instead_of_the_first_te
     waiting = await while_a_turn_runs(fake_discord, redis_client, emulator, root, user)
 
     await fake_discord.edit(waiting, "second question")
+    thread = key_of(fake_discord, root)
+    await wait_until(lambda: _waiting_text(redis_client, thread, "second question"))
     await wait_until(lambda: len(answers(fake_discord, root["id"])) == 3, timeout=15)
 
     assert texts(emulator) == ["hello", "slow one", "second question"]
@@ -108,6 +117,7 @@ async def test_a_delete_before_the_turn_withdraws_the_message(
     waiting = await while_a_turn_runs(fake_discord, redis_client, emulator, root, user)
 
     await fake_discord.delete(waiting)
+    await wait_until(lambda: _queued(redis_client, key_of(fake_discord, root), 1))  # withdrawn
     await wait_until(lambda: len(answers(fake_discord, root["id"])) == 2, timeout=15)
     await wait_until(lambda: _queued(redis_client, key_of(fake_discord, root), 0))
 

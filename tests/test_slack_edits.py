@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bridge import keys
+from bridge.codec import decode_message
 from bridge.models import ThreadKey
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_events import as_mention, envelope, user_message
@@ -64,7 +65,7 @@ async def while_a_turn_runs(
     b: SlackBridge, emulator: Any, redis: Any, root: dict[str, Any]
 ) -> dict[str, Any]:
     """A reply posted while a slow turn on an earlier reply runs: it waits in the inbox."""
-    emulator.faults.agent_delay = 1.5
+    emulator.faults.agent_delay = 4.0  # ample time for the edit to arrive while it runs
     thread = ThreadKey("slack", b.slack.team_id, "C0001", root["ts"])
     await post(b, "slow one", thread_ts=root["ts"])
     await wait_until(lambda: redis.exists(keys.turn(thread)))
@@ -84,6 +85,9 @@ async def test_an_edit_before_the_turn_reaches_the_agent_instead_of_the_first_te
     waiting = await while_a_turn_runs(bridge, emulator, redis_client, root)
 
     await send(bridge, message_changed(bridge.slack, waiting, "second question"))
+    thread = ThreadKey("slack", bridge.slack.team_id, "C0001", root["ts"])
+    raw = await redis_client.lrange(keys.inbox(thread), 0, -1)
+    assert "second question" in [decode_message(r).text for r in raw]  # replaced while waiting
     await bridge.wait_replies("C0001", root["ts"], 3)
 
     assert texts(emulator) == ["hello", "slow one", "second question"]
@@ -113,8 +117,9 @@ async def test_a_delete_before_the_turn_withdraws_the_message(
     waiting = await while_a_turn_runs(bridge, emulator, redis_client, root)
 
     await send(bridge, message_deleted(bridge.slack, waiting))
-    await bridge.wait_replies("C0001", root["ts"], 2)
     thread = ThreadKey("slack", bridge.slack.team_id, "C0001", root["ts"])
+    assert await _queued(redis_client, thread, 1)  # withdrawn while waiting (acked once stored)
+    await bridge.wait_replies("C0001", root["ts"], 2)
     await wait_until(lambda: _queued(redis_client, thread, 0))
 
     assert texts(emulator) == ["hello", "slow one"]
