@@ -132,6 +132,11 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token")
     )
     slack_api_url: str = "https://slack.com/api/"
+    # OAuth mode (installs into many workspaces) instead of one bot token; the rest of its
+    # settings are the adapter's own (adapters/slack/oauth.py, SlackOAuthSettings).
+    slack_client_id: str | None = Field(
+        None, validation_alias=AliasChoices("SLACK_CLIENT_ID", "slack_client_id")
+    )
 
     # Discord (enabled when a bot token is set).
     discord_bot_token: SecretStr | None = Field(
@@ -158,7 +163,7 @@ class Settings(BaseSettings):
 
     @property
     def slack_enabled(self) -> bool:
-        return self.slack_bot_token is not None
+        return self.slack_bot_token is not None or self.slack_client_id is not None
 
     @property
     def discord_enabled(self) -> bool:

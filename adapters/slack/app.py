@@ -11,16 +11,31 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from adapters.slack import access, events, revisions
+from adapters.slack.clients import Clients
 from adapters.slack.events import BotIdentity, SlashCommand
 from adapters.slack.feedback import SlackFeedback
 from adapters.slack.format import neutralise_pings
 from adapters.slack.ingress import SlackIngress, on_error
+from adapters.slack.oauth import (
+    INSTALL_PATH,
+    REDIRECT_PATH,
+    SlackOAuthSettings,
+    bolt_app,
+    check_client,
+    identity_of,
+    oauth_problems,
+    redirect_uri_of,
+    team_middleware,
+)
 from adapters.slack.outbound import SlackSender, build_client, translate
 from adapters.slack.settings import SlackSettings
 from bridge import keys, permissions
@@ -70,9 +85,17 @@ class SlackAdapter:
         redis: aioredis.Redis,
         client: AsyncWebClient | None = None,
         options: SlackSettings | None = None,
+        oauth: SlackOAuthSettings | None = None,
     ) -> None:
-        if settings.slack_bot_token is None:
-            raise ConfigError("Slack needs SLACK_BOT_TOKEN")
+        self._oauth = oauth if oauth is not None and oauth.enabled else None
+        token = settings.slack_bot_token
+        if token is not None and self._oauth is not None:
+            raise ConfigError(
+                "Slack: set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and "
+                "SLACK_CLIENT_SECRET (installs into many workspaces), not both"
+            )
+        if token is None and self._oauth is None:
+            raise ConfigError("Slack needs SLACK_BOT_TOKEN, or SLACK_CLIENT_ID/SLACK_CLIENT_SECRET")
         if settings.slack_signing_secret is None and settings.slack_app_token is None:
             raise ConfigError(
                 "Slack needs SLACK_SIGNING_SECRET (HTTP Events API) "
@@ -81,13 +104,16 @@ class SlackAdapter:
         self._settings = settings
         self._owns_client = client is None
         self._client = client or build_client(
-            settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+            token.get_secret_value() if token else None, settings.slack_api_url
         )
         self._redis = redis
         self._options = options or SlackSettings()
+        self._redirect_uri = redirect_uri_of(self._oauth, settings.public_url)
+        self._app, store = bolt_app(settings, self._client, self._oauth, self._redirect_uri, redis)
+        self._clients = Clients(self._client, store)
         answers = Answers(redis)
         self._sender = SlackSender(
-            self._client,
+            self._clients,
             redis,
             answers=answers,
             max_parts=settings.max_reply_parts,
@@ -102,14 +128,11 @@ class SlackAdapter:
         self._staff = frozenset(settings.file.staff.slack_user_ids)
         self._socket: AsyncSocketModeHandler | None = None
         self._submit_slots = asyncio.Semaphore(MAX_CONCURRENT_SUBMITS)
-        secret = settings.slack_signing_secret
-        self._app = AsyncApp(
-            client=self._client,
-            signing_secret=secret.get_secret_value() if secret else None,
-            request_verification_enabled=secret is not None,
-            process_before_response=True,
-        )
         self._app.error(on_error)
+        if store is not None:
+            self._app.use(team_middleware(store))
+            # app_uninstalled / tokens_revoked delete the installation (before the catch-all).
+            self._app.enable_token_revocation_listeners()
         self._register_listeners()
 
     # ---- lifecycle
@@ -121,7 +144,10 @@ class SlackAdapter:
             timeout = aiohttp.ClientTimeout(total=self._client.timeout)
             self._client.session = aiohttp.ClientSession(timeout=timeout)
         try:
-            await self._connect()
+            if self._oauth is not None:
+                await self._check_oauth(self._oauth)
+            else:
+                await self._connect()
         except BaseException:
             await self.aclose()
             raise
@@ -142,6 +168,15 @@ class SlackAdapter:
         await self._check_app_token()
         self._staff = self._staff | await self._usergroup_members()
         log.info("slack connected", extra={"team_id": self._identity.team_id})
+
+    async def _check_oauth(self, oauth: SlackOAuthSettings) -> None:
+        """OAuth mode has no token of its own: check the install flow's settings instead."""
+        problems = oauth_problems(oauth, self._redirect_uri)
+        if problems:
+            raise ConfigError("Slack OAuth: " + "; ".join(problems))
+        await check_client(self._client, oauth)
+        await self._check_app_token()
+        log.info("slack ready to be installed", extra={"install_path": INSTALL_PATH})
 
     async def _usergroup_members(self) -> frozenset[str]:
         members: set[str] = set()
@@ -186,12 +221,22 @@ class SlackAdapter:
             raise ConfigError(f"Slack refused the Socket Mode app token: {error}") from exc
 
     def routes(self, inbox: Inbox) -> Sequence[BaseRoute]:
-        if self._settings.slack_signing_secret is None:
-            return []
         self._inbox = inbox
         self._feedback.attach(inbox)
-        ingress = SlackIngress(self._app, self._settings.slack_signing_secret.get_secret_value())
-        return [ingress.route(EVENTS_PATH)]
+        routes: list[BaseRoute] = []
+        secret = self._settings.slack_signing_secret
+        if secret is not None:
+            routes.append(SlackIngress(self._app, secret.get_secret_value()).route(EVENTS_PATH))
+        if self._oauth is not None:
+            # Browser GETs without a body: the app-wide ingress guard's limits apply; Bolt checks
+            # the OAuth state (Redis, single use) and its cookie.
+            pages = AsyncSlackRequestHandler(self._app)
+
+            async def oauth_page(request: Request) -> Response:
+                return await pages.handle(request)
+
+            routes += [Route(p, oauth_page, methods=["GET"]) for p in (INSTALL_PATH, REDIRECT_PATH)]
+        return routes
 
     async def aclose(self) -> None:
         if self._socket is not None:
@@ -231,12 +276,16 @@ class SlackAdapter:
         async with self._submit_slots:
             return await self._inbox.submit(message)
 
-    async def _on_message(self, body: dict[str, Any], ack: Ack) -> None:
+    async def _bot_for(self, context: AsyncBoltContext, body: dict[str, Any]) -> BotIdentity:
+        """The bot as this workspace knows it: per installation in OAuth mode."""
+        return identity_of(context, body) if self._oauth is not None else await self._bot()
+
+    async def _on_message(self, body: dict[str, Any], ack: Ack, context: AsyncBoltContext) -> None:
         if (body.get("event") or {}).get("subtype") in revisions.SUBTYPES:
-            await self._revise(body)
+            await self._revise(body, await self._bot_for(context, body))
             await ack()
             return
-        message = events.to_event(body, await self._bot(), self._staff)
+        message = events.to_event(body, await self._bot_for(context, body), self._staff)
         if message is not None:
             result = await self._submit(message)
             log.debug(
@@ -246,11 +295,10 @@ class SlackAdapter:
             )
         await ack()
 
-    async def _revise(self, body: dict[str, Any]) -> None:
+    async def _revise(self, body: dict[str, Any], bot: BotIdentity) -> None:
         """An edit or a delete (bridge.edits decides); raises if it could not be stored."""
         if self._inbox is None:
             raise StorageUnavailable("slack adapter is not connected to the bridge yet")
-        bot = await self._bot()
         change = revisions.edited(body, bot, self._staff)
         if change is not None:
             await self._revisions.edited(self._inbox, *change)
@@ -263,7 +311,9 @@ class SlackAdapter:
     async def _on_other_event(self, ack: Ack) -> None:
         await ack()
 
-    async def _on_command(self, body: dict[str, Any], ack: Ack) -> None:
+    async def _on_command(
+        self, body: dict[str, Any], ack: Ack, client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         command = events.parse_slash_command(body)
         if command is None:
             await ack(text=USAGE)
@@ -272,12 +322,12 @@ class SlackAdapter:
             if not await self._first_delivery(body):
                 await ack(text=f"`{command.name}` was already received.")
                 return
-            thread = await self._command_thread(body, command)
-            refusal = await self._refusal(body, command, thread)
+            thread = await self._command_thread(body, command, client)
+            refusal = await self._refusal(body, command, thread, client)
             if refusal:
                 await ack(text=refusal)
                 return
-            bot = await self._bot()
+            bot = await self._bot_for(context, body)
             await self._submit(events.command_to_event(body, command, thread, bot, self._staff))
         except StorageUnavailable:
             # Slack never redelivers a slash command: tell the person instead of failing quietly.
@@ -295,14 +345,16 @@ class SlackAdapter:
             log.info("slash command replay dropped", extra={"team_id": body.get("team_id")})
         return bool(first)
 
-    async def _refusal(self, body: dict[str, Any], command: SlashCommand, thread: ThreadKey) -> str:
+    async def _refusal(
+        self, body: dict[str, Any], command: SlashCommand, thread: ThreadKey, client: AsyncWebClient
+    ) -> str:
         """Why the caller may not run `command` on `thread` ("" if they may): checked here to
         answer at once, and again by the core when the command runs."""
         if command.name == "ask":
             return ""
         user = str(body.get("user_id", ""))
         by_link = thread.channel != str(body.get("channel_id", ""))
-        visible = not by_link or await access.sees_channel(self._client, thread.channel, user)
+        visible = not by_link or await access.sees_channel(client, thread.channel, user)
         async with storage("thread record"):
             record = await self._threads.get(thread)
         verdict = permissions.decide(
@@ -326,19 +378,22 @@ class SlackAdapter:
         return verdict.reason
 
     async def tell(self, thread: ThreadKey, user_id: str, text: str) -> None:
-        await access.tell(self._client, thread, user_id, text)
+        await access.tell(await self._clients.for_team(thread.workspace), thread, user_id, text)
 
-    async def _command_thread(self, body: dict[str, Any], command: SlashCommand) -> ThreadKey:
+    async def _command_thread(
+        self, body: dict[str, Any], command: SlashCommand, client: AsyncWebClient
+    ) -> ThreadKey:
         if command.thread is not None:
             return command.thread
         # `ask`: the question becomes the thread's root, posted for the person who asked.
         channel = str(body.get("channel_id"))
         question = neutralise_pings(command.argument)
-        response = await self._client.chat_postMessage(
+        response = await client.chat_postMessage(
             channel=channel, text=f"<@{body.get('user_id')}> asked: {question}"
         )
         return ThreadKey(events.PLATFORM, str(body.get("team_id")), channel, str(response["ts"]))
 
 
 def create_adapter(settings: Settings, redis: aioredis.Redis) -> SlackAdapter:
-    return SlackAdapter(settings, redis, options=SlackSettings())
+    oauth = SlackOAuthSettings(client_id=settings.slack_client_id)
+    return SlackAdapter(settings, redis, options=SlackSettings(), oauth=oauth)

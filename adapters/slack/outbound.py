@@ -9,12 +9,10 @@ import aiohttp
 import redis.asyncio as aioredis
 import redis.exceptions
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.clients import Clients
+from adapters.slack.clients import build_client as build_client
 from adapters.slack.feedback_blocks import answer_blocks
 from adapters.slack.format import neutralise_pings, split_markdown
 from bridge import keys
@@ -48,18 +46,6 @@ _STATUS_REFUSALS = frozenset(
 _FALLBACK_MEMORY = 10_000
 
 
-def build_client(token: str, base_url: str) -> AsyncWebClient:
-    """The one Web API client: 429s wait `Retry-After`; failed connections are retried."""
-    return AsyncWebClient(
-        token=token,
-        base_url=base_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=3),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=20),
-        ],
-    )
-
-
 def translate(exc: Exception, method: str) -> PlatformError:
     if isinstance(exc, SlackApiError):
         error = str(exc.response.get("error", "unknown_error"))
@@ -80,14 +66,14 @@ class SlackSender:
 
     def __init__(
         self,
-        client: AsyncWebClient,
+        client: AsyncWebClient | Clients,
         redis: aioredis.Redis,
         *,
         answers: Answers | None = None,
         max_parts: int = DEFAULT_MAX_PARTS,
         user_mentions: bool = False,
     ) -> None:
-        self._client = client
+        self._clients = client if isinstance(client, Clients) else Clients(client)
         self._redis = redis
         self._answers = answers or Answers(redis)
         self._max_parts = max_parts
@@ -150,7 +136,8 @@ class SlackSender:
         self, reply: Reply, metadata: dict[str, Any], content: dict[str, Any]
     ) -> Any:
         try:
-            return await self._client.chat_postMessage(
+            client = await self._clients.for_team(reply.thread.workspace)
+            return await client.chat_postMessage(
                 channel=reply.thread.channel,
                 thread_ts=reply.thread.thread,
                 metadata=metadata,
@@ -164,7 +151,8 @@ class SlackSender:
         cursor: str | None = None
         while True:
             try:
-                page = await self._client.conversations_replies(
+                client = await self._clients.for_team(reply.thread.workspace)
+                page = await client.conversations_replies(
                     channel=reply.thread.channel,
                     ts=reply.thread.thread,
                     include_all_metadata=True,
@@ -198,7 +186,8 @@ class SlackSender:
         try:
             if thread not in self._status_by_reaction:
                 try:
-                    await self._client.assistant_threads_setStatus(
+                    client = await self._clients.for_team(thread.workspace)
+                    await client.assistant_threads_setStatus(
                         channel_id=thread.channel, thread_ts=thread.thread, status=text
                     )
                     return
@@ -213,7 +202,8 @@ class SlackSender:
             log.warning("slack status not shown: %s", translate(exc, "status"))
 
     async def _react(self, thread: ThreadKey, *, add: bool) -> None:
-        call = self._client.reactions_add if add else self._client.reactions_remove
+        client = await self._clients.for_team(thread.workspace)
+        call = client.reactions_add if add else client.reactions_remove
         try:
             await call(channel=thread.channel, timestamp=thread.thread, name=STATUS_REACTION)
         except SlackApiError as exc:

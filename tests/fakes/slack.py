@@ -13,9 +13,10 @@ from aiohttp import web
 
 from tests.fakes.loopback import serve
 from tests.fakes.slack_channels import ChannelError, Channels
+from tests.fakes.slack_oauth import OAuthError, Workspace, Workspaces
 from tests.fakes.slack_socket import Connection, Envelope, SocketMode
 
-__all__ = ["Call", "Connection", "Envelope", "FakeSlack", "SlackApiFailure"]
+__all__ = ["Call", "Connection", "Envelope", "FakeSlack", "SlackApiFailure", "Workspace"]
 
 TEXT_LIMIT = 40_000
 MARKDOWN_TEXT_LIMIT = 12_000
@@ -55,11 +56,16 @@ class FakeSlack:
         bot_token: str = "xoxb-fake-bot-token",  # noqa: S107
         app_token: str = "xapp-fake-app-token",  # noqa: S107
         signing_secret: str = "fake-signing-secret",  # noqa: S107
+        client_id: str = "1111.2222",
+        client_secret: str = "fake-client-secret",  # noqa: S107
     ) -> None:
         self.team_id, self.team_domain = team_id, team_domain
         self.bot_user_id, self.bot_id = bot_user_id, bot_id
         self.bot_token, self.app_token, self.signing_secret = bot_token, app_token, signing_secret
         self.calls: list[Call] = []
+        self.home = Workspace(team_id, team_domain, bot_user_id, bot_id)
+        self.workspaces = Workspaces(self.home, bot_token, client_id, client_secret)
+        self._caller = self.home
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.reactions: dict[tuple[str, str], set[str]] = {}
         self.statuses: list[tuple[str, str, str]] = []
@@ -153,12 +159,18 @@ class FakeSlack:
             status, body, headers = forced.pop(0)
         elif method == "apps.connections.open":
             body = self._connections_open(token)
-        elif token != self.bot_token:
+        elif method == "oauth.v2.access":
+            try:
+                body = {"ok": True, **self.workspaces.exchange(args, auth)}
+            except OAuthError as exc:
+                body = {"ok": False, "error": exc.error}
+        elif (caller := self.workspaces.by_token(token)) is None:
             body = {"ok": False, "error": "not_authed" if not token else "invalid_auth"}
         elif method == "chat.postMessage" and self._rate_limited(args.get("channel")):
             status, body = 429, {"ok": False, "error": "ratelimited"}
             headers = {"Retry-After": "1"}
         else:
+            self._caller = caller
             handler = _HANDLERS.get(method)
             if handler is None:
                 body = {"ok": False, "error": "unknown_method"}
@@ -194,23 +206,15 @@ class FakeSlack:
         raise SlackApiFailure("message_not_found")
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "url": f"https://{self.team_domain}.slack.com/",
-            "team": self.team_domain.title(),
-            "user": "engage",
-            "team_id": self.team_id,
-            "user_id": self.bot_user_id,
-            "bot_id": self.bot_id,
-            "is_enterprise_install": False,
-        }
+        return self._caller.auth_test()
 
     def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args)
         message = self._message_content(args)
         ts = self.next_ts()
-        message.update(
-            type="message", ts=ts, user=self.bot_user_id, bot_id=self.bot_id, team=self.team_id
-        )
+        bot = self._caller
+        message.update(type="message", ts=ts, user=bot.bot_user_id, bot_id=bot.bot_id)
+        message["team"] = self.team_id if bot.org_wide else bot.team_id
         if args.get("thread_ts"):
             message["thread_ts"] = str(args["thread_ts"])
         if args.get("metadata"):

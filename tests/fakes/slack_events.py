@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, Workspace
 
 _event_ids = itertools.count(1)
 
@@ -24,12 +24,20 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
-def envelope(slack: FakeSlack, event: dict[str, Any]) -> dict[str, Any]:
-    """Wrap an inner event in the Events API `event_callback` body."""
+def envelope(
+    slack: FakeSlack, event: dict[str, Any], workspace: Workspace | None = None
+) -> dict[str, Any]:
+    """Wrap an inner event in the Events API `event_callback` body, as Slack sends it to the
+    installation `workspace` (default: the fake's own); org-wide installs get the workspace's
+    team id in `team_id` and no team in their authorization."""
+    ws = workspace or slack.home
+    team = str(event.get("team") or ws.team_id)
     return {
         "token": "legacy-verification-token",
-        "team_id": slack.team_id,
-        "context_team_id": slack.team_id,
+        "team_id": team,
+        "enterprise_id": ws.enterprise_id,
+        "context_team_id": team,
+        "context_enterprise_id": ws.enterprise_id,
         "api_app_id": "A0001",
         "event": event,
         "type": "event_callback",
@@ -37,11 +45,11 @@ def envelope(slack: FakeSlack, event: dict[str, Any]) -> dict[str, Any]:
         "event_time": int(time.time()),
         "authorizations": [
             {
-                "enterprise_id": None,
-                "team_id": slack.team_id,
-                "user_id": slack.bot_user_id,
+                "enterprise_id": ws.enterprise_id,
+                "team_id": None if ws.org_wide else ws.team_id,
+                "user_id": ws.bot_user_id,
                 "is_bot": True,
-                "is_enterprise_install": False,
+                "is_enterprise_install": ws.org_wide,
             }
         ],
         "is_ext_shared_channel": False,
@@ -59,6 +67,7 @@ def user_message(
     channel_type: str = "channel",
     kind: str = "message",
     record: bool = True,
+    team: str | None = None,
 ) -> dict[str, Any]:
     """A user's post as `message` (or `app_mention`); recorded in the fake like Slack would."""
     ts = slack.next_ts()
@@ -67,7 +76,7 @@ def user_message(
         "user": user,
         "text": text,
         "ts": ts,
-        "team": slack.team_id,
+        "team": team or slack.team_id,
         "channel": channel,
         "event_ts": ts,
         "client_msg_id": str(uuid.uuid4()),

@@ -1,0 +1,205 @@
+"""Slack OAuth mode: install into many workspaces; each call uses its workspace's bot token."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.events import BotIdentity
+from adapters.slack.installations import RedisInstallationStore, RedisOAuthStateStore
+from bridge.config import Settings
+from bridge.credentials import secret_problems
+from bridge.errors import ConfigError
+from bridge.threadmap import RedisClient
+
+log = logging.getLogger(__name__)
+
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
+# The manifest's bot scopes (deploy/slack-app-manifest.yaml); an install asks for all of them.
+DEFAULT_SCOPES = (
+    "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history",
+    "chat:write", "reactions:write", "reactions:read", "commands", "assistant:write",
+    "usergroups:read", "channels:read", "groups:read", "im:read", "mpim:read",
+)  # fmt: skip
+# Without these the bridge cannot hear or answer a mention.
+REQUIRED_SCOPES = frozenset({"app_mentions:read", "chat:write"})
+_CLIENT_ERRORS = frozenset({"invalid_client_id", "bad_client_secret", "invalid_client"})
+
+
+class SlackOAuthSettings(BaseSettings):
+    """OAuth mode (instead of one `SLACK_BOT_TOKEN`): the app is installed into workspaces
+    through `/slack/install`. `SLACK_CLIENT_ID` (read by bridge.config, the adapter switch)
+    turns it on; the rest is read here."""
+
+    model_config = SettingsConfigDict(env_prefix="SLACK_", env_file=".env", extra="ignore")
+
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    scopes: list[str] = list(DEFAULT_SCOPES)
+    # Must match a Redirect URL of the app; default: ENGAGE_BRIDGE_PUBLIC_URL + REDIRECT_PATH.
+    redirect_uri: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.client_id is not None
+
+
+def oauth_problems(oauth: SlackOAuthSettings, redirect_uri: str | None) -> list[str]:
+    """What keeps the install flow from working (pure; `engage-bridge check` reports them)."""
+    problems = secret_problems(oauth)
+    if not oauth.client_id:
+        problems.append("SLACK_CLIENT_ID is empty")
+    if oauth.client_secret is None or not oauth.client_secret.get_secret_value():
+        problems.append("SLACK_CLIENT_SECRET is missing")
+    missing = sorted(REQUIRED_SCOPES - set(oauth.scopes))
+    if missing:
+        problems.append(f"SLACK_SCOPES lacks {', '.join(missing)}")
+    if redirect_uri is None:
+        problems.append("no redirect URL: set SLACK_REDIRECT_URI or ENGAGE_BRIDGE_PUBLIC_URL")
+    elif not redirect_uri.endswith(REDIRECT_PATH):
+        problems.append(f"SLACK_REDIRECT_URI must end with {REDIRECT_PATH}")
+    elif not (redirect_uri.startswith("https://") or _is_loopback(redirect_uri)):
+        problems.append("SLACK_REDIRECT_URI must be https (Slack refuses plain http)")
+    return problems
+
+
+def _is_loopback(url: str) -> bool:
+    return url.startswith(("http://127.0.0.1", "http://localhost"))
+
+
+def redirect_uri_of(oauth: SlackOAuthSettings | None, public_url: str | None) -> str | None:
+    if oauth is None:
+        return None
+    if oauth.redirect_uri:
+        return oauth.redirect_uri
+    return public_url.rstrip("/") + REDIRECT_PATH if public_url else None
+
+
+def bolt_app(
+    settings: Settings,
+    client: AsyncWebClient,
+    oauth: SlackOAuthSettings | None,
+    redirect_uri: str | None,
+    redis: RedisClient,
+) -> tuple[AsyncApp, RedisInstallationStore | None]:
+    """The Bolt app: one bot token, or (OAuth) installations looked up per request."""
+    signing = settings.slack_signing_secret
+    secret = signing.get_secret_value() if signing else None
+    if oauth is None:
+        app = AsyncApp(
+            client=client,
+            signing_secret=secret,
+            request_verification_enabled=secret is not None,
+            process_before_response=True,
+        )
+        return app, None
+    store = RedisInstallationStore(redis)
+    client_secret = oauth.client_secret.get_secret_value() if oauth.client_secret else ""
+    # auth.test once per token, not per event: the store is still read on every request, so an
+    # uninstalled workspace is refused at once.
+    authorize = AsyncInstallationStoreAuthorize(
+        installation_store=store,
+        client_id=oauth.client_id,
+        client_secret=client_secret,
+        cache_enabled=True,
+        client=client,
+        logger=log,
+    )
+    app = AsyncApp(
+        client=client,
+        signing_secret=secret,
+        request_verification_enabled=secret is not None,
+        process_before_response=True,
+        authorize=authorize,  # type: ignore[arg-type]  # Bolt takes an AsyncAuthorize too
+        installation_store=store,
+        oauth_settings=_oauth_settings(oauth, client_secret, redirect_uri, store, redis),
+    )
+    return app, store
+
+
+def _oauth_settings(
+    oauth: SlackOAuthSettings,
+    secret: str,
+    redirect_uri: str | None,
+    store: RedisInstallationStore,
+    redis: RedisClient,
+) -> AsyncOAuthSettings:
+    return AsyncOAuthSettings(
+        client_id=oauth.client_id,
+        client_secret=secret,
+        scopes=oauth.scopes,
+        redirect_uri=redirect_uri,
+        install_path=INSTALL_PATH,
+        redirect_uri_path=REDIRECT_PATH,
+        installation_store=store,
+        state_store=RedisOAuthStateStore(redis),
+        logger=log,
+    )
+
+
+async def check_client(client: AsyncWebClient, oauth: SlackOAuthSettings) -> None:
+    """Ask Slack whether it knows the client id and secret: a made-up code must fail only as a
+    code (`invalid_code`), not as a client."""
+    secret = oauth.client_secret.get_secret_value() if oauth.client_secret else ""
+    try:
+        await client.oauth_v2_access(
+            client_id=oauth.client_id or "", client_secret=secret, code="engage-bridge-check"
+        )
+    except SlackApiError as exc:
+        error = str(exc.response.get("error"))
+        if error in _CLIENT_ERRORS:
+            raise ConfigError(f"Slack refused the OAuth client id/secret: {error}") from exc
+        return
+    raise ConfigError("Slack accepted a made-up OAuth code: is SLACK_API_URL right?")
+
+
+def team_middleware(store: RedisInstallationStore) -> Callable[..., Awaitable[Any]]:
+    """A Bolt middleware recording which installation serves each workspace it hears from, so
+    replies (keyed by team) find an org-wide install's token."""
+    seen: set[str] = set()
+
+    async def remember(context: AsyncBoltContext, body: dict[str, Any], next: Any) -> Any:
+        team = workspace_of(body)
+        if team and team not in seen and context.enterprise_id:
+            org_wide = bool(context.is_enterprise_install)
+            await store.remember_team(team, context.enterprise_id, org_wide=org_wide)
+            seen.add(team)
+        return await next()
+
+    return remember
+
+
+def workspace_of(body: dict[str, Any]) -> str | None:
+    """The workspace a request comes from (the thread key's), whatever the payload's shape."""
+    for candidate in (
+        body.get("team_id"),
+        (body.get("event") or {}).get("team") if isinstance(body.get("event"), dict) else None,
+        (body.get("team") or {}).get("id") if isinstance(body.get("team"), dict) else None,
+        (body.get("user") or {}).get("team_id") if isinstance(body.get("user"), dict) else None,
+    ):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return None
+
+
+def identity_of(context: AsyncBoltContext, body: dict[str, Any]) -> BotIdentity:
+    """Who the bot is in the workspace of this request, from its installation's auth.test."""
+    result = context.authorize_result
+    url = result.url if result is not None and result.url else "https://slack.com/"
+    return BotIdentity(
+        team_id=workspace_of(body) or context.team_id or "",
+        user_id=context.bot_user_id or "",
+        bot_id=context.bot_id or "",
+        workspace_url=url,
+    )
