@@ -28,6 +28,7 @@ def message_to_dict(message: InboundMessage) -> dict[str, Any]:
         "ticket_id": message.ticket_id,
         "permalink": message.permalink,
         "command": message.command,
+        "context": [list(pair) for pair in message.context],
     }
 
 
@@ -46,6 +47,7 @@ def message_from_dict(raw: dict[str, Any]) -> InboundMessage:
         ticket_id=raw.get("ticket_id"),
         permalink=raw.get("permalink"),
         command=raw.get("command"),
+        context=tuple((str(k), str(v)) for k, v in raw.get("context", ())),
     )
 
 

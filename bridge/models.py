@@ -98,7 +98,9 @@ class InboundMessage:
     `message_id` is the platform's own id: it is the dedupe key. `ticket_id` is what the
     conversation's `data.ticket_id` will say (desk ticket id, or the platform thread id).
     `command` is set when the adapter received an explicit command (slash command, desk action);
-    keyword commands typed in a thread are recognised by the core from `text`.
+    keyword commands typed in a thread are recognised by the core from `text`. `context` holds
+    extra facts about where it was written (e.g. the channel a Slack assistant thread was opened
+    from), written into a new conversation's `data` under their names.
     """
 
     thread: ThreadKey
@@ -114,11 +116,15 @@ class InboundMessage:
     ticket_id: str | None = None
     permalink: str | None = None
     command: str | None = None
+    context: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         # Every adapter builds one of these from untrusted text before anything is stored: the
         # one place no adapter can forget (an unpaired surrogate used to crash every later turn).
         _clean_fields(self, _MESSAGE_TEXT_FIELDS)
+        if self.context:
+            pairs = tuple((clean(k), clean(v)) for k, v in self.context)
+            object.__setattr__(self, "context", pairs)
 
     @property
     def platform(self) -> str:

@@ -61,7 +61,8 @@ class ThreadRecord:
 def conversation_data(message: InboundMessage) -> dict[str, Any]:
     """The `data` a new conversation is created with."""
     t = message.thread
-    return {
+    # The adapter's context first: the core's own fields always win.
+    return dict(message.context) | {
         "user_id": message.user_id,
         "user_name": message.user_name,
         "ticket_id": message.ticket_id or t.thread,

@@ -193,6 +193,7 @@ RECORDED = {
     "app_mention": "app_mention.json",
     "message": "message_plain.json",
     "assistant_thread_started": "assistant_thread_started.json",
+    "assistant_thread_context_changed": "assistant_thread_context_changed.json",
     "reaction_added": "reaction_added.json",
     "reaction_removed": "reaction_removed.json",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.slack import access, events, revisions
+from adapters.slack.assistant import AssistantThreads
 from adapters.slack.clients import Clients
 from adapters.slack.events import BotIdentity, SlashCommand
 from adapters.slack.feedback import SlackFeedback
@@ -123,6 +125,9 @@ class SlackAdapter:
         self._threads = ThreadMap(redis, idle_ttl_seconds=settings.thread_idle_ttl_seconds)
         follow_up = settings.file.policy.edits_after_answer == "follow_up"
         self._revisions = Revisions(redis, follow_up_edits=follow_up)
+        self._assistant = AssistantThreads(
+            redis, self._threads, settings.file.routing, self._options.suggested_prompts
+        )
         self._inbox: Inbox | None = None
         self._identity: BotIdentity | None = None
         self._staff = frozenset(settings.file.staff.slack_user_ids)
@@ -194,6 +199,7 @@ class SlackAdapter:
         """Socket Mode when an app token is set; otherwise events arrive over HTTP routes."""
         self._inbox = inbox
         self._feedback.attach(inbox)
+        self._assistant.attach(inbox)
         token = self._settings.slack_app_token
         if token is None:
             await asyncio.Event().wait()
@@ -223,6 +229,7 @@ class SlackAdapter:
     def routes(self, inbox: Inbox) -> Sequence[BaseRoute]:
         self._inbox = inbox
         self._feedback.attach(inbox)
+        self._assistant.attach(inbox)
         routes: list[BaseRoute] = []
         secret = self._settings.slack_signing_secret
         if secret is not None:
@@ -260,6 +267,8 @@ class SlackAdapter:
         self._app.event("app_mention")(self._on_message)
         self._app.event("message")(self._on_message)
         self._feedback.register(self._app)
+        self._app.event("assistant_thread_started")(self._assistant.on_started)
+        self._app.event("assistant_thread_context_changed")(self._assistant.on_context_changed)
         # Every other subscribed type is acknowledged: Bolt would answer 404 and Slack retry.
         self._app.event(re.compile(".*"))(self._on_other_event)
         self._app.command(COMMAND)(self._on_command)
@@ -286,6 +295,10 @@ class SlackAdapter:
             await ack()
             return
         message = events.to_event(body, await self._bot_for(context, body), self._staff)
+        if message is not None and message.is_dm:
+            # An assistant thread's first message carries the channel the person was viewing.
+            extra = await self._assistant.context_for(message.thread)
+            message = dataclasses.replace(message, context=extra) if extra else message
         if message is not None:
             result = await self._submit(message)
             log.debug(

@@ -15,3 +15,6 @@ class SlackSettings(BaseSettings):
     # Agent text never pings a channel, `@here` or a user group. `<@U123>` user mentions are
     # neutralised too unless this is on (an agent that is told user ids may then ping them).
     user_mentions: bool = False
+    # Suggested prompts shown when someone opens the assistant (at most four); empty: one
+    # built from the routed agent's description.
+    suggested_prompts: list[str] = []

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.loopback import serve
+from tests.fakes.slack_assistant import Assistant
 from tests.fakes.slack_channels import ChannelError, Channels
 from tests.fakes.slack_oauth import OAuthError, Workspace, Workspaces
 from tests.fakes.slack_socket import Connection, Envelope, SocketMode
@@ -75,6 +76,7 @@ class FakeSlack:
         self.usergroups: dict[str, list[str]] = {}
         self.missing_channels: set[str] = set()
         self.channels = Channels()
+        self.assistant = Assistant()
         self.rate_limit_per_channel = False
         self.set_status_error: str | None = None
         self._forced_failures: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = {}
@@ -413,6 +415,8 @@ _HANDLERS: dict[str, Any] = {
     "reactions.add": lambda fake, args: fake._reaction(args, add=True),
     "reactions.remove": lambda fake, args: fake._reaction(args, add=False),
     "assistant.threads.setStatus": FakeSlack._set_status,
+    "assistant.threads.setSuggestedPrompts": lambda fake, args: fake.assistant.set_prompts(args),
+    "assistant.threads.setTitle": lambda fake, args: fake.assistant.set_title(args),
     "conversations.replies": FakeSlack._replies,
     "views.open": FakeSlack._views_open,
     "users.info": FakeSlack._users_info,

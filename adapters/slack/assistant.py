@@ -1,0 +1,177 @@
+"""Slack AI-app threads: suggested prompts and a title on start; the viewed channel as context."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import redis.exceptions
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge import keys
+from bridge.codec import text
+from bridge.config import Routing
+from bridge.engage.errors import EngageError
+from bridge.engage.models import AgentMetadata, ConversationReadFull
+from bridge.errors import StorageUnavailable
+from bridge.inbox import storage
+from bridge.models import ThreadKey
+from bridge.threadmap import RedisClient, ThreadMap
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[..., Awaitable[None]]
+
+PLATFORM = "slack"
+MAX_PROMPTS = 4  # assistant.threads.setSuggestedPrompts takes at most four
+TITLE_LIMIT = 75
+# Conversation data fields for the channel the person was looking at when they asked.
+CONTEXT_FIELDS = {
+    "channel_id": "slack_context_channel_id",
+    "team_id": "slack_context_team_id",
+    "enterprise_id": "slack_context_enterprise_id",
+}
+_DEFAULT_PROMPT = "What can you help me with?"
+
+
+@runtime_checkable
+class AgentsAndConversations(Protocol):
+    """The Engage calls used here (bridge.engage.client.EngageClient fits)."""
+
+    async def list_agents(self) -> dict[str, AgentMetadata]: ...
+
+    async def get_conversation(self, conversation_id: str) -> ConversationReadFull: ...
+
+    async def update_conversation(
+        self, conversation_id: str, *, data: dict[str, Any] | None = None, source: str | None = None
+    ) -> ConversationReadFull: ...
+
+
+@runtime_checkable
+class HasEngage(Protocol):
+    @property
+    def engage(self) -> AgentsAndConversations: ...
+
+
+def assistant_thread(body: Mapping[str, Any]) -> tuple[ThreadKey, dict[str, str]] | None:
+    """The assistant thread of an `assistant_thread_*` event and the context it reports (pure)."""
+    event = body.get("event") or {}
+    found = event.get("assistant_thread") or {}
+    channel, ts = found.get("channel_id"), found.get("thread_ts")
+    team = body.get("team_id") or (found.get("context") or {}).get("team_id")
+    if not (channel and ts and team):
+        return None
+    context = found.get("context") or {}
+    facts = {CONTEXT_FIELDS[k]: str(v) for k, v in context.items() if k in CONTEXT_FIELDS and v}
+    return ThreadKey(PLATFORM, str(team), str(channel), str(ts)), facts
+
+
+def prompts_for(agent: AgentMetadata | None, configured: Sequence[str]) -> list[dict[str, str]]:
+    """Configured prompts, else one built from the agent's own description (pure)."""
+    chosen = list(configured[:MAX_PROMPTS])
+    if not chosen:
+        about = f" ({agent.description})" if agent is not None and agent.description else ""
+        return [{"title": _DEFAULT_PROMPT, "message": f"{_DEFAULT_PROMPT}{about}"}]
+    return [{"title": _title(p), "message": p} for p in chosen]
+
+
+def _title(text: str) -> str:
+    return text if len(text) <= TITLE_LIMIT else text[: TITLE_LIMIT - 1] + "…"
+
+
+class AssistantThreads:
+    """Listeners for the split-view assistant; the context is kept per thread in Redis until
+    the conversation exists (then it is merged into its `data`)."""
+
+    def __init__(
+        self, redis: RedisClient, threads: ThreadMap, routing: Routing, prompts: Sequence[str]
+    ) -> None:
+        self._redis = redis
+        self._threads = threads
+        self._routing = routing
+        self._prompts = list(prompts)
+        self._engage: AgentsAndConversations | None = None
+
+    def attach(self, inbox: object) -> None:
+        if isinstance(inbox, HasEngage):
+            self._engage = inbox.engage
+
+    async def on_started(self, body: dict[str, Any], ack: Ack, client: AsyncWebClient) -> None:
+        await ack()
+        found = assistant_thread(body)
+        if found is None:
+            return
+        thread, context = found
+        await self._remember(thread, context)
+        agent = await self._agent(self._routing.agent_for(thread.workspace, thread.channel))
+        title = _title(agent.title) if agent is not None and agent.title else None
+        try:
+            await client.assistant_threads_setSuggestedPrompts(
+                channel_id=thread.channel,
+                thread_ts=thread.thread,
+                prompts=prompts_for(agent, self._prompts),
+                title=title,
+            )
+            if title:
+                await client.assistant_threads_setTitle(
+                    channel_id=thread.channel, thread_ts=thread.thread, title=title
+                )
+        except SlackApiError as exc:
+            log.warning("slack assistant thread not set up: %s", exc.response.get("error"))
+
+    async def on_context_changed(self, body: dict[str, Any], ack: Ack) -> None:
+        found = assistant_thread(body)
+        if found is not None:
+            thread, context = found
+            await self._remember(thread, context)
+            await self._merge_into_conversation(thread, context)
+        await ack()
+
+    async def context_for(self, thread: ThreadKey) -> tuple[tuple[str, str], ...]:
+        """The last context seen for an assistant thread (nothing for other threads)."""
+        try:
+            stored = await self._redis.hgetall(_context_key(thread))
+        except redis.exceptions.RedisError as exc:
+            raise StorageUnavailable("cannot read the assistant thread's context") from exc
+        return tuple(sorted((text(k), text(v)) for k, v in stored.items()))
+
+    async def _remember(self, thread: ThreadKey, context: dict[str, str]) -> None:
+        if not context:
+            return
+        key = _context_key(thread)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(key)
+                pipe.hset(key, mapping=context)  # type: ignore[arg-type]
+                pipe.expire(key, keys.ANSWER_TTL_SECONDS)
+                await pipe.execute()
+        except redis.exceptions.RedisError as exc:
+            raise StorageUnavailable("cannot record the assistant thread's context") from exc
+
+    async def _merge_into_conversation(self, thread: ThreadKey, context: dict[str, str]) -> None:
+        async with storage("thread record"):
+            record = await self._threads.get(thread)
+        if record is None or self._engage is None or not context:
+            return  # recorded above; the first message carries it into the new conversation
+        try:
+            conversation = await self._engage.get_conversation(record.conversation_id)
+            data = {**conversation.data, **context}
+            await self._engage.update_conversation(record.conversation_id, data=data)
+        except EngageError as exc:
+            log.warning("assistant context not recorded: %s", type(exc).__name__)
+
+    async def _agent(self, name: str) -> AgentMetadata | None:
+        if self._engage is None:
+            return None
+        try:
+            return (await self._engage.list_agents()).get(name)
+        except EngageError as exc:
+            log.info("agent metadata not read: %s", type(exc).__name__)
+            return None
+
+
+def _context_key(thread: ThreadKey) -> str:
+    """Hash of CONTEXT_FIELDS (ANSWER_TTL_SECONDS: an assistant thread is picked up for weeks)."""
+    return f"{keys.tag(thread)}:slack:assistant-context"
