@@ -25,6 +25,7 @@ from adapters.slack.assistant import AssistantThreads
 from adapters.slack.clients import Clients
 from adapters.slack.events import BotIdentity, SlashCommand
 from adapters.slack.feedback import SlackFeedback
+from adapters.slack.files import FileLimits, FileReader
 from adapters.slack.format import neutralise_pings
 from adapters.slack.ingress import SlackIngress, on_error
 from adapters.slack.oauth import (
@@ -125,6 +126,7 @@ class SlackAdapter:
         self._threads = ThreadMap(redis, idle_ttl_seconds=settings.thread_idle_ttl_seconds)
         follow_up = settings.file.policy.edits_after_answer == "follow_up"
         self._revisions = Revisions(redis, follow_up_edits=follow_up)
+        self._files = FileReader(FileLimits(max_bytes=self._options.file_max_bytes))
         self._assistant = AssistantThreads(
             redis, self._threads, settings.file.routing, self._options.suggested_prompts
         )
@@ -289,7 +291,9 @@ class SlackAdapter:
         """The bot as this workspace knows it: per installation in OAuth mode."""
         return identity_of(context, body) if self._oauth is not None else await self._bot()
 
-    async def _on_message(self, body: dict[str, Any], ack: Ack, context: AsyncBoltContext) -> None:
+    async def _on_message(
+        self, body: dict[str, Any], ack: Ack, context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
         if (body.get("event") or {}).get("subtype") in revisions.SUBTYPES:
             await self._revise(body, await self._bot_for(context, body))
             await ack()
@@ -299,6 +303,9 @@ class SlackAdapter:
             # An assistant thread's first message carries the channel the person was viewing.
             extra = await self._assistant.context_for(message.thread)
             message = dataclasses.replace(message, context=extra) if extra else message
+        if message is not None and message.attachments and await self._for_the_bot(message):
+            session = self._client.session
+            message = await self._files.with_files(message, session, client.token)
         if message is not None:
             result = await self._submit(message)
             log.debug(
@@ -320,6 +327,14 @@ class SlackAdapter:
         if gone is not None:
             await self._revisions.deleted(self._inbox, gone.thread, gone.message_id,
                                           user_id=gone.user_id, is_dm=gone.is_dm)  # fmt: skip
+
+    async def _for_the_bot(self, message: InboundMessage) -> bool:
+        """Whether the bot may answer it: files in other people's chatter are not downloaded."""
+        if message.is_dm or message.mentions_bot:
+            return True
+        if message.thread.channel in self._settings.file.policy.auto_reply_channels:
+            return True
+        return self._inbox is not None and await self._inbox.is_known_thread(message.thread)
 
     async def _on_other_event(self, ack: Ack) -> None:
         await ack()

@@ -30,7 +30,7 @@ REDIRECT_PATH = "/slack/oauth_redirect"
 DEFAULT_SCOPES = (
     "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history",
     "chat:write", "reactions:write", "reactions:read", "commands", "assistant:write",
-    "usergroups:read", "channels:read", "groups:read", "im:read", "mpim:read",
+    "usergroups:read", "channels:read", "groups:read", "im:read", "mpim:read", "files:read",
 )  # fmt: skip
 # Without these the bridge cannot hear or answer a mention.
 REQUIRED_SCOPES = frozenset({"app_mentions:read", "chat:write"})

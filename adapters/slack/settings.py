@@ -18,3 +18,6 @@ class SlackSettings(BaseSettings):
     # Suggested prompts shown when someone opens the assistant (at most four); empty: one
     # built from the routed agent's description.
     suggested_prompts: list[str] = []
+    # Text-like files up to this size are read (with the bot token, scope files:read) and
+    # inlined into the message for the agent; larger or binary ones are described.
+    file_max_bytes: int = 100_000

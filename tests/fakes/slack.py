@@ -14,6 +14,7 @@ from aiohttp import web
 from tests.fakes.loopback import serve
 from tests.fakes.slack_assistant import Assistant
 from tests.fakes.slack_channels import ChannelError, Channels
+from tests.fakes.slack_files import Files
 from tests.fakes.slack_oauth import OAuthError, Workspace, Workspaces
 from tests.fakes.slack_socket import Connection, Envelope, SocketMode
 
@@ -77,6 +78,10 @@ class FakeSlack:
         self.missing_channels: set[str] = set()
         self.channels = Channels()
         self.assistant = Assistant()
+        self.files = Files(
+            lambda: f"http://127.0.0.1:{self.port}/",
+            lambda token: self.workspaces.by_token(token) is not None,
+        )
         self.rate_limit_per_channel = False
         self.set_status_error: str | None = None
         self._forced_failures: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = {}
@@ -99,6 +104,7 @@ class FakeSlack:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/link/", self.socket_mode.handle)
+        app.router.add_get("/files-pri/{file_id}/{name}", self.files.handle)
         self._runner, self.port = await serve(app, handle_signals=False)
 
     async def aclose(self) -> None:
