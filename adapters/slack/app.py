@@ -14,13 +14,12 @@ import redis.asyncio as aioredis
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.slack import access, events, revisions
+from adapters.slack import access, events, revisions, startup
 from adapters.slack.assistant import AssistantThreads
 from adapters.slack.clients import Clients
 from adapters.slack.events import BotIdentity, SlashCommand
@@ -33,13 +32,11 @@ from adapters.slack.oauth import (
     REDIRECT_PATH,
     SlackOAuthSettings,
     bolt_app,
-    check_client,
     identity_of,
-    oauth_problems,
     redirect_uri_of,
     team_middleware,
 )
-from adapters.slack.outbound import SlackSender, build_client, translate
+from adapters.slack.outbound import SlackSender, build_client
 from adapters.slack.settings import SlackSettings
 from bridge import keys, permissions
 from bridge.adapter import Inbox
@@ -151,51 +148,17 @@ class SlackAdapter:
             timeout = aiohttp.ClientTimeout(total=self._client.timeout)
             self._client.session = aiohttp.ClientSession(timeout=timeout)
         try:
+            app_token = self._settings.slack_app_token
             if self._oauth is not None:
-                await self._check_oauth(self._oauth)
+                await startup.check_oauth(self._client, self._oauth, self._redirect_uri)
             else:
-                await self._connect()
+                self._identity = await startup.identify(self._client)
+                groups = self._settings.file.staff.slack_usergroup_ids
+                self._staff = self._staff | await startup.usergroup_members(self._client, groups)
+            await startup.check_app_token(self._client, app_token)
         except BaseException:
             await self.aclose()
             raise
-
-    async def _connect(self) -> None:
-        try:
-            auth = await self._client.auth_test()
-        except SlackApiError as exc:
-            raise ConfigError(f"Slack rejected the bot token: {exc.response.get('error')}") from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise translate(exc, "auth.test") from exc
-        self._identity = BotIdentity(
-            team_id=str(auth["team_id"]),
-            user_id=str(auth["user_id"]),
-            bot_id=str(auth.get("bot_id") or ""),
-            workspace_url=str(auth.get("url") or "https://slack.com/"),
-        )
-        await self._check_app_token()
-        self._staff = self._staff | await self._usergroup_members()
-        log.info("slack connected", extra={"team_id": self._identity.team_id})
-
-    async def _check_oauth(self, oauth: SlackOAuthSettings) -> None:
-        """OAuth mode has no token of its own: check the install flow's settings instead."""
-        problems = oauth_problems(oauth, self._redirect_uri)
-        if problems:
-            raise ConfigError("Slack OAuth: " + "; ".join(problems))
-        await check_client(self._client, oauth)
-        await self._check_app_token()
-        log.info("slack ready to be installed", extra={"install_path": INSTALL_PATH})
-
-    async def _usergroup_members(self) -> frozenset[str]:
-        members: set[str] = set()
-        for group in self._settings.file.staff.slack_usergroup_ids:
-            try:
-                response = await self._client.usergroups_users_list(usergroup=group)
-            except SlackApiError as exc:
-                log.warning("slack staff user group %s not readable: %s", group, exc.response)
-                continue
-            users: list[str] = response.get("users", [])
-            members.update(users)
-        return frozenset(members)
 
     async def run(self, inbox: Inbox) -> None:
         """Socket Mode when an app token is set; otherwise events arrive over HTTP routes."""
@@ -216,17 +179,6 @@ class SlackAdapter:
         finally:
             self._socket = None
             await socket.close_async()  # type: ignore[no-untyped-call]
-
-    async def _check_app_token(self) -> None:
-        """The Socket Mode client retries a refused token forever: fail start-up instead."""
-        token = self._settings.slack_app_token
-        if token is None:
-            return
-        try:
-            await self._client.apps_connections_open(app_token=token.get_secret_value())
-        except SlackApiError as exc:
-            error = exc.response.get("error")
-            raise ConfigError(f"Slack refused the Socket Mode app token: {error}") from exc
 
     def routes(self, inbox: Inbox) -> Sequence[BaseRoute]:
         self._inbox = inbox
