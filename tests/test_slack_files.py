@@ -9,7 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.slack.files import FileLimits, FileReader, is_text_like
+from adapters.slack.files import FileLimits, FileReader
+from bridge.files import is_text_like
 from bridge.models import Attachment, InboundMessage, ThreadKey
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_events import envelope, user_message
@@ -50,7 +51,7 @@ async def test_a_text_file_is_inlined_with_its_name(
 ) -> None:
     file = fake_slack.files.add("steps.py", content=SOURCE.encode(), mimetype="text/x-python")
     got = await FileReader().with_files(message_with(file), session, fake_slack.bot_token)
-    assert got.text.startswith("please look\n\n[file steps.py]\n")
+    assert got.text.startswith("please look\n\n--- attachment: steps.py (text/x-python, ")
     assert SOURCE in got.text
     assert got.attachments == ()
 
@@ -62,9 +63,9 @@ async def test_large_binary_and_unauthorised_files_are_described_not_inlined(
     pdf = fake_slack.files.add("a.pdf", content=b"%PDF-1.7", mimetype="application/pdf")
     note = fake_slack.files.add("note.txt", content=b"secret")
     got = await FileReader().with_files(message_with(huge, pdf, note), session, "xoxb-wrong")
-    assert "[file dump.log (text/plain, 52428800 bytes): larger than 100000 bytes" in got.text
-    assert "[file a.pdf (application/pdf, 8 bytes): not a text file, not read]" in got.text
-    assert "[file note.txt (text/plain, 6 bytes): could not be read (files:read" in got.text
+    assert "[attachment not read: dump.log (text/plain, 50.0 MB): larger than the" in got.text
+    assert "[attachment not read: a.pdf (application/pdf, 8 B): not a text file]" in got.text
+    assert "[attachment not read: note.txt (text/plain, 6 B): download refused" in got.text
     assert "secret" not in got.text
     assert fake_slack.files.downloads == []  # the sign-in page is not the file
 
@@ -76,7 +77,7 @@ async def test_a_file_larger_than_it_claimed_is_cut_off_at_the_cap(
     file["size"] = 10  # Slack's event said 10 bytes
     reader = FileReader(FileLimits(max_bytes=1_000))
     got = await reader.with_files(message_with(file), session, fake_slack.bot_token)
-    assert "larger than 1000 bytes, not read" in got.text
+    assert "larger than the 1000 B limit" in got.text
 
 
 @pytest.mark.slow
@@ -93,7 +94,7 @@ async def test_a_shared_source_file_reaches_the_agent_and_a_50_mb_file_is_not_do
         conversation = await b.conversation_of(ThreadKey("slack", "T0001", "D0001", shared["ts"]))
     [user] = [m for m in emulator.state.messages(conversation.id) if m.role == "user"]
     assert SOURCE in user.content
-    assert "[file export.csv (text/csv, 52428800 bytes): larger than 100000 bytes" in user.content
+    assert "[attachment not read: export.csv (text/csv, 50.0 MB): larger than" in user.content
     assert fake_slack.files.downloads == [py["id"]]
 
 

@@ -18,6 +18,7 @@ from bridge.engage.models import AgentMetadata, ConversationReadFull
 from bridge.errors import StorageUnavailable
 from bridge.inbox import storage
 from bridge.models import ThreadKey
+from bridge.store.keys import Namespace
 from bridge.threadmap import RedisClient, ThreadMap
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ CONTEXT_FIELDS = {
     "enterprise_id": "slack_context_enterprise_id",
 }
 _DEFAULT_PROMPT = "What can you help me with?"
+_KEYS = Namespace("slack")
 
 
 @runtime_checkable
@@ -174,4 +176,4 @@ class AssistantThreads:
 
 def _context_key(thread: ThreadKey) -> str:
     """Hash of CONTEXT_FIELDS (ANSWER_TTL_SECONDS: an assistant thread is picked up for weeks)."""
-    return f"{keys.tag(thread)}:slack:assistant-context"
+    return _KEYS.thread(thread, "assistant-context")

@@ -15,6 +15,7 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
 from bridge.errors import StorageUnavailable
+from bridge.store.keys import Namespace
 from bridge.threadmap import RedisClient
 
 log = logging.getLogger(__name__)
@@ -23,45 +24,46 @@ _NONE = "none"  # an absent enterprise (plain workspace) or team (org-wide insta
 
 
 class SlackKeys:
-    """Every key the Slack OAuth mode writes, under one namespace.
+    """Every key the Slack OAuth mode writes, through the store's `Namespace("slack")`.
 
-    An installation's keys share the hash tag `{slack-install:<enterprise>:<team>}`, so deleting
-    one is a single-slot transaction on Redis Cluster. Installations have no TTL: they live until
-    Slack says `app_uninstalled` or `tokens_revoked`.
+    An installation's keys share the hash tag `{<enterprise>:<team>}`, so deleting one is a
+    single-slot transaction on Redis Cluster. Installations have no TTL: they live until Slack
+    says `app_uninstalled` or `tokens_revoked`.
     """
 
     STATE_TTL_SECONDS = 600
     """An install link is good for 10 minutes (Bolt's own default for its state cookie)."""
 
     def __init__(self, namespace: str = "slack") -> None:
-        self._ns = namespace
+        self._ns = Namespace(namespace)
 
-    def _install(self, enterprise_id: str | None, team_id: str | None) -> str:
-        return "{" + f"{self._ns}-install:{enterprise_id or _NONE}:{team_id or _NONE}" + "}"
+    def _install(self, enterprise_id: str | None, team_id: str | None, *parts: str) -> str:
+        tag = "{" + f"{enterprise_id or _NONE}:{team_id or _NONE}" + "}"
+        return self._ns.shared("install", tag, *parts)
 
     def bot(self, enterprise_id: str | None, team_id: str | None) -> str:
         """String: JSON of the latest bot installation."""
-        return self._install(enterprise_id, team_id) + ":bot"
+        return self._install(enterprise_id, team_id, "bot")
 
     def installation(
         self, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
     ) -> str:
         """String: JSON of the latest installation (or the latest by `user_id`)."""
-        base = self._install(enterprise_id, team_id)
-        return f"{base}:user:{user_id}" if user_id else f"{base}:latest"
+        parts = ("user", user_id) if user_id else ("latest",)
+        return self._install(enterprise_id, team_id, *parts)
 
     def installers(self, enterprise_id: str | None, team_id: str | None) -> str:
         """Set of the user ids that installed, so all their records can be deleted."""
-        return self._install(enterprise_id, team_id) + ":installers"
+        return self._install(enterprise_id, team_id, "installers")
 
     def team(self, team_id: str) -> str:
         """String: JSON {enterprise_id, org_wide} of a workspace, to find its installation
         when only the team id is known (replies are keyed by team)."""
-        return "{" + f"{self._ns}-team:{team_id}" + "}"
+        return self._ns.shared("team", team_id)
 
     def state(self, state: str) -> str:
         """String: an issued OAuth state, consumed once (STATE_TTL_SECONDS)."""
-        return "{" + f"{self._ns}-oauth-state:{state}" + "}"
+        return self._ns.shared("oauth-state", state)
 
 
 def _dumps(data: dict[str, Any]) -> str:
