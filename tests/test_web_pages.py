@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from adapters.web.pages import key_values, thread_page, thread_url, threads_page
-from bridge.engage.models import ConversationReadFull, MessageRead
+from bridge.engage.models import ConversationReadFull, FeedbackRead, MessageRead
 
 
 @dataclass(frozen=True)
@@ -111,3 +111,17 @@ def test_the_list_refreshes_itself_and_labels_each_cell_for_phones() -> None:
     assert 'id="live"' in page
     assert '<td class="status" data-label="Status">' in page
     assert 'rel="icon"' in page
+
+
+def test_each_answer_shows_the_feedback_given_on_its_run() -> None:
+    given = FeedbackRead(
+        id="f1", org_id="o", conversation_id="conv-1", run_id="r", user_id="api-user",
+        thumbs="down", comment="<wrong> year", description="by slack:U1",
+        created=datetime(2026, 11, 27, 6, 2, tzinfo=UTC),
+    )  # fmt: skip
+    answer, question = message("agent", "You said: hi"), message("user", "hi")
+    page = thread_page(Row(), None, [question, answer], feedback={"r": given})
+    assert page.count('class="feedback"') == 1
+    assert "Feedback: \N{THUMBS DOWN SIGN} \N{LEFT DOUBLE QUOTATION MARK}&lt;wrong&gt; year" in page
+    assert "(by slack:U1)" in page
+    assert 'class="feedback"' not in thread_page(Row(), None, [answer])

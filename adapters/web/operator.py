@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse
 from adapters.web.pages import ThreadRow, not_found_page, thread_page, threads_page
 from bridge.core import GONE_NOTE
 from bridge.engage.errors import EngageError, NotFound
-from bridge.engage.models import ConversationReadFull, MessageRead
+from bridge.engage.models import ConversationReadFull, FeedbackRead, MessageRead
 from bridge.errors import StorageUnavailable
 from bridge.inbox import storage
 from bridge.models import ThreadKey
@@ -36,6 +36,8 @@ class ConversationHistory(Protocol):
     async def get_conversation(self, conversation_id: str) -> ConversationReadFull: ...
 
     async def get_messages(self, conversation_id: str) -> list[MessageRead]: ...
+
+    async def get_conversation_feedback(self, conversation_id: str) -> list[FeedbackRead]: ...
 
 
 @runtime_checkable
@@ -77,13 +79,16 @@ class OperatorViews:
         try:
             conversation = await self._history.get_conversation(row.conversation_id)
             messages = await self._history.get_messages(row.conversation_id)
+            given = await self._history.get_conversation_feedback(row.conversation_id)
         except NotFound:
             return HTMLResponse(thread_page(row, None, [], GONE_NOTE, signed_in=signed_in))
         except EngageError as exc:
             log.warning("operator view could not read conversation history: %s", exc)
             page = thread_page(row, None, [], type(exc).__name__, signed_in=signed_in)
             return HTMLResponse(page, status_code=502)
-        return HTMLResponse(thread_page(row, conversation, messages, signed_in=signed_in))
+        feedback = {f.run_id: f for f in given}
+        page = thread_page(row, conversation, messages, signed_in=signed_in, feedback=feedback)
+        return HTMLResponse(page)
 
 
 def _signed_in(request: Request) -> bool:

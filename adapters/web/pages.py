@@ -7,7 +7,7 @@ from html import escape
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
-from bridge.engage.models import ConversationReadFull, MessageRead
+from bridge.engage.models import ConversationReadFull, FeedbackRead, MessageRead
 
 
 class ThreadRow(Protocol):
@@ -134,7 +134,9 @@ def thread_page(
     problem: str | None = None,
     *,
     signed_in: bool = False,
+    feedback: Mapping[str, FeedbackRead] | None = None,
 ) -> str:
+    """`feedback` maps run ids to the feedback people gave on that run's answers."""
     facts = [
         ("Thread", f"<code>{escape(row.thread_key)}</code>"),
         ("Conversation", f"<code>{escape(row.conversation_id)}</code>"),
@@ -150,7 +152,7 @@ def thread_page(
         if conversation.summary:
             facts.append(("Summary", escape(conversation.summary)))
     facts_html = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts)
-    history = "".join(_history_entry(m) for m in messages)
+    history = "".join(_history_entry(m, feedback or {}) for m in messages)
     if problem:
         history = f'<p class="empty">History unavailable: {escape(problem)}</p>'
     elif not history:
@@ -190,7 +192,24 @@ def _value(value: object) -> str:
     return f"<code>{escape(text)}</code>"
 
 
-def _history_entry(message: MessageRead) -> str:
+_THUMBS = {"up": "\N{THUMBS UP SIGN}", "down": "\N{THUMBS DOWN SIGN}"}
+
+
+def _feedback_note(message: MessageRead, feedback: Mapping[str, FeedbackRead]) -> str:
+    given = feedback.get(message.run_id) if message.role == "agent" else None
+    if given is None or not (given.thumbs or given.comment):
+        return ""
+    thumbs = _THUMBS.get(given.thumbs, "")
+    comment = (
+        f" \N{LEFT DOUBLE QUOTATION MARK}{escape(given.comment)}\N{RIGHT DOUBLE QUOTATION MARK}"
+        if given.comment
+        else ""
+    )
+    by = f" ({escape(given.description)})" if given.description else ""
+    return f'<span class="feedback">Feedback: {thumbs}{comment}{by}</span>'
+
+
+def _history_entry(message: MessageRead, feedback: Mapping[str, FeedbackRead]) -> str:
     role = message.role if message.role in ("user", "agent", "status") else "notice"
     who = message.name or message.role
     if message.role == "user" and who.startswith(STAFF_PREFIX):
@@ -198,7 +217,8 @@ def _history_entry(message: MessageRead) -> str:
     return (
         f'<div class="msg {escape(role)}" data-role="{escape(message.role)}">'
         f'<span class="who">{escape(who)} · {_short_time(message.created.isoformat())}</span>'
-        f'<span class="text">{escape(message.content)}</span></div>'
+        f'<span class="text">{escape(message.content)}</span>'
+        f"{_feedback_note(message, feedback)}</div>"
     )
 
 
