@@ -84,3 +84,43 @@ async def test_json_answers_and_429s_look_the_way_discord_py_needs_them(
         async with http.get("api/v10/users/@me", headers=headers) as me:
             assert me.status == 200
             assert me.headers["Content-Type"] == "application/json"
+
+
+async def test_components_over_discords_limits_are_refused(
+    fake_discord: FakeDiscord, client: discord.Client
+) -> None:
+    channel = int(fake_discord.text_channel["id"])
+    row = {"type": 1, "components": [{"type": 2, "style": 2, "custom_id": "a", "label": "A"}]}
+    six_rows = [{"type": 1, "components": [{"type": 2, "style": 2, "custom_id": f"b{i}"}]}
+                for i in range(6)]  # fmt: skip
+    long_id = [{"type": 1, "components": [{"type": 2, "style": 2, "custom_id": "c" * 101}]}]
+
+    for components in (six_rows, long_id, [row, row]):  # the last: a duplicate custom id
+        with pytest.raises(discord.HTTPException) as refused:
+            await client.http.request(
+                discord.http.Route("POST", "/channels/{channel_id}/messages", channel_id=channel),
+                json={"content": "x", "components": components},
+            )
+        assert (refused.value.status, refused.value.code) == (400, 50035)
+    assert fake_discord.bot_messages(str(channel)) == []
+
+
+async def test_a_bucket_announces_its_limit_and_refuses_the_write_past_it(
+    fake_discord: FakeDiscord,
+) -> None:
+    bucket = fake_discord.limit_channel_writes(2, 60.0)
+    url = f"{fake_discord.url}/api/v10/channels/{fake_discord.text_channel['id']}/messages"
+    headers = {"Authorization": f"Bot {fake_discord.token}"}
+
+    async with aiohttp.ClientSession(headers=headers) as http:
+        first = await http.post(url, json={"content": "1"})
+        second = await http.post(url, json={"content": "2"})
+        third = await http.post(url, json={"content": "3"})
+        body = await third.json()
+
+    assert [r.status for r in (first, second, third)] == [200, 200, 429]
+    assert first.headers["X-RateLimit-Remaining"] == "1"
+    assert second.headers["X-RateLimit-Remaining"] == "0"
+    assert third.headers["Via"]
+    assert 0 < body["retry_after"] <= 60
+    assert bucket.rejected == 1

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.discord_cdn import FakeCdn
-from tests.fakes.discord_components import ComponentActions
+from tests.fakes.discord_components import ComponentActions, check_components
 from tests.fakes.discord_edits import MessageEdits
 from tests.fakes.discord_faults import Broken, ChannelBucket, RateLimit, forced, take
 from tests.fakes.discord_gateway import FakeGateway, GatewaySession, shard_of
@@ -408,6 +408,7 @@ class FakeDiscord(InteractionRoutes, ComponentActions, MessageEdits):
             raise form_error("nonce", "Must be 25 or fewer in length.")
         if channel["type"] == FORUM:
             raise DiscordError(400, 50008, "Cannot send messages in a non-text channel")
+        check_components(body.get("components") or [])
         if body.get("enforce_nonce") and nonce is not None:
             earlier = self.nonces.get((self.bot["id"], str(nonce)))
             if earlier is not None:

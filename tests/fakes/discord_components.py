@@ -5,13 +5,48 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tests.fakes.discord_wire import Json, wire
+from tests.fakes.discord_wire import Json, form_error, wire
 
 if TYPE_CHECKING:
     from tests.fakes.discord_gateway import FakeGateway
 
 MESSAGE_COMPONENT, MODAL_SUBMIT = 3, 5
-BUTTON, TEXT_INPUT = 2, 4
+ACTION_ROW, BUTTON, TEXT_INPUT = 1, 2, 4
+MAX_ROWS, MAX_PER_ROW, MAX_CUSTOM_ID, MAX_LABEL = 5, 5, 100, 80
+MAX_MODAL_TITLE, MAX_INPUT_LABEL = 45, 45
+
+
+def check_components(rows: list[Json]) -> None:
+    """Discord's limits on a message's components: <= 5 action rows of <= 5 buttons, custom ids
+    <= 100 chars and unique, labels <= 80 (400/50035 otherwise)."""
+    if len(rows) > MAX_ROWS:
+        raise form_error("components", f"Must be {MAX_ROWS} or fewer in length.")
+    seen: set[str] = set()
+    for row in rows:
+        items = row.get("components") or []
+        if row.get("type") != ACTION_ROW or not 1 <= len(items) <= MAX_PER_ROW:
+            raise form_error("components", "Invalid action row.")
+        for item in items:
+            custom_id = str(item.get("custom_id") or "")
+            if not 1 <= len(custom_id) <= MAX_CUSTOM_ID or custom_id in seen:
+                raise form_error("components", "Invalid or duplicate custom_id.")
+            if len(str(item.get("label") or "")) > MAX_LABEL:
+                raise form_error("components", f"Label must be {MAX_LABEL} or fewer in length.")
+            seen.add(custom_id)
+
+
+def check_modal(data: Json) -> None:
+    """A modal: a title <= 45 chars, 1-5 components, text input labels <= 45."""
+    if not 1 <= len(str(data.get("title") or "")) <= MAX_MODAL_TITLE:
+        raise form_error("title", f"Must be between 1 and {MAX_MODAL_TITLE} in length.")
+    rows = data.get("components") or []
+    if not 1 <= len(rows) <= MAX_ROWS or not 1 <= len(str(data.get("custom_id") or "")) <= 100:
+        raise form_error("components", "Invalid modal.")
+    for row in rows:
+        for item in [row.get("component"), *(row.get("components") or [])]:
+            label = str((item or {}).get("label") or row.get("label") or "")
+            if item and item.get("type") == TEXT_INPUT and len(label) > MAX_INPUT_LABEL:
+                raise form_error("label", f"Must be {MAX_INPUT_LABEL} or fewer in length.")
 
 
 class ComponentActions:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from tests.fakes.discord_components import check_modal
 from tests.fakes.discord_wire import DiscordError, Json, json_response, wire
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ class InteractionRoutes:
                 raise DiscordError(400, 50035, "Invalid Form Body")
             record["responses"].append(body)
             return web.Response(status=204)
+        if body["type"] == MODAL:
+            check_modal(body.get("data") or {})
         if body["type"] in (MODAL, DEFERRED_UPDATE):
             if body["type"] == DEFERRED_UPDATE and interaction["type"] != MESSAGE_COMPONENT:
                 raise DiscordError(400, 50035, "Invalid interaction response type")
