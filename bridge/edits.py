@@ -124,7 +124,7 @@ class Revisions:
                 thread=thread,
                 message_id=f"{message_id}:deleted",
                 user_id=user_id,
-                text=f"(The user deleted their earlier message {message_id}.)",
+                text=f"(The earlier message {message_id} was deleted from the chat.)",
                 sent_at=datetime.now(UTC),
                 is_dm=is_dm,
                 command=NOTE_COMMAND,

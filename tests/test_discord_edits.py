@@ -134,7 +134,7 @@ async def test_a_delete_after_the_answer_is_noted_in_the_history_without_an_answ
     await wait_until(lambda: len(answers(fake_discord, root["id"])) == 2)
 
     await fake_discord.delete(second)
-    note = f"(The user deleted their earlier message {second['id']}.)"
+    note = f"(The earlier message {second['id']} was deleted from the chat.)"
     await wait_until(lambda: note in texts(emulator, "info"))
     await wait_until(lambda: _queued(redis_client, key_of(fake_discord, root), 0))
 
@@ -155,3 +155,20 @@ async def test_deleting_the_threads_root_keeps_the_thread_working(
 
     assert answers(fake_discord, root["id"])[-1] == "You said: still there?"
     assert len({c.id for c in emulator.state.conversations.values()}) == 1
+
+
+async def test_a_moderators_bulk_delete_notes_each_answered_message(
+    bridge: None, fake_discord: FakeDiscord, emulator: Any
+) -> None:
+    user = fake_discord.user("fay")
+    root = await opened(fake_discord, user, "hello")
+    second = await fake_discord.post(root["id"], user, "spam one")
+    third = await fake_discord.post(root["id"], user, "spam two")
+    await wait_until(lambda: len(answers(fake_discord, root["id"])) >= 2)
+    await wait_until(lambda: "You said: spam two" in "\n".join(answers(fake_discord, root["id"])))
+
+    await fake_discord.delete_bulk([second, third])
+
+    for gone in (second, third):
+        note = f"(The earlier message {gone['id']} was deleted from the chat.)"
+        await wait_until(lambda note=note: note in texts(emulator, "info"))

@@ -76,6 +76,18 @@ def capture_revisions(client: discord.Client, sink: RevisionSink) -> None:
 
         parsers[event] = parse
 
+    bulk = parsers["MESSAGE_DELETE_BULK"]
+
+    def parse_bulk(data: Any, parse_next: Callable[[Any], None] = bulk) -> None:
+        # A moderator's bulk delete is a delete of each message.
+        facts = channel_facts(client.get_channel(int(data["channel_id"])))
+        for message_id in data.get("ids") or ():
+            single = {k: v for k, v in data.items() if k != "ids"}
+            sink("MESSAGE_DELETE", {**single, "id": message_id}, facts)
+        parse_next(data)
+
+    parsers["MESSAGE_DELETE_BULK"] = parse_bulk
+
 
 def capture_message_payloads(client: discord.Client, sink: MessageSink) -> None:
     """Hand every raw MESSAGE_CREATE payload to `sink`, synchronously and in gateway order.

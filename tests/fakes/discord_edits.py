@@ -35,3 +35,14 @@ class MessageEdits:
         if message.get("guild_id"):
             event["guild_id"] = message["guild_id"]
         await self.gateway.dispatch("MESSAGE_DELETE", event)
+
+    async def delete_bulk(self, messages: list[Json]) -> None:
+        """A moderator bulk-deletes messages of one channel: one MESSAGE_DELETE_BULK."""
+        channel_id = messages[0]["channel_id"]
+        for message in messages:
+            del self.messages[message["id"]]
+            self._channel_messages[channel_id].remove(int(message["id"]))
+        event: Json = {"ids": [m["id"] for m in messages], "channel_id": channel_id}
+        if messages[0].get("guild_id"):
+            event["guild_id"] = messages[0]["guild_id"]
+        await self.gateway.dispatch("MESSAGE_DELETE_BULK", event)
