@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
 from bridge import keys
 from bridge.codec import decode_message, encode_message
+from bridge.config import Settings
 from bridge.edits import NOTE_COMMAND, Revisions
 from bridge.models import InboundMessage, SubmitResult, ThreadKey
+from bridge.turn import plan
 
 THREAD = ThreadKey("discord", "g1", "c1", "t1")
 
@@ -108,3 +111,15 @@ async def test_edits_after_the_turn_can_be_switched_off(redis_client: aioredis.R
 
     assert outcome == "edit after the turn ignored (policy)"
     assert inbox.submitted == []
+
+
+def test_a_note_is_its_own_step_and_never_joins_the_messages_the_agent_answers() -> None:
+    settings = Settings(_env_file=None)
+    note = replace(msg("n", "(deleted)"), command=NOTE_COMMAND)
+
+    head_note = plan([note, msg("a")], None, settings)
+    after_messages = plan([msg("a"), msg("b"), note, msg("c")], None, settings)
+
+    assert (head_note.kind, [m.message_id for m in head_note.messages]) == ("note", ["n"])
+    assert after_messages.kind == "answer"
+    assert [m.message_id for m in after_messages.messages] == ["a", "b"]
