@@ -11,7 +11,7 @@ from typing import Any, overload
 import httpx
 from starlette.responses import JSONResponse
 
-from bridge import backoff
+from bridge import backoff, commands
 from bridge.adapter import Inbox
 from bridge.errors import PermanentPlatformError, StorageUnavailable
 from bridge.models import InboundMessage, Reply, ReplyKind
@@ -141,6 +141,15 @@ class DeskApi:
         raise PermanentPlatformError(
             f"{self.name} API failed {policy.attempts} times (last: {problem})"
         )
+
+
+def is_command_note(text: str) -> bool:
+    """An agent's note that is exactly a bridge command (`resume`, `agent NAME`): notes stay
+    internal, so agents steer the bridge with them without the customer seeing it."""
+    words = text.strip().lstrip("/!").split()
+    if not words or words[0].lower() not in commands.NAMES:
+        return False
+    return len(words) == (2 if words[0].lower() == "agent" else 1)
 
 
 def is_desk_state_change(message_id: str) -> bool:

@@ -270,3 +270,18 @@ async def test_message_created_but_answered_500_is_not_posted_twice(
         ("GET", 200),  # the conversation's newest message: the answer is there
     ]
     assert len(chatwoot.bot_messages(conv)) == 1
+
+
+async def test_agent_gives_the_conversation_back_with_a_private_note(
+    chatwoot_bridge: BridgeRuntime, chatwoot: FakeChatwoot, redis_client: Any
+) -> None:
+    conv = await chatwoot.contact_writes(CONTACT, "Question")
+    await answers(chatwoot, conv, 1)
+    await chatwoot.agent_writes(conv, AGENT, "Bob here.")
+    await wait_until(lambda: chatwoot.conversations[conv].status == "open")
+    await chatwoot.agent_writes(conv, AGENT, "resume", private=True)
+    await wait_until(lambda: chatwoot.conversations[conv].status == "pending")
+    assert await status(chatwoot_bridge, conv) == "bot"
+
+    await chatwoot.contact_writes(CONTACT, "And my balance?", conv)
+    assert (await answers(chatwoot, conv, 2))[-1].endswith("And my balance?")

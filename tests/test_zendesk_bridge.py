@@ -249,3 +249,20 @@ async def test_comment_applied_but_answered_500_is_not_posted_twice(
         ("GET", 200),  # the ticket's newest comments: the answer is there
     ]
     assert len(zendesk.public_comments_by(ticket, zendesk.bot_user_id)) == 1
+
+
+async def test_agent_gives_the_ticket_back_with_an_internal_note(
+    zendesk_bridge: BridgeRuntime, zendesk: FakeZendesk, redis_client: Any
+) -> None:
+    ticket = await zendesk.create_ticket(CUSTOMER, "Pension", "Question")
+    await answers(zendesk, ticket, 1)
+    await zendesk.comment(ticket, AGENT, "I'll check your account.")
+    await wait_until(lambda: _is(zendesk_bridge, ticket, "human"))
+    await zendesk.comment(ticket, AGENT, "resume", public=False)
+    await wait_until(lambda: _is(zendesk_bridge, ticket, "bot"))
+
+    await zendesk.comment(ticket, CUSTOMER, "Thanks, and my balance?")
+    assert (await answers(zendesk, ticket, 2))[-1].endswith("Thanks, and my balance?")
+    assert zendesk.notes_by(ticket, zendesk.bot_user_id)[-1] == (
+        "The assistant is back in this thread."
+    )

@@ -73,6 +73,22 @@ def test_internal_notes_reach_the_agent_only_when_switched_on() -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "passed"), [("resume", True), ("agent pensions", True), ("resume later", False)]
+)
+def test_an_agents_note_that_is_a_command_goes_to_the_bridge(body: str, passed: bool) -> None:
+    note = recorded(
+        event__comment__is_public=False,
+        event__comment__author__is_staff=True,
+        event__comment__body=body,
+    )
+    message = convert(note)
+    assert (message is not None) is passed
+    if message is not None:
+        assert message.origin is Origin.STAFF
+        assert message.text == body
+
+
+@pytest.mark.parametrize(
     ("kind", "event", "command"),
     [
         ("status_changed", {"current": "SOLVED", "previous": "OPEN"}, "resolve"),

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.desk.schema import InvalidEvent
-from adapters.helpdesk import EVENT_PREFIX, SYNC_PREFIX
+from adapters.helpdesk import EVENT_PREFIX, SYNC_PREFIX, is_command_note
 from bridge import lifecycle
 from bridge.models import InboundMessage, Origin, ThreadKey
 
@@ -133,7 +133,7 @@ def _message_events(
     assert sender is not None
     mid = f"message:{event.id}"
     if kind == "user":
-        if event.private and not forward_private_notes:
+        if event.private and not (forward_private_notes or is_command_note(text)):
             return ()
         staff = _message(event, account, conversation, mid, sender.id, text, origin=Origin.STAFF)
         return (staff,)

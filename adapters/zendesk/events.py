@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.desk.schema import InvalidEvent
-from adapters.helpdesk import EVENT_PREFIX
+from adapters.helpdesk import EVENT_PREFIX, is_command_note
 from bridge.models import InboundMessage, Origin, ThreadKey
 
 SOURCE = "zendesk"
@@ -109,7 +109,8 @@ def _comment(
     author = comment.author
     if author.id == bot_user_id or not comment.body.strip():
         return None
-    if not comment.is_public and not forward_internal_notes:
+    note_for_the_bridge = author.is_staff and is_command_note(comment.body)
+    if not comment.is_public and not (forward_internal_notes or note_for_the_bridge):
         return None
     ticket = event.detail
     is_first = (
