@@ -60,6 +60,15 @@ class StatusAdapter(Protocol):
 
 
 @runtime_checkable
+class AcceptSignAdapter(Protocol):
+    """Optional: show at once that a message was taken for an answer (a status line, typing),
+    from whichever process accepted it. Stateless: the worker's status or the answer replaces
+    it, so nothing in this process has to clear it."""
+
+    async def show_accepted(self, thread: ThreadKey) -> None: ...
+
+
+@runtime_checkable
 class PrivateNoticeAdapter(Protocol):
     """Optional: tell one person something only they see (a refused command's reason): Slack
     posts it ephemerally, Discord as a DM, the web playground in the visitor's own transcript."""

@@ -96,7 +96,9 @@ class Settings(BaseSettings):
     public_url: str | None = None
 
     roles: set[Role] = Field(default_factory=lambda: set(ALL_ROLES))
-    worker_concurrency: int = 32
+    # Turns in flight per process. A turn waiting for the agent costs a task, a lease heartbeat
+    # and one agent connection (~20-40 KB, see BENCHMARKS.md), not a thread: thousands fit.
+    worker_concurrency: int = 2000
     lease_seconds: float = 30.0
     thread_idle_ttl_seconds: int = 30 * 24 * 3600
     agent_attempts: int = 4

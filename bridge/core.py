@@ -85,7 +85,10 @@ class Bridge:
         )
 
     async def submit(self, message: InboundMessage) -> SubmitResult:
-        return await self.inbox.submit(message)
+        result, answer = await self.inbox.accept(message)
+        if answer:
+            self.outbound.sign_accepted(message.thread)
+        return result
 
     async def is_known_thread(self, thread: ThreadKey) -> bool:
         return await self.inbox.is_known_thread(thread)

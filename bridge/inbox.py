@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from bridge import commands
 from bridge.config import Settings
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, SubmitResult, ThreadKey
@@ -29,13 +30,19 @@ class InboxQueue:
         return await self._store.queue.is_known(thread)
 
     async def submit(self, message: InboundMessage) -> SubmitResult:
+        result, _ = await self.accept(message)
+        return result
+
+    async def accept(self, message: InboundMessage) -> tuple[SubmitResult, bool]:
+        """`submit`, and whether the message was stored for an agent answer (not a command, not
+        a record for a human): the thread can be shown a sign at once."""
         status, pending = await self._store.queue.thread_state(message.thread)
         known = status is not None or pending
         file = self._settings.file
         decision = decide(message, known, status, file.policy, file.staff)
         if decision.action is Action.IGNORE:
             self._metrics.messages_in.labels(message.platform, "ignored").inc()
-            return SubmitResult(False, decision.reason, {"outcome": "ignored"})
+            return SubmitResult(False, decision.reason, {"outcome": "ignored"}), False
         stored = await self.enqueue(message)
         outcome = "accepted" if stored else "duplicate"
         self._metrics.messages_in.labels(message.platform, outcome).inc()
@@ -45,8 +52,9 @@ class InboxQueue:
                 "duplicate delivery dropped",
                 extra={"thread_key": str(message.thread), "message_id": message.message_id},
             )
-            return SubmitResult(False, "duplicate delivery", {"outcome": "duplicate"})
-        return SubmitResult(True, decision.reason, {"outcome": "accepted"})
+            return SubmitResult(False, "duplicate delivery", {"outcome": "duplicate"}), False
+        answer = decision.action is Action.ANSWER and commands.parse(message) is None
+        return SubmitResult(True, decision.reason, {"outcome": "accepted"}), answer
 
     async def enqueue(self, message: InboundMessage) -> bool:
         """Store and schedule without the policy (replays); True if stored, False duplicate."""

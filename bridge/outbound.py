@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from bridge import backoff
-from bridge.adapter import Adapter, LifecycleAdapter, StatusAdapter
+from bridge.adapter import AcceptSignAdapter, Adapter, LifecycleAdapter, StatusAdapter
 from bridge.config import Settings
 from bridge.errors import PermanentPlatformError, PlatformError
 from bridge.metrics import Metrics
@@ -17,6 +17,9 @@ from bridge.store import Store
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+
+# A sign later than this is no longer "at once"; the worker's own status takes over.
+_SIGN_SECONDS = 5.0
 
 
 class Outbound:
@@ -35,6 +38,7 @@ class Outbound:
         self._settings = settings
         self._metrics = metrics
         self._sleep = sleep
+        self._signs: dict[ThreadKey, asyncio.Task[None]] = {}
 
     def adapter(self, thread: ThreadKey) -> Adapter:
         adapter = self._adapters.get(thread.platform)
@@ -62,11 +66,31 @@ class Outbound:
     async def notice(self, thread: ThreadKey, key: str, body: str) -> None:
         await self.post(Reply(thread=thread, text=body, idempotency_key=key, kind=ReplyKind.NOTICE))
 
+    def sign_accepted(self, thread: ThreadKey) -> None:
+        """Show the thread a sign now, without waiting for it (the platform's ack must not)."""
+        adapter = self._adapters.get(thread.platform)
+        if isinstance(adapter, AcceptSignAdapter) and thread not in self._signs:
+            task = asyncio.create_task(self._show_accepted(adapter, thread))
+            self._signs[thread] = task
+            task.add_done_callback(lambda _: self._signs.pop(thread, None))
+
+    async def _show_accepted(self, adapter: AcceptSignAdapter, thread: ThreadKey) -> None:
+        """Best effort and bounded: the message is stored; a sign that fails changes nothing."""
+        try:
+            async with asyncio.timeout(_SIGN_SECONDS):
+                await adapter.show_accepted(thread)
+        except (PlatformError, TimeoutError) as exc:
+            log.info("accept sign not shown: %s", exc, extra={"thread_key": str(thread)})
+
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
         """Best effort: a status line that fails to show must not fail the turn."""
         adapter = self._adapters.get(thread.platform)
         if not isinstance(adapter, StatusAdapter):
             return
+        sign = self._signs.get(thread)
+        if sign is not None:
+            # A sign sent in this process lands first, so it never shows over an answer.
+            await asyncio.wait({sign}, timeout=_SIGN_SECONDS)
         try:
             await adapter.set_status(thread, status)
         except PlatformError as exc:

@@ -48,6 +48,7 @@ _REDIS_POOL_WAIT_SECONDS = 10.0
 # Connections beyond the workers' own: submits from listeners and webhooks, the workers'
 # blocking read, readiness and metrics, web views.
 _REDIS_POOL_HEADROOM = 64
+_REDIS_POOL_CAP = 256
 _TASK_STOP_SECONDS = 10.0
 
 # adapter module -> the Settings property that switches it on, or (for adapters that keep their
@@ -105,8 +106,9 @@ class RedisLimits:
 
 def redis_limits(settings: Settings) -> RedisLimits:
     """Pool size and read timeout fitted to the workers (pure)."""
-    # A running turn can hold two connections at once (its commands and its lease heartbeat).
-    max_connections = 2 * settings.worker_concurrency + _REDIS_POOL_HEADROOM
+    # A turn holds a connection only for one command at a time and the pool makes a burst wait
+    # for one: beyond a few hundred, more sockets only cost Redis memory and file descriptors.
+    max_connections = min(2 * settings.worker_concurrency, _REDIS_POOL_CAP) + _REDIS_POOL_HEADROOM
     # Longer than a blocking stream read, so the socket never gives up on a healthy one.
     socket_timeout = max(_REDIS_SOCKET_TIMEOUT_SECONDS, settings.worker_block_seconds + 5.0)
     return RedisLimits(max_connections=max_connections, socket_timeout=socket_timeout)

@@ -178,12 +178,19 @@ class Workers:
         if not await threads.acquire(thread, token, self._lease_ms):
             return True  # the holder looks at the inbox again before it lets go
         heartbeat = asyncio.create_task(self._heartbeat(thread, token, entry_id))
+        turns = 0
         try:
             while True:
                 raise_if_cancelled()
                 pending = await threads.pending(thread)
                 if pending:
+                    if turns and len(self._in_flight) >= self._concurrency:
+                        # Other threads wait for a slot: this one goes back in line behind them.
+                        await threads.release(thread, token)
+                        await self._store.queue.schedule(thread)
+                        return True
                     await self._runner.run(thread, pending, token)
+                    turns += 1
                     continue
                 if await threads.release_if_empty(thread, token):
                     return True

@@ -254,3 +254,16 @@ async def test_from_settings_reads_the_engage_fields(emulator: Any) -> None:
 async def drain(stream: AsyncIterator[MessageRead], into: list[MessageRead]) -> None:
     async for item in stream:
         into.append(item)
+
+
+async def test_the_connection_limit_follows_the_turns_in_flight_setting() -> None:
+    settings = Settings(
+        engage_api_key="k", engage_org_id="o", worker_concurrency=3000, _env_file=None
+    )
+    client = EngageClient.from_settings(settings)
+    try:
+        transport = client._http_client._transport  # type: ignore[attr-defined]
+        assert isinstance(transport, AiohttpTransport)
+        assert transport._limits.max_connections >= 3000
+    finally:
+        await client.aclose()

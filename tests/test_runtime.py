@@ -316,6 +316,13 @@ def test_redis_pool_fits_the_workers_and_reads_outlast_blocking_reads(tmp_path: 
     large = runtime.redis_limits(settings(tmp_path, worker_concurrency=64))
     assert large.max_connections - small.max_connections == 2 * (64 - 4)
     assert small.max_connections > 2 * 4
+    # Thousands of turns in flight share a capped pool: each holds a connection per command only.
+    huge = runtime.redis_limits(settings(tmp_path, worker_concurrency=5000))
+    assert (
+        huge.max_connections
+        == runtime.redis_limits(settings(tmp_path, worker_concurrency=2000)).max_connections
+    )
+    assert huge.max_connections < 1000
     slow_reads = runtime.redis_limits(settings(tmp_path, worker_block_seconds=60))
     assert slow_reads.socket_timeout > 60
 

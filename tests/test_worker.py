@@ -271,3 +271,17 @@ async def test_a_cancel_racing_a_command_send_still_stops_the_workers(
             await stops_within(task, 5)
     finally:
         await client.aclose()
+
+
+async def test_a_thread_with_more_work_goes_back_in_line_when_every_slot_is_taken(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter, core_settings(worker_concurrency=1))
+    t0, t1, t2 = (thread_key(f"fair{n}") for n in range(3))
+    # Commands are one step each: t0's later two are separate turns, queued after t1's and t2's.
+    for thread in (t0, t1, t2, t0, t0):
+        await bridge.submit(message(thread, "status"))
+    async with running(bridge):
+        await wait_until(lambda: len(adapter.sent) == 5)
+    assert [reply.thread for reply in adapter.sent] == [t0, t1, t2, t0, t0]

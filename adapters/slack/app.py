@@ -40,6 +40,7 @@ from adapters.slack.outbound import SlackSender, build_client
 from adapters.slack.settings import SlackSettings
 from bridge import keys, permissions
 from bridge.adapter import Inbox
+from bridge.chat import WORKING_STATUS
 from bridge.config import Settings
 from bridge.edits import Revisions
 from bridge.errors import ConfigError, StorageUnavailable
@@ -214,6 +215,10 @@ class SlackAdapter:
 
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
         await self._sender.set_status(thread, status)
+
+    async def show_accepted(self, thread: ThreadKey) -> None:
+        """The status line at once, from the process that acked (no state to clear here)."""
+        await self._sender.set_status(thread, WORKING_STATUS)
 
     # ---- inbound
 

@@ -59,6 +59,7 @@ from bridge.errors import ConfigError
 
 DEFAULT_API_URL = "https://api.engagesmarter.ai"
 GET, SAFE, ONCE = "GET", Safety.IDEMPOTENT, Safety.UNSENT_ONLY
+_SPARE_CONNECTIONS = 16
 
 
 def default_timeout(seconds: float) -> httpx.Timeout:
@@ -125,6 +126,8 @@ class EngageClient(RunsMixin, TagsMixin):
     ) -> EngageClient:
         """A client configured from `Settings`; explicit arguments win (e.g. the emulator's)."""
         key = settings.engage_api_key.get_secret_value() if settings.engage_api_key else None
+        # Every turn in flight holds at most one agent call; the rest are short lookups.
+        kwargs.setdefault("max_connections", settings.worker_concurrency + _SPARE_CONNECTIONS)
         return cls(
             base_url=base_url or settings.engage_api_url,
             api_key=api_key or key,

@@ -55,6 +55,14 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
+# KEYS: lease. ARGV: token. -> 1 released, 0 not ours (nothing changed).
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 # KEYS: attempts. ARGV: head message id, ttl. -> turns started on this head, this one included.
 # A different head means the old one was committed (or dropped): its count starts over.
 COUNT_ATTEMPT = """
@@ -103,6 +111,7 @@ class Scripts:
         self.enqueue: AsyncScript = redis.register_script(ENQUEUE)
         self._extend_lease = redis.register_script(EXTEND_LEASE)
         self._release_if_empty = redis.register_script(RELEASE_IF_EMPTY)
+        self._release = redis.register_script(RELEASE)
         self._count_attempt = redis.register_script(COUNT_ATTEMPT)
         self._commit = redis.register_script(COMMIT)
         self._swap = redis.register_script(SWAP_CONVERSATION)
@@ -116,6 +125,9 @@ class Scripts:
                 keys=[keys.lease(thread), keys.inbox(thread)], args=[token]
             )
         )
+
+    async def release(self, thread: ThreadKey, token: str) -> bool:
+        return bool(await self._release(keys=[keys.lease(thread)], args=[token]))
 
     async def count_attempt(self, thread: ThreadKey, head_id: str) -> int:
         return int(

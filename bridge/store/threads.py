@@ -35,6 +35,13 @@ class ThreadState:
             raise LeaseLost(str(thread))
         return released == 1
 
+    async def release(self, thread: ThreadKey, token: str) -> None:
+        """Let go with work still pending; the caller schedules the thread again afterwards
+        (not before: a worker that took the new entry while we held the lease would drop it)."""
+        async with storage("release"):
+            if not await self._scripts.release(thread, token):
+                raise LeaseLost(str(thread))
+
     async def pending(self, thread: ThreadKey) -> list[bytes | str]:
         async with storage("inbox"):
             return list(await self._redis.lrange(keys.inbox(thread), 0, -1))

@@ -1,0 +1,85 @@
+"""Outbound: posting once per idempotency key, and the sign shown when a message is accepted."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bridge.engage.client import EngageClient
+from bridge.models import Reply, ThreadKey
+from tests.fixtures_core import (
+    RecordingAdapter,
+    make_bridge,
+    message,
+    running,
+    thread_key,
+    wait_until,
+)
+
+
+@dataclass
+class SigningAdapter(RecordingAdapter):
+    """Records accept signs next to status changes, in the order the platform saw them."""
+
+    signs: list[ThreadKey] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    sign_delay: float = 0.0
+
+    async def show_accepted(self, thread: ThreadKey) -> None:
+        await asyncio.sleep(self.sign_delay)
+        self.signs.append(thread)
+        self.events.append("sign")
+
+    async def set_status(self, thread: ThreadKey, status: str | None) -> None:
+        await super().set_status(thread, status)
+        self.events.append(f"status:{status}")
+
+    async def send(self, reply: Reply) -> str:
+        self.events.append("post")
+        return await super().send(reply)
+
+
+async def test_an_accepted_message_shows_a_sign_before_any_worker_takes_it(
+    redis_client: aioredis.Redis, engage_client: EngageClient
+) -> None:
+    adapter = SigningAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    thread = thread_key("sign")
+    assert (await bridge.submit(message(thread, "hello", message_id="s1"))).accepted
+    await wait_until(lambda: adapter.signs == [thread])
+    # No sign for a duplicate, a command or an ignored message.
+    await bridge.submit(message(thread, "hello", message_id="s1"))
+    await bridge.submit(message(thread, "status"))
+    ignored = message(thread_key("other"), "not for the bot", is_dm=False)
+    assert not (await bridge.submit(ignored)).accepted
+    await asyncio.sleep(0)
+    assert adapter.signs == [thread]
+
+
+async def test_a_slow_sign_lands_before_the_status_is_cleared_and_the_answer_posted(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = SigningAdapter(sign_delay=0.3)
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    async with running(bridge):
+        await bridge.submit(message(thread_key("slow-sign"), "hi"))
+        await wait_until(lambda: "post" in adapter.events)
+    assert adapter.events.index("sign") < adapter.events.index("status:None")
+    assert adapter.events[-2:] == ["status:None", "post"]
+    assert adapter.texts() == ["You said: hi"]
+
+
+async def test_a_reply_is_posted_once_per_idempotency_key(
+    redis_client: aioredis.Redis, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    reply = Reply(thread=thread_key("once"), text="only once", idempotency_key="a1")
+    first = await bridge.outbound.post(reply)
+    again = await bridge.outbound.post(reply)
+    assert first == again
+    assert adapter.texts() == ["only once"]
+    assert await bridge.outbound.already_posted(reply.thread, "a1")
