@@ -42,9 +42,16 @@ class TurnLedger:
         """Turns started on the batch beginning with `head`, this one included."""
         return await self.store.threads.count_attempt(self.thread, head.message_id)
 
+    def turn_id(self, batch: Sequence[InboundMessage]) -> str:
+        return turn_id(str(self.thread), [m.message_id for m in batch])
+
+    async def parked(self, batch: Sequence[InboundMessage]) -> bool:
+        """Whether an earlier attempt already made this batch a dead letter."""
+        return await self.dead_letters.get(self.turn_id(batch)) is not None
+
     async def park(self, batch: Sequence[InboundMessage], error: str) -> str:
         """Keep the batch as a dead letter (once per batch); returns its turn id."""
-        tid = turn_id(str(self.thread), [m.message_id for m in batch])
+        tid = self.turn_id(batch)
         if await self.dead_letters.store(tid, str(self.thread), tuple(batch), error):
             self.metrics.dead_letters.labels(self.thread.platform).inc()
         return tid

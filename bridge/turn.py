@@ -107,6 +107,12 @@ class TurnRunner:
         if attempt > s.settings.turn_max_attempts:
             await self._park_poison(ledger, step.messages, attempt - 1)
             return
+        if attempt > 1 and await ledger.parked(step.messages):
+            # An earlier attempt gave this batch up and died before its commit: finish that
+            # (the apology is idempotent), never answer a batch that is already a dead letter.
+            await self._apologise(ledger, ledger.turn_id(step.messages))
+            await ledger.commit(len(step.messages), step.messages[-1].message_id)
+            return
         self._log_start(thread, attempt)
         mark = ""
         try:
@@ -164,6 +170,10 @@ class TurnRunner:
             extra={"thread_key": str(ledger.thread), "turn_id": tid},
         )
         await ledger.commit(len(batch), batch[-1].message_id)
+        await self._apologise(ledger, tid)
+
+    async def _apologise(self, ledger: TurnLedger, tid: str) -> None:
+        """Best effort and bounded, after the commit of a parked batch."""
         try:
             async with asyncio.timeout(_PARKED_APOLOGY_SECONDS):
                 await self.services.outbound.notice(ledger.thread, f"apology:{tid}", APOLOGY)

@@ -177,7 +177,9 @@ class Workers:
         threads = self._store.threads
         if not await threads.acquire(thread, token, self._lease_ms):
             return True  # the holder looks at the inbox again before it lets go
-        heartbeat = asyncio.create_task(self._heartbeat(thread, token, entry_id))
+        holder = asyncio.current_task()
+        assert holder is not None
+        heartbeat = asyncio.create_task(self._heartbeat(thread, token, entry_id, holder))
         turns = 0
         try:
             while True:
@@ -194,10 +196,16 @@ class Workers:
                     continue
                 if await threads.release_if_empty(thread, token):
                     return True
+        except asyncio.CancelledError:
+            if heartbeat.done() and not heartbeat.cancelled() and holder.uncancel() == 0:
+                raise LeaseLost(str(thread)) from None  # only the heartbeat stopped us
+            raise
         finally:
             heartbeat.cancel()
 
-    async def _heartbeat(self, thread: ThreadKey, token: str, entry_id: str) -> None:
+    async def _heartbeat(
+        self, thread: ThreadKey, token: str, entry_id: str, holder: asyncio.Task[None]
+    ) -> None:
         interval = self._lease_ms / 3000
         while True:
             raise_if_cancelled()
@@ -219,7 +227,10 @@ class Workers:
                     extra={"thread_key": str(thread)},
                 )
             if not alive:
-                log.warning("lease lost mid-turn", extra={"thread_key": str(thread)})
+                # Another worker may own the thread now: stop this turn before it posts anything
+                # more (its commit would fail anyway; the new holder redoes the batch).
+                log.warning("lease lost mid-turn; turn stopped", extra={"thread_key": str(thread)})
+                holder.cancel()
                 return
 
     async def _ack(self, entry_id: str) -> None:

@@ -14,6 +14,7 @@ from bridge import keys
 from bridge import turn as turn_module
 from bridge.codec import text
 from bridge.config import Settings
+from bridge.deadletters import turn_id
 from bridge.engage.client import EngageClient
 from bridge.models import InboundMessage, Reply, ThreadKey
 from bridge.runtime import connect_redis
@@ -261,3 +262,23 @@ async def test_a_parked_batch_stays_parked_when_its_apology_cannot_be_posted(
         await wait_until(lambda: adapter.texts(thread) == ["You said: later"], timeout=10)
     assert await dead_letter_texts(bridge) == [["stuck"]]
     assert bridge.metrics.turns_restarted.labels(thread.platform)._value.get() == 0
+
+
+async def test_a_batch_parked_by_an_attempt_that_died_before_its_commit_is_not_answered(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    thread = thread_key("parked")
+    gave_up = message(thread, "answered never", message_id="p1")
+    await bridge.submit(gave_up)
+    # What an attempt leaves when it is killed after storing the dead letter, before the commit.
+    assert await bridge.store.threads.count_attempt(thread, "p1") == 1
+    tid = turn_id(str(thread), ["p1"])
+    await bridge.store.threads.write_journal(thread, tid, ["p1"], 1)
+    assert await bridge.dead_letters.store(tid, str(thread), (gave_up,), "Unprocessable: 422")
+    await bridge.submit(message(thread, "next one", message_id="p2"))
+    async with running(bridge):
+        await wait_until(lambda: len(adapter.sent) == 2)
+    assert adapter.texts() == [APOLOGY, "You said: next one"]
+    assert [d.turn_id for d in await bridge.dead_letters.list()] == [tid]

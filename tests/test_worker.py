@@ -285,3 +285,25 @@ async def test_a_thread_with_more_work_goes_back_in_line_when_every_slot_is_take
     async with running(bridge):
         await wait_until(lambda: len(adapter.sent) == 5)
     assert [reply.thread for reply in adapter.sent] == [t0, t1, t2, t0, t0]
+
+
+async def test_a_holder_that_loses_its_lease_mid_turn_stops_and_the_answer_comes_once(
+    redis_client: aioredis.Redis,
+    emulator: Any,
+    engage_client: EngageClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    emulator.faults.scope = "chat"
+    emulator.faults.agent_delay = 1.0
+    thread = thread_key("stolen")
+    await bridge.submit(message(thread, "who holds me?"))
+    async with running(bridge):
+        await wait_until(lambda: len(emulator.state.runs) == 1)
+        # Another worker's lease, as if this one had stalled past its expiry.
+        await redis_client.set(keys.lease(thread), "someone-else", px=1500)
+        await wait_until(lambda: "turn stopped" in caplog.text)
+        await wait_until(lambda: len(adapter.sent) == 1, timeout=20)
+    assert adapter.texts() == ["You said: who holds me?"]
+    assert "LeaseLost" in caplog.text
