@@ -25,6 +25,7 @@ import collections
 import json
 import random
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +46,7 @@ from bridge.turn import APOLOGY
 from tests.fakes import slack as fake_slack_module
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_events import as_mention, envelope, sign, user_message
+from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
 
 CHANNELS = 50
@@ -198,8 +200,19 @@ def slack_answers(fake: FakeSlack) -> list[tuple[str, str]]:
     return answers
 
 
+class ChaosCluster(RedisCluster):
+    """A 3-node cluster standing in for the single server: `restart` restarts one primary."""
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.nodes[0].process
+
+    def restart(self) -> None:
+        self.restart_node(1)
+
+
 async def chaos(
-    fleet: Fleet, emulator: Emulator, fake: FakeSlack, redis_server: RedisServer,
+    fleet: Fleet, emulator: Emulator, fake: FakeSlack, redis_server: RedisServer | ChaosCluster,
     rng: random.Random, args: argparse.Namespace, stats: Stats, sending_done: asyncio.Event,
     discord_faults: chaos_discord.DiscordFaults | None = None,
 ) -> None:  # fmt: skip
@@ -246,7 +259,7 @@ async def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="engage-chaos-"))
     stats = Stats()
     watch_answers(stats)
-    redis_server = RedisServer()
+    redis_server: RedisServer | ChaosCluster = ChaosCluster() if args.cluster else RedisServer()
     redis_server.start()
     emulator = Emulator(workdir)
     fake = FakeSlack()
@@ -259,6 +272,7 @@ async def run(args: argparse.Namespace) -> int:
         "ENGAGE_SMARTER_ORG_ID": DEFAULT_ORG_ID,
         "ENGAGE_BRIDGE_ENGAGE_TIMEOUT_SECONDS": "5",
         "ENGAGE_BRIDGE_REDIS_URL": redis_server.url,
+        "ENGAGE_BRIDGE_REDIS_CLUSTER": "true" if args.cluster else "false",
         "ENGAGE_BRIDGE_WEB_ENABLED": "false",
         "ENGAGE_BRIDGE_CONFIG_FILE": str(config),
         "ENGAGE_BRIDGE_LEASE_SECONDS": "5",
@@ -286,7 +300,11 @@ async def run(args: argparse.Namespace) -> int:
     fleet = Fleet(args.processes, env, workdir, per_slot)
     driver = SlackDriver(fake, fleet, stats, rng, args.duplicates)
     discord_rng = random.Random(args.seed + 1)
-    redis = aioredis.Redis.from_url(redis_server.url)
+    redis: Any = (
+        aioredis.RedisCluster.from_url(redis_server.url)
+        if args.cluster
+        else aioredis.Redis.from_url(redis_server.url)
+    )
     deadline = time.monotonic() + args.deadline
     sending_done = asyncio.Event()
     chaos_task: asyncio.Task[None] | None = None
@@ -433,7 +451,8 @@ def bridge_log_lines(fleet: Fleet) -> Iterator[str]:
 
 
 def report(
-    verdict: Verdict, stats: Stats, fleet: Fleet, emulator: Emulator, redis_server: RedisServer,
+    verdict: Verdict, stats: Stats, fleet: Fleet, emulator: Emulator,
+    redis_server: RedisServer | ChaosCluster,
     dead: dict[bytes, bytes], elapsed: float, args: argparse.Namespace,
 ) -> None:  # fmt: skip
     own_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -478,6 +497,7 @@ def report(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2000)
+    parser.add_argument("--cluster", action="store_true", help="a 3-node Redis Cluster")
     parser.add_argument("--messages", type=int, default=3)
     parser.add_argument("--processes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)

@@ -29,11 +29,16 @@ AUTH_TEST = {
 }  # fmt: skip
 
 
-class LeanSlack:
-    """`on_reply(thread_ts, arrived)` is called for every chat.postMessage."""
+Callback = Callable[[str, float], None]
 
-    def __init__(self, on_reply: Callable[[str, float], None]) -> None:
+
+class LeanSlack:
+    """`on_reply(thread_ts, arrived)` is called for every chat.postMessage, `on_status` for
+    every assistant.threads.setStatus."""
+
+    def __init__(self, on_reply: Callback, on_status: Callback | None = None) -> None:
         self.on_reply = on_reply
+        self.on_status = on_status
         self.calls: Counter[str] = Counter()
         self.port = 0
         self._ts = itertools.count(1)
@@ -57,6 +62,9 @@ class LeanSlack:
         self.calls[method] += 1
         if method == "auth.test":
             return web.json_response(AUTH_TEST)
+        if method == "assistant.threads.setStatus" and self.on_status is not None:
+            args = await _read_args(request)
+            self.on_status(str(args.get("thread_ts")), time.perf_counter())
         if method != "chat.postMessage":
             return web.json_response({"ok": True})
         args = await _read_args(request)

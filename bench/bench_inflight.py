@@ -1,0 +1,216 @@
+"""Turns in flight: engage-bridge (one process) side by side with bench/reference_bot.py.
+
+Run: flock /tmp/engage-bench.lock timeout 1800 .venv/bin/python -m bench.bench_inflight
+  [--scenarios 200x50@1.0,600x200@1.0] [--targets reference,bridge] [--repeat 1]
+
+A scenario `TxC@D` sends T new Slack threads (a signed first post mentioning the bot, Events API
+over HTTP) with C users in a closed loop (each sends its next thread once the previous one was
+answered) to an agent that takes D seconds. Both targets use the same fakes: the emulator in its
+own process (agent `parrot` + D s delay) and a lean fake Slack in the driver that notes when each
+thread's first status (assistant.threads.setStatus) and its answer (chat.postMessage) arrive.
+Reported: turns/s over the run, first visible sign and reply latency from the POST, ack latency,
+the target's CPU per turn (utime+stime from /proc, agent time is spent in the emulator) and its
+peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import httpx
+
+from bench import lean_slack
+from bench.bench_throughput import signed_post
+from bench.chaos_check import percentile
+from bench.chaos_fleet import ROOT, Emulator, Fleet, peak_rss_kib, wait_http
+from bench.cpu_account import process_cpu_seconds
+from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
+from tests.redis_server import RedisServer, free_port
+
+CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
+@dataclass
+class Result:
+    target: str
+    threads: int
+    elapsed: float
+    cpu_seconds: float
+    peak_rss_mib: float
+    signs: list[float] = field(default_factory=list)
+    replies: list[float] = field(default_factory=list)
+    acks: list[float] = field(default_factory=list)
+
+    def line(self) -> str:
+        def ms(values: list[float], q: float) -> str:
+            return f"{percentile(values, q) * 1e3:.0f}" if values else "-"
+
+        return (
+            f"{self.target:9s} {self.threads / self.elapsed:7.1f} turns/s | first sign p50 "
+            f"{ms(self.signs, 0.5)} ms p99 {ms(self.signs, 0.99)} ms | reply p50 "
+            f"{ms(self.replies, 0.5)} ms p99 {ms(self.replies, 0.99)} ms | ack p99 "
+            f"{ms(self.acks, 0.99)} ms | CPU {self.cpu_seconds * 1e3 / self.threads:.2f} ms/turn"
+            f" | peak RSS {self.peak_rss_mib:.0f} MiB | {len(self.replies)}/{self.threads} answered"
+        )
+
+
+async def start_target(
+    target: str,
+    workdir: Path,
+    slack: lean_slack.LeanSlack,
+    emulator: Emulator,
+    args: argparse.Namespace,
+) -> tuple[subprocess.Popen[bytes], str, RedisServer | None, Fleet | None]:
+    if target == "reference":
+        port = free_port()
+        log = open(workdir / "reference.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.reference_bot", "--port", str(port),
+             "--slack-api", slack.api_url, "--engage", emulator.url],
+            stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT,
+        )  # fmt: skip
+        CHILDREN.append(process)
+        url = f"http://127.0.0.1:{port}"
+        await wait_http(f"{url}/healthz", timeout=30)
+        return process, f"{url}/slack/events", None, None
+    redis = RedisServer()
+    redis.start()
+    if redis.process is not None:
+        CHILDREN.append(redis.process)
+    (workdir / "bridge.toml").write_text('[routing]\ndefault_agent = "parrot"\n')
+    env = {
+        "ENGAGE_SMARTER_API_KEY": DEFAULT_API_KEY, "ENGAGE_SMARTER_ORG_ID": DEFAULT_ORG_ID,
+        "ENGAGE_SMARTER_API_URL": emulator.url, "ENGAGE_BRIDGE_REDIS_URL": redis.url,
+        "ENGAGE_BRIDGE_WEB_ENABLED": "false", "ENGAGE_BRIDGE_LOG_LEVEL": "WARNING",
+        "ENGAGE_BRIDGE_CONFIG_FILE": str(workdir / "bridge.toml"),
+        "SLACK_BOT_TOKEN": lean_slack.BOT_TOKEN, "SLACK_SIGNING_SECRET": lean_slack.SIGNING_SECRET,
+        "ENGAGE_BRIDGE_SLACK_API_URL": slack.api_url,
+    }  # fmt: skip
+    if args.worker_concurrency:
+        env["ENGAGE_BRIDGE_WORKER_CONCURRENCY"] = str(args.worker_concurrency)
+    fleet = Fleet(1, env, workdir, [{}])
+    await fleet.start_all()
+    process = fleet.processes[0]
+    assert process is not None
+    CHILDREN.append(process)
+    return process, f"{fleet.url(0)}/slack/events", redis, fleet
+
+
+async def run(target: str, threads: int, users: int, delay: float, args: argparse.Namespace,
+              run_id: int) -> Result:  # fmt: skip
+    workdir = Path(tempfile.mkdtemp(prefix="engage-inflight-"))
+    signs: dict[str, asyncio.Future[float]] = {}
+    replies: dict[str, asyncio.Future[float]] = {}
+
+    def arrived(table: dict[str, asyncio.Future[float]]) -> lean_slack.Callback:
+        def note(thread_ts: str, at: float) -> None:
+            future = table.get(thread_ts)
+            if future is not None and not future.done():
+                future.set_result(at)
+
+        return note
+
+    slack = lean_slack.LeanSlack(arrived(replies), on_status=arrived(signs))
+    await slack.start()
+    emulator = Emulator(workdir)
+    CHILDREN.append(emulator.process)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    redis: RedisServer | None = None
+    fleet: Fleet | None = None
+    try:
+        await emulator.ready()
+        async with httpx.AsyncClient() as admin:
+            await admin.put(f"{emulator.url}/_emulator/faults", json={"agent_delay": delay})
+        process, url, redis, fleet = await start_target(target, workdir, slack, emulator, args)
+        posts = [signed_post(n, run_id) for n in range(threads)]
+        loop = asyncio.get_running_loop()
+        for ts, _, _ in posts:
+            signs[ts] = loop.create_future()
+            replies[ts] = loop.create_future()
+        result = Result(target, threads, 0.0, 0.0, 0.0)
+        todo = iter(posts)
+
+        async def user() -> None:
+            for ts, raw, headers in todo:
+                sent = time.perf_counter()
+                async with session.post(url, data=raw, headers=headers) as response:
+                    await response.read()
+                    assert response.status == 200, response.status
+                result.acks.append(time.perf_counter() - sent)
+                try:
+                    answered = await asyncio.wait_for(asyncio.shield(replies[ts]), args.timeout)
+                except TimeoutError:
+                    continue
+                result.replies.append(answered - sent)
+                if signs[ts].done():
+                    result.signs.append(signs[ts].result() - sent)
+
+        spy = None
+        if args.profile and target == "bridge":
+            spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking",
+                 "--format", "raw", "--rate", "200", "-o", args.profile, "--pid", str(process.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        cpu_before = process_cpu_seconds(process.pid)
+        started = time.perf_counter()
+        await asyncio.gather(*(user() for _ in range(users)))
+        result.elapsed = time.perf_counter() - started
+        result.cpu_seconds = process_cpu_seconds(process.pid) - cpu_before
+        result.peak_rss_mib = peak_rss_kib(process.pid) / 1024
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=30)
+        if target == "reference":
+            process.terminate()
+            process.wait(timeout=10)
+        return result
+    finally:
+        await session.close()
+        if fleet is not None:
+            fleet.stop()
+        emulator.stop()
+        if redis is not None:
+            redis.close()
+        await slack.aclose()
+
+
+async def main(args: argparse.Namespace) -> None:
+    print(f"{os.cpu_count()} CPUs; worker concurrency {args.worker_concurrency or 'default'}")
+    run_id = 0
+    for scenario in args.scenarios.split(","):
+        shape, delay = scenario.split("@")
+        threads, users = (int(v) for v in shape.split("x"))
+        print(f"\n{threads} threads, {users} concurrent, agent {delay} s", flush=True)
+        for _ in range(args.repeat):
+            for target in args.targets.split(","):
+                run_id += 1
+                result = await run(target, threads, users, float(delay), args, run_id)
+                print(result.line(), flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scenarios", default="200x50@1.0,600x200@1.0")
+    parser.add_argument("--targets", default="reference,bridge")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--worker-concurrency", type=int, default=0)
+    parser.add_argument("--profile", help="py-spy raw (collapsed) stacks of the bridge, to PATH")
+    try:
+        asyncio.run(main(parser.parse_args()))
+    finally:
+        for child in CHILDREN:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
