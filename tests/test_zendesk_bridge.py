@@ -42,8 +42,9 @@ async def status(rt: BridgeRuntime, ticket: int) -> str | None:
 
 async def settled(rt: BridgeRuntime, redis: aioredis.Redis, zendesk: FakeZendesk) -> None:
     """Every event (the bot's own echoes too) delivered and every thread's work done."""
-    await wait_until(lambda: not zendesk._tasks)
+    await zendesk.idle()
     await wait_until(lambda: drained(redis))
+    await zendesk.idle()
 
 
 @pytest.fixture(autouse=True)

@@ -92,12 +92,16 @@ class FakeZendesk:
         return self.url
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            await asyncio.gather(task, return_exceptions=True)
+        await self.idle()
         if self._http is not None:
             await self._http.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def idle(self) -> None:
+        """Until every event the API's side effects caused has been delivered."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # People and desk actions (what agents and customers do in Zendesk's own UI).
     def add_user(self, user_id: int, name: str, *, staff: bool) -> int:
