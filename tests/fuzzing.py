@@ -29,6 +29,14 @@ SPECIAL_BODIES: list[bytes] = [
     b"a=1&" * 1500, b'{"\\ud800": "\\udfff"}', b"\x00" * 64,
 ]  # fmt: skip
 
+# Path segments and query values for GET routes ("@" in a template is replaced by one).
+ODD_SEGMENTS: list[str] = [
+    "", "0", "-1", "99999999999999999999", "1e9", "NaN", "%00", "%ff", "%ed%a0%80", "..",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "a" * 3000, "%25", "%zz", "[]", "{}", "%7B%7D",
+    "slack:T1:C1:1.1", "web:playground:local:abcd", "%7Bx%7D:conv", "%3Cscript%3E", "true",
+    "a%20b", "%0d%0aX-Injected:%201", "\u0000",
+]  # fmt: skip
+
 CONTENT_TYPES = [JSON, FORM, "text/plain", "", "multipart/form-data; boundary=x", "application/xml"]
 
 Signer = Callable[[bytes], dict[str, str]]

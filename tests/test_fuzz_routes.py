@@ -1,11 +1,14 @@
-"""Fuzz every POST route (signed and unsigned, random and mutated bodies): never a 5xx.
+"""Fuzz every POST route (signed and unsigned, random and mutated bodies) and the GET routes'
+paths and queries: never a 5xx.
 
-To cover a new route, add a `Target` to `bridge_targets` (or `emulator_targets`): a valid sample
-body, its content type and, if the route verifies signatures, a signer.
+To cover a new POST route, add a `Target` to `bridge_targets` (or `emulator_targets`): a valid
+sample body, its content type and, if the route verifies signatures, a signer. A GET route: a
+template in BRIDGE_GETS / EMULATOR_GETS (`@` is replaced by each odd segment).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections import Counter
@@ -51,7 +54,7 @@ from tests.fixtures_desk import (
 )
 from tests.fixtures_helpdesk import CHATWOOT_TOKEN, FAST_RETRY, chatwoot_config, zendesk_config
 from tests.fixtures_slack import slack_settings
-from tests.fuzzing import FORM, Case, Target, cases
+from tests.fuzzing import FORM, ODD_SEGMENTS, Case, Target, cases
 
 pytestmark = pytest.mark.slow
 
@@ -195,6 +198,49 @@ def emulator_targets() -> list[Target]:
     ]
 
 
+BRIDGE_GETS = [
+    "/playground/api/threads/THREAD?after=@", "/playground/api/threads/@", "/operator/threads/@",
+    "/operator?@", "/web/static/@", "/web/login?next=@", "/playground?@", "/readyz?@",
+    "/slack/events?@",
+]  # fmt: skip
+EMULATOR_GETS = [
+    "/emulator/v1/conversations/@", "/emulator/v1/conversations/me?limit=@&offset=@",
+    "/emulator/v1/conversations/CONV/messages?@", "/emulator/v1/runs/@",
+    "/emulator/v1/tags/@/conversations", "/emulator/v1/agents/validate?agent=@",
+    "/emulator/_emulator/state?@",
+]  # fmt: skip
+
+
+async def raw_get(base: httpx.URL, target: str, headers: dict[str, str]) -> int:
+    """GET `target` exactly as written (httpx refuses or normalises some odd targets)."""
+    reader, writer = await asyncio.open_connection(base.host, base.port)
+    head = {"Host": f"{base.host}:{base.port}", "Connection": "close", **headers}
+    lines = "".join(f"{k}: {v}\r\n" for k, v in head.items())
+    writer.write(f"GET {target} HTTP/1.1\r\n{lines}\r\n".encode("latin-1"))
+    status_line = await asyncio.wait_for(reader.readline(), timeout=30)
+    writer.close()
+    await writer.wait_closed()
+    return int(status_line.split()[1])
+
+
+async def query(
+    http: httpx.AsyncClient, templates: list[str], paths: dict[str, str], headers: dict[str, str]
+) -> tuple[Counter[str], list[str]]:
+    """Every GET template with every odd segment: never a 5xx."""
+    statuses: Counter[str] = Counter()
+    failures: list[str] = []
+    for template in templates:
+        for placeholder, value in paths.items():
+            template = template.replace(placeholder, value)
+        for segment in ODD_SEGMENTS:
+            url = template.replace("@", segment)
+            status = await raw_get(http.base_url, url, headers)
+            statuses[f"{status // 100}xx"] += 1
+            if status >= 500:
+                failures.append(f"GET {url[:100]}: {status}")
+    return statuses, failures
+
+
 async def drive(http: httpx.AsyncClient, case: Case, path: str) -> int:
     headers = dict(case.target.extra_headers)
     if case.content_type:
@@ -270,7 +316,11 @@ async def test_fuzzing_every_post_route_gives_no_5xx_and_leaves_the_bridge_healt
         created = await http.post("/playground/api/threads", json={})
         assert created.status_code == 201, created.text
         targets = bridge_targets(fake_slack, zendesk, chatwoot)
-        statuses, failures = await fuzz(http, targets, rng, {"THREAD": created.json()["id"]})
+        paths = {"THREAD": created.json()["id"]}
+        statuses, failures = await fuzz(http, targets, rng, paths)
+        got, failed = await query(http, BRIDGE_GETS, paths, {})
+        statuses.update(got)
+        failures.extend(failed)
         total = sum(statuses.values())
 
         emulated = await emulator_statuses(rng)
@@ -317,7 +367,10 @@ async def emulator_statuses(rng: random.Random) -> tuple[Counter[str], list[str]
             )
             assert conversation.status_code == 200, conversation.text
             paths = {"CONV": conversation.json()["id"]}
-            return await fuzz(http, emulator_targets(), rng, paths)
+            statuses, failures = await fuzz(http, emulator_targets(), rng, paths)
+            got, failed = await query(http, EMULATOR_GETS, paths, api_key(b""))
+            statuses.update(got)
+            return statuses, failures + failed
     finally:
         await server.stop()
 
