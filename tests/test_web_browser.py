@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ TOKEN = "browser-operator-token-0123"
 SMALL_PHONE = {"width": 360, "height": 740}
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 820}
+WIDTHS = pytest.mark.parametrize(
+    "viewport", [SMALL_PHONE, PHONE, DESKTOP], ids=["360px", "390px", "1280px"]
+)
 DEMO_STATUSES = ("Reading your question…", "Looking up pension rules…")
 
 
@@ -50,14 +54,22 @@ async def demo_bridge(
         yield rt
 
 
+@asynccontextmanager
+async def off_loopback(
+    tmp_path: Path, redis: aioredis.Redis, emulator: Any, **web: Any
+) -> AsyncIterator[BridgeRuntime]:
+    """Bound to every interface, so the pages need the operator token."""
+    settings = bridge_settings(tmp_path, emulator, http_host="0.0.0.0")
+    adapter = create_web_adapter(settings, redis, web_settings(token=TOKEN, **web))
+    async with bridge_runtime(settings, redis, emulator, [adapter]) as rt:
+        yield rt
+
+
 @pytest.fixture
 async def guarded_bridge(
     tmp_path: Path, redis_client: aioredis.Redis, emulator: Any
 ) -> AsyncIterator[BridgeRuntime]:
-    """Bound to every interface, so the pages need the operator token."""
-    settings = bridge_settings(tmp_path, emulator, http_host="0.0.0.0")
-    web = create_web_adapter(settings, redis_client, web_settings(token=TOKEN))
-    async with bridge_runtime(settings, redis_client, emulator, [web]) as rt:
+    async with off_loopback(tmp_path, redis_client, emulator) as rt:
         yield rt
 
 
@@ -65,12 +77,8 @@ async def guarded_bridge(
 async def public_bridge(
     tmp_path: Path, redis_client: aioredis.Redis, emulator: Any
 ) -> AsyncIterator[BridgeRuntime]:
-    """Off loopback with a token, and visitors without it allowed to chat."""
-    settings = bridge_settings(tmp_path, emulator, http_host="0.0.0.0")
-    web = create_web_adapter(
-        settings, redis_client, web_settings(token=TOKEN, public_playground=True)
-    )
-    async with bridge_runtime(settings, redis_client, emulator, [web]) as rt:
+    """Visitors without the token may chat."""
+    async with off_loopback(tmp_path, redis_client, emulator, public_playground=True) as rt:
         yield rt
 
 
@@ -146,6 +154,13 @@ async def test_playground_chat_takeover_resolve_and_operator_view(
     assert emulator.state.conversations[conversation.id].data["status"] == "resolved"
 
 
+async def open_page(browser: BrowserContext, url: str, viewport: dict[str, int]) -> Page:
+    page = await browser.new_page()
+    await page.set_viewport_size(viewport)
+    await page.goto(url)
+    return page
+
+
 async def no_horizontal_scroll(page: Page) -> None:
     overflow = await page.evaluate(
         "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -165,16 +180,12 @@ async def record_status_lines(page: Page) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "viewport", [SMALL_PHONE, PHONE, DESKTOP], ids=["360px", "390px", "1280px"]
-)
+@WIDTHS
 async def test_playground_fits_shows_status_and_keeps_errors_until_dismissed(
     demo_bridge: BridgeRuntime, browser: BrowserContext, viewport: dict[str, int]
 ) -> None:
     width = viewport["width"]
-    page = await browser.new_page()
-    await page.set_viewport_size(viewport)
-    await page.goto(f"{demo_bridge.http_url}/playground")
+    page = await open_page(browser, f"{demo_bridge.http_url}/playground", viewport)
     await expect(page.locator("#thread-title")).to_have_text("No thread yet")
     await expect(page.locator("#thread-state")).to_be_hidden()  # no empty badge pill
     await expect(page.locator("#agent option[value='parrot']")).to_have_count(1)
@@ -226,16 +237,12 @@ async def test_playground_fits_shows_status_and_keeps_errors_until_dismissed(
     await screenshot(page, f"playground-{width}.png")
 
 
-@pytest.mark.parametrize(
-    "viewport", [SMALL_PHONE, PHONE, DESKTOP], ids=["360px", "390px", "1280px"]
-)
+@WIDTHS
 async def test_operator_view_fits_keeps_status_and_refreshes_itself(
     demo_bridge: BridgeRuntime, browser: BrowserContext, viewport: dict[str, int]
 ) -> None:
     width = viewport["width"]
-    page = await browser.new_page()
-    await page.set_viewport_size(viewport)
-    await page.goto(f"{demo_bridge.http_url}/operator")
+    page = await open_page(browser, f"{demo_bridge.http_url}/operator", viewport)
     await expect(page.locator(".empty")).to_contain_text("No threads yet")
 
     # A thread started elsewhere (same browser profile, so the same visitor) appears by itself.

@@ -17,7 +17,7 @@ from adapters.web.ratelimit import RateLimiter
 from adapters.web.session import Sessions
 from adapters.web.store import Entry, TranscriptStore
 from bridge.adapter import Inbox
-from bridge.guard import json_object
+from bridge.guard import BadRequest, GuardRejected, json_object
 from bridge.inbox import storage
 from bridge.models import InboundMessage, Origin, SubmitResult, ThreadKey
 
@@ -48,21 +48,17 @@ class ThreadRecords(Protocol):
     async def get(self, thread: ThreadKey | str) -> ThreadState | None: ...
 
 
-class BadRequest(ValueError):
-    status = 400
-
-
-class NotYours(BadRequest):
+class NotYours(GuardRejected):
     """Another visitor's thread, or none: the same answer, so ids cannot be probed."""
 
     status = 404
 
 
-class StaffOnly(BadRequest):
+class StaffOnly(GuardRejected):
     status = 403
 
 
-class TooMany(BadRequest):
+class TooMany(GuardRejected):
     status = 429
 
     def __init__(self, retry_after: int) -> None:
@@ -136,7 +132,7 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _refused(exc: BadRequest) -> JSONResponse:
+def _refused(exc: GuardRejected) -> JSONResponse:
     response = _error(exc.status, str(exc))
     if isinstance(exc, TooMany):
         response.headers["Retry-After"] = str(exc.retry_after)
@@ -173,7 +169,7 @@ class PlaygroundApi:
             if request.state.access is not Access.STAFF:
                 client = request.client.host if request.client else "unknown"
                 await self._limit(f"threads:{client}", self._limits.threads_per_hour, 3600)
-        except BadRequest as exc:
+        except GuardRejected as exc:
             return _refused(exc)
         visitor = await self._sessions.visitor(request)
         cookie = None
@@ -192,7 +188,7 @@ class PlaygroundApi:
             after = int(request.query_params.get("after", "0"))
             if not 0 <= after <= MAX_AFTER:
                 raise ValueError(f"after must be 0-{MAX_AFTER}")
-        except BadRequest as exc:
+        except GuardRejected as exc:
             return _refused(exc)
         except ValueError as exc:
             return _error(400, str(exc))
@@ -225,7 +221,7 @@ class PlaygroundApi:
                 raise BadRequest(f"text must be 1-{MAX_TEXT_CHARS} characters")
             as_staff = payload.get("as", "user") == "staff"
             await self._may_act(request, staff=as_staff)
-        except BadRequest as exc:
+        except GuardRejected as exc:
             return _refused(exc)
         message = to_event(
             thread_id, text=text.strip(), as_staff=as_staff, client_id=client_id, now=_now()
@@ -247,7 +243,7 @@ class PlaygroundApi:
                 agent=payload.get("agent"),
             )
             await self._may_act(request, staff=True)
-        except BadRequest as exc:
+        except GuardRejected as exc:
             return _refused(exc)
         return await self._submit(message, None)
 
