@@ -53,6 +53,8 @@ class Staff(BaseModel):
 
     slack_user_ids: list[str] = Field(default_factory=list)
     slack_usergroup_ids: list[str] = Field(default_factory=list)
+    # Per workspace (team id -> user ids), for an app installed into many workspaces.
+    slack_workspace_user_ids: dict[str, list[str]] = Field(default_factory=dict)
     discord_role_ids: list[str] = Field(default_factory=list)
     desk_agent_ids: list[str] = Field(default_factory=list)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import logging
 import re
@@ -19,7 +20,7 @@ import yaml
 from adapters.slack import SlackAdapter
 from adapters.slack.oauth import DEFAULT_SCOPES, SlackOAuthSettings
 from bridge.admin import cmd_check
-from bridge.config import Settings
+from bridge.config import Settings, Staff
 from bridge.errors import ConfigError
 from bridge.runtime import BridgeRuntime
 from tests.fakes.slack import FakeSlack, Workspace
@@ -88,9 +89,11 @@ class OAuthBridge:
 
 @asynccontextmanager
 async def oauth_bridge(
-    slack: FakeSlack, engage: Any, redis: Any, **oauth: Any
+    slack: FakeSlack, engage: Any, redis: Any, staff: Staff | None = None, **oauth: Any
 ) -> AsyncIterator[OAuthBridge]:
     settings = e2e_settings(slack, engage, socket_mode=False, slack_bot_token=None)
+    if staff is not None:
+        settings.file.staff = staff
     adapter = SlackAdapter(settings, redis, oauth=oauth_settings(slack, **oauth))
     async with BridgeRuntime(settings, adapters=[adapter], redis=redis) as runtime:
         sender = EventSender(f"{runtime.http_url}/slack/events", slack.signing_secret)
@@ -239,3 +242,38 @@ def test_an_install_asks_for_exactly_the_manifests_bot_scopes() -> None:
     assert manifest["oauth_config"]["redirect_urls"] == [
         "https://bridge.example.com/slack/oauth_redirect"
     ]
+
+
+async def test_staff_of_one_workspace_hand_over_only_there(
+    fake_slack: FakeSlack, emulator: Any, redis_client: Any
+) -> None:
+    staff = Staff(slack_workspace_user_ids={GLOBEX.team_id: ["U0LEAD"]})
+    async with oauth_bridge(fake_slack, emulator, redis_client, staff=staff) as b:
+        assert b.runtime.bridge is not None
+        threads = b.runtime.bridge.threads
+        keys = {}
+        for workspace, channel in ((ACME, "C0ACME"), (GLOBEX, "C0GLOBEX")):
+            await b.install(workspace)
+            root = await b.mention(workspace, workspace.team_id, channel, "help?")
+            await b.slack.wait_for(lambda c=channel, t=root: len(b.replies(c, t)) == 1)
+            lead = user_message(
+                b.slack, channel=channel, team=workspace.team_id, user="U0LEAD",
+                text="I will take this", thread_ts=root,
+            )  # fmt: skip
+            assert (await b.events.send(envelope(b.slack, lead, workspace))).status == 200
+            keys[workspace.team_id] = f"slack:{workspace.team_id}:{channel}:{root}"
+        # In Acme the lead is a customer like any other: answered, the thread stays with the bot.
+        acme_root = keys[ACME.team_id].rsplit(":", 1)[1]
+        await b.slack.wait_for(lambda: len(b.replies("C0ACME", acme_root)) == 2)
+        assert "You said: I will take this" in b.replies("C0ACME", acme_root)[1].args["text"]
+        assert await status_of(threads, keys[ACME.team_id]) == "bot"
+        # In Globex the lead is staff: the thread is handed over to a human.
+        async with asyncio.timeout(10):
+            while await status_of(threads, keys[GLOBEX.team_id]) != "human":
+                await asyncio.sleep(0.02)
+
+
+async def status_of(threads: Any, key: str) -> str:
+    record = await threads.get(key)
+    assert record is not None
+    return str(record.status)

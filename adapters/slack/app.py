@@ -244,6 +244,11 @@ class SlackAdapter:
         async with self._submit_slots:
             return await self._inbox.submit(message)
 
+    def _staff_in(self, team: str) -> frozenset[str]:
+        """Staff everywhere plus the staff listed for this workspace."""
+        local = self._settings.file.staff.slack_workspace_user_ids.get(team)
+        return self._staff | frozenset(local) if local else self._staff
+
     async def _bot_for(self, context: AsyncBoltContext, body: dict[str, Any]) -> BotIdentity:
         """The bot as this workspace knows it: per installation in OAuth mode."""
         return identity_of(context, body) if self._oauth is not None else await self._bot()
@@ -255,7 +260,10 @@ class SlackAdapter:
             await self._revise(body, await self._bot_for(context, body))
             await ack()
             return
-        message = events.to_event(body, await self._bot_for(context, body), self._staff)
+        bot = await self._bot_for(context, body)
+        message = events.to_event(
+            body, bot, self._staff_in(str(body.get("team_id") or bot.team_id))
+        )
         if message is not None and message.is_dm:
             # An assistant thread's first message carries the channel the person was viewing.
             extra = await self._assistant.context_for(message.thread)
@@ -276,7 +284,7 @@ class SlackAdapter:
         """An edit or a delete (bridge.edits decides); raises if it could not be stored."""
         if self._inbox is None:
             raise StorageUnavailable("slack adapter is not connected to the bridge yet")
-        change = revisions.edited(body, bot, self._staff)
+        change = revisions.edited(body, bot, self._staff_in(bot.team_id))
         if change is not None:
             await self._revisions.edited(self._inbox, *change)
             return
@@ -313,7 +321,8 @@ class SlackAdapter:
                 await ack(text=refusal)
                 return
             bot = await self._bot_for(context, body)
-            await self._submit(events.command_to_event(body, command, thread, bot, self._staff))
+            staff = self._staff_in(thread.workspace)
+            await self._submit(events.command_to_event(body, command, thread, bot, staff))
         except StorageUnavailable:
             # Slack never redelivers a slash command: tell the person instead of failing quietly.
             await ack(text="Sorry, I could not take that command just now; please try again.")
@@ -344,7 +353,7 @@ class SlackAdapter:
             record = await self._threads.get(thread)
         verdict = permissions.decide(
             command.name,
-            permissions.Caller(user, user in self._staff),
+            permissions.Caller(user, user in self._staff_in(thread.workspace)),
             permissions.Target(
                 status=record.status if record else None,
                 starter=record.starter if record else "",
