@@ -89,15 +89,22 @@ class OAuthBridge:
 
 @asynccontextmanager
 async def oauth_bridge(
-    slack: FakeSlack, engage: Any, redis: Any, staff: Staff | None = None, **oauth: Any
+    slack: FakeSlack,
+    engage: Any,
+    redis: Any,
+    staff: Staff | None = None,
+    socket_mode: bool = False,
+    **oauth: Any,
 ) -> AsyncIterator[OAuthBridge]:
-    settings = e2e_settings(slack, engage, socket_mode=False, slack_bot_token=None)
+    settings = e2e_settings(slack, engage, socket_mode=socket_mode, slack_bot_token=None)
     if staff is not None:
         settings.file.staff = staff
     adapter = SlackAdapter(settings, redis, oauth=oauth_settings(slack, **oauth))
     async with BridgeRuntime(settings, adapters=[adapter], redis=redis) as runtime:
         sender = EventSender(f"{runtime.http_url}/slack/events", slack.signing_secret)
         try:
+            if socket_mode:
+                await asyncio.wait_for(slack.socket_connected.wait(), timeout=10)
             yield OAuthBridge(runtime, slack, sender)
         finally:
             await sender.aclose()
@@ -277,3 +284,18 @@ async def status_of(threads: Any, key: str) -> str:
     record = await threads.get(key)
     assert record is not None
     return str(record.status)
+
+
+async def test_socket_mode_events_are_authorised_per_installation_too(
+    fake_slack: FakeSlack, emulator: Any, redis_client: Any
+) -> None:
+    async with oauth_bridge(fake_slack, emulator, redis_client, socket_mode=True) as b:
+        token = await b.install(GLOBEX)
+        message = user_message(
+            b.slack, channel="C0GLOBEX", team=GLOBEX.team_id, text=f"<@{GLOBEX.bot_user_id}> hi"
+        )
+        pushed = await b.slack.push(envelope(b.slack, message, GLOBEX))
+        await asyncio.wait_for(pushed.acked.wait(), 10)
+        await b.slack.wait_for(lambda: len(b.replies("C0GLOBEX", message["ts"])) == 1)
+        [reply] = b.replies("C0GLOBEX", message["ts"])
+    assert reply.token == token
