@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from adapters.slack.format import neutralise_pings
@@ -92,3 +93,15 @@ async def test_a_huge_discord_answer_is_capped_with_a_note(
         contents = [m["content"] for m in fake_discord.bot_messages(posted["id"])]
         assert len(contents) == 2
         assert contents[-1].startswith("(This answer was")
+
+
+async def test_slack_user_mentions_can_be_allowed_but_broadcasts_never(
+    fake_slack: FakeSlack, emulator: Any, redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENGAGE_BRIDGE_SLACK_USER_MENTIONS", "true")
+    async with slack_bridge(fake_slack, emulator, redis_client) as b:
+        dm = user_message(b.slack, channel="D0001", channel_type="im", text="ask <@U0042> <!here>")
+        assert (await b.events.send(envelope(b.slack, dm))).status == 200
+        [reply] = await b.wait_replies("D0001", dm["ts"])
+        assert "<@U0042>" in reply["text"]
+        assert "<!" not in reply["text"]
