@@ -1,16 +1,22 @@
-"""Slack facts the permission check needs (channel membership) and private refusals."""
+"""Slash-command checks (replays, permissions with channel membership) and private refusals."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import aiohttp
+import redis.asyncio as aioredis
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import events
 from adapters.slack.outbound import translate
+from bridge import keys, permissions
+from bridge.inbox import storage
 from bridge.models import ThreadKey
+from bridge.threadmap import ThreadMap
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,55 @@ async def sees_channel(client: AsyncWebClient, channel: str, user_id: str) -> bo
     except (TimeoutError, aiohttp.ClientError) as exc:
         log.info("slack channel membership not verified: %s", type(exc).__name__)
     return False
+
+
+async def first_delivery(redis: aioredis.Redis, form: Mapping[str, Any]) -> bool:
+    """False for a replay of a slash command already handled (a signed body stays valid for
+    5 minutes; each replay of `ask` would otherwise open another thread and turn)."""
+    claim = keys.command_claim(events.PLATFORM, events.command_digest(form))
+    async with storage("slash command claim"):
+        first = await redis.set(claim, "1", nx=True, ex=keys.COMMAND_CLAIM_TTL_SECONDS)
+    if not first:
+        log.info("slash command replay dropped", extra={"team_id": form.get("team_id")})
+    return bool(first)
+
+
+async def refusal(
+    client: AsyncWebClient,
+    threads: ThreadMap,
+    staff: Collection[str],
+    form: Mapping[str, Any],
+    command: str,
+    thread: ThreadKey,
+) -> str:
+    """Why the caller may not run `command` on `thread` ("" if they may): checked at once so
+    the slash command's answer says it, and again by the core when the command runs."""
+    if command == "ask":
+        return ""
+    user = str(form.get("user_id", ""))
+    by_link = thread.channel != str(form.get("channel_id", ""))
+    visible = not by_link or await sees_channel(client, thread.channel, user)
+    async with storage("thread record"):
+        record = await threads.get(thread)
+    verdict = permissions.decide(
+        command,
+        permissions.Caller(user, user in staff),
+        permissions.Target(
+            status=record.status if record else None,
+            starter=record.starter if record else "",
+            is_dm=thread.channel.startswith("D"),
+            visible=visible,
+        ),
+    )
+    if verdict.allowed:
+        return ""
+    log.warning(
+        "slash command %s refused: %s",
+        command,
+        verdict.reason,
+        extra={"thread_key": str(thread), "user_id": user},
+    )
+    return verdict.reason
 
 
 async def tell(client: AsyncWebClient, thread: ThreadKey, user_id: str, text: str) -> None:

@@ -38,14 +38,12 @@ from adapters.slack.oauth import (
 )
 from adapters.slack.outbound import SlackSender, build_client
 from adapters.slack.settings import SlackSettings
-from bridge import keys, permissions
 from bridge.adapter import Inbox
 from bridge.chat import WORKING_STATUS
 from bridge.config import Settings
 from bridge.edits import Revisions
 from bridge.errors import ConfigError, StorageUnavailable
 from bridge.feedback import Answers
-from bridge.inbox import storage
 from bridge.models import InboundMessage, Reply, SubmitResult, ThreadKey
 from bridge.threadmap import ThreadMap
 
@@ -312,64 +310,22 @@ class SlackAdapter:
             await ack(text=USAGE)
             return
         try:
-            if not await self._first_delivery(body):
+            if not await access.first_delivery(self._redis, body):
                 await ack(text=f"`{command.name}` was already received.")
                 return
             thread = await self._command_thread(body, command, client)
-            refusal = await self._refusal(body, command, thread, client)
+            staff = self._staff_in(thread.workspace)
+            refusal = await access.refusal(client, self._threads, staff, body, command.name, thread)
             if refusal:
                 await ack(text=refusal)
                 return
             bot = await self._bot_for(context, body)
-            staff = self._staff_in(thread.workspace)
             await self._submit(events.command_to_event(body, command, thread, bot, staff))
         except StorageUnavailable:
             # Slack never redelivers a slash command: tell the person instead of failing quietly.
             await ack(text="Sorry, I could not take that command just now; please try again.")
             return
         await ack(text=f"`{command.name}` received; the answer comes in the thread.")
-
-    async def _first_delivery(self, body: dict[str, Any]) -> bool:
-        """False for a replay of a slash command already handled (a signed body stays valid for
-        5 minutes; each replay of `ask` would otherwise open another thread and turn)."""
-        claim = keys.command_claim(events.PLATFORM, events.command_digest(body))
-        async with storage("slash command claim"):
-            first = await self._redis.set(claim, "1", nx=True, ex=keys.COMMAND_CLAIM_TTL_SECONDS)
-        if not first:
-            log.info("slash command replay dropped", extra={"team_id": body.get("team_id")})
-        return bool(first)
-
-    async def _refusal(
-        self, body: dict[str, Any], command: SlashCommand, thread: ThreadKey, client: AsyncWebClient
-    ) -> str:
-        """Why the caller may not run `command` on `thread` ("" if they may): checked here to
-        answer at once, and again by the core when the command runs."""
-        if command.name == "ask":
-            return ""
-        user = str(body.get("user_id", ""))
-        by_link = thread.channel != str(body.get("channel_id", ""))
-        visible = not by_link or await access.sees_channel(client, thread.channel, user)
-        async with storage("thread record"):
-            record = await self._threads.get(thread)
-        verdict = permissions.decide(
-            command.name,
-            permissions.Caller(user, user in self._staff_in(thread.workspace)),
-            permissions.Target(
-                status=record.status if record else None,
-                starter=record.starter if record else "",
-                is_dm=thread.channel.startswith("D"),
-                visible=visible,
-            ),
-        )
-        if verdict.allowed:
-            return ""
-        log.warning(
-            "slash command %s refused: %s",
-            command.name,
-            verdict.reason,
-            extra={"thread_key": str(thread), "user_id": user},
-        )
-        return verdict.reason
 
     async def tell(self, thread: ThreadKey, user_id: str, text: str) -> None:
         await access.tell(await self._clients.for_team(thread.workspace), thread, user_id, text)
