@@ -10,11 +10,11 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
 
-from bridge import admin
+from bridge import admin, check
 from bridge.config import ALL_ROLES, Role, Settings
 from bridge.errors import BridgeError
 from bridge.logs import configure_logging
-from bridge.runstate import RunState, emulator_file, forget_run, record_run
+from bridge.runstate import emulator_file
 from bridge.runtime import BridgeRuntime, redacted_url
 
 log = logging.getLogger(__name__)
@@ -32,12 +32,25 @@ def parse_roles(text: str) -> set[Role]:
     return roles  # type: ignore[return-value]  # checked against ALL_ROLES just above
 
 
+def with_json(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--json", action="store_true", help="JSON instead of a table (terminal) or TSV (pipe)"
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="engage-bridge",
         description="Engage Smarter AI agents in Slack, Discord, support desks and a playground.",
     )
     parser.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="info logs for the maintenance commands and check (default: warnings only)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the bridge (embedded defaults without configuration)")
@@ -61,17 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     threads = sub.add_parser("threads", help="the thread -> conversation map")
     threads_sub = threads.add_subparsers(dest="action", required=True, metavar="ACTION")
-    threads_sub.add_parser("list", help="list known threads")
-    threads_sub.add_parser("show", help="show one thread's record").add_argument("key")
+    with_json(threads_sub.add_parser("list", help="list known threads"))
+    with_json(threads_sub.add_parser("show", help="show one thread's record")).add_argument("key")
     threads_sub.add_parser("forget", help="drop a thread's mapping").add_argument("key")
 
-    history = sub.add_parser("history", help="a thread's conversation, from Engage Smarter")
+    history = with_json(sub.add_parser("history", help="a thread's conversation"))
     history.add_argument("key", help="thread key, e.g. slack:T123:C456:1712345.0001")
 
     dead = sub.add_parser("dead-letters", help="turns given up after the last retry")
     dead_sub = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
-    dead_sub.add_parser("list", help="list dead letters")
-    dead_sub.add_parser("replay", help="queue a dead letter's turn again").add_argument("id")
+    with_json(dead_sub.add_parser("list", help="list dead letters"))
+    replay = dead_sub.add_parser("replay", help="queue dead letters' turns again")
+    replay.add_argument("ids", nargs="*", metavar="ID", help="dead letter ids (turn ids)")
+    replay.add_argument("--all", action="store_true", help="replay every dead letter")
 
     sub.add_parser("rebuild-map", help="rebuild the thread map from Engage Smarter conversations")
     return parser
@@ -104,7 +119,8 @@ def describe(rt: BridgeRuntime, settings: Settings) -> list[str]:
         )
     else:
         lines.append(f"  Engage Smarter: {settings.engage_api_url}")
-    names = [adapter.name for adapter in rt.adapters]
+    # The console relay is plumbing for `chat`, not a platform someone switched on.
+    names = [adapter.name for adapter in rt.adapters if adapter.name != "console"]
     lines.append(f"  Adapters:       {', '.join(names) or 'none enabled'}")
     if rt.http_url:
         if "web" in names and "http" in rt.roles:
@@ -125,14 +141,7 @@ async def cmd_run(settings: Settings, args: argparse.Namespace, out: TextIO) -> 
     async with BridgeRuntime(settings, roles=roles, emulator_file=emulator_file(settings)) as rt:
         install_stop_handlers(rt)
         print("\n".join(describe(rt, settings)), file=out, flush=True)
-        if rt.emulator_url and rt.http_url:
-            record_run(
-                settings.data_dir, RunState(http_url=rt.http_url, emulator_url=rt.emulator_url)
-            )
-        try:
-            await rt.wait()
-        finally:
-            forget_run(settings.data_dir)
+        await rt.wait()
     print("engage-bridge stopped.", file=out, flush=True)
     return 0
 
@@ -140,15 +149,21 @@ async def cmd_run(settings: Settings, args: argparse.Namespace, out: TextIO) -> 
 async def cmd_chat(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     from adapters.console import HELP, ConsoleAdapter
 
-    # Its own HTTP port (a `run` may hold 8080) and, when embedded, its own Redis: every worker
-    # on a shared Redis takes any thread, and a `run` process cannot print to this terminal.
-    update: dict[str, object] = {"http_port": 0, "http_host": "127.0.0.1"}
-    if not settings.redis_url:
-        update["data_dir"] = settings.data_dir / "chat"
-    chat_settings = settings.model_copy(update=update)
+    # The data dir, Redis and emulator file of `run` (one place for every thread), its own
+    # HTTP port (a `run` may hold 8080). Replies reach this terminal through Redis whichever
+    # process's worker answers (adapters/console.py), and this process's workers can answer
+    # any thread: it builds the enabled adapters too, but listens only to the terminal.
+    chat_settings = settings.model_copy(update={"http_port": 0, "http_host": "127.0.0.1"})
     console = ConsoleAdapter(out=out)
     roles: set[Role] = {"listeners", "workers"}
-    async with BridgeRuntime(chat_settings, adapters=[console], roles=roles) as rt:
+    async with BridgeRuntime(
+        chat_settings,
+        also=[console],
+        listen={console.name},
+        roles=roles,
+        emulator_file=emulator_file(settings),
+        redis_dies_with_us=False,
+    ) as rt:
         install_stop_handlers(rt)
         where = (
             f"the built-in emulator ({rt.emulator_url})" if rt.emulator_url else "Engage Smarter"
@@ -178,7 +193,7 @@ COMMANDS: dict[str, Command] = {
     "run": cmd_run,
     "chat": cmd_chat,
     "emulator": cmd_emulator,
-    "check": admin.cmd_check,
+    "check": check.cmd_check,
     "threads": admin.cmd_threads,
     "history": admin.cmd_history,
     "dead-letters": admin.cmd_dead_letters,
@@ -186,12 +201,24 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+# Commands whose output is their result: routine log lines would only be noise around it.
+_QUIET_COMMANDS = frozenset({"check", "threads", "history", "dead-letters", "rebuild-map"})
+
+
+def log_level(args: argparse.Namespace) -> dict[str, str]:
+    """--debug wins; maintenance commands log warnings only unless -v."""
+    if args.debug:
+        return {"log_level": "DEBUG"}
+    if args.command in _QUIET_COMMANDS:
+        return {"log_level": "INFO" if args.verbose else "WARNING"}
+    return {"log_level": "INFO"} if args.verbose else {}
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = out or sys.stdout
     try:
-        overrides = {"log_level": "DEBUG"} if args.debug else {}
-        settings = Settings.load(**overrides)
+        settings = Settings.load(**log_level(args))
         if args.command == "chat" and "log_level" not in settings.model_fields_set:
             # The terminal is chat's user interface: routine log lines would interleave with it.
             settings = settings.model_copy(update={"log_level": "WARNING"})

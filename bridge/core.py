@@ -6,7 +6,7 @@ import asyncio
 import os
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from bridge.actions import Services
@@ -110,10 +110,10 @@ class Bridge:
         if unknown:
             raise ConfigError(f"unknown Engage Smarter agent(s): {', '.join(unknown)}")
 
-    async def rebuild_map(self) -> int:
+    async def rebuild_map(self, progress: Callable[[int], None] | None = None) -> int:
         routing = self.settings.file.routing
         return await rebuild_map(
-            self.threads, self.engage, lambda t: routing.agent_for(t.workspace, t.channel)
+            self.threads, self.engage, lambda t: routing.agent_for(t.workspace, t.channel), progress
         )
 
     async def history(self, thread: ThreadKey | str) -> History | None:

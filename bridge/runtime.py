@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import importlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -61,6 +61,13 @@ ADAPTER_SWITCHES = {
     "chatwoot": "adapters.chatwoot.settings",
     "web": "web_enabled",
 }
+
+
+@runtime_checkable
+class NeedsRedis(Protocol):
+    """An adapter built before the runtime's Redis existed (chat's terminal) is handed it."""
+
+    def attach(self, redis: RedisClient) -> None: ...
 
 
 class RoleFailed(BridgeError):
@@ -178,20 +185,31 @@ class BridgeRuntime:
         settings: Settings,
         *,
         adapters: Sequence[Adapter] | None = None,
+        also: Sequence[Adapter] = (),
+        listen: Collection[str] | None = None,
         redis: RedisClient | None = None,
         engage: EngageClient | None = None,
         metrics: Metrics | None = None,
         roles: set[Role] | frozenset[Role] | None = None,
         emulator_file: Path | None = None,
+        redis_dies_with_us: bool = True,
     ) -> None:
-        """`emulator_file`: where the built-in emulator keeps its data (SQLite); None: memory."""
+        """`adapters`: None builds the enabled ones (plus the console relay, so this process's
+        workers can answer `chat` threads); `also` adds adapters to those; `listen`: names of
+        the adapters whose listener runs (None: all); `emulator_file`: where the built-in
+        emulator keeps its data (SQLite; None: in memory); `redis_dies_with_us`: an embedded
+        server this process starts is killed with it even by SIGKILL (`run`), or outlives it
+        while other processes use it (`chat`, which a `run` may have joined)."""
         self.settings = settings
         self._emulator_file = emulator_file
+        self._redis_dies_with_us = redis_dies_with_us
         self._emulator_store: SqliteStore | None = None
         self.roles: frozenset[Role] = frozenset(roles if roles is not None else settings.roles)
         self.metrics = metrics or Metrics()
         self.adapters: list[Adapter] = list(adapters) if adapters is not None else []
         self._build_adapters = adapters is None
+        self._also = list(also)
+        self._listen = frozenset(listen) if listen is not None else None
         self._redis = redis
         self._engage = engage
         self._bridge: Bridge | None = None
@@ -265,6 +283,12 @@ class BridgeRuntime:
         emulator_app = self._start_engage()
         if self._build_adapters:
             self.adapters = build_adapters(self.settings, self.redis)
+        self.adapters.extend(self._also)
+        if self._build_adapters and all(a.name != "console" for a in self.adapters):
+            self.adapters.append(load_adapter("console", self.settings, self.redis))
+        for adapter in self.adapters:
+            if isinstance(adapter, NeedsRedis):
+                adapter.attach(self.redis)
         self._bridge = Bridge(
             settings=self.settings,
             redis=self.redis,
@@ -294,7 +318,9 @@ class BridgeRuntime:
             elif self.settings.redis_cluster:
                 raise ConfigError("ENGAGE_BRIDGE_REDIS_CLUSTER needs ENGAGE_BRIDGE_REDIS_URL")
             else:
-                self.embedded = EmbeddedRedis(self.settings.data_dir)
+                self.embedded = EmbeddedRedis(
+                    self.settings.data_dir, die_with_parent=self._redis_dies_with_us
+                )
                 await self.embedded.start()
                 self._cleanup.push_async_callback(self.embedded.stop)
                 self.redis_url = self.embedded.url
@@ -349,6 +375,8 @@ class BridgeRuntime:
     def _start_roles(self) -> None:
         if "listeners" in self.roles:
             for adapter in self.adapters:
+                if self._listen is not None and adapter.name not in self._listen:
+                    continue
                 task = asyncio.create_task(
                     adapter.run(self.bridge), name=f"listener:{adapter.name}"
                 )

@@ -249,9 +249,13 @@ async def find_conversation(engage: EngageClient, thread_key: str) -> Conversati
 
 
 async def rebuild_map(
-    threads: ThreadMap, engage: EngageClient, agent_for: Callable[[ThreadKey], str]
+    threads: ThreadMap,
+    engage: EngageClient,
+    agent_for: Callable[[ThreadKey], str],
+    progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Rewrite every record from the conversations' `data.thread_key` (newest wins per key)."""
+    """Rewrite every record from the conversations' `data.thread_key` (newest wins per key);
+    `progress` is told how many conversations each page held."""
     seen: set[str] = set()
     offset = 0
     while True:
@@ -271,6 +275,8 @@ async def rebuild_map(
                 continue
             seen.add(record.thread_key)
             await threads.put(record)
+        if progress is not None:
+            progress(len(batch))
         if len(batch) < keys.SEARCH_PAGE_SIZE:
             return len(seen)
         offset += len(batch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import logging
 import os
 import signal
@@ -12,6 +13,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -87,6 +89,9 @@ def test_every_documented_command_parses() -> None:
         ["history", "slack:T:C:1"],
         ["dead-letters", "list"],
         ["dead-letters", "replay", "abc"],
+        ["dead-letters", "replay", "--all"],
+        ["threads", "list", "--json"],
+        ["history", "--json", "slack:T:C:1"],
         ["rebuild-map"],
     ):
         assert parser.parse_args(argv).command == argv[0]
@@ -98,7 +103,7 @@ def test_every_documented_command_parses() -> None:
 def test_threads_list_on_a_fresh_data_dir_is_empty(clean_env: Path) -> None:
     code, out = run_cli("threads", "list")
     assert code == 0
-    assert out.strip().endswith("0 thread(s)")
+    assert out == "thread_key\tconversation_id\tagent\tstatus\tupdated\n"
     assert (clean_env / ".engage-bridge" / "appendonly.aof").exists()
 
 
@@ -138,7 +143,10 @@ def test_invalid_configuration_is_one_line(
 def test_dead_letters_list_and_unknown_replay(
     clean_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_cli("dead-letters", "list") == (0, "0 dead letter(s)\n")
+    assert run_cli("dead-letters", "list") == (
+        0,
+        "turn_id\tthread_key\tfailed_at\tmessages\terror\n",
+    )
     code, _ = run_cli("dead-letters", "replay", "nope")
     assert code == 1
     assert "no dead letter nope" in capsys.readouterr().err
@@ -163,10 +171,16 @@ def test_check_names_each_failure(
     monkeypatch.setenv("ENGAGE_SMARTER_ORG_ID", emulator.org_id)
     code, out = run_cli("check")
     assert code == 1
-    assert "FAIL redis: StorageUnavailable" in out
-    assert "FAIL engage smarter:" in out
-    assert "FAIL agent pensions-questions-latest: not checked" in out
-    assert "FAIL platform web: not checked (no Redis)" in out
+    assert "FAIL redis: Redis did not answer" in out
+    assert "(check ENGAGE_BRIDGE_REDIS_URL" in out
+    assert (
+        "FAIL engage smarter: the API key or org id was not accepted "
+        "(check ENGAGE_SMARTER_API_KEY and ENGAGE_SMARTER_ORG_ID)"
+    ) in out
+    assert "SKIP agent pensions-questions-latest: needs Engage Smarter" in out
+    assert "SKIP platform web: needs Redis" in out
+    assert out.count("FAIL") == 2, out
+    assert out.strip().endswith("2 check(s) failed")
 
 
 async def test_history_threads_and_forget_after_a_console_conversation(
@@ -200,7 +214,7 @@ async def test_history_threads_and_forget_after_a_console_conversation(
     key = "console:local:terminal:cli"
     code, listed = await asyncio.to_thread(run_cli, "threads", "list")
     assert code == 0
-    assert listed.startswith(key + "\t")
+    assert listed.splitlines()[1].startswith(key + "\t")
     code, shown = await asyncio.to_thread(run_cli, "threads", "show", key)
     assert "source: console" in shown
     code, history = await asyncio.to_thread(run_cli, "history", key)
@@ -213,7 +227,7 @@ async def test_history_threads_and_forget_after_a_console_conversation(
     code, rebuilt = await asyncio.to_thread(run_cli, "rebuild-map")
     assert rebuilt.strip() == "rebuilt 1 thread record(s) from Engage Smarter conversations"
     code, listed = await asyncio.to_thread(run_cli, "threads", "list")
-    assert listed.startswith(key + "\t")
+    assert listed.splitlines()[1].startswith(key + "\t")
 
 
 # The real thing: `engage-bridge run` as a process, with no configuration at all
@@ -284,6 +298,7 @@ async def test_run_with_no_configuration_serves_everything_and_chat_answers(
             chat.stdin.write(b"Hi, my name is Ada\n")
             await chat.stdin.drain()
             answer = await read_until(chat.stdout, "pensions-questions-latest:")
+            key = answer.split("Thread ", 1)[1].split(".\n", 1)[0]
             assert "Nice to meet you, Ada" in answer
             chat.stdin.write(b"What about my pension?\n")
             await chat.stdin.drain()
@@ -294,6 +309,14 @@ async def test_run_with_no_configuration_serves_everything_and_chat_answers(
                 assert await chat.wait() == 0
         # The terminal is chat's interface: no routine log lines interleave with the answers.
         assert " info " not in (tmp_path / "chat.log").read_text()
+        # One data dir: the chat's thread is listed and its history read while `run` is up.
+        listed, errors = await maintenance(tmp_path, env, "threads", "list")
+        assert listed.splitlines()[0] == "thread_key\tconversation_id\tagent\tstatus\tupdated"
+        assert [line.split("\t")[0] for line in listed.splitlines()[1:]] == [key]
+        assert errors == ""
+        history, errors = await maintenance(tmp_path, env, "history", key)
+        assert "agent: Turn 2. Nice to see you again, Ada." in history
+        assert errors == ""
 
         run.send_signal(signal.SIGTERM)
         async with asyncio.timeout(20):
@@ -301,7 +324,28 @@ async def test_run_with_no_configuration_serves_everything_and_chat_answers(
         rest = (await run.stdout.read()).decode()
         assert "engage-bridge stopped." in rest
     assert not (tmp_path / ".engage-bridge" / "redis.sock").exists()
-    assert not (tmp_path / ".engage-bridge" / "run.json").exists()
+    # ...and after it stopped: the emulator's file and the embedded Redis hold it all.
+    after, errors = await maintenance(tmp_path, env, "history", "--json", key)
+    assert json.loads(after)["messages"][0]["content"] == "Hi, my name is Ada"
+    assert errors == ""
+    assert not (tmp_path / ".engage-bridge" / "redis.sock").exists()  # not left running
+
+
+async def maintenance(cwd: Path, env: dict[str, str], *args: str) -> tuple[str, str]:
+    """A maintenance command as a process with piped output: (stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        ENGAGE_BRIDGE,
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode(), err.decode()
 
 
 def free_port() -> int:
@@ -351,3 +395,76 @@ async def test_a_killed_and_restarted_run_answers_an_old_thread_with_its_history
     assert [a["role"] for a in answers] == ["agent", "agent"], answers
     assert "Turn 2. Nice to see you again, Ada." in answers[1]["text"]
     assert answers[1]["conversation_id"] == first["conversation_id"]
+
+
+def test_check_names_the_missing_org_id_once(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENGAGE_SMARTER_API_KEY", "a-real-looking-api-key-0123456789")
+    code, out = run_cli("check")
+    assert code == 1
+    assert (
+        "FAIL configuration: set ENGAGE_SMARTER_ORG_ID (ENGAGE_SMARTER_API_KEY is set without it)"
+    ) in out
+    assert out.count("FAIL") == 1, out
+    assert "SKIP agent pensions-questions-latest: needs Engage Smarter" in out
+
+
+async def test_check_gives_up_on_a_silent_platform_in_time_without_library_chatter(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # hold the connection open, say nothing
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-" + "1" * 40)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s" * 40)
+    monkeypatch.setenv("ENGAGE_BRIDGE_SLACK_API_URL", f"http://127.0.0.1:{port}/api/")
+    monkeypatch.setattr("bridge.check.PLATFORM_SECONDS", 0.5)
+    async with server:
+        code, out = await asyncio.to_thread(run_cli, "check")
+    assert code == 1
+    assert (
+        "FAIL platform slack: no answer within 0.5 s (check SLACK_BOT_TOKEN "
+        "(and SLACK_SIGNING_SECRET or SLACK_APP_TOKEN))"
+    ) in out
+    assert out.count("FAIL") == 1, out
+    assert capsys.readouterr().err == ""  # no Bolt/discord.py warnings, no progress in a pipe
+
+
+def test_check_silences_library_start_up_notes_but_not_their_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bridge.check import quiet_libraries
+
+    with caplog.at_level(logging.INFO), quiet_libraries():
+        logging.getLogger("discord.client").warning("PyNaCl is not installed")
+        logging.getLogger("slack_bolt.AsyncApp").warning("`token` will be unused.")
+        logging.getLogger("discord.client").error("login failed")
+    logging.getLogger("discord.client").warning("after check")
+    assert [r.getMessage() for r in caplog.records] == ["login failed", "after check"]
+
+
+async def test_dead_letters_replay_all_queues_every_letter_again(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, redis_client: Any
+) -> None:
+    from bridge.maintenance import offline_bridge
+    from tests.fixtures_core import message, thread_key
+
+    monkeypatch.setenv("ENGAGE_BRIDGE_REDIS_URL", redis_server.url)
+    async with offline_bridge(Settings.load()) as bridge:
+        for n in (1, 2):
+            thread = thread_key(n, platform="web")
+            await bridge.dead_letters.store(f"turn{n}", str(thread), (message(thread),), "boom")
+    code, listed = await asyncio.to_thread(run_cli, "dead-letters", "list", "--json")
+    assert [d["turn_id"] for d in json.loads(listed)] == ["turn1", "turn2"]
+    code, out = await asyncio.to_thread(run_cli, "dead-letters", "replay", "--all")
+    assert code == 0
+    assert out == (
+        "replayed 2 dead letter(s): 2 message(s) queued again "
+        "(a running bridge's workers answer them)\n"
+    )
+    assert await redis_client.llen("{web:W1:C1:t1}:inbox") == 1
+    assert await asyncio.to_thread(run_cli, "dead-letters", "list", "--json") == (0, "[]\n")

@@ -183,3 +183,33 @@ async def test_a_console_chat_through_the_whole_bridge_uses_the_history(
         assert len(conversations) == 1
         assert conversations[0].source == "console"
         assert conversations[0].data["thread_key"] == "console:local:terminal:e2e"
+
+
+async def test_a_terminal_without_workers_prints_answers_from_another_process_s_worker(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis_client: object,  # flushes what earlier tests left queued
+) -> None:
+    from adapters.console import ConsoleRelay
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        redis_url=redis_server.url,
+        http_port=0,
+        data_dir=tmp_path,
+        web_enabled=False,
+    )
+    shared = tmp_path / "emulator.sqlite3"  # the data dir's one emulator file
+    typed, out = TypedLines(), io.StringIO()
+    terminal = ConsoleAdapter(lines=typed, out=out, session_id="relay")
+    workers: set[Role] = {"workers"}
+    listeners: set[Role] = {"listeners"}
+    async with (
+        BridgeRuntime(settings, adapters=[ConsoleRelay()], roles=workers, emulator_file=shared),
+        BridgeRuntime(settings, adapters=[terminal], roles=listeners, emulator_file=shared),
+    ):
+        typed.type("Hi, my name is Ada")
+        answer = await wait_for_output(out, "pensions-questions-latest: ")
+        typed.close()
+    assert "… Reading your question…" in answer
+    assert "Nice to meet you, Ada" in answer
