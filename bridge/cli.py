@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="check configuration, credentials, agents, Redis, platforms")
 
     threads = sub.add_parser("threads", help="the thread -> conversation map")
-    threads_sub = threads.add_subparsers(dest="action", required=True, metavar="ACTION")
+    threads.set_defaults(json=False)  # `engage-bridge threads` lists them (see main)
+    threads_sub = threads.add_subparsers(dest="action", metavar="ACTION")
     with_json(threads_sub.add_parser("list", help="list known threads"))
     with_json(threads_sub.add_parser("show", help="show one thread's record")).add_argument("key")
     threads_sub.add_parser("forget", help="drop a thread's mapping").add_argument("key")
@@ -82,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("key", help="thread key, e.g. slack:T123:C456:1712345.0001")
 
     dead = sub.add_parser("dead-letters", help="turns given up after the last retry")
-    dead_sub = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dead.set_defaults(json=False)
+    dead_sub = dead.add_subparsers(dest="action", metavar="ACTION")
     with_json(dead_sub.add_parser("list", help="list dead letters"))
     replay = dead_sub.add_parser("replay", help="queue dead letters' turns again")
     replay.add_argument("ids", nargs="*", metavar="ID", help="dead letter ids (turn ids)")
@@ -216,6 +218,8 @@ def log_level(args: argparse.Namespace) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "action", "") is None:  # `threads`, `dead-letters` alone: their list
+        args.action = "list"
     out = out or sys.stdout
     try:
         settings = Settings.load(**log_level(args))

@@ -30,13 +30,13 @@ from bridge.core import Bridge
 from bridge.credentials import require_strong_secrets
 from bridge.embedded import EmbeddedRedis
 from bridge.engage.client import EngageClient
-
-if TYPE_CHECKING:
-    from bridge.emulator.store import SqliteStore
 from bridge.errors import BridgeError, ConfigError, StorageUnavailable
 from bridge.http import HttpServer, create_app
 from bridge.metrics import Metrics
 from bridge.threadmap import RedisClient
+
+if TYPE_CHECKING:
+    from bridge.emulator.store import SqliteStore
 
 log = logging.getLogger(__name__)
 

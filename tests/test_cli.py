@@ -91,6 +91,8 @@ def test_every_documented_command_parses() -> None:
         ["dead-letters", "replay", "abc"],
         ["dead-letters", "replay", "--all"],
         ["threads", "list", "--json"],
+        ["threads"],
+        ["dead-letters"],
         ["history", "--json", "slack:T:C:1"],
         ["rebuild-map"],
     ):
@@ -310,7 +312,7 @@ async def test_run_with_no_configuration_serves_everything_and_chat_answers(
         # The terminal is chat's interface: no routine log lines interleave with the answers.
         assert " info " not in (tmp_path / "chat.log").read_text()
         # One data dir: the chat's thread is listed and its history read while `run` is up.
-        listed, errors = await maintenance(tmp_path, env, "threads", "list")
+        listed, errors = await maintenance(tmp_path, env, "threads")
         assert listed.splitlines()[0] == "thread_key\tconversation_id\tagent\tstatus\tupdated"
         assert [line.split("\t")[0] for line in listed.splitlines()[1:]] == [key]
         assert errors == ""
