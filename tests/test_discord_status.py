@@ -12,7 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.discord import DiscordAdapter
+from bridge.adapter import AcceptSignAdapter
 from bridge.config import FileConfig, Policy, Routing
+from bridge.errors import PlatformError
 from bridge.models import ThreadKey
 from tests.fakes.discord import FakeDiscord
 from tests.fixtures_core import wait_until
@@ -124,3 +126,27 @@ async def test_the_agents_status_shows_in_the_thread_until_the_answer_replaces_i
     assert seen[-1] == answer["content"]
     deleted = fake_discord.calls_to("DELETE", rf"/channels/{posted['id']}/messages/\d+")
     assert len(deleted) == 1
+
+
+async def test_the_accept_sign_is_one_typing_call_in_the_thread_and_leaves_no_loop(
+    fake_discord: FakeDiscord, discord_listener: DiscordAdapter, recording_inbox: RecordingInbox
+) -> None:
+    key = await _mention(fake_discord, recording_inbox)
+
+    await discord_listener.show_accepted(key)
+
+    typing = fake_discord.calls_to("POST", rf"/channels/{key.thread}/typing")
+    assert [c.status for c in typing] == [204]
+    assert fake_discord.channels[key.thread]["type"] == 11  # the thread exists at once
+    assert discord_listener.typing_threads() == set()  # nothing in this process to clear
+    assert isinstance(discord_listener, AcceptSignAdapter)  # so the core calls it
+
+
+async def test_a_failing_accept_sign_is_a_platform_error_not_a_crash(
+    fake_discord: FakeDiscord, discord_listener: DiscordAdapter, recording_inbox: RecordingInbox
+) -> None:
+    key = await _mention(fake_discord, recording_inbox)
+    fake_discord.break_next("POST", rf"/channels/{key.thread}/typing")
+
+    with pytest.raises(PlatformError):
+        await discord_listener.show_accepted(key)

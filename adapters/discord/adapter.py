@@ -366,6 +366,9 @@ class DiscordAdapter:
         """Why the sender of a slash command may not run it ("" if they may)."""
         return await access.refusal(self._threads, message, command, self._settings.file.staff)
 
+    async def show_accepted(self, thread: ThreadKey) -> None:
+        await self._outbound.sign(thread)
+
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
         await self._outbound.set_status(thread, status)
 

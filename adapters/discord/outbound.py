@@ -75,6 +75,17 @@ class Outbound:
                 await self._feedback.remember(reply.thread, last_id, reply.run_id)
         return last_id
 
+    async def sign(self, thread: ThreadKey) -> None:
+        """One typing indicator (Discord shows it ~10 s), from whichever process accepted the
+        message; the worker's status (maybe in another process) takes over from there."""
+        try:
+            target = await self._target(thread)
+            await target.typing()
+        except discord.HTTPException as exc:
+            raise _translate(exc, thread, "show typing") from exc
+        except (aiohttp.ClientError, OSError, ValueError) as exc:  # ValueError: a broken body
+            raise PlatformError(f"typing not shown in {thread}: {exc}") from exc
+
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
         line = self._status.get(thread)
         if status is None:
