@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import Awaitable, Iterator
 from typing import TextIO, TypeVar
@@ -39,6 +40,7 @@ PLATFORM_SETTINGS = {
 # Start-up notes libraries log as warnings that say nothing about the credentials checked here
 # (Bolt: "`token` will be unused" beside an authorize function; discord.py: no PyNaCl for voice).
 # Filters, not levels: Bolt copies the root logger's level onto its loggers when it builds them.
+_NAMES_A_VARIABLE = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]{2,}\b")
 _NOISY_LOGGERS = ("slack_bolt.AsyncApp", "discord.client")
 
 
@@ -108,6 +110,8 @@ def explain(what: str, exc: Exception) -> str:
             )
         return f"{detail} (check ENGAGE_SMARTER_API_URL)"
     platform = what.removeprefix("platform ")
+    if _NAMES_A_VARIABLE.search(detail):
+        return detail  # the adapter said what to set
     if platform in PLATFORM_SETTINGS:
         return f"{detail} (check {PLATFORM_SETTINGS[platform]})"
     return detail

@@ -19,7 +19,7 @@ import yaml
 
 from adapters.slack import SlackAdapter
 from adapters.slack.oauth import DEFAULT_SCOPES, SlackOAuthSettings
-from bridge.admin import cmd_check
+from bridge.check import cmd_check
 from bridge.config import Settings, Staff
 from bridge.errors import ConfigError
 from bridge.runtime import BridgeRuntime
