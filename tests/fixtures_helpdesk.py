@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,21 @@ from tests.fixtures_desk import bridge_runtime, bridge_settings
 
 ZENDESK_SECRET = "zendesk-webhook-secret"
 FAST_RETRY = RetryPolicy(attempts=5, base=0.05, cap=0.4)
+
+
+PAYLOADS = Path(__file__).parent / "payloads"
+
+
+def recorded(name: str, **changes: Any) -> dict[str, Any]:
+    """A recorded payload (`tests/payloads/<name>.json`) with `a__b=value` changes applied."""
+    payload: dict[str, Any] = json.loads((PAYLOADS / f"{name}.json").read_text())
+    for path, value in changes.items():
+        target = payload
+        *parents, last = path.split("__")
+        for part in parents:
+            target = target[part]
+        target[last] = value
+    return payload
 
 
 async def drained(redis: aioredis.Redis) -> bool:

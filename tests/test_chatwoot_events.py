@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,19 +13,13 @@ from adapters.chatwoot.events import BotEvent, to_events
 from adapters.desk.schema import InvalidEvent
 from adapters.desk.signing import BadSignature
 from bridge.models import Origin
+from tests.fixtures_helpdesk import recorded as payload
 
 PAYLOAD = Path(__file__).parent / "payloads" / "chatwoot" / "message_created.json"
 
 
 def recorded(**changes: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads(PAYLOAD.read_text())
-    for path, value in changes.items():
-        target = payload
-        *parents, last = path.split("__")
-        for part in parents:
-            target = target[part]
-        target[last] = value
-    return payload
+    return payload("chatwoot/message_created", **changes)
 
 
 def convert(payload: dict[str, Any], bridge_status: str | None = "bot", **options: Any) -> Any:

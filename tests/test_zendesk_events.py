@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,20 +13,14 @@ from adapters.desk.signing import BadSignature
 from adapters.zendesk.events import TicketEvent, to_event
 from adapters.zendesk.signing import sign, verify
 from bridge.models import Origin
+from tests.fixtures_helpdesk import recorded as payload
 
 PAYLOAD = Path(__file__).parent / "payloads" / "zendesk" / "comment_added.json"
 BOT = "900"
 
 
 def recorded(**changes: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads(PAYLOAD.read_text())
-    for path, value in changes.items():
-        target = payload
-        *parents, last = path.split("__")
-        for part in parents:
-            target = target[part]
-        target[last] = value
-    return payload
+    return payload("zendesk/comment_added", **changes)
 
 
 def convert(payload: dict[str, Any], **options: Any) -> Any:

@@ -13,7 +13,7 @@ import hmac
 import ipaddress
 from collections.abc import Sequence
 
-from adapters.desk.signing import BadSignature
+from adapters.desk.signing import BadSignature, check_window, require_headers
 
 SIGNATURE_HEADER = "X-Chatwoot-Signature"
 TIMESTAMP_HEADER = "X-Chatwoot-Timestamp"
@@ -55,12 +55,10 @@ def verify(
     now: float,
     tolerance: int = TOLERANCE_SECONDS,
 ) -> None:
-    if not timestamp or not signature:
-        raise BadSignature(f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header")
-    if not timestamp.strip().isdigit():
+    timestamp, signature = require_headers(timestamp, signature, TIMESTAMP_HEADER, SIGNATURE_HEADER)
+    if not timestamp.isdigit():
         raise BadSignature(f"{TIMESTAMP_HEADER} is not unix seconds")
-    if abs(now - int(timestamp)) > tolerance:
-        raise BadSignature(f"{TIMESTAMP_HEADER} is more than {tolerance}s away from now")
-    expected = sign(secret, timestamp.strip(), body)
-    if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
+    check_window(int(timestamp), now, tolerance, TIMESTAMP_HEADER)
+    expected = sign(secret, timestamp, body)
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
         raise BadSignature("signature does not match")

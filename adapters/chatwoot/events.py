@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.desk.schema import InvalidEvent
+from adapters.desk.schema import InvalidEvent, validate
 from adapters.helpdesk import EVENT_PREFIX, SYNC_PREFIX, is_command_note
 from bridge import lifecycle
 from bridge.models import InboundMessage, Origin, ThreadKey
@@ -69,12 +69,7 @@ class BotEvent(_Model):
 
 
 def parse_event(raw: bytes) -> BotEvent:
-    try:
-        return BotEvent.model_validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        location = ".".join(str(part) for part in first["loc"]) or "body"
-        raise InvalidEvent(location, first["msg"]) from exc
+    return validate(BotEvent, raw)
 
 
 def thread_key(account_id: str, conversation_id: str) -> ThreadKey:

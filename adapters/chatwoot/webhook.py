@@ -7,7 +7,6 @@ import hashlib
 import logging
 from collections.abc import Sequence
 
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,32 +22,13 @@ from adapters.chatwoot.auth import (
 )
 from adapters.chatwoot.events import BotEvent, parse_event, thread_key, to_events
 from adapters.desk.schema import InvalidEvent
-from adapters.desk.signing import BadSignature
+from adapters.desk.signing import guard_verifier
 from adapters.helpdesk import JSON, MAX_BODY_BYTES, error, submit_all
 from bridge.adapter import Inbox, StatusInbox
 from bridge.errors import StorageUnavailable
-from bridge.guard import BadSignature as Refused
-from bridge.guard import Verifier, guarded
+from bridge.guard import guarded
 
 log = logging.getLogger(__name__)
-
-
-def verifier(secret: str) -> Verifier:
-    """The Agent Bot's HMAC on the raw bytes, for the guard."""
-
-    def check(headers: Headers, body: bytes, now: float) -> None:
-        try:
-            verify(
-                secret,
-                timestamp=headers.get(TIMESTAMP_HEADER),
-                signature=headers.get(SIGNATURE_HEADER),
-                body=body,
-                now=now,
-            )
-        except BadSignature as exc:
-            raise Refused(str(exc)) from None
-
-    return check
 
 
 class ChatwootWebhook:
@@ -70,7 +50,17 @@ class ChatwootWebhook:
         self._forward_notes = forward_private_notes
 
     def route(self, path: str) -> Route:
-        verify_signature = verifier(self._secret) if self._secret else None
+        verify_signature = (
+            guard_verifier(
+                verify,
+                self._secret,
+                desk="Chatwoot",
+                timestamp_header=TIMESTAMP_HEADER,
+                signature_header=SIGNATURE_HEADER,
+            )
+            if self._secret
+            else None
+        )
         inner = guarded(
             self.handle, verify=verify_signature, limit=MAX_BODY_BYTES, media_types=JSON
         )

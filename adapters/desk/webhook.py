@@ -5,16 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adapters.desk.schema import InvalidEvent, parse_event, to_event
-from adapters.desk.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, BadSignature, verify
+from adapters.desk.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, guard_verifier, verify
 from bridge.adapter import Inbox
 from bridge.errors import StorageUnavailable
-from bridge.guard import BadSignature as GuardBadSignature
 from bridge.guard import BodyTooLarge, Verifier, guarded, read_body
 
 __all__ = ["MAX_BODY_BYTES", "BodyTooLarge", "WebhookEndpoint", "read_limited", "verifier"]
@@ -32,22 +30,13 @@ async def read_limited(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 def verifier(secret: str) -> Verifier:
     """The guard's verifier for the desk's `X-Desk-Signature`; an empty secret verifies nothing."""
-
-    def check(headers: Headers, body: bytes, now: float) -> None:
-        if not secret:
-            raise GuardBadSignature("no desk signing secret configured")
-        try:
-            verify(
-                secret,
-                timestamp=headers.get(TIMESTAMP_HEADER),
-                signature=headers.get(SIGNATURE_HEADER),
-                body=body,
-                now=now,
-            )
-        except BadSignature as exc:
-            raise GuardBadSignature(str(exc)) from None
-
-    return check
+    return guard_verifier(
+        verify,
+        secret,
+        desk="desk",
+        timestamp_header=TIMESTAMP_HEADER,
+        signature_header=SIGNATURE_HEADER,
+    )
 
 
 def _error(status: int, message: str, **extra: str) -> JSONResponse:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.desk.schema import InvalidEvent
+from adapters.desk.schema import validate
 from adapters.helpdesk import EVENT_PREFIX, is_command_note
 from bridge.models import InboundMessage, Origin, ThreadKey
 
@@ -58,12 +58,7 @@ class TicketEvent(_Model):
 
 
 def parse_event(raw: bytes) -> TicketEvent:
-    try:
-        return TicketEvent.model_validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        location = ".".join(str(part) for part in first["loc"]) or "body"
-        raise InvalidEvent(location, first["msg"]) from exc
+    return validate(TicketEvent, raw)
 
 
 def thread_key(account_id: str, ticket_id: str) -> ThreadKey:
@@ -102,10 +97,7 @@ def first_id(ticket: Ticket) -> str:
 def _comment(
     event: TicketEvent, bot_user_id: str, forward_internal_notes: bool
 ) -> InboundMessage | None:
-    try:
-        comment = Comment.model_validate(event.event.get("comment"))
-    except ValidationError as exc:
-        raise InvalidEvent("event.comment", str(exc.errors(include_url=False)[0]["msg"])) from exc
+    comment = validate(Comment, event.event.get("comment"), at="event.comment")
     author = comment.author
     if author.id == bot_user_id or not comment.body.strip():
         return None

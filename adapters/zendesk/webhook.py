@@ -4,41 +4,19 @@ from __future__ import annotations
 
 import logging
 
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.desk.schema import InvalidEvent
-from adapters.desk.signing import BadSignature
+from adapters.desk.signing import guard_verifier
 from adapters.helpdesk import JSON, MAX_BODY_BYTES, error, submit_all
 from adapters.zendesk.events import parse_event, to_event
 from adapters.zendesk.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from bridge.adapter import Inbox
-from bridge.guard import BadSignature as Refused
-from bridge.guard import Verifier, guarded
+from bridge.guard import guarded
 
 log = logging.getLogger(__name__)
-
-
-def verifier(secret: str) -> Verifier:
-    """Zendesk's signature on the raw bytes, for the guard; an empty secret verifies nothing."""
-
-    def check(headers: Headers, body: bytes, now: float) -> None:
-        if not secret:
-            raise Refused("no Zendesk signing secret configured")
-        try:
-            verify(
-                secret,
-                timestamp=headers.get(TIMESTAMP_HEADER),
-                signature=headers.get(SIGNATURE_HEADER),
-                body=body,
-                now=now,
-            )
-        except BadSignature as exc:
-            raise Refused(str(exc)) from None
-
-    return check
 
 
 class ZendeskWebhook:
@@ -52,7 +30,16 @@ class ZendeskWebhook:
 
     def route(self, path: str) -> Route:
         endpoint = guarded(
-            self.handle, verify=verifier(self._secret), limit=MAX_BODY_BYTES, media_types=JSON
+            self.handle,
+            verify=guard_verifier(
+                verify,
+                self._secret,
+                desk="Zendesk",
+                timestamp_header=TIMESTAMP_HEADER,
+                signature_header=SIGNATURE_HEADER,
+            ),
+            limit=MAX_BODY_BYTES,
+            media_types=JSON,
         )
         return Route(path, endpoint, methods=["POST"])
 
