@@ -100,7 +100,7 @@ class TurnActions:
         if kind == "note":
             # No conversation yet: nothing to note it in.
             return "" if record is None else await self._note(record, batch[0])
-        return await self._answer(batch)
+        return await self._answer(batch, record)
 
     async def _conversation_gone(self, exc: TurnFailed, conversation_id: str) -> bool:
         """A 404 can also mean an unknown agent: only a conversation that reads 404 is gone."""
@@ -114,17 +114,15 @@ class TurnActions:
             return False
         return False
 
-    async def _answer(self, batch: Sequence[InboundMessage]) -> str:
+    async def _answer(self, batch: Sequence[InboundMessage], record: ThreadRecord | None) -> str:
         s, thread = self.services, self.thread
         routed = s.settings.file.routing.agent_for(thread.workspace, thread.channel)
         started = time.monotonic()
         ensured, _ = await self._retrying(
-            "creating the conversation", lambda: s.threads.ensure(s.engage, batch[0], routed)
+            "creating the conversation",
+            lambda: s.threads.ensure(s.engage, batch[0], routed, read=record),
         )
         self.agent.agent_seconds += time.monotonic() - started  # Engage time, not overhead
-
-        async def journal(attempt: int) -> None:
-            await self.ledger.note_attempt(batch, attempt)
 
         return await self.agent.answer(
             thread,
@@ -133,7 +131,6 @@ class TurnActions:
             batch,
             ensured.history_mark,
             reconcile_first=self.retried,
-            on_attempt=journal,
         )
 
     async def _record(
@@ -153,7 +150,6 @@ class TurnActions:
                 history = await s.engage.get_messages(cid)
                 if reconcile(history_after(history, record.history_mark), sent).saved:
                     return ""
-            await self.ledger.note_attempt(batch, 1)
             check_history[0] = True
             stored = await s.engage.add_messages(cid, sent)
             return stored[-1].id if stored else ""

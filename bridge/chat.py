@@ -122,7 +122,7 @@ class AgentTurn:
         mark: str,
         *,
         reconcile_first: bool,
-        on_attempt: Callable[[int], Awaitable[None]],
+        on_attempt: Callable[[int], Awaitable[None]] | None = None,
     ) -> str:
         sent = [user_message(m) for m in batch]
         attempt = 0
@@ -130,7 +130,8 @@ class AgentTurn:
         async def once() -> str:
             nonlocal attempt
             attempt += 1
-            await on_attempt(attempt)
+            if on_attempt is not None:
+                await on_attempt(attempt)
             await self._show_status(thread, WORKING_STATUS)
             # Any earlier attempt may have stored the messages: look before sending again.
             check = reconcile_first or attempt > 1

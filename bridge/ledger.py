@@ -27,21 +27,6 @@ class TurnLedger:
     token: str
     record_ttl: int
 
-    async def journal(self) -> list[str]:
-        """Message ids of the batch an unfinished attempt was working on (empty if none)."""
-        return await self.store.threads.journal(self.thread)
-
-    async def note_attempt(self, batch: Sequence[InboundMessage], attempt: int) -> None:
-        """Written before anything reaches Engage Smarter: a retry then reconciles first."""
-        ids = [m.message_id for m in batch]
-        await self.store.threads.write_journal(
-            self.thread, turn_id(str(self.thread), ids), ids, attempt
-        )
-
-    async def count_attempt(self, head: InboundMessage) -> int:
-        """Turns started on the batch beginning with `head`, this one included."""
-        return await self.store.threads.count_attempt(self.thread, head.message_id)
-
     def turn_id(self, batch: Sequence[InboundMessage]) -> str:
         return turn_id(str(self.thread), [m.message_id for m in batch])
 
@@ -56,9 +41,10 @@ class TurnLedger:
             self.metrics.dead_letters.labels(self.thread.platform).inc()
         return tid
 
-    async def commit(self, count: int, last_message_id: str, mark: str = "") -> None:
-        """Drop `count` messages from the inbox, note them in the record; LeaseLost if not ours."""
-        await self.store.threads.commit(
+    async def commit(self, count: int, last_message_id: str, mark: str = "") -> bool:
+        """Drop `count` messages from the inbox, note them in the record; LeaseLost if not ours.
+        True if more is pending (lease kept), False once the lease was released."""
+        return await self.store.threads.commit(
             self.thread,
             self.token,
             count=count,

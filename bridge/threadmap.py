@@ -109,8 +109,8 @@ class ThreadMap:
     async def status(self, thread: ThreadKey | str) -> str | None:
         return await self._records.status(thread)
 
-    async def put(self, record: ThreadRecord) -> ThreadRecord:
-        await self._records.put(record.thread_key, record.to_hash())
+    async def put(self, record: ThreadRecord, *, unclaim: bool = False) -> ThreadRecord:
+        await self._records.put(record.thread_key, record.to_hash(), unclaim=unclaim)
         return record
 
     async def update(self, record: ThreadRecord, **changes: str) -> ThreadRecord:
@@ -131,18 +131,24 @@ class ThreadMap:
         return sorted(records, key=lambda r: r.updated, reverse=True)
 
     async def ensure(
-        self, engage: EngageClient, message: InboundMessage, agent: str
+        self,
+        engage: EngageClient,
+        message: InboundMessage,
+        agent: str,
+        *,
+        read: ThreadRecord | bool | None = True,
     ) -> tuple[ThreadRecord, bool]:
         """The thread's record, creating its conversation if there is none (lease holder only).
 
-        A create-claim marks a create in flight: if it is still there when a (new) lease holder
-        comes, the previous holder may have died between the create and the Redis write, so the
-        conversation is searched for by `data.thread_key` before another is created.
-        Returns (record, created).
+        `read` is the record the lease holder already read (None: there was none), or True to
+        read it here. A create-claim marks a create in flight: if it is still there when a (new)
+        lease holder comes, the previous holder may have died between the create and the Redis
+        write, so the conversation is searched for by `data.thread_key` before another is
+        created. Returns (record, created).
         """
         thread = message.thread
-        existing = await self.get(thread)
-        if existing is not None:
+        existing = await self.get(thread) if read is True else read
+        if isinstance(existing, ThreadRecord):
             return existing, False
         if not await self._records.claim_create(thread):
             found = await find_conversation(engage, str(thread))
@@ -153,8 +159,7 @@ class ThreadMap:
                         "recovered conversation of a create that crashed",
                         extra={"thread_key": str(thread), "conversation_id": found.id},
                     )
-                    await self.put(record)
-                    await self._records.release_create(thread)
+                    await self.put(record, unclaim=True)
                     return record, False
         conversation = await engage.create_conversation(
             data=conversation_data(message), source=message.platform
@@ -169,8 +174,7 @@ class ThreadMap:
             updated=now,
             starter=message.user_id,
         )
-        await self.put(record)
-        await self._records.release_create(thread)
+        await self.put(record, unclaim=True)
         log.info(
             "conversation created",
             extra={"thread_key": str(thread), "conversation_id": conversation.id},

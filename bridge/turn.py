@@ -26,6 +26,8 @@ from bridge.ledger import TurnLedger
 from bridge.models import InboundMessage, ThreadKey
 from bridge.policy import is_staff
 from bridge.store import LeaseLost, Store
+from bridge.store.threads import Begun
+from bridge.threadmap import ThreadRecord
 
 __all__ = ["APOLOGY", "RECOVERED", "LeaseLost", "Step", "TurnRunner", "plan"]
 
@@ -78,7 +80,9 @@ class TurnRunner:
     store: Store
     dead_letters: DeadLetters
 
-    async def run(self, thread: ThreadKey, raw_inbox: Sequence[bytes | str], token: str) -> None:
+    async def run(self, thread: ThreadKey, begun: Begun, token: str) -> bool:
+        """One step from what `begin` read (lease, inbox, record, journal, attempt count, all in
+        one round trip); True if more is pending and the lease is still ours."""
         s = self.services
         started = time.monotonic()
         ledger = TurnLedger(
@@ -89,9 +93,9 @@ class TurnRunner:
             token,
             s.settings.thread_idle_ttl_seconds,
         )
-        messages = [decode_message(raw) for raw in raw_inbox]
-        record = await s.threads.get(thread)
-        journal = await ledger.journal()
+        messages = [decode_message(raw) for raw in begun.pending]
+        record = ThreadRecord.from_hash(begun.record)
+        journal = begun.journal
         ids = [m.message_id for m in messages]
         if journal and ids[: len(journal)] == journal:
             # A crashed attempt's batch goes first and unchanged, so it is reconciled as such.
@@ -101,18 +105,16 @@ class TurnRunner:
         actions = TurnActions(s, thread, ledger, bool(journal), agent)
         if step.kind == "reopen" and record is not None:
             await actions.reopen(record, messages[0])
-            await ledger.commit(0, record.last_message_id)
-            return
-        attempt = await ledger.count_attempt(step.messages[0])
+            return await ledger.commit(0, record.last_message_id)
+        # Counted by `begin` on the inbox's head, which is always this step's first message.
+        attempt = begun.attempt
         if attempt > s.settings.turn_max_attempts:
-            await self._park_poison(ledger, step.messages, attempt - 1)
-            return
+            return await self._park_poison(ledger, step.messages, attempt - 1)
         if attempt > 1 and await ledger.parked(step.messages):
             # An earlier attempt gave this batch up and died before its commit: finish that
             # (the apology is idempotent), never answer a batch that is already a dead letter.
             await self._apologise(ledger, ledger.turn_id(step.messages))
-            await ledger.commit(len(step.messages), step.messages[-1].message_id)
-            return
+            return await ledger.commit(len(step.messages), step.messages[-1].message_id)
         self._log_start(thread, attempt)
         mark = ""
         try:
@@ -121,7 +123,7 @@ class TurnRunner:
             await self._give_up(ledger, step.messages, str(exc))
         except PlatformError as exc:
             await self._give_up(ledger, step.messages, f"{type(exc).__name__}: {exc}")
-        await ledger.commit(len(step.messages), step.messages[-1].message_id, mark)
+        more = await ledger.commit(len(step.messages), step.messages[-1].message_id, mark)
         elapsed = time.monotonic() - started
         log.info(
             "turn of %d message(s) finished in %.2f s (attempt %d)",
@@ -134,6 +136,7 @@ class TurnRunner:
         if step.kind == "answer":
             s.metrics.agent_seconds.observe(agent.agent_seconds)
             s.metrics.overhead_seconds.observe(max(0.0, elapsed - agent.agent_seconds))
+        return more
 
     def _log_start(self, thread: ThreadKey, attempt: int) -> None:
         if attempt == 1:
@@ -158,7 +161,7 @@ class TurnRunner:
 
     async def _park_poison(
         self, ledger: TurnLedger, batch: Sequence[InboundMessage], attempts: int
-    ) -> None:
+    ) -> bool:
         """Park a batch that crashed or outlived its worker `attempts` times, commit, then
         apologise best effort and bounded: the crash may well be in posting to this thread, or
         the platform may refuse every post for a while; neither may bring the batch back."""
@@ -169,8 +172,9 @@ class TurnRunner:
             len(batch),
             extra={"thread_key": str(ledger.thread), "turn_id": tid},
         )
-        await ledger.commit(len(batch), batch[-1].message_id)
+        more = await ledger.commit(len(batch), batch[-1].message_id)
         await self._apologise(ledger, tid)
+        return more
 
     async def _apologise(self, ledger: TurnLedger, tid: str) -> None:
         """Best effort and bounded, after the commit of a parked batch."""

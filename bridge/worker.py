@@ -175,27 +175,24 @@ class Workers:
         """Run the thread's turns while holding its lease. True when the entry can be acked."""
         token = secrets.token_hex(16)
         threads = self._store.threads
-        if not await threads.acquire(thread, token, self._lease_ms):
-            return True  # the holder looks at the inbox again before it lets go
+        begun = await threads.begin(thread, token, self._lease_ms, acquire=True)
+        if begun is None:
+            return True  # nothing pending, or the holder looks at the inbox before it lets go
         holder = asyncio.current_task()
         assert holder is not None
         heartbeat = asyncio.create_task(self._heartbeat(thread, token, entry_id, holder))
-        turns = 0
         try:
-            while True:
+            while begun is not None:
                 raise_if_cancelled()
-                pending = await threads.pending(thread)
-                if pending:
-                    if turns and len(self._in_flight) >= self._concurrency:
-                        # Other threads wait for a slot: this one goes back in line behind them.
-                        await threads.release(thread, token)
-                        await self._store.queue.schedule(thread)
-                        return True
-                    await self._runner.run(thread, pending, token)
-                    turns += 1
-                    continue
-                if await threads.release_if_empty(thread, token):
+                if not await self._runner.run(thread, begun, token):
+                    return True  # committed with nothing pending: the commit let go
+                if len(self._in_flight) >= self._concurrency:
+                    # Other threads wait for a slot: this one goes back in line behind them.
+                    await threads.release(thread, token)
+                    await self._store.queue.schedule(thread)
                     return True
+                begun = await threads.begin(thread, token, self._lease_ms, acquire=False)
+            return True
         except asyncio.CancelledError:
             if heartbeat.done() and not heartbeat.cancelled() and holder.uncancel() == 0:
                 raise LeaseLost(str(thread)) from None  # only the heartbeat stopped us

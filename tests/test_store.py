@@ -40,7 +40,7 @@ async def test_enqueue_claims_once_pushes_in_order_and_schedules_every_delivery(
     assert await store.queue.thread_state(thread) == (None, True)
 
 
-async def test_only_the_lease_holder_commits_and_release_waits_for_an_empty_inbox(
+async def test_only_the_lease_holder_commits_and_the_last_commit_lets_go(
     store: Store,
 ) -> None:
     thread = thread_key("lease")
@@ -52,20 +52,21 @@ async def test_only_the_lease_holder_commits_and_release_waits_for_an_empty_inbo
             thread, "theirs", count=1, last_message_id="a", mark="", now="t", record_ttl=60
         )
     assert len(await store.threads.pending(thread)) == 1
-    assert not await store.threads.release_if_empty(thread, "mine")
     await store.threads.write_journal(thread, "turn-1", ["a"], 1)
     assert await store.threads.journal(thread) == ["a"]
     assert await store.threads.count_attempt(thread, "a") == 1
     assert await store.threads.count_attempt(thread, "a") == 2
-    await store.threads.commit(
+    more = await store.threads.commit(
         thread, "mine", count=1, last_message_id="a", mark="", now="t", record_ttl=60
     )
+    assert not more
     assert await store.threads.pending(thread) == []
     assert await store.threads.journal(thread) == []
     assert await store.threads.count_attempt(thread, "b") == 1
-    assert await store.threads.release_if_empty(thread, "mine")
     with pytest.raises(LeaseLost):
-        await store.threads.release_if_empty(thread, "mine")
+        await store.threads.release(thread, "mine")
+    assert await store.threads.acquire(thread, "next", 5000)
+    await store.threads.release(thread, "next")
 
 
 async def test_swap_writes_only_over_the_expected_conversation(store: Store) -> None:
@@ -98,3 +99,31 @@ async def test_redis_errors_leave_the_store_as_storage_unavailable() -> None:
             await store.records.get(thread_key("down"))
     finally:
         await down.aclose()
+
+
+async def test_begin_takes_the_lease_and_reads_the_whole_turn_in_one_step(store: Store) -> None:
+    thread = thread_key("begin")
+    # Nothing pending: the lease is taken and let go at once.
+    assert await store.threads.begin(thread, "mine", 5000, acquire=True) is None
+    assert await store.threads.acquire(thread, "other", 5000)
+    await store.threads.release(thread, "other")
+    await store.records.put(thread, {"conversation_id": "c1", "status": "bot"})
+    for n in (1, 2):
+        await store.queue.enqueue(message(thread, f"m{n}", message_id=f"m{n}"))
+    begun = await store.threads.begin(thread, "mine", 5000, acquire=True)
+    assert begun is not None
+    assert [decode_message(raw).text for raw in begun.pending] == ["m1", "m2"]
+    assert begun.record["conversation_id"] == "c1"
+    assert (begun.journal, begun.attempt) == ([], 1)
+    assert await store.threads.begin(thread, "theirs", 5000, acquire=True) is None
+    with pytest.raises(LeaseLost):
+        await store.threads.begin(thread, "theirs", 5000, acquire=False)
+    await store.threads.write_journal(thread, "turn", ["m1"], 1)
+    again = await store.threads.begin(thread, "mine", 5000, acquire=False)
+    assert again is not None
+    assert (again.journal, again.attempt) == (["m1"], 2)
+    # The commit keeps the lease while work is pending and lets go with the last message.
+    commit = {"last_message_id": "m", "mark": "", "now": "t", "record_ttl": 60}
+    assert await store.threads.commit(thread, "mine", count=1, **commit)
+    assert not await store.threads.commit(thread, "mine", count=1, **commit)
+    assert await store.threads.acquire(thread, "next", 5000)

@@ -30,11 +30,17 @@ class Records:
         async with storage("thread record"):
             return text(await self._redis.hget(keys.record(thread), "status")) or None
 
-    async def put(self, thread: ThreadKey | str, fields: dict[str, str]) -> None:
+    async def put(
+        self, thread: ThreadKey | str, fields: dict[str, str], *, unclaim: bool = False
+    ) -> None:
+        """Write the record (idle TTL refreshed); `unclaim` also drops the create claim, in the
+        same transaction, once the conversation it guarded is recorded."""
         key = keys.record(thread)
         async with storage("thread record"), self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
             pipe.expire(key, self._ttl)
+            if unclaim:
+                pipe.delete(keys.create_claim(thread))
             await pipe.execute()
 
     async def swap(self, thread: ThreadKey | str, expected: str, fields: dict[str, str]) -> bool:

@@ -6,6 +6,8 @@ values; only this module knows the order of KEYS and ARGV.
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.commands.core import AsyncScript
 
 from bridge.models import ThreadKey
@@ -41,26 +43,49 @@ end
 return 0
 """
 
-# KEYS: lease, inbox. ARGV: token. -> 1 released, 0 work arrived (keep going), -1 lease lost.
-# The emptiness check and the release are one step, so a message pushed after the holder's last
-# look can never be left behind with no lease holder to see it.
-RELEASE_IF_EMPTY = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return -1
-end
-if redis.call('LLEN', KEYS[2]) > 0 then
-  return 0
-end
-redis.call('DEL', KEYS[1])
-return 1
-"""
-
 # KEYS: lease. ARGV: token. -> 1 released, 0 not ours (nothing changed).
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
+"""
+
+# KEYS: lease, inbox, record, turn, attempts. ARGV: token, lease ms, acquire (1/0), ttl.
+# -> nil: another worker holds the lease; -1: lease lost; 0: inbox empty, lease released;
+# else {pending messages, record fields, journal ids found, turns started on the head batch}.
+# One round trip opens a turn: the lease, what to do, what the thread is, what went before. A
+# turn with no journal gets one now (the ids of every pending message, of which the turn takes
+# a prefix): from here on the agent may see the batch, so a retry must reconcile first.
+BEGIN = """
+if ARGV[3] == '1' then
+  if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return false
+  end
+elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return -1
+end
+local items = redis.call('LRANGE', KEYS[2], 0, -1)
+if #items == 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+local head = cjson.decode(items[1])['message_id']
+if redis.call('HGET', KEYS[5], 'head') ~= head then
+  redis.call('HSET', KEYS[5], 'head', head, 'count', 0)
+end
+local count = redis.call('HINCRBY', KEYS[5], 'count', 1)
+redis.call('EXPIRE', KEYS[5], ARGV[4])
+local journal = redis.call('HGET', KEYS[4], 'ids') or ''
+if journal == '' then
+  local ids = {}
+  for i, item in ipairs(items) do
+    ids[i] = cjson.decode(item)['message_id']
+  end
+  redis.call('HSET', KEYS[4], 'ids', cjson.encode(ids))
+  redis.call('EXPIRE', KEYS[4], ARGV[4])
+end
+return {items, redis.call('HGETALL', KEYS[3]), journal, count}
 """
 
 # KEYS: attempts. ARGV: head message id, ttl. -> turns started on this head, this one included.
@@ -75,7 +100,10 @@ return count
 """
 
 # KEYS: lease, inbox, record, turn, attempts. ARGV: token, count, last message id, history mark,
-# now, record ttl. -> 1 committed, 0 lease lost (nothing changed: the new holder redoes the batch).
+# now, record ttl. -> 2 committed and the lease released (nothing pending), 1 committed with more
+# pending (lease kept), 0 lease lost (nothing changed: the new holder redoes the batch). Releasing
+# here, in the same step as the emptiness check, means a message pushed after the holder's last
+# look can never be left behind with no lease holder to see it.
 COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
@@ -89,6 +117,10 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('EXPIRE', KEYS[3], ARGV[6])
 end
 redis.call('DEL', KEYS[4], KEYS[5])
+if redis.call('LLEN', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[1])
+  return 2
+end
 return 1
 """
 
@@ -110,21 +142,14 @@ class Scripts:
     def __init__(self, redis: RedisClient) -> None:
         self.enqueue: AsyncScript = redis.register_script(ENQUEUE)
         self._extend_lease = redis.register_script(EXTEND_LEASE)
-        self._release_if_empty = redis.register_script(RELEASE_IF_EMPTY)
         self._release = redis.register_script(RELEASE)
         self._count_attempt = redis.register_script(COUNT_ATTEMPT)
         self._commit = redis.register_script(COMMIT)
+        self._begin = redis.register_script(BEGIN)
         self._swap = redis.register_script(SWAP_CONVERSATION)
 
     async def extend_lease(self, thread: ThreadKey, token: str, ms: int) -> bool:
         return bool(await self._extend_lease(keys=[keys.lease(thread)], args=[token, ms]))
-
-    async def release_if_empty(self, thread: ThreadKey, token: str) -> int:
-        return int(
-            await self._release_if_empty(
-                keys=[keys.lease(thread), keys.inbox(thread)], args=[token]
-            )
-        )
 
     async def release(self, thread: ThreadKey, token: str) -> bool:
         return bool(await self._release(keys=[keys.lease(thread)], args=[token]))
@@ -145,7 +170,7 @@ class Scripts:
         mark: str,
         now: str,
         record_ttl: int,
-    ) -> bool:
+    ) -> int:
         script_keys = [
             keys.lease(thread),
             keys.inbox(thread),
@@ -154,7 +179,18 @@ class Scripts:
             keys.attempts(thread),
         ]
         args: list[str | int] = [token, count, last_message_id, mark, now, record_ttl]
-        return bool(await self._commit(keys=script_keys, args=args))
+        return int(await self._commit(keys=script_keys, args=args))
+
+    async def begin(self, thread: ThreadKey, token: str, ms: int, *, acquire: bool) -> Any:
+        script_keys = [
+            keys.lease(thread),
+            keys.inbox(thread),
+            keys.record(thread),
+            keys.turn(thread),
+            keys.attempts(thread),
+        ]
+        args: list[str | int] = [token, ms, 1 if acquire else 0, keys.TURN_TTL_SECONDS]
+        return await self._begin(keys=script_keys, args=args)
 
     async def swap_conversation(
         self, thread: ThreadKey | str, expected: str, fields: dict[str, str], record_ttl: int

@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from bridge.codec import text
 from bridge.models import ThreadKey
 from bridge.store import keys
 from bridge.store.client import RedisClient
 from bridge.store.errors import LeaseLost, storage
 from bridge.store.scripts import Scripts
+
+
+@dataclass(frozen=True, slots=True)
+class Begun:
+    """What a lease holder needs to run the thread's next turn, read in the same step."""
+
+    pending: list[bytes | str]
+    record: dict[str, str]
+    journal: list[str]
+    attempt: int
+
+
+def _begun(reply: Any) -> Begun:
+    items, flat, journal, attempt = reply
+    record = {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
+    ids = list(json.loads(journal)) if journal else []
+    return Begun(list(items), record, ids, int(attempt))
 
 
 class ThreadState:
@@ -19,6 +39,18 @@ class ThreadState:
         self._redis = redis
         self._scripts = scripts
 
+    async def begin(self, thread: ThreadKey, token: str, ms: int, *, acquire: bool) -> Begun | None:
+        """Take (`acquire`) or keep the lease and read the next turn; None when there is no
+        turn for us: another worker holds the thread (it looks again before it lets go), or
+        nothing is pending and the lease was released. LeaseLost if a kept lease is gone."""
+        async with storage("begin turn"):
+            reply = await self._scripts.begin(thread, token, ms, acquire=acquire)
+        if reply is None or reply == 0:
+            return None
+        if reply == -1:
+            raise LeaseLost(str(thread))
+        return _begun(reply)
+
     async def acquire(self, thread: ThreadKey, token: str, ms: int) -> bool:
         async with storage("lease"):
             return bool(await self._redis.set(keys.lease(thread), token, nx=True, px=ms))
@@ -26,14 +58,6 @@ class ThreadState:
     async def extend(self, thread: ThreadKey, token: str, ms: int) -> bool:
         async with storage("lease"):
             return await self._scripts.extend_lease(thread, token, ms)
-
-    async def release_if_empty(self, thread: ThreadKey, token: str) -> bool:
-        """True once released; False when work arrived meanwhile (keep going); LeaseLost."""
-        async with storage("release"):
-            released = await self._scripts.release_if_empty(thread, token)
-        if released == -1:
-            raise LeaseLost(str(thread))
-        return released == 1
 
     async def release(self, thread: ThreadKey, token: str) -> None:
         """Let go with work still pending; the caller schedules the thread again afterwards
@@ -76,11 +100,13 @@ class ThreadState:
         mark: str,
         now: str,
         record_ttl: int,
-    ) -> None:
-        """Drop the batch from the inbox and note it in the record; LeaseLost if not ours."""
+    ) -> bool:
+        """Drop the batch from the inbox and note it in the record; LeaseLost if not ours.
+        True if more is pending (the lease is kept); False once released (nothing pending)."""
         async with storage("commit"):
             done = await self._scripts.commit(
                 thread, token, count, last_message_id, mark, now, record_ttl
             )
         if not done:
             raise LeaseLost(str(thread))
+        return done == 1
