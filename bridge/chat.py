@@ -26,17 +26,15 @@ from bridge.engage.errors import (
 from bridge.engage.models import MessageRead, UserMessage
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, Reply, ThreadKey
-from bridge.outbound import Outbound
+from bridge.outbound import WORKING_STATUS, Outbound
 from bridge.reconcile import Reconciled, history_after, reconcile
+
+__all__ = ["WORKING_STATUS", "AgentTurn", "TurnFailed", "retrying", "user_message"]
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
-
-# Shown from the first moment of every agent call, so a thread never looks dead while the agent
-# works; status messages the agent streams replace it.
-WORKING_STATUS = "Thinking…"
 
 
 # Polling the history for the answer of a run still working on stored messages.

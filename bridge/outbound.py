@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from bridge import backoff
@@ -20,6 +21,15 @@ Sleep = Callable[[float], Awaitable[None]]
 
 # A sign later than this is no longer "at once"; the worker's own status takes over.
 _SIGN_SECONDS = 5.0
+# The worker's first "working" status repeats the accept sign when it follows within this long
+# in the same process: skipped (one platform call less per turn). Longer gaps send it again, in
+# case another process cleared the thread's status meanwhile.
+_SAME_SIGN_SECONDS = 1.0
+_SIGNED_MEMORY = 10_000
+
+WORKING_STATUS = "Thinking…"
+"""Shown from the first moment of every agent call (and by an accept sign), so a thread never
+looks dead while the agent works; status messages the agent streams replace it."""
 
 
 class Outbound:
@@ -39,6 +49,7 @@ class Outbound:
         self._metrics = metrics
         self._sleep = sleep
         self._signs: dict[ThreadKey, asyncio.Task[None]] = {}
+        self._signed_at: dict[ThreadKey, float] = {}
 
     def adapter(self, thread: ThreadKey) -> Adapter:
         adapter = self._adapters.get(thread.platform)
@@ -81,6 +92,10 @@ class Outbound:
                 await adapter.show_accepted(thread)
         except (PlatformError, TimeoutError) as exc:
             log.info("accept sign not shown: %s", exc, extra={"thread_key": str(thread)})
+            return
+        if len(self._signed_at) > _SIGNED_MEMORY:
+            self._signed_at.clear()
+        self._signed_at[thread] = time.monotonic()
 
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
         """Best effort: a status line that fails to show must not fail the turn."""
@@ -91,6 +106,10 @@ class Outbound:
         if sign is not None:
             # A sign sent in this process lands first, so it never shows over an answer.
             await asyncio.wait({sign}, timeout=_SIGN_SECONDS)
+        signed_at = self._signed_at.pop(thread, None)
+        recent = signed_at is not None and time.monotonic() - signed_at < _SAME_SIGN_SECONDS
+        if status == WORKING_STATUS and recent:
+            return  # the accept sign a moment ago says just this
         try:
             await adapter.set_status(thread, status)
         except PlatformError as exc:

@@ -6,8 +6,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
+from bridge import outbound as outbound_module
 from bridge.engage.client import EngageClient
 from bridge.models import Reply, ThreadKey
 from tests.fixtures_core import (
@@ -83,3 +85,19 @@ async def test_a_reply_is_posted_once_per_idempotency_key(
     assert first == again
     assert adapter.texts() == ["only once"]
     assert await bridge.outbound.already_posted(reply.thread, "a1")
+
+
+async def test_the_first_working_status_right_after_the_sign_is_not_sent_twice(
+    redis_client: aioredis.Redis,
+    emulator: Any,
+    engage_client: EngageClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # However slow the machine, the worker's status counts as "right after" the sign here.
+    monkeypatch.setattr(outbound_module, "_SAME_SIGN_SECONDS", 600.0)
+    adapter = SigningAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    async with running(bridge):
+        await bridge.submit(message(thread_key("once-sign"), "hi"))
+        await wait_until(lambda: "post" in adapter.events)
+    assert adapter.events == ["sign", "status:None", "post"]
