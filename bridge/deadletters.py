@@ -81,10 +81,9 @@ class DeadLetters:
         if letter is None:
             return None
         suffix = secrets.token_hex(4)
-        for message in letter.messages:
-            await self._store.queue.enqueue(
-                with_message_id(message, f"{message.message_id}~replay-{suffix}")
-            )
+        fresh = [with_message_id(m, f"{m.message_id}~replay-{suffix}") for m in letter.messages]
+        if fresh:
+            await self._store.queue.enqueue_together(fresh[0].thread, fresh)
         await self.forget(turn_id)
         log.info(
             "dead letter replayed", extra={"thread_key": letter.thread_key, "turn_id": turn_id}

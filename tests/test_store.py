@@ -127,3 +127,12 @@ async def test_begin_takes_the_lease_and_reads_the_whole_turn_in_one_step(store:
     assert await store.threads.commit(thread, "mine", count=1, **commit)
     assert not await store.threads.commit(thread, "mine", count=1, **commit)
     assert await store.threads.acquire(thread, "next", 5000)
+
+
+async def test_messages_enqueued_together_arrive_together_in_order_once(store: Store) -> None:
+    thread = thread_key("together")
+    batch = [message(thread, t, message_id=t) for t in ("x", "y", "z")]
+    assert await store.queue.enqueue_together(thread, batch) == 3
+    assert await store.queue.enqueue_together(thread, batch[1:]) == 0
+    pending = [decode_message(raw).text for raw in await store.threads.pending(thread)]
+    assert pending == ["x", "y", "z"]

@@ -86,6 +86,14 @@ class Queue:
                 raise outcome
         return bool(stored)
 
+    async def enqueue_together(self, thread: ThreadKey, messages: list[InboundMessage]) -> int:
+        """Several messages of one thread in one step, then one schedule; how many were new."""
+        batch = [(m.message_id, encode_message(m)) for m in messages]
+        async with storage("enqueue"):
+            stored = await self._scripts.enqueue_many(thread, batch)
+            await self._redis.xadd(keys.READY_STREAM, {"thread": str(thread)})
+        return stored
+
     async def schedule(self, thread: ThreadKey | str) -> None:
         async with storage("schedule"):
             await self._redis.xadd(keys.READY_STREAM, {"thread": str(thread)})

@@ -35,6 +35,24 @@ def enqueue_call(thread: ThreadKey, message_id: str, payload: str) -> Call:
     )
 
 
+# KEYS: inbox, seen 1..n. ARGV: seen ttl, inbox ttl, payload 1..n. -> how many were stored.
+# Several messages of one thread at once (a replayed dead letter): a worker sees all or none, so
+# they are answered together as they were first asked.
+ENQUEUE_MANY = """
+local stored = 0
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('RPUSH', KEYS[1], ARGV[i + 1])
+    stored = stored + 1
+  end
+end
+if stored > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return stored
+"""
+
+
 # KEYS: lease. ARGV: token, ms. -> 1 extended, 0 lost.
 EXTEND_LEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -141,12 +159,20 @@ class Scripts:
 
     def __init__(self, redis: RedisClient) -> None:
         self.enqueue: AsyncScript = redis.register_script(ENQUEUE)
+        self._enqueue_many = redis.register_script(ENQUEUE_MANY)
         self._extend_lease = redis.register_script(EXTEND_LEASE)
         self._release = redis.register_script(RELEASE)
         self._count_attempt = redis.register_script(COUNT_ATTEMPT)
         self._commit = redis.register_script(COMMIT)
         self._begin = redis.register_script(BEGIN)
         self._swap = redis.register_script(SWAP_CONVERSATION)
+
+    async def enqueue_many(self, thread: ThreadKey, messages: list[tuple[str, str]]) -> int:
+        """`messages` as (message id, payload), oldest first."""
+        script_keys = [keys.inbox(thread), *(keys.seen(thread, mid) for mid, _ in messages)]
+        args: list[str | int] = [keys.SEEN_TTL_SECONDS, keys.INBOX_TTL_SECONDS]
+        args.extend(payload for _, payload in messages)
+        return int(await self._enqueue_many(keys=script_keys, args=args))
 
     async def extend_lease(self, thread: ThreadKey, token: str, ms: int) -> bool:
         return bool(await self._extend_lease(keys=[keys.lease(thread)], args=[token, ms]))
