@@ -245,7 +245,10 @@ async def test_staff_switch_a_threads_agent_with_the_agent_command(
     await thread.wait(lambda s: agent_count(s) == 1)
     body = {"command": "agent", "agent": "parrot-twice", "client_id": uuid.uuid4().hex}
     assert (await http.post(f"{thread.base}/commands", json=body)).status_code == 200
-    state = await thread.wait(lambda s: s["agent"] == "parrot-twice")
+    # The record names the new agent a moment before the notice is posted: wait for both.
+    state = await thread.wait(
+        lambda s: s["agent"] == "parrot-twice" and s["entries"][-1]["role"] == "notice"
+    )
     assert "answered by parrot-twice" in state["entries"][-1]["text"]
     bad = {"command": "agent", "agent": "no spaces allowed", "client_id": uuid.uuid4().hex}
     refused = await http.post(f"{thread.base}/commands", json=bad)
