@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     # HTTP surface: webhooks, playground, /healthz, /readyz, /metrics.
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Connections + requests in flight on the one HTTP server; beyond it 503 (bridge/http.py).
+    # The mounted emulator's chat calls from this process's workers count too.
+    http_max_connections: int = Field(4096, ge=1)
+    http_head_timeout_seconds: float = Field(10.0, gt=0)
     public_url: str | None = None
 
     roles: set[Role] = Field(default_factory=lambda: set(ALL_ROLES))

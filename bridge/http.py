@@ -9,6 +9,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 
+import h11
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
@@ -16,6 +17,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bridge.errors import ConfigError
 from bridge.guard import IngressGuard
@@ -28,6 +30,16 @@ ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
 MetricsRefresh = Callable[[], Awaitable[None]]
 
 _GRACEFUL_SHUTDOWN_SECONDS = 5
+# An idle kept-alive connection is closed after this; a proxy in front should reuse upstream
+# connections for less (e.g. nginx `keepalive_timeout 4s` in the upstream block).
+KEEP_ALIVE_SECONDS = 5
+# Request line + headers; larger is answered 400 by h11. Slack's and browsers' are ~1-4 KiB.
+MAX_HEAD_BYTES = 16 * 1024
+DEFAULT_MAX_CONNECTIONS = 4096
+DEFAULT_HEAD_TIMEOUT_SECONDS = 10.0
+_HEAD_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+)
 # A mounted app (the emulator) takes the bridge's own chat calls: a turn's batch of messages.
 MOUNTED_APP_LIMIT = 8 * 1024 * 1024
 
@@ -123,6 +135,53 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _HeadDeadline(H11Protocol):
+    """uvicorn's h11 protocol, plus a deadline for a request's head (uvicorn has none).
+
+    The clock starts when the connection opens or when the first byte of a kept-alive
+    connection's next request arrives, and stops once the head is complete; the body has the
+    ingress guard's own deadline. A dribbling client is answered 408 and dropped, a silent one
+    is dropped: neither holds a connection slot for longer than the deadline.
+    """
+
+    head_timeout = DEFAULT_HEAD_TIMEOUT_SECONDS
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is h11.IDLE:
+            self._head_bytes = True
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+        elif self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+            self._head_bytes = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+            return
+        if self._head_bytes:
+            log.info(
+                "request head not complete in time: 408",
+                extra={"client": self.client, "timeout_seconds": self.head_timeout},
+            )
+            self.transport.write(_HEAD_TIMEOUT_RESPONSE)
+        self.transport.close()
+
+
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -132,9 +191,23 @@ class _Server(uvicorn.Server):
 
 
 class HttpServer:
-    """uvicorn on a socket bound at construction; `start(app)` serves, `stop()` ends it."""
+    """uvicorn on a socket bound at construction; `start(app)` serves, `stop()` ends it.
 
-    def __init__(self, host: str, port: int) -> None:
+    At most `max_connections` connections and requests in flight (uvicorn's
+    `limit_concurrency`): a request beyond it gets `503` at once, which Slack and the desks retry.
+    A request's head must arrive within `head_timeout` seconds.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        head_timeout: float = DEFAULT_HEAD_TIMEOUT_SECONDS,
+    ) -> None:
+        self._max_connections = max_connections
+        self._protocol = type("HeadDeadline", (_HeadDeadline,), {"head_timeout": head_timeout})
         self._socket = bind_socket(host, port)
         self.port = int(self._socket.getsockname()[1])
         self.url = url_for(host, self.port)
@@ -151,6 +224,10 @@ class HttpServer:
             log_config=None,  # keep the bridge's structured logging
             lifespan="on",
             server_header=False,
+            http=self._protocol,
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            limit_concurrency=self._max_connections,
             timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
         )
         self._server = _Server(config)

@@ -277,7 +277,12 @@ class BridgeRuntime:
         # Every process serves /healthz, /readyz and /metrics (worker pods are probed too); the
         # `http` role only adds the adapters' routes. Bound before the app exists, so the
         # emulator's URL (even an ephemeral port) is known.
-        self._http = HttpServer(self.settings.http_host, self.settings.http_port)
+        self._http = HttpServer(
+            self.settings.http_host,
+            self.settings.http_port,
+            max_connections=self.settings.http_max_connections,
+            head_timeout=self.settings.http_head_timeout_seconds,
+        )
         self.http_url = self._http.url
         self._cleanup.push_async_callback(self._http.stop)
         emulator_app = self._start_engage()

@@ -1,0 +1,109 @@
+"""Slow and flooding clients on the real HTTP server: head deadline, head size, connection cap."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+
+from bridge.http import MAX_HEAD_BYTES, HttpServer, create_app
+from bridge.metrics import Metrics
+
+
+async def _ready() -> dict[str, str]:
+    return {"redis": "ok"}
+
+
+@contextlib.asynccontextmanager
+async def serving(**options: float) -> AsyncIterator[HttpServer]:
+    server = HttpServer("127.0.0.1", 0, **options)  # type: ignore[arg-type]
+    await server.start(create_app(metrics=Metrics(), readiness=_ready))
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def _read_all(reader: asyncio.StreamReader) -> bytes:
+    """Everything the server sends until it closes the connection (bounded by a generous wait)."""
+    return await asyncio.wait_for(reader.read(), timeout=30)
+
+
+async def test_a_client_dribbling_its_headers_is_dropped_while_others_are_served() -> None:
+    async with serving(head_timeout=0.5) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        await writer.drain()
+        dribbling = asyncio.create_task(_dribble(writer))
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+            assert (await client.get("/healthz")).status_code == 200
+        answer = await _read_all(reader)
+        dribbling.cancel()
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+async def _dribble(writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):
+        for i in range(1000):
+            writer.write(b"X-%d: y\r\n" % i)
+            await writer.drain()
+            await asyncio.sleep(0.1)
+
+
+async def test_a_silent_connection_is_closed_without_an_answer() -> None:
+    async with serving(head_timeout=0.5) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        answer = await _read_all(reader)
+        writer.close()
+    assert answer == b""
+
+
+async def test_a_kept_alive_connection_is_served_again_within_the_deadline() -> None:
+    async with (
+        serving(head_timeout=0.5) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=5) as client,
+    ):
+        for _ in range(3):
+            assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_a_head_over_the_cap_is_400_and_the_connection_closed() -> None:
+    # h11 checks the cap while a head is incomplete (one that arrives whole in a single read,
+    # at most 256 KiB, passes), so the memory a head can take is bounded either way.
+    async with serving() as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * MAX_HEAD_BYTES)
+        await writer.drain()
+        answer = await _read_all(reader)
+        writer.close()
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+            after = await client.get("/healthz")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert after.status_code == 200
+
+
+async def test_connections_beyond_the_cap_get_503_and_the_server_recovers() -> None:
+    async with serving(max_connections=3, head_timeout=60) as server:
+        idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+            refused = await client.get("/healthz")
+        for _, writer in idle:
+            writer.close()
+            await writer.wait_closed()
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+            served = await _eventually_ok(client)
+    assert refused.status_code == 503
+    assert served == 200
+
+
+async def _eventually_ok(client: httpx.AsyncClient) -> int:
+    # The server notices the closed idle connections asynchronously.
+    for _ in range(200):
+        status = (await client.get("/healthz")).status_code
+        if status == 200:
+            return status
+        await asyncio.sleep(0.05)
+    return status
