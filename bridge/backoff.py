@@ -5,6 +5,11 @@ from __future__ import annotations
 import random
 
 
+def exponential(attempt: int, *, base: float, cap: float) -> float:
+    """The ceiling of attempt `attempt`'s wait: base doubled per attempt, at most `cap`."""
+    return min(cap, base * 2.0 ** (attempt - 1))
+
+
 def delay(
     attempt: int,
     *,
@@ -17,7 +22,7 @@ def delay(
 
     Full jitter spreads many workers' retries apart; a Retry-After is a floor, never shortened.
     """
-    ceiling = min(cap, base * (2 ** (attempt - 1)))
+    ceiling = exponential(attempt, base=base, cap=cap)
     jittered = (rng or random).uniform(ceiling / 2, ceiling)
     if retry_after is not None:
         return max(jittered, min(retry_after, cap * 4))

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from bridge import backoff
+
 
 class Safety(enum.Enum):
     """How safe it is to send a request a second time."""
@@ -84,7 +86,7 @@ def next_delay(
         return None
     if retry_after is not None:
         return retry_after if retry_after <= policy.max_retry_after else None
-    ceiling = min(policy.max_delay, policy.base_delay * 2.0 ** (attempt - 1))
+    ceiling = backoff.exponential(attempt, base=policy.base_delay, cap=policy.max_delay)
     return ceiling * (1.0 - policy.jitter * rand())
 
 
