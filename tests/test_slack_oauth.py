@@ -26,6 +26,8 @@ from bridge.runtime import BridgeRuntime
 from tests.fakes.slack import FakeSlack, Workspace
 from tests.fakes.slack_events import EventSender, as_mention, envelope, user_message
 from tests.fixtures_slack import e2e_settings
+from tests.fuzzing import ODD_SEGMENTS
+from tests.test_fuzz_routes import query
 
 pytestmark = pytest.mark.slow
 MANIFEST = Path(__file__).parent.parent / "deploy" / "slack-app-manifest.yaml"
@@ -299,3 +301,20 @@ async def test_socket_mode_events_are_authorised_per_installation_too(
         await b.slack.wait_for(lambda: len(b.replies("C0GLOBEX", message["ts"])) == 1)
         [reply] = b.replies("C0GLOBEX", message["ts"])
     assert reply.token == token
+
+
+OAUTH_GETS = [
+    "/slack/install?@", "/slack/oauth_redirect?@", "/slack/oauth_redirect?code=@&state=@",
+    "/slack/oauth_redirect?error=@&state=@", "/slack/install/@",
+]  # fmt: skip
+
+
+async def test_odd_install_and_redirect_requests_never_give_a_5xx(bridge: OAuthBridge) -> None:
+    async with httpx.AsyncClient(base_url=bridge.runtime.http_url or "") as http:
+        statuses, failures = await query(http, OAUTH_GETS, {}, {})
+        cookie = {"Cookie": "slack-app-oauth-state=@"}
+        with_cookie, failed = await query(http, OAUTH_GETS[1:3], {}, cookie)
+    assert failures + failed == []
+    assert statuses["4xx"] > 0, statuses
+    assert sum(statuses.values()) + sum(with_cookie.values()) >= 5 * len(ODD_SEGMENTS)
+    assert bridge.slack.calls_to("oauth.v2.access") == []  # no odd request got as far as Slack
