@@ -252,8 +252,18 @@ async def test_a_reply_into_a_locked_thread_is_dead_lettered_not_retried_forever
     async def dead_lettered() -> bool:
         return bool(await redis_client.hlen(keys.DEAD_LETTERS))
 
+    def refused_posts() -> list[int]:
+        posts = fake_discord.calls_to("POST", rf"/channels/{thread_id}/messages")
+        return [c.status for c in posts if c.status == 403]
+
+    async def settled() -> bool:
+        return await discord_bridge.bridge.queue_depth() == 0
+
+    # The batch is parked before its apology is tried: wait for both refusals, the letter and
+    # an idle queue, then check that no third attempt followed.
+    await wait_until(lambda: len(refused_posts()) >= 2)
     await wait_until(dead_lettered)
+    await wait_until(settled)
     assert contents(fake_discord, thread_id) == ["You said: open"]
     assert "is locked" in caplog.text
-    posts = fake_discord.calls_to("POST", rf"/channels/{thread_id}/messages")
-    assert [c.status for c in posts].count(403) == 2  # the answer once, the apology once
+    assert len(refused_posts()) == 2  # the answer once, the apology once
