@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from bridge import keys
+from bridge import keys, restart
 from bridge.adapter import Adapter, HttpAdapter
 from bridge.config import Role, Settings
 from bridge.core import Bridge
@@ -313,6 +313,8 @@ class BridgeRuntime:
         self._watch("http", self._http.task)
         if "workers" in self.roles:
             await self.bridge.validate_agents()
+            if self._started_redis:
+                await restart.take_over(self.bridge)
         self._start_roles()
         self._started = True
 
@@ -359,8 +361,15 @@ class BridgeRuntime:
         )
         self._cleanup.push_async_callback(self._engage.aclose)
         state = emulator.EmulatorState(store=self._emulator_store)
+        if self._emulator_store is not None and self._started_redis:
+            restart.drop_dead_runs(state)
         app: Starlette = emulator.create_app(state)
         return app
+
+    @property
+    def _started_redis(self) -> bool:
+        """This process started the data dir's embedded Redis: no other process uses it."""
+        return self.embedded is not None and not self.embedded.reused
 
     def _app(self, emulator_app: Starlette | None) -> Starlette:
         routes: list[BaseRoute] = []

@@ -373,9 +373,8 @@ async def test_a_killed_and_restarted_run_answers_an_old_thread_with_its_history
     port = free_port()
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
     env["ENGAGE_BRIDGE_HTTP_PORT"] = str(port)
-    # The kill may land before the first turn released its thread: the restarted run takes it
-    # over once the dead worker's lease and claim have lapsed (30 s / 60 s by default).
-    env |= {"ENGAGE_BRIDGE_LEASE_SECONDS": "2", "ENGAGE_BRIDGE_CLAIM_IDLE_SECONDS": "3"}
+    # Default lease and claim (30 s / 60 s): the kill may land before the first turn let go of
+    # its thread, and the restarted run, which started the data dir's Redis, takes it at once.
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base, timeout=5) as client:
         async with engage_bridge(tmp_path, env, "run") as run:

@@ -14,6 +14,7 @@ from adapters.console import ConsoleAdapter
 from bridge.config import Role, Settings
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID, EmulatorState, ThreadedEmulator
 from bridge.emulator.store import SqliteStore
+from bridge.engage.models import AgentMessage, MessageBasic
 from bridge.runtime import BridgeRuntime
 from tests.redis_server import RedisServer
 from tests.test_console import TypedLines, wait_for_output
@@ -158,3 +159,26 @@ async def test_a_restarted_bridge_answers_an_old_thread_in_the_same_conversation
         assert expected in answer
         assert "Sorry" not in out.getvalue()
     assert conversation_ids[0] == conversation_ids[1]
+
+
+def test_runs_left_without_an_answer_are_dropped_for_good_and_answered_ones_kept(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "emulator.sqlite3"
+    store = SqliteStore(path)
+    state = EmulatorState(store=store)
+    user = state.user_for_key(DEFAULT_API_KEY)
+    assert user is not None
+    cid = state.create_conversation(user, data={}, source="x").id
+    answered, cut_off = (state.record_run(user, cid, "parrot") for _ in range(2))
+    said = [MessageBasic(role="user", content="hi")]
+    state.append_messages(cid, said, run_id=answered.id, user_id=user.user_id)
+    state.append_messages(cid, [AgentMessage(content="hello")], run_id=answered.id, user_id="a")
+    state.append_messages(cid, said, run_id=cut_off.id, user_id=user.user_id)  # died here
+
+    assert state.drop_unanswered_runs() == 1
+    store.close()
+    reopened = SqliteStore(path)
+    runs = EmulatorState(store=reopened).runs_for(cid)
+    reopened.close()
+    assert [r.id for r in runs] == [answered.id]

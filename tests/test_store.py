@@ -136,3 +136,23 @@ async def test_messages_enqueued_together_arrive_together_in_order_once(store: S
     assert await store.queue.enqueue_together(thread, batch[1:]) == 0
     pending = [decode_message(raw).text for raw in await store.threads.pending(thread)]
     assert pending == ["x", "y", "z"]
+
+
+async def test_adopting_orphans_frees_every_lease_and_moves_every_unacked_entry(
+    store: Store,
+) -> None:
+    threads = [thread_key("orphan-a"), thread_key("orphan-b")]
+    for thread in threads:
+        await store.queue.enqueue(message(thread, "a", message_id=f"m-{thread.thread}"))
+    await store.queue.ensure_group()
+    taken = await store.queue.read("dead-worker", ">", 10, None)
+    assert len(taken) == 2
+    assert await store.threads.acquire(threads[0], "dead-token", 60_000)
+
+    assert await store.adopt_orphans("new-worker") == (1, 2)
+
+    assert sorted(await store.queue.read("new-worker", "0", 10, None)) == sorted(taken)
+    assert await store.threads.acquire(threads[0], "new-token", 60_000)
+    assert not await store.threads.extend(threads[0], "dead-token", 60_000)  # fenced out
+    consumers = await store.redis.xinfo_consumers(keys.READY_STREAM, keys.WORKER_GROUP)
+    assert [c["name"] for c in consumers] in (["new-worker"], [b"new-worker"])

@@ -309,6 +309,24 @@ class EmulatorState:
                 store.put_run(record)
         return run
 
+    def drop_unanswered_runs(self) -> int:
+        """Forget runs with no agent message: called when no process that could still be
+        running them is alive (a restart after a kill), so a client retrying asks again
+        instead of waiting for an answer that cannot come. Returns how many."""
+        with self._writing() as store:
+            answered = {
+                m.run_id
+                for c in self.conversations.values()
+                for m in c.messages
+                if m.role != "user"
+            }
+            dead = [run_id for run_id in self.runs if run_id not in answered]
+            for run_id in dead:
+                del self.runs[run_id]
+                if store is not None:
+                    store.delete_run(run_id)
+        return len(dead)
+
     def runs_for(self, conversation_id: str) -> list[RunRead]:
         """Every chat call on the conversation, oldest first: one run per agent call."""
         with self._reading():

@@ -183,6 +183,9 @@ class SqliteStore:
     def put_run(self, record: RunRecord) -> None:
         self._upsert("runs", record.read.id, _run_json(record))
 
+    def delete_run(self, run_id: str) -> None:
+        self._db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
     def put_tag(self, tag: TagRead) -> None:
         self._upsert("tags", tag.id, tag.model_dump_json())
 

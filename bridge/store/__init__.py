@@ -16,6 +16,7 @@ KEYS/ARGV: `bridge/store/scripts.py`.
 from __future__ import annotations
 
 from bridge.store import keys
+from bridge.store.adopt import adopt_orphans
 from bridge.store.client import RedisClient
 from bridge.store.errors import LeaseLost, storage
 from bridge.store.keys import Namespace
@@ -38,6 +39,15 @@ class Store:
         self.records = Records(redis, scripts, idle_ttl_seconds=record_ttl_seconds)
         self.posted = Posted(redis)
         self.dead_letters = DeadLetterStore(redis)
+
+    async def adopt_orphans(self, consumer: str) -> tuple[int, int]:
+        """Call only when no other process can be using this Redis (an embedded server this
+        process just started): every lease is a dead holder's and every unacknowledged entry
+        a dead worker's. Leases go and entries move to `consumer`, whose first backlog read
+        runs them, instead of waiting out lease_seconds and claim_idle_seconds. A straggler
+        that reconnects later only finds its lease gone: its fenced writes fail (LeaseLost).
+        Returns (leases dropped, entries adopted)."""
+        return await adopt_orphans(self.redis, self.queue, consumer)
 
     @staticmethod
     def namespace(name: str) -> Namespace:

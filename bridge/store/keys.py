@@ -75,6 +75,10 @@ def lease(thread: ThreadKey | str) -> str:
     return f"{tag(thread)}:lease"
 
 
+LEASE_PATTERN = "{*}:lease"
+"""SCAN pattern of every lease (the tag's braces are escaped inside thread keys)."""
+
+
 def turn(thread: ThreadKey | str) -> str:
     """Turn journal (batch ids, attempt): present means a chat may have reached the agent."""
     return f"{tag(thread)}:turn"
