@@ -118,6 +118,8 @@ class TurnActions:
         s, thread = self.services, self.thread
         routed = s.settings.file.routing.agent_for(thread.workspace, thread.channel)
         started = time.monotonic()
+        if record is None and batch[0].agent not in (None, routed):
+            routed = await self._first_agent(batch[0], routed)
         ensured, _ = await self._retrying(
             "creating the conversation",
             lambda: s.threads.ensure(s.engage, batch[0], routed, read=record),
@@ -132,6 +134,15 @@ class TurnActions:
             ensured.history_mark,
             reconcile_first=self.retried,
         )
+
+    async def _first_agent(self, first: InboundMessage, routed: str) -> str:
+        """The agent a new thread's first message asks for, if the platform knows it."""
+        s, chosen = self.services, first.agent or routed
+        if await s.engage.validate_agent(chosen):
+            return chosen
+        body = f"There is no agent called {chosen}; {routed} answers instead."
+        await s.outbound.notice(self.thread, f"agent:{first.message_id}", body)
+        return routed
 
     async def _record(
         self, record: ThreadRecord, batch: Sequence[InboundMessage], name: str | None = None

@@ -29,6 +29,7 @@ def message_to_dict(message: InboundMessage) -> dict[str, Any]:
         "permalink": message.permalink,
         "command": message.command,
         "context": [list(pair) for pair in message.context],
+        "agent": message.agent,
     }
 
 
@@ -48,6 +49,7 @@ def message_from_dict(raw: dict[str, Any]) -> InboundMessage:
         permalink=raw.get("permalink"),
         command=raw.get("command"),
         context=tuple((str(k), str(v)) for k, v in raw.get("context", ())),
+        agent=raw.get("agent"),
     )
 
 

@@ -88,6 +88,7 @@ _MESSAGE_TEXT_FIELDS = (
     "ticket_id",
     "permalink",
     "command",
+    "agent",
 )
 
 
@@ -100,7 +101,9 @@ class InboundMessage:
     `command` is set when the adapter received an explicit command (slash command, desk action);
     keyword commands typed in a thread are recognised by the core from `text`. `context` holds
     extra facts about where it was written (e.g. the channel a Slack assistant thread was opened
-    from), written into a new conversation's `data` under their names.
+    from), written into a new conversation's `data` under their names. `agent` is the agent a
+    thread with no conversation yet starts with (the playground's picker); an adapter sets it
+    only for someone allowed to choose the agent, and the core ignores it once the thread has one.
     """
 
     thread: ThreadKey
@@ -117,6 +120,7 @@ class InboundMessage:
     permalink: str | None = None
     command: str | None = None
     context: tuple[tuple[str, str], ...] = ()
+    agent: str | None = None
 
     def __post_init__(self) -> None:
         # Every adapter builds one of these from untrusted text before anything is stored: the

@@ -140,6 +140,10 @@ async def test_a_public_playground_lets_visitors_chat_but_not_act_as_staff(
     assert as_staff.status_code == 403
     command = {"command": "resolve", "client_id": uuid.uuid4().hex}
     assert (await http.post(f"{base}/commands", json=command)).status_code == 403
+    # Choosing the agent is staff's, with the first message as with the command.
+    fresh = f"/playground/api/threads/{await new_thread(http)}"
+    with_agent = await http.post(f"{fresh}/messages", json={**message(), "agent": "parrot-twice"})
+    assert with_agent.status_code == 403
     assert (await http.get("/operator")).status_code == 303
 
 

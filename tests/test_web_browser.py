@@ -281,11 +281,9 @@ async def test_the_agent_picker_switches_the_thread_to_another_agent(
     await page.click("#new-thread")
     picker = page.locator("#agent")
     await expect(picker).to_have_value("pensions-questions-latest")
-    await expect(picker).to_be_disabled()  # the core knows the thread after its first message
     await page.fill("#text", "Hello")
     await page.press("#text", "Enter")
     await expect(page.locator(".msg.agent")).to_have_count(1)
-    await expect(picker).to_be_enabled()
     await picker.select_option("parrot")
     await expect(page.locator(".msg.notice").last).to_contain_text("answered by parrot")
     await expect(page.locator("#agent-about")).to_have_text("Repeats what you said.")
@@ -294,6 +292,25 @@ async def test_the_agent_picker_switches_the_thread_to_another_agent(
     await expect(page.locator(".msg.agent .text").last).to_have_text(
         "You said: Polly wants a pension"
     )
+
+
+async def test_the_agent_picked_in_a_new_thread_answers_its_first_message(
+    demo_bridge: BridgeRuntime, browser: BrowserContext
+) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{demo_bridge.http_url}/playground")
+    await page.click("#new-thread")
+    picker = page.locator("#agent")
+    await expect(picker).to_be_enabled()
+    await picker.select_option("parrot")
+    await page.reload()  # the choice is kept with the thread until its first message
+    await expect(picker).to_have_value("parrot")
+    await page.fill("#text", "First words")
+    await page.press("#text", "Enter")
+    await expect(page.locator(".msg.agent .text")).to_have_text("You said: First words")
+    await expect(page.locator(".msg.agent .who")).to_have_text("parrot")
+    await expect(picker).to_have_value("parrot")
+    await expect(page.locator(".msg.notice")).to_have_count(0)
 
 
 async def test_off_loopback_the_browser_signs_in_once_and_then_chats_as_staff(

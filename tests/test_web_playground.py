@@ -255,6 +255,39 @@ async def test_staff_switch_a_threads_agent_with_the_agent_command(
     assert refused.status_code == 400
 
 
+async def test_the_agent_picked_before_the_first_message_answers_that_message(
+    http: httpx.AsyncClient,
+) -> None:
+    thread = await new_thread(http)
+    body = {"text": "hello", "client_id": uuid.uuid4().hex, "agent": "parrot-twice"}
+    assert (await http.post(f"{thread.base}/messages", json=body)).status_code == 200
+    state = await thread.wait(lambda s: agent_count(s) == 2)
+    assert state["agent"] == "parrot-twice"
+    assert [e["text"] for e in state["entries"][1:]] == ["You said: hello", "Anything else?"]
+    # Once the thread has its conversation, only the `agent` command switches it.
+    later = {"text": "again", "client_id": uuid.uuid4().hex, "agent": "parrot"}
+    assert (await http.post(f"{thread.base}/messages", json=later)).status_code == 200
+    state = await thread.wait(lambda s: agent_count(s) == 4)
+    assert state["agent"] == "parrot-twice"
+    assert [e["text"] for e in state["entries"][-2:]] == ["You said: again", "Anything else?"]
+
+
+async def test_an_unknown_agent_picked_for_the_first_message_falls_back_with_a_notice(
+    http: httpx.AsyncClient,
+) -> None:
+    thread = await new_thread(http)
+    body = {"text": "hello", "client_id": uuid.uuid4().hex, "agent": "no-such-agent"}
+    assert (await http.post(f"{thread.base}/messages", json=body)).status_code == 200
+    state = await thread.wait(lambda s: agent_count(s) == 1)
+    assert [(e["role"], e["text"]) for e in state["entries"][1:]] == [
+        ("notice", "There is no agent called no-such-agent; parrot answers instead."),
+        ("agent", "You said: hello"),
+    ]
+    assert state["agent"] == "parrot"
+    bad = {"text": "hi", "client_id": uuid.uuid4().hex, "agent": "two words"}
+    assert (await http.post(f"{thread.base}/messages", json=bad)).status_code == 400
+
+
 async def test_favicon_is_served(http: httpx.AsyncClient) -> None:
     icon = await http.get("/favicon.ico")
     assert icon.status_code == 200

@@ -115,7 +115,7 @@ function showState(info) {
   state.known = known;
   setStaff(info.staff !== false);
   $("sign-out").hidden = !info.signed_in;
-  showAgent(info.agent || state.defaultAgent);
+  showAgent(info.agent || (!known && currentThread()?.agent) || state.defaultAgent);
   $("handoff").disabled = !known || lifecycle === "human";
   $("resume").disabled = !known || lifecycle === "bot";
   $("resolve").disabled = !known || lifecycle === "resolved";
@@ -124,8 +124,8 @@ function showState(info) {
 function setStaff(staff) {
   state.staff = staff;
   for (const element of document.querySelectorAll(".staff-only")) element.hidden = !staff;
-  // The core takes staff commands only in threads it knows: the first message starts the thread.
-  $("agent").disabled = !staff || !state.known || state.agents.length === 0;
+  // Before the first message the choice travels with it; afterwards it is the `agent` command.
+  $("agent").disabled = !staff || !state.current || state.agents.length === 0;
 }
 
 async function poll() {
@@ -196,13 +196,16 @@ async function newThread() {
   }
 }
 
+function currentThread() { return state.threads.find((t) => t.id === state.current); }
+
 async function send(as) {
   const text = $("text").value.trim();
   if (!text || !state.current || state.busy) return;
   state.busy = true;
+  const chosen = !state.known && state.staff ? currentThread()?.agent : undefined;
   try {
     await call("POST", `${api}/threads/${state.current}/messages`,
-      { text, as, client_id: newId() });
+      { text, as, client_id: newId(), ...(chosen ? { agent: chosen } : {}) });
     $("text").value = "";
     await poll();
   } catch (error) {
@@ -233,8 +236,7 @@ function showAgent(name) {
   }
   const agent = state.agents.find((a) => a.name === select.value);
   const about = agent ? agent.description : "";
-  const later = state.current && !state.known ? " You can switch agents after the first message." : "";
-  $("agent-about").textContent = about + later;
+  $("agent-about").textContent = about;
 }
 
 async function loadAgents() {
@@ -256,8 +258,12 @@ $("composer").addEventListener("submit", (event) => { event.preventDefault(); se
 $("send-staff").addEventListener("click", () => send("staff"));
 $("error-close").addEventListener("click", () => { $("error").hidden = true; });
 $("agent").addEventListener("change", (event) => {
-  showAgent(event.target.value);
-  command("agent", { agent: event.target.value });
+  const name = event.target.value;
+  showAgent(name);
+  if (state.known) return command("agent", { agent: name });
+  // No conversation yet: the thread starts with this agent (sent with its first message).
+  const thread = currentThread();
+  if (thread) { thread.agent = name; saveThreads(); }
 });
 for (const name of ["handoff", "resume", "resolve"]) {
   $(name).addEventListener("click", () => command(name));

@@ -86,10 +86,26 @@ def checked_id(value: object, what: str) -> str:
     return value
 
 
+def chosen_agent(value: object) -> str | None:
+    """The picker's agent sent with a message (None: the routed one)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _AGENT.match(value):
+        raise BadRequest("agent must be an agent's name")
+    return value
+
+
 def to_event(
-    thread_id: str, *, text: str, as_staff: bool, client_id: str, now: datetime
+    thread_id: str,
+    *,
+    text: str,
+    as_staff: bool,
+    client_id: str,
+    now: datetime,
+    agent: str | None = None,
 ) -> InboundMessage:
-    """A typed playground message; staff messages hand the thread over to a human."""
+    """A typed playground message; staff messages hand the thread over to a human. `agent`
+    (the picker, staff only) is the agent a thread without a conversation starts with."""
     return InboundMessage(
         thread=thread_key(thread_id),
         message_id=f"web-{client_id}",
@@ -101,6 +117,7 @@ def to_event(
         is_dm=True,
         origin=Origin.STAFF if as_staff else Origin.USER,
         ticket_id=thread_id,
+        agent=agent,
     )
 
 
@@ -111,9 +128,10 @@ def command_event(
     if command not in COMMANDS:
         raise BadRequest(f"command must be one of {', '.join(sorted(COMMANDS))}")
     if command == "agent":
-        if not isinstance(agent, str) or not _AGENT.match(agent):
+        name = chosen_agent(agent)
+        if name is None:
             raise BadRequest("agent must be an agent's name")
-        command = f"agent {agent}"
+        command = f"agent {name}"
     return InboundMessage(
         thread=thread_key(thread_id),
         message_id=f"web-{client_id}",
@@ -220,11 +238,17 @@ class PlaygroundApi:
             if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_CHARS:
                 raise BadRequest(f"text must be 1-{MAX_TEXT_CHARS} characters")
             as_staff = payload.get("as", "user") == "staff"
-            await self._may_act(request, staff=as_staff)
+            agent = chosen_agent(payload.get("agent"))
+            await self._may_act(request, staff=as_staff or agent is not None)
         except GuardRejected as exc:
             return _refused(exc)
         message = to_event(
-            thread_id, text=text.strip(), as_staff=as_staff, client_id=client_id, now=_now()
+            thread_id,
+            text=text.strip(),
+            as_staff=as_staff,
+            client_id=client_id,
+            now=_now(),
+            agent=agent,
         )
         role = "staff" if as_staff else "user"
         entry = Entry(role=role, text=message.text, name=message.user_name)
