@@ -56,7 +56,7 @@ class Bridge:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[asyncio.subprocess.Process]:
-        sessions = len(self.discord.gateway.sessions)
+        before = set(self.discord.gateway.sessions)
         with (self.cwd / "run.log").open("ab") as log_file:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -75,7 +75,8 @@ class Bridge:
                     assert line, f"run exited: {(self.cwd / 'run.log').read_text()[-2000:]}"
                 # Discord delivers only to a connected gateway session: wait for this run's.
                 while not any(
-                    s.live for s in list(self.discord.gateway.sessions.values())[sessions:]
+                    s.live and sid not in before
+                    for sid, s in list(self.discord.gateway.sessions.items())
                 ):
                     await asyncio.sleep(0.05)
             yield process
