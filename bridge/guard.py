@@ -79,7 +79,11 @@ class Unprocessable(GuardRejected):
 def rejection(scope: Scope, exc: GuardRejected) -> Response:
     """The 4xx for `exc`, logged as one line (method, path, status, reason; never the body)."""
     log.warning("refused %s %s: %d %s", scope.get("method"), scope.get("path"), exc.status, exc)
-    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    # The rest of a too slow or too large body is never read: end the connection with the
+    # answer rather than keep it (and a connection slot) until the client stops sending.
+    unread = isinstance(exc, SlowBody | BodyTooLarge)
+    headers = {"Connection": "close"} if unread else None
+    return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
 
 
 def declared_length(headers: Headers) -> int | None:

@@ -7,7 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from bridge.guard import IngressGuard
 from bridge.http import MAX_HEAD_BYTES, HttpServer, create_app
 from bridge.metrics import Metrics
 
@@ -17,9 +23,9 @@ async def _ready() -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def serving(**options: float) -> AsyncIterator[HttpServer]:
+async def serving(app: Starlette | None = None, **options: float) -> AsyncIterator[HttpServer]:
     server = HttpServer("127.0.0.1", 0, **options)  # type: ignore[arg-type]
-    await server.start(create_app(metrics=Metrics(), readiness=_ready))
+    await server.start(app or create_app(metrics=Metrics(), readiness=_ready))
     try:
         yield server
     finally:
@@ -107,3 +113,37 @@ async def _eventually_ok(client: httpx.AsyncClient) -> int:
             return status
         await asyncio.sleep(0.05)
     return status
+
+
+async def _echo_length(request: Request) -> Response:
+    return Response(str(len(await request.body())))
+
+
+def _guarded_app() -> Starlette:
+    routes = [Route("/in", _echo_length, methods=["POST"])]
+    guard = Middleware(IngressGuard, limit=1024, read_timeout=0.5)
+    return Starlette(routes=routes, middleware=[guard])
+
+
+async def test_a_body_refused_unread_ends_the_connection_with_the_answer() -> None:
+    heads = [
+        # too slow: 1 byte of 100 declared, then nothing (408)
+        b"POST /in HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+        # too large: declared over the cap, the body still coming (413)
+        b"POST /in HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + b"a" * 100,
+    ]
+    answers = []
+    async with serving(_guarded_app()) as server:
+        for head in heads:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(head)
+            await writer.drain()
+            answers.append((await _read_all(reader)).lower())
+            writer.close()
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+            fine = await client.post("/in", content=b"x" * 10)
+    assert answers[0].startswith(b"http/1.1 408 ")
+    assert answers[1].startswith(b"http/1.1 413 ")
+    assert all(b"\r\nconnection: close\r\n" in answer for answer in answers)
+    assert fine.text == "10"
+    assert "connection" not in fine.headers or fine.headers["connection"] != "close"
