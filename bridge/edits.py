@@ -15,58 +15,17 @@ import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from redis.commands.core import AsyncScript
-
 from bridge.adapter import Inbox
 from bridge.codec import encode_message
 from bridge.models import InboundMessage, ThreadKey
-from bridge.store import RedisClient, keys, storage
+from bridge.store import RedisClient
+from bridge.store.revise import PendingRevisions
 
 log = logging.getLogger(__name__)
 
 NOTE_COMMAND = "note"
 """`InboundMessage.command` of a history note: recorded in the conversation, never answered."""
 EDITED_PREFIX = "edited: "
-
-# KEYS: inbox, lease, turn. ARGV: message id, new payload ('' withdraws the message).
-# -> 'pending' changed or withdrawn, 'taken' a turn may have read it, 'unknown' not waiting.
-# One step: the worker's commit trims the inbox by position, so nothing inside the batch a turn
-# works on may move. That batch is the journal's ids (the inbox's head); while the lease is held
-# without a journal, the holder may have read any entry, so every entry counts as taken.
-REVISE_PENDING = """
-local entries = redis.call('LRANGE', KEYS[1], 0, -1)
-local index = nil
-for i, raw in ipairs(entries) do
-  local ok, decoded = pcall(cjson.decode, raw)
-  if ok and decoded['message_id'] == ARGV[1] then
-    index = i
-    break
-  end
-end
-if index == nil then
-  return 'unknown'
-end
-local journal = redis.call('HGET', KEYS[3], 'ids')
-if journal then
-  local ids = cjson.decode(journal)
-  if index <= #ids then
-    return 'taken'
-  end
-  for _, id in ipairs(ids) do
-    if id == ARGV[1] then
-      return 'taken'
-    end
-  end
-elseif redis.call('EXISTS', KEYS[2]) == 1 then
-  return 'taken'
-end
-if ARGV[2] == '' then
-  redis.call('LREM', KEYS[1], 1, entries[index])
-else
-  redis.call('LSET', KEYS[1], index - 1, ARGV[2])
-end
-return 'pending'
-"""
 
 
 class Fate(enum.StrEnum):
@@ -79,8 +38,7 @@ class Revisions:
     """What adapters call when a platform reports an edit or a delete."""
 
     def __init__(self, redis: RedisClient, *, follow_up_edits: bool = True) -> None:
-        self._redis = redis
-        self._script: AsyncScript = redis.register_script(REVISE_PENDING)
+        self._pending = PendingRevisions(redis)
         self._follow_up_edits = follow_up_edits
 
     async def edited(self, inbox: Inbox, message: InboundMessage, edit_id: str) -> str:
@@ -135,11 +93,7 @@ class Revisions:
         return outcome
 
     async def _revise(self, thread: ThreadKey, message_id: str, payload: str) -> Fate:
-        script_keys = [keys.inbox(thread), keys.lease(thread), keys.turn(thread)]
-        async with storage("revise"):
-            raw = await self._script(keys=script_keys, args=[message_id, payload])
-        return Fate(raw.decode() if isinstance(raw, bytes) else str(raw))
+        return Fate(await self._pending.revise(thread, message_id, payload))
 
     async def _was_seen(self, thread: ThreadKey, message_id: str) -> bool:
-        async with storage("revise"):
-            return bool(await self._redis.exists(keys.seen(thread, message_id)))
+        return await self._pending.was_seen(thread, message_id)

@@ -30,12 +30,13 @@ from adapters.web.ratelimit import RateLimiter
 from adapters.web.session import Sessions
 from adapters.web.settings import MIN_TOKEN_CHARS, WebSettings
 from adapters.web.static import favicon, playground_page, serve_static
-from adapters.web.store import Entry, RedisClient, TranscriptStore
+from adapters.web.store import Entry, TranscriptStore
 from bridge.adapter import Inbox
 from bridge.config import Settings
 from bridge.errors import ConfigError, PlatformError, StorageUnavailable
 from bridge.guard import guarded
 from bridge.models import Reply, ReplyKind, ThreadKey
+from bridge.store import RedisClient
 from bridge.threadmap import ThreadMap
 
 JSON = frozenset({"application/json"})

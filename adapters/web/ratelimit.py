@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from adapters.web.store import RedisClient
 from bridge.inbox import storage
+from bridge.store import RedisClient
 
 
 def window_key(bucket: str, window_seconds: int, now: float) -> str:

@@ -16,9 +16,9 @@ from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
 
-from adapters.web.store import RedisClient
 from bridge.codec import text
 from bridge.inbox import storage
+from bridge.store import RedisClient
 
 VISITOR_COOKIE = "eb_visitor"
 OPERATOR_COOKIE = "eb_operator"

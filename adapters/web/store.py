@@ -7,15 +7,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-
-from bridge import keys
 from bridge.codec import text
-from bridge.inbox import storage
 from bridge.models import ThreadKey
+from bridge.store import Namespace, RedisClient, storage
+from bridge.store.appendonce import AppendOnce
 
-RedisClient = Redis | RedisCluster
+_KEYS = Namespace("web")
 
 STATUS_TTL_SECONDS = 120
 """A status line belongs to a turn in progress; if its worker dies, it must not stay forever."""
@@ -23,36 +20,22 @@ STATUS_TTL_SECONDS = 120
 
 def transcript_key(thread: ThreadKey | str) -> str:
     """List of JSON entries, oldest first; idle TTL = settings.thread_idle_ttl_seconds."""
-    return f"{keys.tag(thread)}:web:log"
+    return _KEYS.thread(thread, "log")
 
 
 def written_key(thread: ThreadKey | str) -> str:
     """Hash idempotency key -> transcript position, so a retried send appends nothing."""
-    return f"{keys.tag(thread)}:web:written"
+    return _KEYS.thread(thread, "written")
 
 
 def owner_key(thread: ThreadKey | str) -> str:
     """The visitor id that started the thread; same idle TTL as the transcript."""
-    return f"{keys.tag(thread)}:web:owner"
+    return _KEYS.thread(thread, "owner")
 
 
 def status_key(thread: ThreadKey | str) -> str:
     """The current status line (STATUS_TTL_SECONDS)."""
-    return f"{keys.tag(thread)}:web:status"
-
-
-# KEYS: transcript, written, owner. ARGV: idempotency key, entry JSON, ttl. -> 1-based position.
-# Check and append in one step: two workers retrying one reply must not both append it.
-_APPEND_ONCE = """
-local existing = redis.call('HGET', KEYS[2], ARGV[1])
-if existing then return tonumber(existing) end
-local position = redis.call('RPUSH', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], position)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('EXPIRE', KEYS[3], ARGV[3])
-return position
-"""
+    return _KEYS.thread(thread, "status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,17 +53,20 @@ class TranscriptStore:
         self.redis = redis
         self._redis = redis
         self._ttl = ttl_seconds
-        self._append = redis.register_script(_APPEND_ONCE)
+        self._append = AppendOnce(redis)
 
     async def append(self, thread: ThreadKey, idempotency_key: str, entry: Entry) -> int:
         """Append `entry` unless `idempotency_key` was appended before; its 1-based position."""
         stamped = entry if entry.at else Entry(**{**asdict(entry), "at": _now()})
         async with storage("web transcript append"):
-            position = await self._append(
-                keys=[transcript_key(thread), written_key(thread), owner_key(thread)],
-                args=[idempotency_key, json.dumps(asdict(stamped)), self._ttl],
+            return await self._append(
+                transcript_key(thread),
+                written_key(thread),
+                owner_key(thread),
+                idempotency_key=idempotency_key,
+                entry=json.dumps(asdict(stamped)),
+                ttl_seconds=self._ttl,
             )
-        return int(position)
 
     async def read(self, thread: ThreadKey, after: int = 0) -> list[dict[str, Any]]:
         """Entries after position `after`, each with its `seq` (1-based position)."""
