@@ -24,6 +24,7 @@ import discord
 from redis.exceptions import RedisError
 
 from adapters.discord.events import DM_WORKSPACE, ChannelFacts, ChannelKind
+from bridge.store import Namespace
 from bridge.threadmap import RedisClient
 
 log = logging.getLogger(__name__)
@@ -36,16 +37,17 @@ MARGIN_MS = 2000
 MAX_CHANNELS = 100
 MAX_PAGES = 5
 PAGE = 100
+_KEYS = Namespace("discord")
 _MESSAGE_CHANNEL_TYPES = {0: ChannelKind.TEXT, 5: ChannelKind.TEXT, 10: ChannelKind.THREAD,
                           11: ChannelKind.THREAD, 12: ChannelKind.THREAD}  # fmt: skip
 
 
 def upto_key(guild_id: str) -> str:
     """String: newest message id handled from the guild's events (EX WINDOW_SECONDS)."""
-    return f"bridge:discord:upto:{guild_id}"
+    return _KEYS.shared("upto", guild_id)
 
 
-DM_UPTO_KEY = "bridge:discord:dm-upto"
+DM_UPTO_KEY = _KEYS.shared("dm-upto")
 """Hash DM channel id -> newest message id handled there (EX WINDOW_SECONDS, stale fields
 pruned at each catch-up)."""
 

@@ -38,7 +38,7 @@ class SlackKeys:
         self._ns = Namespace(namespace)
 
     def _install(self, enterprise_id: str | None, team_id: str | None, *parts: str) -> str:
-        tag = "{" + f"{enterprise_id or _NONE}:{team_id or _NONE}" + "}"
+        tag = self._ns.hash_tag(enterprise_id or _NONE, team_id or _NONE)
         return self._ns.shared("install", tag, *parts)
 
     def bot(self, enterprise_id: str | None, team_id: str | None) -> str:

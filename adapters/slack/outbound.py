@@ -20,6 +20,9 @@ from bridge.errors import PermanentPlatformError, PlatformError, StorageUnavaila
 from bridge.feedback import AnswerRef, Answers
 from bridge.models import Reply, ReplyKind, ThreadKey
 from bridge.parts import DEFAULT_MAX_PARTS, bounded
+from bridge.store import Namespace
+
+_KEYS = Namespace("slack")
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +224,9 @@ def _status_text(status: str | None) -> str:
 
 
 def _parts_key(thread: ThreadKey) -> str:
-    return f"{keys.tag(thread)}:slack:parts"
+    """Hash `<idempotency key>:<part>` -> Slack ts of each posted part (POSTED_TTL_SECONDS, like
+    the core's posted ledger), so a retried reply skips the parts Slack already has."""
+    return _KEYS.thread(thread, "parts")
 
 
 def _is_part(message: dict[str, Any], key: str, index: int) -> bool:

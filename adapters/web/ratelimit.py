@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 
 from bridge.inbox import storage
-from bridge.store import RedisClient
+from bridge.store import Namespace, RedisClient
+
+_KEYS = Namespace("web")
 
 
 def window_key(bucket: str, window_seconds: int, now: float) -> str:
     """One counter per bucket and window; it expires with its window."""
-    return f"bridge:web:rate:{bucket}:{int(now // window_seconds)}"
+    return _KEYS.shared("rate", bucket, str(int(now // window_seconds)))
 
 
 class RateLimiter:

@@ -18,11 +18,11 @@ from starlette.responses import Response
 
 from bridge.codec import text
 from bridge.inbox import storage
-from bridge.store import RedisClient
+from bridge.store import Namespace, RedisClient
 
 VISITOR_COOKIE = "eb_visitor"
 OPERATOR_COOKIE = "eb_operator"
-SECRET_KEY = "bridge:web:secret"  # noqa: S105 (a Redis key name, not a secret)
+SECRET_KEY = Namespace("web").shared("secret")
 """No TTL: rotating it (DEL) signs every visitor and operator out."""
 OPERATOR_SECONDS = 12 * 3600
 """An operator signs in again each working day; a stolen cookie outlives that by nothing."""

@@ -136,6 +136,11 @@ class Namespace:
     def shared(self, *parts: str) -> str:
         return ":".join(["bridge", self.name, *parts])
 
+    @staticmethod
+    def hash_tag(*ids: str) -> str:
+        """`{id:id}`: a part that puts every key containing it in one Redis Cluster slot."""
+        return "{" + ":".join(ids) + "}"
+
 
 RECORD_PATTERN = "{*}:conv"
 """SCAN pattern matching every thread record."""
