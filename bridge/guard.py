@@ -79,10 +79,10 @@ class Unprocessable(GuardRejected):
 def rejection(scope: Scope, exc: GuardRejected) -> Response:
     """The 4xx for `exc`, logged as one line (method, path, status, reason; never the body)."""
     log.warning("refused %s %s: %d %s", scope.get("method"), scope.get("path"), exc.status, exc)
-    # The rest of a too slow or too large body is never read: end the connection with the
-    # answer rather than keep it (and a connection slot) until the client stops sending.
-    unread = isinstance(exc, SlowBody | BodyTooLarge)
-    headers = {"Connection": "close"} if unread else None
+    # A body too slow to arrive: end its connection with the answer rather than keep it (and a
+    # connection slot) for keep-alive. Not for 413: uvicorn has no lingering close, so a client
+    # still sending a large body would get a reset instead of reading the 413.
+    headers = {"Connection": "close"} if isinstance(exc, SlowBody) else None
     return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
 
 
