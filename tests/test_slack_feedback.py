@@ -129,3 +129,16 @@ async def test_reactions_on_other_messages_write_nothing(
     event = reaction(bridge.slack, "C0001", message["ts"], "+1")
     assert (await bridge.events.send(envelope(bridge.slack, event))).status == 200
     assert feedback(emulator) == []
+
+
+async def test_where_slack_refuses_markdown_the_answer_arrives_once_and_reactions_count(
+    bridge: SlackBridge, emulator: Any
+) -> None:
+    bridge.slack.refuse_markdown()
+    answer, run_id = await answered(bridge, "**plain** please")
+    assert answer["text"] == "You said: *plain* please"
+    assert "blocks" not in answer
+    assert "markdown_text" not in answer
+    add = envelope(bridge.slack, reaction(bridge.slack, "C0001", answer["ts"], "+1"))
+    assert (await bridge.events.send(add)).status == 200
+    assert [(f.run_id, f.thumbs) for f in feedback(emulator)] == [(run_id, "up")]

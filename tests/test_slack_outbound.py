@@ -200,3 +200,61 @@ async def test_refused_feedback_blocks_still_deliver_the_answer(
     await sender.send(Reply(key, "the answer", idempotency_key="a2", run_id="run-1"))
     [posted] = fake_slack.posted("C0001")
     assert posted["markdown_text"] == "the answer"
+
+
+@pytest.mark.parametrize("refusal", ["no_text", "invalid_arguments"])
+async def test_where_markdown_text_is_refused_the_answer_arrives_once_as_mrkdwn(
+    fake_slack: FakeSlack, sender: SlackSender, refusal: str
+) -> None:
+    fake_slack.refuse_markdown(refusal)
+    key = thread(fake_slack)
+    text = "## Plan\n\n**Bold** [docs](https://ex.com/a_b) `x*y` @here"
+    reply = Reply(key, text, idempotency_key="m1")
+    ts = await sender.send(reply)
+    assert await sender.send(reply) == ts  # a retried turn posts nothing again
+    [posted] = fake_slack.posted("C0001")
+    assert posted["text"] == "*Plan*\n\n*Bold* <https://ex.com/a_b|docs> `x*y` @\u200dhere"
+    assert "markdown_text" not in posted
+    assert posted["metadata"]["event_payload"] == {"key": "m1", "part": 0, "parts": 1}
+    [call] = fake_slack.calls_to("chat.postMessage")
+    assert call.args["mrkdwn"] is True
+
+
+async def test_refused_markdown_with_buttons_falls_back_through_each_form(
+    fake_slack: FakeSlack, sender: SlackSender, redis_client: aioredis.Redis
+) -> None:
+    fake_slack.refuse_markdown()
+    key = thread(fake_slack)
+    ts = await sender.send(Reply(key, "**yes**", idempotency_key="m2", run_id="run-3"))
+    tried = [c.args for c in fake_slack.calls if c.method == "chat.postMessage"]
+    assert ["blocks" in a for a in tried] == [True, False, False]
+    assert "markdown_text" in tried[1]
+    [posted] = fake_slack.posted("C0001")
+    assert (posted["ts"], posted["text"]) == (ts, "*yes*")
+    where = AnswerRef("slack", key.workspace, key.channel, ts)
+    assert await Answers(redis_client).run_of(where) == AnsweredRun("run-3", key.thread)
+
+
+async def test_a_long_answer_refused_as_markdown_arrives_complete_in_order(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    fake_slack.refuse_markdown()
+    key = thread(fake_slack)
+    text = "\n\n".join(f"**Paragraph {i}** " + "words " * 400 for i in range(12))
+    await sender.send(Reply(key, text, idempotency_key="m3"))
+    posted = [m["text"] for m in fake_slack.posted("C0001")]
+    assert len(posted) >= 2
+    joined = "\n\n".join(posted)
+    heads = [f"*Paragraph {i}*" for i in range(12)]
+    assert [joined.count(h) for h in heads] == [1] * 12
+    assert [joined.index(h) for h in heads] == sorted(joined.index(h) for h in heads)
+
+
+async def test_other_errors_are_not_taken_for_a_markdown_refusal(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    fake_slack.missing_channels.add("C0GONE")
+    reply = Reply(ThreadKey("slack", "T0001", "C0GONE", "1.000001"), "x", idempotency_key="m4")
+    with pytest.raises(PermanentPlatformError, match="channel_not_found"):
+        await sender.send(reply)
+    assert len([c for c in fake_slack.calls if c.method == "chat.postMessage"]) == 1

@@ -84,6 +84,7 @@ class FakeSlack:
         )
         self.rate_limit_per_channel = False
         self.set_status_error: str | None = None
+        self.markdown_refusal: str | None = None  # see refuse_markdown
         self._forced_failures: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = {}
         self._last_post: dict[str, float] = {}
         self._ts_counter = itertools.count(1)
@@ -133,6 +134,17 @@ class FakeSlack:
 
     def forced_failures_left(self, method: str) -> int:
         return len(self._forced_failures.get(method, ()))
+
+    def refuse_markdown(self, error: str = "no_text") -> None:
+        """Act as a Slack that does not take standard Markdown: `markdown_text` is answered with
+        `error`, a `markdown` block with `invalid_blocks`; mrkdwn `text` still posts.
+
+        Slack's docs list no error for this case. Slack ignores arguments it does not know, so a
+        server without `markdown_text` sees a message with no content: `no_text` (the default)
+        is that inference; `invalid_arguments` (stricter argument checks) is the other
+        plausible answer. Neither is confirmed against a real workspace.
+        """
+        self.markdown_refusal = error
 
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and c.response.get("ok")]
@@ -232,6 +244,10 @@ class FakeSlack:
 
     def _message_content(self, args: dict[str, Any]) -> dict[str, Any]:
         text, blocks, markdown = args.get("text"), args.get("blocks"), args.get("markdown_text")
+        if markdown is not None and self.markdown_refusal:
+            raise SlackApiFailure(self.markdown_refusal)
+        if self.markdown_refusal and blocks and _has_markdown_block(blocks):
+            raise SlackApiFailure("invalid_blocks")
         if markdown is not None:
             if text or blocks:
                 raise SlackApiFailure("markdown_text_conflict")
@@ -378,6 +394,13 @@ def _without(message: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _as_dict(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
+
+
+def _has_markdown_block(raw: Any) -> bool:
+    blocks = _as_dict(raw)
+    return isinstance(blocks, list) and any(
+        isinstance(b, dict) and b.get("type") == "markdown" for b in blocks
+    )
 
 
 def _checked_blocks(raw: Any) -> list[dict[str, Any]]:
