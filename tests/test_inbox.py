@@ -120,7 +120,9 @@ async def test_redis_down_fails_submits_loudly_and_loses_nothing_accepted(
         emulator.faults.agent_delay = 1.0
         for t in threads[2:]:
             assert (await bridge.submit(message(t, "accepted just before"))).accepted
-        await wait_until(lambda: len(emulator.state.runs) >= 3)
+        # Both accepted turns must have reached the agent before Redis goes: a turn that has not
+        # begun by then cannot begin until Redis is back (under load the second one starts late).
+        await wait_until(lambda: len(emulator.state.runs) == 4)
         own_redis.stop()
         with pytest.raises(StorageUnavailable):
             await bridge.submit(message(threads[0], "while down"))
