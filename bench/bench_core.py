@@ -18,9 +18,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bridge import keys
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID, ThreadedEmulator
 from bridge.engage.client import EngageClient
+from bridge.store import keys
 from tests.fixtures_core import (
     RecordingAdapter,
     RedisRecordingAdapter,

@@ -40,8 +40,8 @@ import redis.asyncio as aioredis
 from bench import chaos_discord
 from bench.chaos_check import TOKEN, Verdict, judge, percentile, retried_turns, token
 from bench.chaos_fleet import Emulator, Fleet, peak_rss_kib
-from bridge import keys
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
+from bridge.store import keys
 from bridge.turn import APOLOGY
 from tests.fakes import slack as fake_slack_module
 from tests.fakes.slack import FakeSlack

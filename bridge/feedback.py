@@ -15,13 +15,10 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis.exceptions
-
-from bridge import keys
-from bridge.codec import text
 from bridge.engage.models import FeedbackRead, FeedbackUpsert
 from bridge.errors import StorageUnavailable
-from bridge.threadmap import RedisClient
+from bridge.store import RedisClient
+from bridge.store.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
 
@@ -80,27 +77,15 @@ class Answers:
     remember, including worker-only ones."""
 
     def __init__(self, redis: RedisClient) -> None:
-        self._redis = redis
+        self._store = FeedbackStore(redis)
 
     async def remember(self, answer: AnswerRef, run_id: str, thread: str = "") -> None:
-        key = _answer_key(answer)
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping={"run": run_id, "thread": thread})
-                pipe.expire(key, keys.ANSWER_TTL_SECONDS)
-                await pipe.execute()
-        except redis.exceptions.RedisError as exc:
-            raise StorageUnavailable("cannot remember the answer's run") from exc
+        await self._store.remember_answer(_where(answer), run_id, thread)
 
     async def run_of(self, answer: AnswerRef) -> AnsweredRun | None:
         """The run behind a posted message, or None when it is not a (remembered) answer."""
-        try:
-            run, thread = await self._redis.hmget(_answer_key(answer), ["run", "thread"])
-        except redis.exceptions.RedisError as exc:
-            raise StorageUnavailable("cannot read the answer's run") from exc
-        if run is None:
-            return None
-        return AnsweredRun(text(run), text(thread) if thread is not None else "")
+        found = await self._store.answer(_where(answer))
+        return None if found is None else AnsweredRun(*found)
 
 
 class FeedbackRecorder:
@@ -108,7 +93,7 @@ class FeedbackRecorder:
 
     def __init__(self, engage: FeedbackApi, redis: RedisClient) -> None:
         self._engage = engage
-        self._redis = redis
+        self._store = FeedbackStore(redis)
 
     async def record(self, vote: Vote) -> bool:
         """Write `vote`; False when this delivery was written before (nothing is sent again).
@@ -116,12 +101,7 @@ class FeedbackRecorder:
         Raises `EngageError` (the claim is released, so the platform's or the person's retry
         writes it) or `StorageUnavailable`.
         """
-        claim = keys.feedback_claim(vote.platform, vote.delivery_id)
-        try:
-            fresh = await self._redis.set(claim, "1", nx=True, ex=keys.FEEDBACK_CLAIM_TTL_SECONDS)
-        except redis.exceptions.RedisError as exc:
-            raise StorageUnavailable("cannot claim the feedback delivery") from exc
-        if not fresh:
+        if not await self._store.claim_delivery(vote.platform, vote.delivery_id):
             log.info("feedback delivery seen before", extra={"run_id": vote.run_id})
             return False
         upsert = FeedbackUpsert(
@@ -132,7 +112,7 @@ class FeedbackRecorder:
         try:
             await self._engage.upsert_run_feedback(vote.run_id, upsert)
         except BaseException:
-            await self._release(claim)
+            await self._release(vote)
             raise
         if vote.thumbs is not None:
             await self._note_vote(vote)
@@ -144,33 +124,26 @@ class FeedbackRecorder:
 
     async def withdraw(self, vote: Vote) -> bool:
         """A removed reaction: clear the thumbs only if they are still this voter's `vote`."""
-        try:
-            last = await self._redis.hget(keys.feedback_votes(vote.run_id), vote.voter)
-        except redis.exceptions.RedisError as exc:
-            raise StorageUnavailable("cannot read the last vote") from exc
-        if last is None or vote.thumbs is None or text(last) != vote.thumbs.value:
+        last = await self._store.last_vote(vote.run_id, vote.voter)
+        if last is None or vote.thumbs is None or last != vote.thumbs.value:
             return False
         cleared = Vote(vote.run_id, vote.platform, vote.user_id, vote.delivery_id, Thumbs.CLEARED)
         return await self.record(cleared)
 
     async def _note_vote(self, vote: Vote) -> None:
         assert vote.thumbs is not None
-        key = keys.feedback_votes(vote.run_id)
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, vote.voter, vote.thumbs.value)
-                pipe.expire(key, keys.ANSWER_TTL_SECONDS)
-                await pipe.execute()
-        except redis.exceptions.RedisError:
+            await self._store.note_vote(vote.run_id, vote.voter, vote.thumbs.value)
+        except StorageUnavailable:
             # Written already; only a later reaction removal would miss it.
             log.warning("feedback vote not noted", extra={"run_id": vote.run_id})
 
-    async def _release(self, claim: str) -> None:
+    async def _release(self, vote: Vote) -> None:
         try:
-            await self._redis.delete(claim)
-        except redis.exceptions.RedisError:
+            await self._store.release_delivery(vote.platform, vote.delivery_id)
+        except StorageUnavailable:
             log.warning("feedback claim not released; it expires on its own")
 
 
-def _answer_key(answer: AnswerRef) -> str:
-    return keys.answer(answer.platform, answer.workspace, answer.channel, answer.message_id)
+def _where(answer: AnswerRef) -> tuple[str, str, str, str]:
+    return answer.platform, answer.workspace, answer.channel, answer.message_id

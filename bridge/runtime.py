@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from bridge import keys, restart
+from bridge import restart
 from bridge.adapter import Adapter, HttpAdapter
 from bridge.config import Role, Settings
 from bridge.core import Bridge
@@ -33,6 +33,7 @@ from bridge.engage.client import EngageClient
 from bridge.errors import BridgeError, ConfigError, StorageUnavailable
 from bridge.http import HttpServer, create_app
 from bridge.metrics import Metrics
+from bridge.store.claims import write_probe
 from bridge.threadmap import RedisClient
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ async def accepts_writes(redis: RedisClient) -> None:
     """Raise StorageUnavailable unless Redis quickly accepts a (tiny, expiring) write."""
     try:
         async with asyncio.timeout(_REDIS_PING_SECONDS):
-            await redis.set(keys.READY_PROBE, b"1", px=keys.READY_PROBE_TTL_MS)
+            await write_probe(redis)
     except (RedisError, OSError, TimeoutError) as exc:
         raise StorageUnavailable(f"Redis refused a write: {type(exc).__name__}: {exc}") from exc
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from bridge import keys
 from bridge.errors import ConfigError
 from bridge.runtime import BridgeRuntime
+from bridge.store import keys
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_wire import Json
 from tests.fixtures_core import wait_until

@@ -21,8 +21,8 @@ from adapters.discord.catchup import (
     upto_key,
 )
 from adapters.discord.events import ChannelFacts, ChannelKind
-from bridge import keys
 from bridge.models import InboundMessage, SubmitResult
+from bridge.store import keys
 from tests.fakes.discord import FakeDiscord
 from tests.fixtures_core import wait_until
 from tests.fixtures_discord import (

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from bridge import keys
 from bridge.codec import decode_message
 from bridge.models import ThreadKey
+from bridge.store import keys
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_wire import Json
 from tests.fixtures_core import wait_until

@@ -11,7 +11,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from adapters.discord import DiscordAdapter
-from bridge import keys
+from bridge.store import keys
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_gateway import shard_of
 from tests.fixtures_core import wait_until

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-from bridge import keys
 from bridge.codec import decode_message, encode_message
 from bridge.config import Settings
 from bridge.edits import NOTE_COMMAND, Revisions
 from bridge.models import InboundMessage, SubmitResult, ThreadKey
+from bridge.store import keys
 from bridge.turn import plan
 
 THREAD = ThreadKey("discord", "g1", "c1", "t1")

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from bridge import keys
 from bridge.engage.client import EngageClient
 from bridge.errors import StorageUnavailable
+from bridge.store import keys
 from tests.fixtures_core import (
     RecordingAdapter,
     make_bridge,

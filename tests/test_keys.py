@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from redis.crc import key_slot
 
-from bridge import keys
 from bridge.models import ThreadKey
+from bridge.store import keys
 
 
 def test_every_per_thread_key_shares_one_cluster_slot() -> None:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bridge import keys
 from bridge.codec import decode_message
 from bridge.models import ThreadKey
+from bridge.store import keys
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_events import as_mention, envelope, user_message
 from tests.fakes.slack_revisions import message_changed, message_deleted, parent_tombstoned

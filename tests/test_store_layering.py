@@ -22,14 +22,6 @@ KEY_NAMES = {
 KEY_MODULES = {"bridge.keys", "bridge.store.keys"}
 BRACES: set[object] = {"{", "}"}
 
-REMAINING: dict[str, str] = {
-    "bridge/feedback.py": "answer index, feedback claims and votes (keys.answer/feedback_*)",
-    "adapters/slack/access.py": "slash-command replay claim (keys.command_claim)",
-    "bridge/runtime.py": "/readyz write probe (keys.READY_PROBE)",
-}
-"""Modules not moved behind the store yet (issue 13). Only ever shrinks: an entry that no longer
-offends fails test_the_remaining_list_is_not_stale."""
-
 
 def _sources() -> Iterator[Path]:
     for top in ("bridge", "adapters"):
@@ -81,13 +73,7 @@ def _report() -> dict[str, list[str]]:
 
 
 def test_no_module_outside_the_store_spells_a_key_or_runs_a_script() -> None:
-    unexpected = {path: found for path, found in _report().items() if path not in REMAINING}
-    assert unexpected == {}, "use bridge.store (Namespace or a typed operation) instead"
-
-
-def test_the_remaining_list_is_not_stale() -> None:
-    report = _report()
-    assert [path for path in REMAINING if path not in report] == []
+    assert _report() == {}, "use bridge.store (Namespace or a typed operation) instead"
 
 
 def test_the_checker_sees_each_way_of_spelling_a_key() -> None:

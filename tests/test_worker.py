@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from bridge import keys
 from bridge.engage.client import EngageClient
+from bridge.store import keys
 from bridge.worker import parse_autoclaim
 from tests.fixtures_core import (
     RecordingAdapter,

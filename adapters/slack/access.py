@@ -13,9 +13,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import events
 from adapters.slack.outbound import translate
-from bridge import keys, permissions
+from bridge import permissions
 from bridge.inbox import storage
 from bridge.models import ThreadKey
+from bridge.store.claims import claim_command
 from bridge.threadmap import ThreadMap
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,7 @@ async def sees_channel(client: AsyncWebClient, channel: str, user_id: str) -> bo
 async def first_delivery(redis: aioredis.Redis, form: Mapping[str, Any]) -> bool:
     """False for a replay of a slash command already handled (a signed body stays valid for
     5 minutes; each replay of `ask` would otherwise open another thread and turn)."""
-    claim = keys.command_claim(events.PLATFORM, events.command_digest(form))
-    async with storage("slash command claim"):
-        first = await redis.set(claim, "1", nx=True, ex=keys.COMMAND_CLAIM_TTL_SECONDS)
+    first = await claim_command(redis, events.PLATFORM, events.command_digest(form))
     if not first:
         log.info("slash command replay dropped", extra={"team_id": form.get("team_id")})
     return bool(first)

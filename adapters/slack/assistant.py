@@ -10,7 +10,6 @@ import redis.exceptions
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge import keys
 from bridge.codec import text
 from bridge.config import Routing
 from bridge.engage.errors import EngageError
@@ -18,6 +17,7 @@ from bridge.engage.models import AgentMetadata, ConversationReadFull
 from bridge.errors import StorageUnavailable
 from bridge.inbox import storage
 from bridge.models import ThreadKey
+from bridge.store import keys
 from bridge.store.keys import Namespace
 from bridge.threadmap import RedisClient, ThreadMap
 

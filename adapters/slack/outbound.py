@@ -16,12 +16,11 @@ from adapters.slack.clients import build_client as build_client
 from adapters.slack.feedback_blocks import answer_blocks
 from adapters.slack.format import MARKDOWN_TEXT_LIMIT, neutralise_pings
 from adapters.slack.mrkdwn import split_mrkdwn_safe, to_mrkdwn
-from bridge import keys
 from bridge.errors import PermanentPlatformError, PlatformError, StorageUnavailable
 from bridge.feedback import AnswerRef, Answers
 from bridge.models import Reply, ReplyKind, ThreadKey
 from bridge.parts import DEFAULT_MAX_PARTS, bounded
-from bridge.store import Namespace
+from bridge.store import Namespace, keys
 
 _KEYS = Namespace("slack")
 
