@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from bridge import admin, check
@@ -100,6 +102,13 @@ def install_stop_handlers(runtime: BridgeRuntime) -> None:
         loop.add_signal_handler(signum, runtime.stop)
 
 
+def chat_command(program: str, on_path: str | None) -> str:
+    """The `chat` command as this user can type it: `make run` users have no venv on PATH."""
+    if on_path and Path(on_path).resolve() == Path(program).resolve():
+        return "engage-bridge chat"
+    return f"{program} chat" if "/" in program else "engage-bridge chat"
+
+
 def describe(rt: BridgeRuntime, settings: Settings) -> list[str]:
     """What `run` started, in plain words."""
     lines = [f"engage-bridge is running (roles: {', '.join(sorted(rt.roles))})"]
@@ -130,10 +139,11 @@ def describe(rt: BridgeRuntime, settings: Settings) -> list[str]:
             lines.append(f"  Operator view:  {rt.http_url}/operator")
         lines.append(f"  Health:         {rt.http_url}/healthz   {rt.http_url}/readyz")
         lines.append(f"  Metrics:        {rt.http_url}/metrics")
+    chat = chat_command(sys.argv[0], shutil.which("engage-bridge"))
     if "web" in names and "http" in rt.roles:
-        lines.append("Try it: open the playground in a browser, or run `engage-bridge chat`.")
+        lines.append(f"Try it: open the playground in a browser, or run `{chat}`.")
     else:
-        lines.append("Try it: run `engage-bridge chat` in another terminal.")
+        lines.append(f"Try it: run `{chat}` in another terminal.")
     lines.append("Stop with Ctrl+C.")
     return lines
 

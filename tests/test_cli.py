@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from adapters.console import ConsoleAdapter
-from bridge.cli import build_parser, main
+from bridge.cli import build_parser, chat_command, main
 from bridge.config import Role, Settings
 from bridge.logs import MANAGED_LOGGERS
 from bridge.runtime import BridgeRuntime
@@ -472,3 +472,14 @@ async def test_dead_letters_replay_all_queues_every_letter_again(
     )
     assert await redis_client.llen("{web:W1:C1:t1}:inbox") == 1
     assert await asyncio.to_thread(run_cli, "dead-letters", "list", "--json") == (0, "[]\n")
+
+
+def test_the_banner_names_chat_as_the_user_can_type_it(tmp_path: Path) -> None:
+    program = tmp_path / "bin" / "engage-bridge"
+    program.parent.mkdir()
+    program.write_text("")
+    # `make run` starts .venv/bin/engage-bridge, which is not on PATH.
+    assert chat_command(".venv/bin/engage-bridge", None) == ".venv/bin/engage-bridge chat"
+    assert chat_command(str(program), "/usr/bin/engage-bridge") == f"{program} chat"
+    # Installed on PATH: the short form works.
+    assert chat_command(str(program), str(program)) == "engage-bridge chat"
