@@ -36,11 +36,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from aiohttp import web
 
 from adapters.chatwoot.auth import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from tests.fakes.loopback import serve
+from tests.fakes.loopback import SideEffects
 
 ACCOUNT = {"id": 1, "name": "Acme Support"}
 INBOX = {"id": 3, "name": "Website"}
@@ -77,10 +76,8 @@ class FakeChatwoot:
     api_calls: list[tuple[str, str, int]] = field(default_factory=list)
     deliveries: list[tuple[str, str, int]] = field(default_factory=list)
     url: str = ""
-    _runner: web.AppRunner | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(101))
-    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    _http: httpx.AsyncClient | None = None
+    _effects: SideEffects = field(default_factory=SideEffects)
 
     async def start(self) -> str:
         app = web.Application()
@@ -89,21 +86,14 @@ class FakeChatwoot:
         app.router.add_get(f"{base}/messages", self._list_messages)
         app.router.add_post(f"{base}/toggle_status", self._toggle_status)
         app.router.add_get(base, self._show)
-        self._runner, port = await serve(app)
-        self._http = httpx.AsyncClient(timeout=10.0)
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = await self._effects.start(app)
         return self.url
 
     async def close(self) -> None:
-        await self.idle()
-        if self._http is not None:
-            await self._http.aclose()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._effects.close()
 
     async def idle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._effects.idle()
 
     # What contacts and agents do in Chatwoot.
     async def contact_writes(
@@ -217,7 +207,6 @@ class FakeChatwoot:
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """AgentBots::WebhookJob: one delivery id, up to 3 attempts on 429/500, then give up."""
-        assert self._http is not None
         body = json.dumps({**data, "event": event}).encode()
         delivery = str(uuid.uuid4())
         for attempt in range(1, 4):
@@ -233,9 +222,8 @@ class FakeChatwoot:
                 conv.status = "open"  # Chatwoot hands the conversation to humans
 
     async def post(self, body: bytes, delivery: str, **sign_options: Any) -> int:
-        assert self._http is not None
         headers = self.signed_headers(body, delivery, **sign_options)
-        response = await self._http.post(self.outgoing_url, content=body, headers=headers)
+        response = await self._effects.http.post(self.outgoing_url, content=body, headers=headers)
         self.deliveries.append((json.loads(body)["event"], delivery, response.status_code))
         return response.status_code
 
@@ -367,9 +355,7 @@ class FakeChatwoot:
         }
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._effects.spawn(coro)
 
     def bot_messages(self, conversation: int, *, private: bool = False) -> list[str]:
         return [

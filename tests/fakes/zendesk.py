@@ -22,7 +22,6 @@ ticket comments, users/me, rate limits). What the docs do not settle, and what t
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import json
@@ -35,7 +34,7 @@ import httpx
 from aiohttp import web
 
 from adapters.zendesk.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from tests.fakes.loopback import serve
+from tests.fakes.loopback import SideEffects
 
 ACCOUNT_ID = 9242270
 
@@ -73,10 +72,8 @@ class FakeZendesk:
     api_calls: list[tuple[str, str, int]] = field(default_factory=list)
     deliveries: list[tuple[dict[str, Any], int]] = field(default_factory=list)
     url: str = ""
-    _runner: web.AppRunner | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1001))
-    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    _http: httpx.AsyncClient | None = None
+    _effects: SideEffects = field(default_factory=SideEffects)
 
     def __post_init__(self) -> None:
         self.users.setdefault(self.bot_user_id, {"name": "Engage Bot", "is_staff": True})
@@ -86,22 +83,15 @@ class FakeZendesk:
         app.router.add_get("/api/v2/users/me.json", self._me)
         app.router.add_put("/api/v2/tickets/{id}.json", self._update)
         app.router.add_get("/api/v2/tickets/{id}/comments.json", self._comments)
-        self._runner, port = await serve(app)
-        self._http = httpx.AsyncClient(timeout=10.0)
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = await self._effects.start(app)
         return self.url
 
     async def close(self) -> None:
-        await self.idle()
-        if self._http is not None:
-            await self._http.aclose()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._effects.close()
 
     async def idle(self) -> None:
         """Until every event the API's side effects caused has been delivered."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._effects.idle()
 
     # People and desk actions (what agents and customers do in Zendesk's own UI).
     def add_user(self, user_id: int, name: str, *, staff: bool) -> int:
@@ -198,10 +188,9 @@ class FakeZendesk:
 
     async def deliver(self, payload: dict[str, Any], **sign_options: Any) -> httpx.Response:
         """POST one event to the bridge, signed afresh; the answer is kept in `deliveries`."""
-        assert self._http is not None
         assert self.webhook_url
         raw, headers = self.signed(payload, **sign_options)
-        response = await self._http.post(self.webhook_url, content=raw, headers=headers)
+        response = await self._effects.http.post(self.webhook_url, content=raw, headers=headers)
         self.deliveries.append((payload, response.status_code))
         return response
 
@@ -343,9 +332,7 @@ class FakeZendesk:
         }
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._effects.spawn(coro)
 
     def public_comments_by(self, ticket_id: int, author_id: int) -> list[str]:
         return [
