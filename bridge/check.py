@@ -21,9 +21,10 @@ from bridge.credentials import secret_problems
 from bridge.engage.client import EngageClient
 from bridge.engage.errors import Forbidden, Unauthorized
 from bridge.errors import BridgeError
+from bridge.loader import enabled_adapter_names, load_adapter
 from bridge.maintenance import ORG_ID_MISSING, open_engage, open_redis
 from bridge.output import is_tty
-from bridge.runtime import enabled_adapter_names, load_adapter, redacted_url
+from bridge.redisconn import redacted_url
 from bridge.store import RedisClient
 
 T = TypeVar("T")

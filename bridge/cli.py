@@ -16,8 +16,9 @@ from bridge import admin, check
 from bridge.config import ALL_ROLES, Role, Settings
 from bridge.errors import BridgeError
 from bridge.logs import configure_logging
+from bridge.redisconn import redacted_url
 from bridge.runstate import emulator_file
-from bridge.runtime import BridgeRuntime, redacted_url
+from bridge.runtime import BridgeRuntime
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from bridge.embedded import EmbeddedRedis
 from bridge.engage.client import EngageClient
 from bridge.errors import ConfigError
 from bridge.metrics import Metrics
+from bridge.redisconn import connect_redis, ping, redis_limits
 from bridge.runstate import emulator_file
-from bridge.runtime import connect_redis, ping, redis_limits
 from bridge.store import RedisClient
 
 ORG_ID_MISSING = "set ENGAGE_SMARTER_ORG_ID (ENGAGE_SMARTER_API_KEY is set without it)"

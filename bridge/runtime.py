@@ -1,25 +1,21 @@
 """The wiring: Redis, Engage Smarter, adapters, the core and the HTTP server, run per role.
 
 `BridgeRuntime` builds whatever is not injected, starts the roles it is given and closes what
-it built, in reverse order. A role task that ends on its own (a crashed listener or worker
-loop) fails /readyz at once and ends `wait()`, so `engage-bridge run` exits non-zero and the
-supervisor restarts the process: a half-alive bridge that still acknowledges webhooks but
-never answers them is worse than a restart.
+it built, in reverse order. A role task that ends on its own (`bridge/roles.py`) fails /readyz
+at once and ends `wait()`, so `engage-bridge run` exits non-zero and the supervisor restarts
+the process. Connecting to Redis is `bridge/redisconn.py`; finding and loading the enabled
+adapters is `bridge/loader.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
@@ -30,152 +26,18 @@ from bridge.core import Bridge
 from bridge.credentials import require_strong_secrets
 from bridge.embedded import EmbeddedRedis
 from bridge.engage.client import EngageClient
-from bridge.errors import BridgeError, ConfigError, StorageUnavailable
+from bridge.errors import ConfigError, StorageUnavailable
 from bridge.http import HttpServer, create_app
+from bridge.loader import NeedsRedis, build_adapters, load_adapter
 from bridge.metrics import Metrics
-from bridge.store.claims import write_probe
+from bridge.redisconn import accepts_writes, connect_redis, ping, redis_limits
+from bridge.roles import RoleTasks
 from bridge.threadmap import RedisClient
 
 if TYPE_CHECKING:
     from bridge.emulator.store import SqliteStore
 
 log = logging.getLogger(__name__)
-
-_REDIS_PING_SECONDS = 2.0
-_REDIS_SOCKET_TIMEOUT_SECONDS = 30.0
-_REDIS_CONNECT_TIMEOUT_SECONDS = 5.0
-# A burst waits this long for a free pooled connection before the caller sees StorageUnavailable.
-_REDIS_POOL_WAIT_SECONDS = 10.0
-# Connections beyond the workers' own: submits from listeners and webhooks, the workers'
-# blocking read, readiness and metrics, web views.
-_REDIS_POOL_HEADROOM = 64
-_REDIS_POOL_CAP = 256
-_TASK_STOP_SECONDS = 10.0
-
-# adapter module -> the Settings property that switches it on, or (for adapters that keep their
-# settings in their own package) the light module whose `enabled()` reads them
-ADAPTER_SWITCHES = {
-    "slack": "slack_enabled",
-    "discord": "discord_enabled",
-    "desk": "desk_enabled",
-    "zendesk": "adapters.zendesk.settings",
-    "chatwoot": "adapters.chatwoot.settings",
-    "web": "web_enabled",
-}
-
-
-@runtime_checkable
-class NeedsRedis(Protocol):
-    """An adapter built before the runtime's Redis existed (chat's terminal) is handed it."""
-
-    def attach(self, redis: RedisClient) -> None: ...
-
-
-class RoleFailed(BridgeError):
-    """A role task (listener, workers, HTTP server) stopped on its own."""
-
-
-def enabled_adapter_names(settings: Settings) -> list[str]:
-    return [name for name, switch in ADAPTER_SWITCHES.items() if _switched_on(settings, switch)]
-
-
-def _switched_on(settings: Settings, switch: str) -> bool:
-    if switch.startswith("adapters."):
-        return bool(importlib.import_module(switch).enabled())
-    return bool(getattr(settings, switch))
-
-
-def load_adapter(name: str, settings: Settings, redis: RedisClient) -> Adapter:
-    """Import `adapters.<name>` (only now: its SDK is heavy) and call its `create_adapter`."""
-    module_name = f"adapters.{name}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise ConfigError(f"the {name} adapter is enabled but {module_name} is missing") from exc
-    factory = getattr(module, "create_adapter", None)
-    if factory is None:
-        raise ConfigError(f"{module_name} has no create_adapter(settings, redis)")
-    adapter: Adapter = factory(settings, redis)
-    return adapter
-
-
-def build_adapters(settings: Settings, redis: RedisClient) -> list[Adapter]:
-    """Every enabled adapter; disabled ones are never imported."""
-    return [load_adapter(name, settings, redis) for name in enabled_adapter_names(settings)]
-
-
-@dataclass(frozen=True, slots=True)
-class RedisLimits:
-    max_connections: int
-    socket_timeout: float
-
-
-def redis_limits(settings: Settings) -> RedisLimits:
-    """Pool size and read timeout fitted to the workers (pure)."""
-    # A turn holds a connection only for one command at a time and the pool makes a burst wait
-    # for one: beyond a few hundred, more sockets only cost Redis memory and file descriptors.
-    max_connections = min(2 * settings.worker_concurrency, _REDIS_POOL_CAP) + _REDIS_POOL_HEADROOM
-    # Longer than a blocking stream read, so the socket never gives up on a healthy one.
-    socket_timeout = max(_REDIS_SOCKET_TIMEOUT_SECONDS, settings.worker_block_seconds + 5.0)
-    return RedisLimits(max_connections=max_connections, socket_timeout=socket_timeout)
-
-
-def connect_redis(url: str, *, cluster: bool, limits: RedisLimits | None = None) -> RedisClient:
-    """A client whose pool makes a burst wait for a connection instead of failing it.
-
-    Explicit timeouts: redis-py 8 silently defaults reads to 5 s, which would cut the workers'
-    blocking stream reads; with the value in the connection kwargs the workers see it and keep
-    their blocking reads shorter.
-    """
-    limits = limits or RedisLimits(100, _REDIS_SOCKET_TIMEOUT_SECONDS)
-    timeouts: dict[str, Any] = {
-        "socket_timeout": limits.socket_timeout,
-        "socket_connect_timeout": _REDIS_CONNECT_TIMEOUT_SECONDS,
-    }
-    if cluster:
-        # redis-py's async cluster client has no blocking pool: each node's pool raises
-        # MaxConnectionsError when full, so it gets the same size per node (one node may hold
-        # every hot thread) and callers' storage errors cover the rest.
-        return aioredis.RedisCluster.from_url(
-            url, max_connections=limits.max_connections, **timeouts
-        )
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=limits.max_connections,
-        timeout=_REDIS_POOL_WAIT_SECONDS,
-        **timeouts,
-    )
-    return aioredis.Redis.from_pool(pool)
-
-
-async def ping(redis: RedisClient) -> None:
-    """Raise StorageUnavailable unless Redis answers quickly."""
-    try:
-        async with asyncio.timeout(_REDIS_PING_SECONDS):
-            await redis.ping()
-    except (RedisError, OSError, TimeoutError) as exc:
-        raise StorageUnavailable(f"Redis did not answer: {exc or type(exc).__name__}") from exc
-
-
-async def accepts_writes(redis: RedisClient) -> None:
-    """Raise StorageUnavailable unless Redis quickly accepts a (tiny, expiring) write."""
-    try:
-        async with asyncio.timeout(_REDIS_PING_SECONDS):
-            await write_probe(redis)
-    except (RedisError, OSError, TimeoutError) as exc:
-        raise StorageUnavailable(f"Redis refused a write: {type(exc).__name__}: {exc}") from exc
-
-
-def redacted_url(url: str) -> str:
-    """A Redis URL fit for printing: the password (if any) masked."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user = credentials.partition(":")[0]
-    return f"{scheme}{sep}{user}:***@{host}"
 
 
 class BridgeRuntime:
@@ -218,11 +80,9 @@ class BridgeRuntime:
         self.redis_url: str | None = None
         self.http_url: str | None = None
         self.emulator_url: str | None = None
-        self.failure: BaseException | None = None
         self._http: HttpServer | None = None
-        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._tasks = RoleTasks()
         self._started = False
-        self._done = asyncio.Event()
         self._cleanup = contextlib.AsyncExitStack()
 
     # What the rest of the program and the tests use.
@@ -244,6 +104,11 @@ class BridgeRuntime:
             raise RuntimeError("the runtime is not started")
         return self._engage
 
+    @property
+    def failure(self) -> BaseException | None:
+        """What the role task that stopped on its own raised, if any."""
+        return self._tasks.failure
+
     async def __aenter__(self) -> BridgeRuntime:
         try:
             await self._start()
@@ -257,13 +122,11 @@ class BridgeRuntime:
 
     def stop(self) -> None:
         """Ask `wait()` to return (signal handlers call this)."""
-        self._done.set()
+        self._tasks.stop()
 
     async def wait(self) -> None:
         """Until `stop()` or until a role task ends; raises RoleFailed if one crashed."""
-        await self._done.wait()
-        if self.failure is not None:
-            raise RoleFailed(str(self.failure)) from self.failure
+        await self._tasks.wait()
 
     # Start-up, in dependency order; each step registers its own clean-up.
     async def _start(self) -> None:
@@ -311,7 +174,7 @@ class BridgeRuntime:
                 raise ConfigError(f"the {adapter.name} adapter could not start: {exc}") from exc
         await self._http.start(self._app(emulator_app))
         assert self._http.task is not None
-        self._watch("http", self._http.task)
+        self._tasks.watch("http", self._http.task)
         if "workers" in self.roles:
             await self.bridge.validate_agents()
             if self._started_redis:
@@ -395,25 +258,11 @@ class BridgeRuntime:
                 task = asyncio.create_task(
                     adapter.run(self.bridge), name=f"listener:{adapter.name}"
                 )
-                self._watch(f"listener:{adapter.name}", task)
+                self._tasks.watch(f"listener:{adapter.name}", task)
         if "workers" in self.roles:
-            self._watch("workers", asyncio.create_task(self.bridge.run_workers(), name="workers"))
-
-    def _watch(self, name: str, task: asyncio.Task[Any]) -> None:
-        self._tasks[name] = task
-        task.add_done_callback(lambda t: self._on_task_done(name, t))
-
-    def _on_task_done(self, name: str, task: asyncio.Task[Any]) -> None:
-        if task.cancelled() or self._done.is_set():
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.error("%s stopped with an error", name, exc_info=exc, extra={"role": name})
-            self.failure = exc
-        else:
-            # A listener that returns is done (the console at end of input), not broken.
-            log.info("%s finished", name, extra={"role": name})
-        self._done.set()
+            self._tasks.watch(
+                "workers", asyncio.create_task(self.bridge.run_workers(), name="workers")
+            )
 
     # Operator surface.
     async def readiness(self) -> dict[str, str]:
@@ -426,8 +275,7 @@ class BridgeRuntime:
             checks["redis"] = str(exc)
         if not self._started:
             checks["runtime"] = "starting"
-        for name, task in self._tasks.items():
-            checks[name] = "ok" if not task.done() else "stopped"
+        checks.update(self._tasks.checks())
         return checks
 
     async def _refresh_metrics(self) -> None:
@@ -435,17 +283,7 @@ class BridgeRuntime:
 
     # Shut-down, in reverse order of start-up.
     async def _stop_everything(self) -> None:
-        self._done.set()
-        tasks = [t for name, t in self._tasks.items() if name != "http" and not t.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=_TASK_STOP_SECONDS)
-            for task in pending:
-                log.warning("task did not stop in time", extra={"role": task.get_name()})
-        for task in self._tasks.values():
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                log.debug("%s had failed", task.get_name())  # retrieved: no asyncio warning
+        await self._tasks.cancel(keep="http")
         await self._cleanup.aclose()
 
     async def _close_adapter(self, adapter: Adapter) -> None:

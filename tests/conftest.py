@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 
-from bridge.runtime import connect_redis
+from bridge.redisconn import connect_redis
 from tests.redis_server import RedisServer
 
 pytest_plugins = [

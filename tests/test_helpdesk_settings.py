@@ -13,7 +13,7 @@ from adapters.zendesk import ZendeskAdapter
 from adapters.zendesk.settings import ZendeskSettings
 from bridge.config import Settings
 from bridge.errors import ConfigError
-from bridge.runtime import enabled_adapter_names, load_adapter
+from bridge.loader import enabled_adapter_names, load_adapter
 
 ZENDESK_ENV = {
     "ZENDESK_WEBHOOK_SECRET": "zendesk-webhook-secret-1",

@@ -17,7 +17,7 @@ from bridge.core import Bridge
 from bridge.engage.client import EngageClient
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, Reply, ThreadKey
-from bridge.runtime import connect_redis
+from bridge.redisconn import connect_redis
 from bridge.threadmap import RedisClient
 from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
@@ -63,7 +63,7 @@ class PostingAdapter:
 
 @pytest.fixture(params=["single", "cluster"])
 async def shared_redis(request: pytest.FixtureRequest) -> AsyncIterator[RedisClient]:
-    """A client made the way `engage-bridge run` makes it (bridge.runtime.connect_redis)."""
+    """A client made the way `engage-bridge run` makes it (bridge.redisconn.connect_redis)."""
     client: RedisClient
     if request.param == "single":
         server: RedisServer = request.getfixturevalue("redis_server")

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.runtime import connect_redis
+from bridge.redisconn import connect_redis
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_events import envelope, user_message
 from tests.fixtures_slack import slack_bridge

@@ -16,14 +16,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.console import ConsoleAdapter
-from bridge import runtime
 from bridge.adapter import Inbox
 from bridge.config import Role, Settings
 from bridge.embedded import answers_ping
 from bridge.engage.client import EngageClient
-from bridge.errors import ConfigError, PlatformError
+from bridge.errors import ConfigError, PlatformError, StorageUnavailable
 from bridge.models import Reply, ThreadKey
-from bridge.runtime import BridgeRuntime, RoleFailed, redacted_url
+from bridge.roles import RoleFailed
+from bridge.runtime import BridgeRuntime
 from tests.fixtures_core import message, thread_key
 from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
@@ -216,7 +216,7 @@ async def test_unreachable_redis_is_reported_and_nothing_is_left_running(
     tmp_path: Path, unused_engage: EngageClient
 ) -> None:
     adapter = RecordingAdapter()
-    with pytest.raises(runtime.StorageUnavailable, match="Redis did not answer"):
+    with pytest.raises(StorageUnavailable, match="Redis did not answer"):
         async with BridgeRuntime(
             settings(tmp_path, redis_url="redis://127.0.0.1:9/0"),
             adapters=[adapter],
@@ -236,31 +236,6 @@ async def test_api_key_without_org_id_is_a_config_error(
             roles=frozenset(),
         ):
             pass
-
-
-def test_only_enabled_adapters_are_listed(tmp_path: Path) -> None:
-    assert runtime.enabled_adapter_names(settings(tmp_path)) == []
-    enabled = settings(tmp_path, web_enabled=True, desk_signing_secret="s" * 16)
-    assert runtime.enabled_adapter_names(enabled) == ["desk", "web"]
-
-
-async def test_an_enabled_adapter_whose_module_is_missing_is_a_config_error(
-    tmp_path: Path, redis_client: aioredis.Redis
-) -> None:
-    with pytest.raises(ConfigError, match=r"adapters\.carrier_pigeon is missing"):
-        runtime.load_adapter("carrier_pigeon", settings(tmp_path), redis_client)
-
-
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("redis://:hunter2@db:6379/0", "redis://:***@db:6379/0"),
-        ("rediss://user:pw@db/0", "rediss://user:***@db/0"),
-        ("redis://db:6379/0", "redis://db:6379/0"),
-    ],
-)
-def test_redis_urls_are_printed_without_passwords(url: str, shown: str) -> None:
-    assert redacted_url(url) == shown
 
 
 async def test_cluster_mode_without_a_redis_url_is_a_config_error(
@@ -309,22 +284,6 @@ async def test_an_adapter_that_cannot_start_stops_start_up_naming_it(
         ):
             pass
     assert adapter.closed
-
-
-def test_redis_pool_fits_the_workers_and_reads_outlast_blocking_reads(tmp_path: Path) -> None:
-    small = runtime.redis_limits(settings(tmp_path, worker_concurrency=4))
-    large = runtime.redis_limits(settings(tmp_path, worker_concurrency=64))
-    assert large.max_connections - small.max_connections == 2 * (64 - 4)
-    assert small.max_connections > 2 * 4
-    # Thousands of turns in flight share a capped pool: each holds a connection per command only.
-    huge = runtime.redis_limits(settings(tmp_path, worker_concurrency=5000))
-    assert (
-        huge.max_connections
-        == runtime.redis_limits(settings(tmp_path, worker_concurrency=2000)).max_connections
-    )
-    assert huge.max_connections < 1000
-    slow_reads = runtime.redis_limits(settings(tmp_path, worker_block_seconds=60))
-    assert slow_reads.socket_timeout > 60
 
 
 async def test_a_submit_burst_larger_than_the_redis_pool_waits_for_connections(

@@ -16,7 +16,7 @@ from bridge.config import Settings
 from bridge.deadletters import turn_id
 from bridge.engage.client import EngageClient
 from bridge.models import InboundMessage, Reply, ThreadKey
-from bridge.runtime import connect_redis
+from bridge.redisconn import connect_redis
 from bridge.store import keys
 from bridge.threadmap import RedisClient
 from bridge.turn import APOLOGY

@@ -1,0 +1,97 @@
+"""Connecting to Redis the way every command does: pool and timeouts fitted to the workers."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bridge.config import Settings
+from bridge.errors import StorageUnavailable
+from bridge.store.claims import write_probe
+from bridge.threadmap import RedisClient
+
+_REDIS_PING_SECONDS = 2.0
+_REDIS_SOCKET_TIMEOUT_SECONDS = 30.0
+_REDIS_CONNECT_TIMEOUT_SECONDS = 5.0
+# A burst waits this long for a free pooled connection before the caller sees StorageUnavailable.
+_REDIS_POOL_WAIT_SECONDS = 10.0
+# Connections beyond the workers' own: submits from listeners and webhooks, the workers'
+# blocking read, readiness and metrics, web views.
+_REDIS_POOL_HEADROOM = 64
+_REDIS_POOL_CAP = 256
+
+
+@dataclass(frozen=True, slots=True)
+class RedisLimits:
+    max_connections: int
+    socket_timeout: float
+
+
+def redis_limits(settings: Settings) -> RedisLimits:
+    """Pool size and read timeout fitted to the workers (pure)."""
+    # A turn holds a connection only for one command at a time and the pool makes a burst wait
+    # for one: beyond a few hundred, more sockets only cost Redis memory and file descriptors.
+    max_connections = min(2 * settings.worker_concurrency, _REDIS_POOL_CAP) + _REDIS_POOL_HEADROOM
+    # Longer than a blocking stream read, so the socket never gives up on a healthy one.
+    socket_timeout = max(_REDIS_SOCKET_TIMEOUT_SECONDS, settings.worker_block_seconds + 5.0)
+    return RedisLimits(max_connections=max_connections, socket_timeout=socket_timeout)
+
+
+def connect_redis(url: str, *, cluster: bool, limits: RedisLimits | None = None) -> RedisClient:
+    """A client whose pool makes a burst wait for a connection instead of failing it.
+
+    Explicit timeouts: redis-py 8 silently defaults reads to 5 s, which would cut the workers'
+    blocking stream reads; with the value in the connection kwargs the workers see it and keep
+    their blocking reads shorter.
+    """
+    limits = limits or RedisLimits(100, _REDIS_SOCKET_TIMEOUT_SECONDS)
+    timeouts: dict[str, Any] = {
+        "socket_timeout": limits.socket_timeout,
+        "socket_connect_timeout": _REDIS_CONNECT_TIMEOUT_SECONDS,
+    }
+    if cluster:
+        # redis-py's async cluster client has no blocking pool: each node's pool raises
+        # MaxConnectionsError when full, so it gets the same size per node (one node may hold
+        # every hot thread) and callers' storage errors cover the rest.
+        return aioredis.RedisCluster.from_url(
+            url, max_connections=limits.max_connections, **timeouts
+        )
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=limits.max_connections,
+        timeout=_REDIS_POOL_WAIT_SECONDS,
+        **timeouts,
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
+async def ping(redis: RedisClient) -> None:
+    """Raise StorageUnavailable unless Redis answers quickly."""
+    try:
+        async with asyncio.timeout(_REDIS_PING_SECONDS):
+            await redis.ping()
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise StorageUnavailable(f"Redis did not answer: {exc or type(exc).__name__}") from exc
+
+
+async def accepts_writes(redis: RedisClient) -> None:
+    """Raise StorageUnavailable unless Redis quickly accepts a (tiny, expiring) write."""
+    try:
+        async with asyncio.timeout(_REDIS_PING_SECONDS):
+            await write_probe(redis)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise StorageUnavailable(f"Redis refused a write: {type(exc).__name__}: {exc}") from exc
+
+
+def redacted_url(url: str) -> str:
+    """A Redis URL fit for printing: the password (if any) masked."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = credentials.partition(":")[0]
+    return f"{scheme}{sep}{user}:***@{host}"
