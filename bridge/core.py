@@ -21,7 +21,7 @@ from bridge.errors import ConfigError
 from bridge.inbox import InboxQueue, storage
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, SubmitResult, ThreadKey
-from bridge.outbound import Outbound
+from bridge.outbound import Outbound, SendRetries
 from bridge.store import RedisClient, Store
 from bridge.threadmap import ThreadMap, ThreadRecord, rebuild_map
 from bridge.turn import TurnRunner
@@ -68,9 +68,15 @@ class Bridge:
         self.metrics = metrics
         self.store = Store(redis, record_ttl_seconds=settings.thread_idle_ttl_seconds)
         self.threads = ThreadMap(self.store)
-        self.inbox = InboxQueue(self.store, settings, metrics)
+        policy, staff = settings.file.policy, settings.file.staff
+        self.inbox = InboxQueue(self.store, metrics, policy=policy, staff=staff)
         self.dead_letters = DeadLetters(self.store)
-        self.outbound = Outbound(self.store, adapters, settings, metrics, sleep)
+        retries = SendRetries(
+            attempts=settings.agent_attempts,
+            base=settings.agent_backoff_seconds,
+            cap=settings.agent_backoff_max_seconds,
+        )
+        self.outbound = Outbound(self.store, adapters, metrics, sleep, retries=retries)
         services = Services(settings, self.threads, engage, self.outbound, metrics, sleep)
         runner = TurnRunner(services, self.store, self.dead_letters)
         self.workers = Workers(

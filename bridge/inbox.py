@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from bridge import commands
-from bridge.config import Settings
+from bridge.config import Policy, Staff
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, SubmitResult, ThreadKey
 from bridge.policy import Action, decide
@@ -19,10 +19,11 @@ log = logging.getLogger(__name__)
 class InboxQueue:
     """`submit` returns only once the message is in Redis (or was a duplicate, or ignored)."""
 
-    def __init__(self, store: Store, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, store: Store, metrics: Metrics, *, policy: Policy, staff: Staff) -> None:
         self._store = store
-        self._settings = settings
         self._metrics = metrics
+        self._policy = policy
+        self._staff = staff
 
     async def is_known_thread(self, thread: ThreadKey) -> bool:
         """A conversation exists, or accepted messages wait for their first turn (which creates
@@ -38,8 +39,7 @@ class InboxQueue:
         a record for a human): the thread can be shown a sign at once."""
         status, pending = await self._store.queue.thread_state(message.thread)
         known = status is not None or pending
-        file = self._settings.file
-        decision = decide(message, known, status, file.policy, file.staff)
+        decision = decide(message, known, status, self._policy, self._staff)
         if decision.action is Action.IGNORE:
             self._metrics.messages_in.labels(message.platform, "ignored").inc()
             return SubmitResult(False, decision.reason, {"outcome": "ignored"}), False

@@ -6,10 +6,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from bridge import backoff
 from bridge.adapter import AcceptSignAdapter, Adapter, LifecycleAdapter, StatusAdapter
-from bridge.config import Settings
 from bridge.errors import PermanentPlatformError, PlatformError
 from bridge.metrics import Metrics
 from bridge.models import Reply, ReplyKind, ThreadKey
@@ -32,6 +32,15 @@ WORKING_STATUS = "Thinking…"
 looks dead while the agent works; status messages the agent streams replace it."""
 
 
+@dataclass(frozen=True, slots=True)
+class SendRetries:
+    """Sends of one reply before a platform error is final, and the backoff between them."""
+
+    attempts: int
+    base: float
+    cap: float
+
+
 class Outbound:
     """Sends replies through the thread's adapter, checking and recording what was posted."""
 
@@ -39,14 +48,15 @@ class Outbound:
         self,
         store: Store,
         adapters: Mapping[str, Adapter],
-        settings: Settings,
         metrics: Metrics,
         sleep: Sleep = asyncio.sleep,
+        *,
+        retries: SendRetries,
     ) -> None:
         self._store = store
         self._adapters = adapters
-        self._settings = settings
         self._metrics = metrics
+        self._retries = retries
         self._sleep = sleep
         self._signs: dict[ThreadKey, asyncio.Task[None]] = {}
         self._signed_at: dict[ThreadKey, float] = {}
@@ -127,7 +137,7 @@ class Outbound:
 
     async def _send_with_retries(self, reply: Reply) -> str:
         adapter = self.adapter(reply.thread)
-        attempts = self._settings.agent_attempts
+        attempts = self._retries.attempts
         for attempt in range(1, attempts + 1):
             try:
                 return await adapter.send(reply)
@@ -150,5 +160,4 @@ class Outbound:
         raise AssertionError("unreachable")
 
     def _delay(self, attempt: int) -> float:
-        s = self._settings
-        return backoff.delay(attempt, base=s.agent_backoff_seconds, cap=s.agent_backoff_max_seconds)
+        return backoff.delay(attempt, base=self._retries.base, cap=self._retries.cap)

@@ -45,8 +45,8 @@ def connect_redis(url: str, *, cluster: bool, limits: RedisLimits | None = None)
     """A client whose pool makes a burst wait for a connection instead of failing it.
 
     Explicit timeouts: redis-py 8 silently defaults reads to 5 s, which would cut the workers'
-    blocking stream reads; with the value in the connection kwargs the workers see it and keep
-    their blocking reads shorter.
+    blocking stream reads; `redis_limits` makes the read timeout outlast the block time the
+    workers are given (`worker_block_seconds`).
     """
     limits = limits or RedisLimits(100, _REDIS_SOCKET_TIMEOUT_SECONDS)
     timeouts: dict[str, Any] = {

@@ -18,7 +18,7 @@ from bridge import commands, lifecycle
 from bridge.actions import RECOVERED, Services, TurnActions
 from bridge.chat import AgentTurn, TurnFailed
 from bridge.codec import decode_message
-from bridge.config import Settings
+from bridge.config import Staff
 from bridge.deadletters import DeadLetters
 from bridge.edits import NOTE_COMMAND
 from bridge.errors import PlatformError
@@ -49,9 +49,8 @@ class Step:
     command: commands.Command | None = None
 
 
-def plan(messages: Sequence[InboundMessage], status: str | None, settings: Settings) -> Step:
+def plan(messages: Sequence[InboundMessage], status: str | None, staff: Staff) -> Step:
     """The next step for the head of the inbox, given the thread's lifecycle status (pure)."""
-    staff = settings.file.staff
 
     def plain(m: InboundMessage) -> bool:
         return commands.parse(m) is None and not is_staff(m, staff) and m.command != NOTE_COMMAND
@@ -100,7 +99,7 @@ class TurnRunner:
         if journal and ids[: len(journal)] == journal:
             # A crashed attempt's batch goes first and unchanged, so it is reconciled as such.
             messages = messages[: len(journal)]
-        step = plan(messages, record.status if record else None, s.settings)
+        step = plan(messages, record.status if record else None, s.settings.file.staff)
         agent = AgentTurn(s.engage, s.outbound, s.settings, s.metrics, s.sleep)
         actions = TurnActions(s, thread, ledger, bool(journal), agent)
         if step.kind == "reopen" and record is not None:

@@ -16,7 +16,7 @@ from bridge.engage.client import EngageClient
 from bridge.engage.models import MessageRead, UserMessage
 from bridge.metrics import Metrics
 from bridge.models import Reply, ThreadKey
-from bridge.outbound import Outbound
+from bridge.outbound import Outbound, SendRetries
 from bridge.store import Store
 from tests.fixtures_core import RecordingAdapter, core_settings, message, no_sleep, wait_until
 
@@ -27,7 +27,9 @@ def agent_turn(
     configured = core_settings(**settings)
     metrics = Metrics()
     store = Store(redis, record_ttl_seconds=configured.thread_idle_ttl_seconds)
-    outbound = Outbound(store, {adapter.name: adapter}, configured, metrics, sleep=no_sleep)
+    c = configured
+    retries = SendRetries(c.agent_attempts, c.agent_backoff_seconds, c.agent_backoff_max_seconds)
+    outbound = Outbound(store, {adapter.name: adapter}, metrics, no_sleep, retries=retries)
     # Real sleeps: waiting for a run still working is measured in wall-clock time.
     return AgentTurn(engage, outbound, configured, metrics)
 

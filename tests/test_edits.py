@@ -114,11 +114,11 @@ async def test_edits_after_the_turn_can_be_switched_off(redis_client: aioredis.R
 
 
 def test_a_note_is_its_own_step_and_never_joins_the_messages_the_agent_answers() -> None:
-    settings = Settings(_env_file=None)
+    staff = Settings(_env_file=None).file.staff
     note = replace(msg("n", "(deleted)"), command=NOTE_COMMAND)
 
-    head_note = plan([note, msg("a")], None, settings)
-    after_messages = plan([msg("a"), msg("b"), note, msg("c")], None, settings)
+    head_note = plan([note, msg("a")], None, staff)
+    after_messages = plan([msg("a"), msg("b"), note, msg("c")], None, staff)
 
     assert (head_note.kind, [m.message_id for m in head_note.messages]) == ("note", ["n"])
     assert after_messages.kind == "answer"
