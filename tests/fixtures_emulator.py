@@ -68,6 +68,21 @@ def emulator(emulator_server: ThreadedEmulator) -> Iterator[Emulator]:
     emulator_server.faults.reset()
 
 
+def hold_chat(emulator: Emulator) -> None:
+    """From now on chat calls wait in the emulator before they run (nothing stored yet) until
+    `release_chat`: a turn held at a known point, however slow the machine. Wait for it with
+    `wait_until(lambda: emulator.faults.held == n)`."""
+    emulator.faults.scope = "chat"
+    emulator.faults.hold = True
+
+
+def release_chat(emulator: Emulator, held: int = 1) -> None:
+    """Lets the held chat calls go on; `held` of them must still be waiting (so whatever the test
+    did meanwhile provably happened while they were held)."""
+    assert emulator.faults.held == held
+    emulator.faults.hold = False
+
+
 @pytest.fixture
 async def emulator_http(emulator: Emulator) -> AsyncIterator[httpx.AsyncClient]:
     """A plain httpx client for the emulator, authenticated as the default user."""

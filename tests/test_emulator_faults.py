@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 import pytest
 
 from bridge.emulator.faults import Faults, parse_header
+from tests.fixtures_core import wait_until
 from tests.fixtures_emulator import Emulator
 
 CHAT_BODY = {"messages": [{"role": "user", "content": "hi", "name": None}]}
@@ -113,6 +115,41 @@ async def test_faults_can_be_set_and_reset_over_http(
     await emulator_http.delete("/_emulator/faults")
     assert emulator.faults.fail_next == 0
     assert emulator.faults.scope == "all"
+
+
+async def test_a_held_chat_call_waits_unstored_until_released_and_other_routes_go_on(
+    emulator: Emulator, emulator_http: httpx.AsyncClient
+) -> None:
+    cid = await new_conversation(emulator_http)
+    emulator.faults.scope = "chat"
+    emulator.faults.hold = True
+
+    chat = asyncio.create_task(post_chat(emulator_http, cid))
+    await wait_until(lambda: emulator.faults.held == 1)
+    agents = await emulator_http.get("/v1/agents")
+    assert agents.status_code == 200  # out of scope: not held
+    assert emulator.state.messages(cid) == []  # the held call has not run: nothing stored
+    assert not chat.done()
+    emulator.faults.hold = False
+    response = await asyncio.wait_for(chat, timeout=10)
+
+    assert response.status_code == 200
+    assert [m.content for m in emulator.state.messages(cid)] == ["hi", "You said: hi"]
+    assert emulator.faults.held == 0
+
+
+async def test_a_reset_releases_held_calls(
+    emulator: Emulator, emulator_http: httpx.AsyncClient
+) -> None:
+    cid = await new_conversation(emulator_http)
+    emulator.faults.hold = True
+    chat = asyncio.create_task(post_chat(emulator_http, cid))
+    await wait_until(lambda: emulator.faults.held == 1)
+
+    await emulator_http.delete("/_emulator/faults")
+
+    assert (await asyncio.wait_for(chat, timeout=10)).status_code == 200
+    assert emulator.faults.held == 0
 
 
 async def test_lost_response_is_processed_but_the_client_sees_an_error(

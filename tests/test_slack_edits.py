@@ -15,6 +15,7 @@ from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_events import as_mention, envelope, user_message
 from tests.fakes.slack_revisions import message_changed, message_deleted, parent_tombstoned
 from tests.fixtures_core import wait_until
+from tests.fixtures_emulator import hold_chat, release_chat
 from tests.fixtures_slack import SlackBridge, slack_bridge
 
 pytestmark = pytest.mark.slow
@@ -61,14 +62,16 @@ async def opened(b: SlackBridge, text: str) -> dict[str, Any]:
     return root
 
 
-async def while_a_turn_runs(
+async def while_a_turn_is_held(
     b: SlackBridge, emulator: Any, redis: Any, root: dict[str, Any]
 ) -> dict[str, Any]:
-    """A reply posted while a slow turn on an earlier reply runs: it waits in the inbox."""
-    emulator.faults.agent_delay = 4.0  # ample time for the edit to arrive while it runs
+    """A reply posted while the turn on an earlier reply is held before the agent (its chat call
+    waiting in the emulator): it waits in the inbox, however slow the machine, until
+    `release_chat`."""
+    hold_chat(emulator)
     thread = ThreadKey("slack", b.slack.team_id, "C0001", root["ts"])
     await post(b, "slow one", thread_ts=root["ts"])
-    await wait_until(lambda: redis.exists(keys.turn(thread)))
+    await wait_until(lambda: emulator.faults.held == 1)
     waiting = await post(b, "secnd question", thread_ts=root["ts"])
     await wait_until(lambda: _queued(redis, thread, 2))
     return waiting
@@ -82,12 +85,13 @@ async def test_an_edit_before_the_turn_reaches_the_agent_instead_of_the_first_te
     bridge: SlackBridge, emulator: Any, redis_client: Any
 ) -> None:
     root = await opened(bridge, "hello")
-    waiting = await while_a_turn_runs(bridge, emulator, redis_client, root)
+    waiting = await while_a_turn_is_held(bridge, emulator, redis_client, root)
 
     await send(bridge, message_changed(bridge.slack, waiting, "second question"))
     thread = ThreadKey("slack", bridge.slack.team_id, "C0001", root["ts"])
     raw = await redis_client.lrange(keys.inbox(thread), 0, -1)
     assert "second question" in [decode_message(r).text for r in raw]  # replaced while waiting
+    release_chat(emulator)
     await bridge.wait_replies("C0001", root["ts"], 3)
 
     assert texts(emulator) == ["hello", "slow one", "second question"]
@@ -114,11 +118,12 @@ async def test_a_delete_before_the_turn_withdraws_the_message(
     bridge: SlackBridge, emulator: Any, redis_client: Any
 ) -> None:
     root = await opened(bridge, "hello")
-    waiting = await while_a_turn_runs(bridge, emulator, redis_client, root)
+    waiting = await while_a_turn_is_held(bridge, emulator, redis_client, root)
 
     await send(bridge, message_deleted(bridge.slack, waiting))
     thread = ThreadKey("slack", bridge.slack.team_id, "C0001", root["ts"])
     assert await _queued(redis_client, thread, 1)  # withdrawn while waiting (acked once stored)
+    release_chat(emulator)
     await bridge.wait_replies("C0001", root["ts"], 2)
     await wait_until(lambda: _queued(redis_client, thread, 0))
 

@@ -4,6 +4,8 @@
 "Half of all calls fail": `faults.rate = 0.5` (seedable: `faults.reseed(1)`). One request can
 carry its own: `X-Emulator-Faults: latency=0.2,status=503,rate=0.5,retry_after=1,
 break_stream_after=1,agent_delay=2,agent_error=1,lose_response=1`.
+"Hold chat calls until I say": `faults.scope = "chat"; faults.hold = True`, then wait for
+`faults.held`, then `faults.hold = False` (tests use it to keep a turn at a known point).
 
 Faults apply to `/v1/...` only, never to `/_emulator/...` or the OpenAPI document.
 """
@@ -14,6 +16,8 @@ import dataclasses
 import random
 import threading
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,9 +60,12 @@ class Faults:
     break_stream_after: int | None = None
     agent_delay: float = 0.0
     agent_error: bool = False
+    # Requests in scope wait before they run (nothing stored yet) until this is False again.
+    hold: bool = False
     seed: int | None = None
     _rng: random.Random = field(default_factory=random.Random, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _held: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.reseed(self.seed)
@@ -96,6 +103,26 @@ class Faults:
         if self.scope == "chat":
             return method == "POST" and path.endswith("/chat")
         return path.startswith(self.scope)
+
+    @property
+    def held(self) -> int:
+        """Requests waiting on `hold` right now."""
+        with self._lock:
+            return self._held
+
+    def holds(self, method: str, path: str) -> bool:
+        return self.hold and self.matches(method, path)
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Counts one held request in `held` for the block's duration."""
+        with self._lock:
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held -= 1
 
     def roll(self, rate: float) -> bool:
         with self._lock:
