@@ -1,11 +1,13 @@
 """Edits and deletes of user messages, on every platform.
 
 A message still waiting in its thread's inbox is changed in place (edit) or withdrawn (delete) by
-one atomic script. Once a turn has it, it is too late for that: an edit becomes a short annotated
-follow-up ("edited: …") that the agent answers as a correction (or nothing, by policy), a delete
-becomes a note in the conversation's history that gets no answer (`NOTE_COMMAND`, see
-bridge.turn.plan). A message the bridge never accepted gets its edited text submitted normally
-(the edit may add the mention that was missing); its delete changes nothing.
+one atomic script. Once a turn has read it (it is in the turn's journal, even if its chat has not
+reached the agent yet), it is too late for that: an edit becomes a short annotated follow-up
+("edited: …") that the agent answers as a correction (or nothing, by policy), a delete becomes a
+note in the conversation's history that gets no answer (`NOTE_COMMAND`, see bridge.turn.plan).
+There is no window between the two: a message no turn has read is still waiting, also while the
+lease is held between two turns. A message the bridge never accepted gets its edited text
+submitted normally (the edit may add the mention that was missing); its delete changes nothing.
 """
 
 from __future__ import annotations

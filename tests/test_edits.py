@@ -1,19 +1,36 @@
-"""bridge.edits against a real Redis: what may still change in a thread's inbox, atomically."""
+"""bridge.edits against a real Redis: what may still change in a thread's inbox, atomically, and
+what the agent gets when a turn is held at each point (the emulator's hold, a held BEGIN)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from bridge.codec import decode_message, encode_message
 from bridge.config import Settings
+from bridge.core import Bridge
 from bridge.edits import NOTE_COMMAND, Revisions
+from bridge.engage.client import EngageClient
 from bridge.models import InboundMessage, SubmitResult, ThreadKey
 from bridge.store import keys
+from bridge.store.threads import ThreadState
 from bridge.turn import plan
+from tests.fixtures_core import (
+    RecordingAdapter,
+    core_settings,
+    make_bridge,
+    message,
+    running,
+    thread_key,
+    wait_until,
+)
+from tests.fixtures_emulator import hold_chat, release_chat
 
 THREAD = ThreadKey("discord", "g1", "c1", "t1")
 
@@ -74,20 +91,20 @@ async def test_the_batch_a_turn_journaled_is_never_touched_but_what_follows_it_i
     assert (follow_up.message_id, follow_up.text) == ("b:edit:t1", "edited: TWO")
 
 
-async def test_while_the_lease_is_held_without_a_journal_every_entry_counts_as_taken(
+async def test_while_the_lease_is_held_between_two_turns_a_waiting_message_is_still_pending(
     redis_client: aioredis.Redis,
 ) -> None:
-    await queue(redis_client, msg("a", "one"))
+    # A commit that kept the lease deleted the journal; the holder's next BEGIN reads the inbox.
+    await queue(redis_client, msg("a", "one"), msg("b", "two"))
     await redis_client.set(keys.lease(THREAD), "token")
     inbox = Collecting()
+    revisions = Revisions(redis_client)
 
-    outcome = await Revisions(redis_client).deleted(inbox, THREAD, "a")
+    assert await revisions.edited(inbox, msg("a", "ONE"), "t1") == "replaced before its turn"
+    assert await revisions.deleted(inbox, THREAD, "b") == "withdrawn before its turn"
 
-    assert outcome.startswith("noted")
-    assert await inbox_texts(redis_client) == ["one"]
-    [note] = inbox.submitted
-    assert note.command == NOTE_COMMAND
-    assert "a" in note.text
+    assert await inbox_texts(redis_client) == ["ONE"]
+    assert inbox.submitted == []
 
 
 async def test_an_edit_of_a_message_never_accepted_is_submitted_as_itself(
@@ -123,3 +140,150 @@ def test_a_note_is_its_own_step_and_never_joins_the_messages_the_agent_answers()
     assert (head_note.kind, [m.message_id for m in head_note.messages]) == ("note", ["n"])
     assert after_messages.kind == "answer"
     assert [m.message_id for m in after_messages.messages] == ["a", "b"]
+
+
+def user_texts(emulator: Any, role: str = "user") -> list[str]:
+    return [
+        m.content
+        for c in emulator.state.conversations.values()
+        for m in c.messages
+        if m.role == role
+    ]
+
+
+class BetweenTurns:
+    """Holds the lease holder after a commit that kept the lease, before its next BEGIN: the
+    lease is held and no journal exists (the window edits once counted as too late)."""
+
+    def __init__(self, threads: ThreadState) -> None:
+        self._begin = threads.begin
+        self.reached = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def begin(self, thread: ThreadKey, token: str, ms: int, *, acquire: bool) -> Any:
+        if not acquire:
+            self.reached.set()
+            await self.go_on.wait()
+        return await self._begin(thread, token, ms, acquire=acquire)
+
+
+@pytest.fixture
+def bridge(
+    redis_client: aioredis.Redis, engage_client: EngageClient, adapter: RecordingAdapter
+) -> Bridge:
+    # A lease that outlives a late heartbeat on a loaded machine: held turns keep their lease.
+    settings = core_settings(lease_seconds=5.0, claim_idle_seconds=10.0)
+    return make_bridge(redis_client, engage_client, adapter, settings)
+
+
+@pytest.fixture
+def held_bridge(bridge: Bridge, monkeypatch: pytest.MonkeyPatch) -> tuple[Bridge, BetweenTurns]:
+    between = BetweenTurns(bridge.store.threads)
+    monkeypatch.setattr(bridge.store.threads, "begin", between.begin)
+    return bridge, between
+
+
+async def held_between_turns(
+    bridge: Bridge, between: BetweenTurns, emulator: Any, redis: aioredis.Redis, thread: ThreadKey
+) -> InboundMessage:
+    """Answers "first" while "secnd question" arrives, then holds the worker between that turn's
+    commit and the next BEGIN; returns the waiting message."""
+    hold_chat(emulator)
+    await bridge.submit(message(thread, "first"))
+    await wait_until(lambda: emulator.faults.held == 1)
+    waiting = message(thread, "secnd question")
+    await bridge.submit(waiting)
+    release_chat(emulator)
+    await asyncio.wait_for(between.reached.wait(), timeout=10)
+    assert await redis.exists(keys.lease(thread))  # still the holder's...
+    assert not await redis.exists(keys.turn(thread))  # ...with no journal
+    return waiting
+
+
+async def test_an_edit_between_two_turns_of_one_holder_reaches_the_agent_as_the_text(
+    held_bridge: tuple[Bridge, BetweenTurns],
+    emulator: Any,
+    redis_client: aioredis.Redis,
+    adapter: RecordingAdapter,
+) -> None:
+    bridge, between = held_bridge
+    thread = thread_key("edit-between")
+    async with running(bridge):
+        waiting = await held_between_turns(bridge, between, emulator, redis_client, thread)
+        edit = replace(waiting, text="second question")
+        outcome = await Revisions(redis_client).edited(bridge, edit, "e1")
+        between.go_on.set()
+        await wait_until(lambda: len(adapter.sent) == 2)
+
+    assert outcome == "replaced before its turn"
+    assert user_texts(emulator) == ["first", "second question"]
+    assert adapter.texts() == ["You said: first", "You said: second question"]
+
+
+async def test_a_delete_between_two_turns_of_one_holder_withdraws_the_message(
+    held_bridge: tuple[Bridge, BetweenTurns],
+    emulator: Any,
+    redis_client: aioredis.Redis,
+    adapter: RecordingAdapter,
+) -> None:
+    bridge, between = held_bridge
+    thread = thread_key("delete-between")
+    async with running(bridge):
+        waiting = await held_between_turns(bridge, between, emulator, redis_client, thread)
+        outcome = await Revisions(redis_client).deleted(bridge, thread, waiting.message_id)
+        between.go_on.set()
+        # The next BEGIN finds nothing pending and lets go.
+        await wait_until(lambda: _released(redis_client, thread))
+
+    assert outcome == "withdrawn before its turn"
+    assert user_texts(emulator) == ["first"]
+    assert user_texts(emulator, "info") == []
+    assert adapter.texts() == ["You said: first"]
+
+
+async def _released(redis: aioredis.Redis, thread: ThreadKey) -> bool:
+    return not await redis.exists(keys.lease(thread), keys.inbox(thread))
+
+
+async def test_an_edit_while_its_turn_is_held_before_the_agent_is_a_follow_up_after_it(
+    bridge: Bridge,
+    emulator: Any,
+    redis_client: aioredis.Redis,
+    adapter: RecordingAdapter,
+) -> None:
+    thread = thread_key("edit-taken")
+    first = message(thread, "first")
+    hold_chat(emulator)
+    async with running(bridge):
+        await bridge.submit(first)
+        await wait_until(lambda: emulator.faults.held == 1)  # journaled, not at the agent yet
+        outcome = await Revisions(redis_client).edited(bridge, replace(first, text="FIRST"), "e1")
+        release_chat(emulator)
+        await wait_until(lambda: len(adapter.sent) == 2)
+
+    assert outcome.startswith("follow-up: ")
+    assert user_texts(emulator) == ["first", "edited: FIRST"]
+    assert adapter.texts() == ["You said: first", "You said: edited: FIRST"]
+
+
+async def test_a_delete_while_its_turn_is_held_before_the_agent_is_noted_after_it(
+    bridge: Bridge,
+    emulator: Any,
+    redis_client: aioredis.Redis,
+    adapter: RecordingAdapter,
+) -> None:
+    thread = thread_key("delete-taken")
+    first = message(thread, "first")
+    hold_chat(emulator)
+    async with running(bridge):
+        await bridge.submit(first)
+        await wait_until(lambda: emulator.faults.held == 1)  # journaled, not at the agent yet
+        outcome = await Revisions(redis_client).deleted(bridge, thread, first.message_id)
+        release_chat(emulator)
+        await wait_until(lambda: _released(redis_client, thread))
+
+    assert outcome.startswith("noted: ")
+    assert user_texts(emulator) == ["first"]
+    note = f"(The earlier message {first.message_id} was deleted from the chat.)"
+    assert user_texts(emulator, "info") == [note]
+    assert adapter.texts() == ["You said: first"]  # the note gets no answer

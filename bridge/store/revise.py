@@ -8,11 +8,14 @@ from bridge.store import keys
 from bridge.store.client import RedisClient
 from bridge.store.errors import storage
 
-# KEYS: inbox, lease, turn. ARGV: message id, new payload ('' withdraws the message).
+# KEYS: inbox, turn. ARGV: message id, new payload ('' withdraws the message).
 # -> 'pending' changed or withdrawn, 'taken' a turn may have read it, 'unknown' not waiting.
 # One step: the worker's commit trims the inbox by position, so nothing inside the batch a turn
-# works on may move. That batch is the journal's ids (the inbox's head); while the lease is held
-# without a journal, the holder may have read any entry, so every entry counts as taken.
+# works on may move. That batch is the journal's ids (the inbox's head). A turn reads the inbox
+# only in BEGIN, which writes the journal in the same script (bridge/store/scripts.py), so an
+# entry outside the journal has not been read for any turn, even while the lease is held: between
+# a commit that kept the lease and the holder's next BEGIN there is a lease and no journal, and
+# the next BEGIN reads what is here then.
 REVISE_PENDING = """
 local entries = redis.call('LRANGE', KEYS[1], 0, -1)
 local index = nil
@@ -26,7 +29,7 @@ end
 if index == nil then
   return 'unknown'
 end
-local journal = redis.call('HGET', KEYS[3], 'ids')
+local journal = redis.call('HGET', KEYS[2], 'ids')
 if journal then
   local ids = cjson.decode(journal)
   if index <= #ids then
@@ -37,8 +40,6 @@ if journal then
       return 'taken'
     end
   end
-elseif redis.call('EXISTS', KEYS[2]) == 1 then
-  return 'taken'
 end
 if ARGV[2] == '' then
   redis.call('LREM', KEYS[1], 1, entries[index])
@@ -56,7 +57,7 @@ class PendingRevisions:
 
     async def revise(self, thread: ThreadKey, message_id: str, payload: str) -> str:
         """'pending' (changed, or withdrawn when `payload` is ''), 'taken' or 'unknown'."""
-        script_keys = [keys.inbox(thread), keys.lease(thread), keys.turn(thread)]
+        script_keys = [keys.inbox(thread), keys.turn(thread)]
         async with storage("revise"):
             return text(await self._script(keys=script_keys, args=[message_id, payload]))
 
