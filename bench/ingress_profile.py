@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from adapters.slack.settings import SlackSettings
+from adapters.web.settings import WebSettings
 from bench import lean_slack
 from bench.bench_throughput import signed_post
 from bridge.config import Settings
@@ -80,12 +82,19 @@ async def main(args: argparse.Namespace) -> None:
     await slack.start()
     workdir = Path(tempfile.mkdtemp(prefix="engage-ingress-"))
     (workdir / "bridge.toml").write_text('[routing]\ndefault_agent = "parrot"\n')
+    platforms = [
+        SlackSettings(
+            bot_token=lean_slack.BOT_TOKEN,
+            signing_secret=lean_slack.SIGNING_SECRET,
+            api_url=slack.api_url,
+            _env_file=None,
+        ),
+        WebSettings(enabled=False, _env_file=None),
+    ]
     settings = Settings(
-        redis_url=server.url, http_port=0, web_enabled=False, config_file=workdir / "bridge.toml",
+        platforms, redis_url=server.url, http_port=0, config_file=workdir / "bridge.toml",
         engage_api_key=DEFAULT_API_KEY, engage_org_id=DEFAULT_ORG_ID,
-        engage_api_url="http://127.0.0.1:9", slack_bot_token=lean_slack.BOT_TOKEN,
-        slack_signing_secret=lean_slack.SIGNING_SECRET, slack_api_url=slack.api_url,
-        roles={"http"}, _env_file=None,
+        engage_api_url="http://127.0.0.1:9", roles={"http"}, _env_file=None,
     )  # fmt: skip
     try:
         async with BridgeRuntime(settings) as runtime:

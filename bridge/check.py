@@ -142,7 +142,7 @@ async def _start_adapter(settings: Settings, name: str, redis: RedisClient) -> N
 
 
 def configuration_problems(settings: Settings) -> list[str]:
-    problems = secret_problems(settings)
+    problems = secret_problems(settings, *settings.platforms())
     if not settings.uses_emulator and not settings.engage_org_id:
         problems.append(ORG_ID_MISSING)
     return problems

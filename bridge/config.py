@@ -1,22 +1,26 @@
 """Configuration, read in one place: environment, `.env`, and an optional TOML routing file.
 
 `Settings.load()` is called once by the entry point and the result is passed down; nothing else
-reads `os.environ`.
+reads `os.environ`. Each platform's variables belong to its adapter (`bridge/platforms.py`):
+`Settings` reads them with its own and hands each adapter its part (`settings.platform(...)`).
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bridge.errors import ConfigError
+from bridge.platforms import SETTINGS, PlatformSettings, settings_class
 
 Role = Literal["http", "listeners", "workers"]
 ALL_ROLES: frozenset[Role] = frozenset({"http", "listeners", "workers"})
+P = TypeVar("P", bound=PlatformSettings)
 
 
 class Routing(BaseModel):
@@ -129,57 +133,36 @@ class Settings(BaseSettings):
 
     config_file: Path | None = None
 
-    # Slack (enabled when a bot token is set; Socket Mode when an app token is set too).
-    slack_bot_token: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token")
-    )
-    slack_signing_secret: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "slack_signing_secret")
-    )
-    slack_app_token: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token")
-    )
-    slack_api_url: str = "https://slack.com/api/"
-    # OAuth mode (installs into many workspaces) instead of one bot token; the rest of its
-    # settings are the adapter's own (adapters/slack/oauth.py, SlackOAuthSettings).
-    slack_client_id: str | None = Field(
-        None, validation_alias=AliasChoices("SLACK_CLIENT_ID", "slack_client_id")
-    )
-
-    # Discord (enabled when a bot token is set).
-    discord_bot_token: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("DISCORD_BOT_TOKEN", "discord_bot_token")
-    )
-    discord_shard_ids: list[int] | None = None
-    discord_shard_count: int | None = None
-    discord_guild_ids: list[int] = Field(default_factory=list)
-
-    # Support desk webhook (enabled when a signing secret is set).
-    desk_signing_secret: SecretStr | None = None
-    desk_callback_url: str | None = None
-    desk_callback_secret: SecretStr | None = None
-
-    # Local web playground and operator view.
-    web_enabled: bool = True
-
     # Loaded from config_file by `load()`.
     file: FileConfig = Field(default_factory=FileConfig)
+    # Each adapter's own settings, read with the rest (or given: `platforms=`).
+    _platforms: dict[str, PlatformSettings] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, platforms: Iterable[PlatformSettings] = (), **values: Any) -> None:
+        """`platforms`: adapters' settings to use instead of reading theirs (tests); the
+        others are read from the same environment and `_env_file` as these settings."""
+        super().__init__(**values)
+        given = {settings.platform: settings for settings in platforms}
+        env_file = {"_env_file": values["_env_file"]} if "_env_file" in values else {}
+        self._platforms = {
+            name: given[name] if name in given else settings_class(name)(**env_file)
+            for name in SETTINGS
+        }
 
     @property
     def uses_emulator(self) -> bool:
         return self.engage_api_key is None
 
-    @property
-    def slack_enabled(self) -> bool:
-        return self.slack_bot_token is not None or self.slack_client_id is not None
+    def platform(self, kind: type[P]) -> P:
+        """One adapter's settings (`adapters/<name>/settings.py`)."""
+        found = self._platforms[kind.platform]
+        if not isinstance(found, kind):
+            raise TypeError(f"{kind.platform} settings are a {type(found).__name__}")
+        return found
 
-    @property
-    def discord_enabled(self) -> bool:
-        return self.discord_bot_token is not None
-
-    @property
-    def desk_enabled(self) -> bool:
-        return self.desk_signing_secret is not None
+    def platforms(self) -> list[PlatformSettings]:
+        """Every adapter's settings, switched on or not, in `bridge.platforms.SETTINGS` order."""
+        return list(self._platforms.values())
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

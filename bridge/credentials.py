@@ -28,8 +28,12 @@ def env_name(settings: BaseModel, field: str) -> str:
     return f"{prefix}{field}".upper()
 
 
-def secret_problems(settings: BaseModel) -> list[str]:
+def secret_problems(*models: BaseModel) -> list[str]:
     """One sentence per configured secret that is empty or shorter than its floor (pure)."""
+    return [problem for settings in models for problem in _problems(settings)]
+
+
+def _problems(settings: BaseModel) -> list[str]:
     problems = []
     for field in type(settings).model_fields:
         value = getattr(settings, field)
@@ -45,8 +49,8 @@ def secret_problems(settings: BaseModel) -> list[str]:
     return problems
 
 
-def require_strong_secrets(settings: BaseModel) -> None:
+def require_strong_secrets(*models: BaseModel) -> None:
     """Raise `ConfigError` naming every empty or too short secret."""
-    problems = secret_problems(settings)
+    problems = secret_problems(*models)
     if problems:
         raise ConfigError("; ".join(problems))

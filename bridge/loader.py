@@ -10,17 +10,6 @@ from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.threadmap import RedisClient
 
-# adapter module -> the Settings property that switches it on, or (for adapters that keep their
-# settings in their own package) the light module whose `enabled()` reads them
-ADAPTER_SWITCHES = {
-    "slack": "slack_enabled",
-    "discord": "discord_enabled",
-    "desk": "desk_enabled",
-    "zendesk": "adapters.zendesk.settings",
-    "chatwoot": "adapters.chatwoot.settings",
-    "web": "web_enabled",
-}
-
 
 @runtime_checkable
 class NeedsRedis(Protocol):
@@ -30,13 +19,8 @@ class NeedsRedis(Protocol):
 
 
 def enabled_adapter_names(settings: Settings) -> list[str]:
-    return [name for name, switch in ADAPTER_SWITCHES.items() if _switched_on(settings, switch)]
-
-
-def _switched_on(settings: Settings, switch: str) -> bool:
-    if switch.startswith("adapters."):
-        return bool(importlib.import_module(switch).enabled())
-    return bool(getattr(settings, switch))
+    """The adapters whose settings switch them on, in `bridge.platforms.SETTINGS` order."""
+    return [p.platform for p in settings.platforms() if p.is_enabled()]
 
 
 def load_adapter(name: str, settings: Settings, redis: RedisClient) -> Adapter:

@@ -54,12 +54,13 @@ OWN_PACKAGES = frozenset({"bridge", "adapters", "__main__"})
 def secret_values(settings: Settings) -> list[str]:
     """Every configured secret's value (SecretStr fields), to be masked wherever it appears."""
     values = []
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if isinstance(value, SecretStr):
-            raw = value.get_secret_value()
-            if len(raw) >= 4:  # masking 1-3 characters would garble ordinary text
-                values.append(raw)
+    for section in (settings, *settings.platforms()):
+        for name in type(section).model_fields:
+            value = getattr(section, name)
+            if isinstance(value, SecretStr):
+                raw = value.get_secret_value()
+                if len(raw) >= 4:  # masking 1-3 characters would garble ordinary text
+                    values.append(raw)
     return values
 
 

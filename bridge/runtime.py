@@ -130,7 +130,7 @@ class BridgeRuntime:
 
     # Start-up, in dependency order; each step registers its own clean-up.
     async def _start(self) -> None:
-        require_strong_secrets(self.settings)
+        require_strong_secrets(self.settings, *self.settings.platforms())
         await self._start_redis()
         if self._emulator_file is not None and self._engage is None and self.settings.uses_emulator:
             from bridge.emulator.store import SqliteStore

@@ -14,12 +14,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.desk import create_adapter as create_desk_adapter
+from adapters.desk.settings import DeskSettings
 from adapters.desk.signing import signed_headers
 from adapters.web import create_adapter as create_web_adapter
 from adapters.web.settings import WebSettings
 from bridge.adapter import Adapter
 from bridge.config import FileConfig, Routing, Settings
 from bridge.engage.client import EngageClient
+from bridge.platforms import PlatformSettings
 from bridge.runtime import BridgeRuntime
 from tests.fakes.desk import FakeDesk
 from tests.fixtures_core import core_settings
@@ -79,17 +81,30 @@ async def fake_desk() -> AsyncIterator[FakeDesk]:
     await desk.close()
 
 
-def bridge_settings(tmp_path: Path, emulator: Any, **overrides: Any) -> Settings:
+def bridge_settings(
+    tmp_path: Path,
+    emulator: Any,
+    *,
+    desk_callback_url: str | None = None,
+    platforms: Sequence[PlatformSettings] = (),
+    **overrides: Any,
+) -> Settings:
     """Settings for a whole bridge in-process: ephemeral HTTP port, the test emulator, fast
-    worker timings (see tests/fixtures_core.py)."""
+    worker timings (see tests/fixtures_core.py), the desk's secrets; `platforms` add to (or
+    replace) the desk's settings."""
+    desk = DeskSettings(
+        _env_file=None,
+        signing_secret=DESK_SECRET,
+        callback_secret=CALLBACK_SECRET,
+        callback_url=desk_callback_url,
+    )
     values: dict[str, Any] = {
         "http_port": 0,
         "data_dir": tmp_path / "data",
         "engage_api_url": emulator.url,
         "engage_api_key": emulator.api_key,
         "engage_org_id": emulator.org_id,
-        "desk_signing_secret": DESK_SECRET,
-        "desk_callback_secret": CALLBACK_SECRET,
+        "platforms": [desk, *platforms],
         **overrides,
     }
     return core_settings(**values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -76,13 +76,21 @@ class RecordingInbox:
         return self.messages
 
 
-def discord_settings(fake: FakeDiscord, **overrides: Any) -> Settings:
-    return Settings(_env_file=None, discord_bot_token=fake.token, **overrides)
+def discord_settings(
+    fake: FakeDiscord, *, discord: Mapping[str, Any] | None = None, **overrides: Any
+) -> Settings:
+    """Settings with Discord on (the fake's token); `discord` adds to DiscordSettings."""
+    values: dict[str, Any] = {"bot_token": fake.token, **(discord or {})}
+    return Settings([DiscordSettings(_env_file=None, **values)], _env_file=None, **overrides)
 
 
 def discord_options(fake: FakeDiscord, **overrides: Any) -> DiscordSettings:
     """Discord-only settings that trust the fake's CDN for attachments."""
-    values: dict[str, Any] = {"attachment_origins": [f"{fake.url}/cdn"], **overrides}
+    values: dict[str, Any] = {
+        "bot_token": fake.token,
+        "attachment_origins": [f"{fake.url}/cdn"],
+        **overrides,
+    }
     return DiscordSettings(_env_file=None, **values)
 
 
@@ -123,7 +131,12 @@ async def discord_listener(
 
 
 def discord_bridge_settings(
-    tmp_path: Path, emulator: Any, fake: FakeDiscord, **overrides: Any
+    tmp_path: Path,
+    emulator: Any,
+    fake: FakeDiscord,
+    *,
+    discord: Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> Settings:
     """A whole bridge in-process with Discord on: the test emulator (parrot), fast workers."""
     policy = Policy(forum_channels=[fake.forum_channel["id"]])
@@ -133,7 +146,7 @@ def discord_bridge_settings(
         "engage_api_url": emulator.url,
         "engage_api_key": emulator.api_key,
         "engage_org_id": emulator.org_id,
-        "discord_bot_token": fake.token,
+        "platforms": [DiscordSettings(_env_file=None, bot_token=fake.token, **(discord or {}))],
         "file": FileConfig(routing=Routing(default_agent="parrot"), policy=policy),
         **overrides,
     }
@@ -151,7 +164,7 @@ async def discord_runtime(
     engage = EngageClient(
         base_url=emulator.url, api_key=emulator.api_key, org_id=emulator.org_id, max_attempts=2
     )
-    adapter = DiscordAdapter(settings, redis, options or DiscordSettings(_env_file=None))
+    adapter = DiscordAdapter(settings, redis, options)
     try:
         async with BridgeRuntime(settings, adapters=[adapter], redis=redis, engage=engage) as rt:
             yield rt, adapter

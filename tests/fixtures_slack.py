@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from adapters.slack import SlackAdapter, create_adapter
+from adapters.slack.settings import SlackSettings
+from adapters.web.settings import WebSettings
 from bridge.config import FileConfig, Routing, Settings
 from bridge.engage.models import ConversationReadFull
 from bridge.models import ThreadKey
@@ -27,17 +29,29 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
     await slack.aclose()
 
 
-def slack_settings(slack: FakeSlack, *, socket_mode: bool = False, **overrides: Any) -> Settings:
-    """Settings for a bridge whose Slack is `slack` (HTTP Events API, or Socket Mode)."""
-    values: dict[str, Any] = {
-        "slack_bot_token": slack.bot_token,
-        "slack_signing_secret": slack.signing_secret,
-        "slack_api_url": slack.api_url,
-        "slack_app_token": slack.app_token if socket_mode else None,
-        "config_file": None,
+def slack_settings(
+    slack: FakeSlack,
+    *,
+    socket_mode: bool = False,
+    credentials: Mapping[str, Any] | None = None,
+    web_enabled: bool = True,
+    **overrides: Any,
+) -> Settings:
+    """Settings for a bridge whose Slack is `slack` (HTTP Events API, or Socket Mode);
+    `credentials` replace SlackSettings' (bot_token=None, say)."""
+    slack_values: dict[str, Any] = {
+        "bot_token": slack.bot_token,
+        "signing_secret": slack.signing_secret,
+        "api_url": slack.api_url,
+        "app_token": slack.app_token if socket_mode else None,
+        **(credentials or {}),
     }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
+    platforms = [
+        SlackSettings(_env_file=None, **slack_values),
+        WebSettings(_env_file=None, enabled=web_enabled),
+    ]
+    values: dict[str, Any] = {"config_file": None, **overrides}
+    return Settings(platforms, _env_file=None, **values)
 
 
 @dataclass

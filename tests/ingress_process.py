@@ -12,6 +12,7 @@ import sys
 import redis.asyncio as aioredis
 
 from adapters.slack import SlackAdapter
+from adapters.slack.settings import SlackSettings
 from bridge.config import Settings
 from bridge.http import HttpServer, create_app
 from bridge.metrics import Metrics
@@ -31,13 +32,13 @@ async def ready() -> dict[str, str]:
 
 
 async def main(secret: str) -> None:
-    settings = Settings(
+    slack = SlackSettings(
         _env_file=None,
-        slack_bot_token="xoxb-measuring-only",
-        slack_signing_secret=secret,
-        slack_api_url="http://127.0.0.1:9/api/",
-        config_file=None,
+        bot_token="xoxb-measuring-only",
+        signing_secret=secret,
+        api_url="http://127.0.0.1:9/api/",
     )
+    settings = Settings([slack], _env_file=None, config_file=None)
     # Never connected: nothing reaches Redis on the paths measured.
     adapter = SlackAdapter(settings, aioredis.Redis.from_url("redis://127.0.0.1:9"))
     app = create_app(metrics=Metrics(), readiness=ready, routes=adapter.routes(NoInbox()))

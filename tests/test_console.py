@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 from adapters.console import ConsoleAdapter, to_event
+from adapters.web.settings import WebSettings
 from bridge.adapter import Adapter, StatusAdapter
 from bridge.config import Role, Settings
 from bridge.models import InboundMessage, Reply, ReplyKind, SubmitResult, ThreadKey
@@ -197,7 +198,7 @@ async def test_a_terminal_without_workers_prints_answers_from_another_process_s_
         redis_url=redis_server.url,
         http_port=0,
         data_dir=tmp_path,
-        web_enabled=False,
+        platforms=[WebSettings(_env_file=None, enabled=False)],
     )
     shared = tmp_path / "emulator.sqlite3"  # the data dir's one emulator file
     typed, out = TypedLines(), io.StringIO()

@@ -17,11 +17,13 @@ import pytest
 import yaml
 from pydantic import AliasChoices, BaseModel
 
-from adapters.chatwoot.settings import ChatwootSettings
+from adapters.discord.settings import DiscordSettings
+from adapters.slack.settings import SlackSettings
 from adapters.web.access import startup_problem
 from adapters.web.settings import WebSettings
-from adapters.zendesk.settings import ZendeskSettings
 from bridge.config import ALL_ROLES, FileConfig, Settings, load_file_config
+from bridge.platforms import SETTINGS as PLATFORM_SETTINGS
+from bridge.platforms import settings_class
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 K8S = DEPLOY / "k8s"
@@ -33,7 +35,7 @@ def settings_env_names() -> set[str]:
     """Every environment variable name Settings and the adapters' settings read (upper-cased;
     matching ignores case)."""
     names: set[str] = set()
-    for model in (Settings, WebSettings, ZendeskSettings, ChatwootSettings):
+    for model in (Settings, *(settings_class(name) for name in PLATFORM_SETTINGS)):
         prefix = str(model.model_config.get("env_prefix", ""))
         for field_name, field in model.model_fields.items():
             alias = field.validation_alias
@@ -259,9 +261,9 @@ def test_env_example_names_are_real_settings_and_its_values_load(
     env_file.write_text("\n".join(lines), encoding="utf-8")
     settings = Settings(_env_file=env_file)
     assert WebSettings(_env_file=env_file).staff_users == ["ann@example.com"]
-    assert settings.discord_shard_ids == [0, 1]
+    assert settings.platform(DiscordSettings).shard_ids == [0, 1]
     assert settings.roles == set(ALL_ROLES)
-    assert settings.slack_enabled
+    assert settings.platform(SlackSettings).is_enabled()
 
 
 def test_example_toml_loads_with_every_section_and_no_unknown_keys() -> None:
@@ -393,7 +395,7 @@ def test_shipped_deploy_files_serve_no_page_without_a_token(
         monkeypatch.setenv(name, value)
     settings = Settings(_env_file=None)
     assert settings.http_host == "0.0.0.0"
-    assert settings.web_enabled is False
+    assert settings.platform(WebSettings).enabled is False
     assert WebSettings(_env_file=None).token is None
     # Turned on without a token, the bridge refuses to start instead of serving open pages.
     assert startup_problem(settings.http_host, has_auth=False, serves_http=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
 from adapters.desk import DeskAdapter, create_adapter
 from adapters.desk.callback import RetryPolicy
+from adapters.desk.settings import DeskSettings
 from bridge.config import Settings
 from bridge.errors import ConfigError, PermanentPlatformError
 from bridge.models import Reply, ReplyKind, ThreadKey
@@ -114,13 +116,15 @@ async def test_send_without_a_callback_url_is_permanent() -> None:
     await desk.aclose()
 
 
+def desk_only(**desk: Any) -> Settings:
+    return Settings([DeskSettings(_env_file=None, **desk)], _env_file=None)
+
+
 async def test_create_adapter_requires_a_signing_secret_and_a_callback_url() -> None:
     with pytest.raises(ConfigError, match="SIGNING_SECRET"):
-        create_adapter(Settings(_env_file=None))  # type: ignore[call-arg]
+        create_adapter(desk_only())
     with pytest.raises(ConfigError, match="CALLBACK_URL"):
-        create_adapter(Settings(_env_file=None, desk_signing_secret=DESK_SECRET))  # type: ignore[call-arg]
-    adapter = create_adapter(
-        Settings(_env_file=None, desk_signing_secret=DESK_SECRET, desk_callback_url="http://d/cb")  # type: ignore[call-arg]
-    )
+        create_adapter(desk_only(signing_secret=DESK_SECRET))
+    adapter = create_adapter(desk_only(signing_secret=DESK_SECRET, callback_url="http://d/cb"))
     assert adapter.name == "desk"
     await adapter.aclose()

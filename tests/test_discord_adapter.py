@@ -261,9 +261,7 @@ async def test_start_up_fails_with_portal_instructions_when_message_content_is_n
 async def test_start_up_fails_with_instructions_when_the_token_is_wrong(
     fake_discord: FakeDiscord,
 ) -> None:
-    settings = discord_settings(fake_discord).model_copy(
-        update={"discord_bot_token": SecretStr("not-the-token")}
-    )
+    settings = discord_settings(fake_discord, discord={"bot_token": SecretStr("not-the-token")})
     adapter = DiscordAdapter(settings)
     try:
         with pytest.raises(ConfigError, match="Reset Token"):
@@ -276,7 +274,7 @@ async def test_a_process_with_explicit_shard_ids_identifies_as_that_shard_and_he
     fake_discord: FakeDiscord, recording_inbox: RecordingInbox
 ) -> None:
     shard = (int(fake_discord.guild_id) >> 22) % 2  # Discord's guild -> shard rule
-    settings = discord_settings(fake_discord, discord_shard_count=2, discord_shard_ids=[shard])
+    settings = discord_settings(fake_discord, discord={"shard_count": 2, "shard_ids": [shard]})
     adapter = DiscordAdapter(settings)
     await adapter.start()
     task = asyncio.create_task(adapter.run(recording_inbox))

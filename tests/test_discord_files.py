@@ -79,7 +79,7 @@ async def test_a_url_outside_discords_cdn_is_never_fetched(
     channel = fake_discord.text_channel["id"]
     notes = fake_discord.upload(channel, "notes.md", b"# secret plan", "text/markdown")
 
-    trust_discord_only = DiscordSettings(_env_file=None)
+    trust_discord_only = DiscordSettings(_env_file=None, bot_token=fake_discord.token)
     async with listening(fake_discord, recording_inbox, None, trust_discord_only):
         await fake_discord.post(
             channel, fake_discord.user("cy"), "see", mention_bot=True, attachments=[notes]

@@ -30,7 +30,7 @@ async def runtimes(
         for n, shard_ids in enumerate(slices):
             settings = discord_bridge_settings(
                 tmp_path / f"r{n}", emulator, fake,
-                discord_shard_count=SHARDS, discord_shard_ids=shard_ids,
+                discord={"shard_count": SHARDS, "shard_ids": shard_ids},
             )  # fmt: skip
             _, adapter = await stack.enter_async_context(discord_runtime(settings, redis, emulator))
             adapters.append(adapter)

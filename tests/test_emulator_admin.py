@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from adapters.web.settings import WebSettings
 from bridge.cli import build_parser
 from bridge.config import Settings
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID, EmulatorState, create_app
@@ -77,8 +78,8 @@ async def test_the_emulator_mounted_by_run_has_no_test_controls(
         _env_file=None,
         http_port=0,
         data_dir=tmp_path / "data",
-        web_enabled=False,
         redis_url=redis_server.url,
+        platforms=[WebSettings(_env_file=None, enabled=False)],
     )
     async with BridgeRuntime(settings, adapters=[], roles=frozenset()) as rt:
         assert rt.emulator_url is not None

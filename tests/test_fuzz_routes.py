@@ -29,6 +29,7 @@ from adapters.chatwoot.auth import sign as chatwoot_sign
 from adapters.desk import create_adapter as create_desk_adapter
 from adapters.desk.signing import signed_headers as desk_headers
 from adapters.slack import create_adapter as create_slack_adapter
+from adapters.slack.settings import SlackSettings
 from adapters.slack.signing import sign as slack_sign
 from adapters.web import create_adapter as create_web_adapter
 from adapters.zendesk import ZendeskAdapter
@@ -282,15 +283,13 @@ async def everything(
     chatwoot: FakeChatwoot,
 ) -> AsyncIterator[BridgeRuntime]:
     """One bridge with every adapter that has HTTP routes, on the test emulator."""
-    values = slack_settings(fake_slack).model_dump(
-        include={"slack_bot_token", "slack_signing_secret", "slack_api_url"}
-    )
+    slack = slack_settings(fake_slack).platform(SlackSettings)
     settings = bridge_settings(
         tmp_path,
         emulator,
         desk_callback_url=fake_desk.url,
+        platforms=[slack],
         file=FileConfig(routing=Routing(default_agent="parrot")),
-        **values,
     )
     adapters = [
         create_slack_adapter(settings, redis_client),

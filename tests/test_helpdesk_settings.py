@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 
 from adapters.chatwoot import ChatwootAdapter
 from adapters.chatwoot.settings import ChatwootSettings
+from adapters.web.settings import WebSettings
 from adapters.zendesk import ZendeskAdapter
 from adapters.zendesk.settings import ZendeskSettings
 from bridge.config import Settings
@@ -40,10 +41,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_adapters_are_switched_on_by_their_own_variables(
     monkeypatch: pytest.MonkeyPatch, redis_client: aioredis.Redis
 ) -> None:
-    settings = Settings(web_enabled=False)
-    assert enabled_adapter_names(settings) == []
+    no_web = WebSettings(enabled=False)
+    assert enabled_adapter_names(Settings([no_web])) == []
     for name, value in {**ZENDESK_ENV, **CHATWOOT_ENV}.items():
         monkeypatch.setenv(name, value)
+    settings = Settings([no_web])  # read once, where the entry point builds it
     assert enabled_adapter_names(settings) == ["zendesk", "chatwoot"]
     assert isinstance(load_adapter("zendesk", settings, redis_client), ZendeskAdapter)
     chatwoot = load_adapter("chatwoot", settings, redis_client)

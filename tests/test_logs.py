@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from adapters.slack.settings import SlackSettings
 from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.logs import (
@@ -71,11 +72,13 @@ def test_message_content_is_dropped_unless_content_logging_is_on() -> None:
 
 
 def test_configured_secrets_never_appear() -> None:
+    slack = SlackSettings(_env_file=None, bot_token=SecretStr("xoxb-123-secret-value"))
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        slack_bot_token=SecretStr("xoxb-123-secret-value"),
+        [slack],
+        _env_file=None,
         engage_api_key=SecretStr("es-key-abcdef"),
     )
+    assert "xoxb-123-secret-value" in secret_values(settings)  # an adapter's secrets too
     formatter = BridgeFormatter(secrets=secret_values(settings))
     line = formatter.format(_record("calling with es-key-abcdef", header="es-key-abcdef"))
     assert "es-key-abcdef" not in line

@@ -15,7 +15,6 @@ def settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "_env_file": None,
         "data_dir": tmp_path / "data",
-        "web_enabled": False,
     }
     return Settings(**(values | overrides))
 

@@ -16,6 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.console import ConsoleAdapter
+from adapters.web.settings import WebSettings
 from bridge.adapter import Inbox
 from bridge.config import Role, Settings
 from bridge.embedded import answers_ping
@@ -34,7 +35,7 @@ def settings(tmp_path: Path, **overrides: Any) -> Settings:
         "_env_file": None,
         "http_port": 0,
         "data_dir": tmp_path / "data",
-        "web_enabled": False,
+        "platforms": [WebSettings(_env_file=None, enabled=False)],
     }
     return Settings(**(values | overrides))
 

@@ -183,7 +183,7 @@ async def test_staff_from_settings_and_user_groups_are_marked_staff(
 async def test_start_with_a_rejected_token_is_a_config_error(
     fake_slack: FakeSlack, redis_client: Any
 ) -> None:
-    settings = slack_settings(fake_slack, slack_bot_token="xoxb-revoked")
+    settings = slack_settings(fake_slack, credentials={"bot_token": "xoxb-revoked"})
     with pytest.raises(ConfigError, match="invalid_auth"):
         await create_adapter(settings, redis_client).start()
 
@@ -220,7 +220,7 @@ async def test_every_event_type_the_manifest_subscribes_is_acknowledged(
 async def test_socket_mode_with_a_rejected_app_token_is_a_config_error(
     fake_slack: FakeSlack, redis_client: Any
 ) -> None:
-    settings = slack_settings(fake_slack, socket_mode=True, slack_app_token="xapp-wrong")
+    settings = slack_settings(fake_slack, socket_mode=True, credentials={"app_token": "xapp-wrong"})
     adapter = create_adapter(settings, redis_client)
     with pytest.raises(ConfigError, match="app token: invalid_auth"):
         await adapter.start()
@@ -229,6 +229,6 @@ async def test_socket_mode_with_a_rejected_app_token_is_a_config_error(
 def test_neither_signing_secret_nor_app_token_is_a_config_error(
     fake_slack: FakeSlack, redis_client: Any
 ) -> None:
-    settings = slack_settings(fake_slack, slack_signing_secret=None)
+    settings = slack_settings(fake_slack, credentials={"signing_secret": None})
     with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
         create_adapter(settings, redis_client)

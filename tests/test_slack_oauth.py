@@ -98,7 +98,7 @@ async def oauth_bridge(
     socket_mode: bool = False,
     **oauth: Any,
 ) -> AsyncIterator[OAuthBridge]:
-    settings = e2e_settings(slack, engage, socket_mode=socket_mode, slack_bot_token=None)
+    settings = e2e_settings(slack, engage, socket_mode=socket_mode, credentials={"bot_token": None})
     if staff is not None:
         settings.file.staff = staff
     adapter = SlackAdapter(settings, redis, oauth=oauth_settings(slack, **oauth))
@@ -199,7 +199,9 @@ async def test_a_redirect_with_a_forged_state_installs_nothing(bridge: OAuthBrid
 async def test_start_reports_oauth_settings_that_cannot_work(
     fake_slack: FakeSlack, emulator: Any, redis_client: Any, overrides: dict[str, Any], problem: str
 ) -> None:
-    settings = e2e_settings(fake_slack, emulator, socket_mode=False, slack_bot_token=None)
+    settings = e2e_settings(
+        fake_slack, emulator, socket_mode=False, credentials={"bot_token": None}
+    )
     adapter = SlackAdapter(settings, redis_client, oauth=oauth_settings(fake_slack, **overrides))
     with pytest.raises(ConfigError, match=problem):
         await adapter.start()

@@ -109,7 +109,7 @@ def create_adapter(
     settings: Settings, redis: aioredis.Redis | None = None, config: ChatwootSettings | None = None
 ) -> ChatwootAdapter:
     """Build the adapter from its own `CHATWOOT_*` settings (`config` overrides them in tests)."""
-    return ChatwootAdapter(config or ChatwootSettings())
+    return ChatwootAdapter(config or settings.platform(ChatwootSettings))
 
 
 __all__ = ["WEBHOOK_PATH", "ChatwootAdapter", "create_adapter"]

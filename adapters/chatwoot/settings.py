@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from bridge.platforms import PlatformSettings
 
 
-class ChatwootSettings(BaseSettings):
+class ChatwootSettings(PlatformSettings):
     """The webhook token switches the adapter on; the bot's access token answers."""
 
+    platform: ClassVar[str] = "chatwoot"
     model_config = SettingsConfigDict(env_prefix="CHATWOOT_", env_file=".env", extra="ignore")
 
     # The secret path segment of the Agent Bot's outgoing URL: <public url>/chatwoot/webhook/<token>
@@ -24,6 +29,5 @@ class ChatwootSettings(BaseSettings):
     # Private notes by agents reach the agent (and hand over) only when switched on.
     forward_private_notes: bool = False
 
-
-def enabled() -> bool:
-    return ChatwootSettings().webhook_token is not None
+    def is_enabled(self) -> bool:
+        return self.webhook_token is not None

@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute
 
 from adapters.desk.callback import CallbackSender, RetryPolicy
 from adapters.desk.schema import SOURCE
+from adapters.desk.settings import DeskSettings
 from adapters.desk.webhook import WebhookEndpoint
 from bridge.adapter import Inbox
 from bridge.config import Settings
@@ -69,15 +70,16 @@ class DeskAdapter:
 
 def create_adapter(settings: Settings, redis: aioredis.Redis | None = None) -> DeskAdapter:
     """Build the adapter from settings; `redis` is unused (the core stores everything)."""
-    if settings.desk_signing_secret is None:
+    desk = settings.platform(DeskSettings)
+    if desk.signing_secret is None:
         raise ConfigError("the desk adapter needs ENGAGE_BRIDGE_DESK_SIGNING_SECRET")
-    if not settings.desk_callback_url:
+    if not desk.callback_url:
         # Without it every answer would be dead-lettered: refuse to start instead.
         raise ConfigError("the desk adapter needs ENGAGE_BRIDGE_DESK_CALLBACK_URL for replies")
-    callback_secret = settings.desk_callback_secret
+    callback_secret = desk.callback_secret
     return DeskAdapter(
-        signing_secret=settings.desk_signing_secret.get_secret_value(),
-        callback_url=settings.desk_callback_url,
+        signing_secret=desk.signing_secret.get_secret_value(),
+        callback_url=desk.callback_url,
         callback_secret=callback_secret.get_secret_value() if callback_secret else None,
         staff_ids=settings.file.staff.desk_agent_ids,
     )

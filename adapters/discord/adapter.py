@@ -65,12 +65,12 @@ class DiscordAdapter:
         **client_options: Any,
     ) -> None:
         # Without `redis` (adapter-only tests) there is no gap recovery after a re-IDENTIFY.
-        if settings.discord_bot_token is None:
+        self._options = options or settings.platform(DiscordSettings)
+        if self._options.bot_token is None:
             raise ConfigError("the Discord adapter needs DISCORD_BOT_TOKEN")
         self._settings = settings
-        self._options = options or DiscordSettings()
-        self._token = settings.discord_bot_token.get_secret_value()
-        self._client = build_client(settings, **client_options)
+        self._token = self._options.bot_token.get_secret_value()
+        self._client = build_client(self._options, **client_options)
         self._pending: asyncio.Queue[Pending] = asyncio.Queue()
         self._recovery = None if redis is None else GapRecovery(redis, self._client.http)
         ttl = settings.thread_idle_ttl_seconds
@@ -193,7 +193,7 @@ class DiscordAdapter:
             log.warning(
                 "discord: gateway not ready after %ss; still trying", _GATEWAY_READY_SECONDS
             )
-        await commands.sync(self._tree, self._settings.discord_guild_ids)
+        await commands.sync(self._tree, self._options.guild_ids)
 
     async def _gateway_outcome(self) -> None:
         assert self._gateway is not None
@@ -381,4 +381,4 @@ def _dm_or_other(payload: Mapping[str, Any]) -> ChannelKind:
 
 
 def create_adapter(settings: Settings, redis: RedisClient | None = None) -> DiscordAdapter:
-    return DiscordAdapter(settings, redis, DiscordSettings())
+    return DiscordAdapter(settings, redis)

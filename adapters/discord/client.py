@@ -9,7 +9,7 @@ import discord
 
 from adapters.discord.catchup import CatchUp, guild_catch_up
 from adapters.discord.events import DM_WORKSPACE, ChannelFacts, ChannelKind
-from bridge.config import Settings
+from adapters.discord.settings import DiscordSettings
 
 PORTAL = "https://discord.com/developers/applications"
 
@@ -43,7 +43,7 @@ def intents() -> discord.Intents:
     return wanted
 
 
-def build_client(settings: Settings, **options: Any) -> discord.Client:
+def build_client(settings: DiscordSettings, **options: Any) -> discord.Client:
     """A plain client, or an auto-sharded one when shard ids or a shard count are configured."""
     common: dict[str, Any] = {
         "intents": intents(),
@@ -52,10 +52,10 @@ def build_client(settings: Settings, **options: Any) -> discord.Client:
         "chunk_guilds_at_startup": False,
         **options,
     }
-    if settings.discord_shard_ids is not None or settings.discord_shard_count is not None:
+    if settings.shard_ids is not None or settings.shard_count is not None:
         return discord.AutoShardedClient(
-            shard_ids=settings.discord_shard_ids,  # type: ignore[arg-type]  # None: all shards
-            shard_count=settings.discord_shard_count,
+            shard_ids=settings.shard_ids,  # type: ignore[arg-type]  # None: all shards
+            shard_count=settings.shard_count,
             **common,
         )
     return discord.Client(**common)

@@ -1,17 +1,31 @@
-"""Discord-only settings (`ENGAGE_BRIDGE_DISCORD_*`), kept out of the core's configuration."""
+"""Discord's settings: `DISCORD_BOT_TOKEN` and `ENGAGE_BRIDGE_DISCORD_*`."""
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import ClassVar
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from bridge.platforms import PlatformSettings
 
 
-class DiscordSettings(BaseSettings):
-    """Built once by `create_adapter` (tests pass their own); the token stays in `Settings`."""
+class DiscordSettings(PlatformSettings):
+    """Read with the core's `Settings` (`settings.platform(DiscordSettings)`); tests pass their
+    own."""
 
+    platform: ClassVar[str] = "discord"
     model_config = SettingsConfigDict(
-        env_prefix="ENGAGE_BRIDGE_DISCORD_", env_file=".env", extra="ignore"
+        env_prefix="ENGAGE_BRIDGE_DISCORD_", env_file=".env", extra="ignore", populate_by_name=True
     )
+
+    # Enabled when a bot token is set.
+    bot_token: SecretStr | None = Field(None, validation_alias="DISCORD_BOT_TOKEN")
+    # This process's shards (None: all, with Discord's recommended count).
+    shard_ids: list[int] | None = None
+    shard_count: int | None = None
+    # Guilds whose slash commands are synced at once (global commands take up to an hour).
+    guild_ids: list[int] = Field(default_factory=list)
 
     # The agent's own status texts ("Looking up pension rules…") as a message in the thread,
     # edited in place and deleted when the answer comes; typing is shown either way.
@@ -27,3 +41,6 @@ class DiscordSettings(BaseSettings):
     attachment_origins: list[str] = Field(
         default_factory=lambda: ["https://cdn.discordapp.com", "https://media.discordapp.net"]
     )
+
+    def is_enabled(self) -> bool:
+        return self.bot_token is not None

@@ -86,8 +86,9 @@ class SlackAdapter:
         options: SlackSettings | None = None,
         oauth: SlackOAuthSettings | None = None,
     ) -> None:
+        self._options = options or settings.platform(SlackSettings)
         self._oauth = oauth if oauth is not None and oauth.enabled else None
-        token = settings.slack_bot_token
+        token = self._options.bot_token
         if token is not None and self._oauth is not None:
             raise ConfigError(
                 "Slack: set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and "
@@ -95,7 +96,7 @@ class SlackAdapter:
             )
         if token is None and self._oauth is None:
             raise ConfigError("Slack needs SLACK_BOT_TOKEN, or SLACK_CLIENT_ID/SLACK_CLIENT_SECRET")
-        if settings.slack_signing_secret is None and settings.slack_app_token is None:
+        if self._options.signing_secret is None and self._options.app_token is None:
             raise ConfigError(
                 "Slack needs SLACK_SIGNING_SECRET (HTTP Events API) "
                 "or SLACK_APP_TOKEN (Socket Mode)"
@@ -103,12 +104,12 @@ class SlackAdapter:
         self._settings = settings
         self._owns_client = client is None
         self._client = client or build_client(
-            token.get_secret_value() if token else None, settings.slack_api_url
+            token.get_secret_value() if token else None, self._options.api_url
         )
         self._redis = redis
-        self._options = options or SlackSettings()
         self._redirect_uri = redirect_uri_of(self._oauth, settings.public_url)
-        self._app, store = bolt_app(settings, self._client, self._oauth, self._redirect_uri, redis)
+        signing = self._options.signing_secret
+        self._app, store = bolt_app(signing, self._client, self._oauth, self._redirect_uri, redis)
         self._clients = Clients(self._client, store)
         answers = Answers(redis)
         self._sender = SlackSender(
@@ -147,7 +148,7 @@ class SlackAdapter:
             timeout = aiohttp.ClientTimeout(total=self._client.timeout)
             self._client.session = aiohttp.ClientSession(timeout=timeout)
         try:
-            app_token = self._settings.slack_app_token
+            app_token = self._options.app_token
             if self._oauth is not None:
                 await startup.check_oauth(self._client, self._oauth, self._redirect_uri)
             else:
@@ -164,7 +165,7 @@ class SlackAdapter:
         self._inbox = inbox
         self._feedback.attach(inbox)
         self._assistant.attach(inbox)
-        token = self._settings.slack_app_token
+        token = self._options.app_token
         if token is None:
             await asyncio.Event().wait()
             return
@@ -184,7 +185,7 @@ class SlackAdapter:
         self._feedback.attach(inbox)
         self._assistant.attach(inbox)
         routes: list[BaseRoute] = []
-        secret = self._settings.slack_signing_secret
+        secret = self._options.signing_secret
         if secret is not None:
             routes.append(SlackIngress(self._app, secret.get_secret_value()).route(EVENTS_PATH))
         if self._oauth is not None:
@@ -345,5 +346,5 @@ class SlackAdapter:
 
 
 def create_adapter(settings: Settings, redis: aioredis.Redis) -> SlackAdapter:
-    oauth = SlackOAuthSettings(client_id=settings.slack_client_id)
-    return SlackAdapter(settings, redis, options=SlackSettings(), oauth=oauth)
+    oauth = SlackOAuthSettings(client_id=settings.platform(SlackSettings).client_id)
+    return SlackAdapter(settings, redis, oauth=oauth)

@@ -17,7 +17,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.events import BotIdentity
 from adapters.slack.installations import RedisInstallationStore, RedisOAuthStateStore
-from bridge.config import Settings
 from bridge.credentials import secret_problems
 from bridge.errors import ConfigError
 from bridge.threadmap import RedisClient
@@ -39,7 +38,7 @@ _CLIENT_ERRORS = frozenset({"invalid_client_id", "bad_client_secret", "invalid_c
 
 class SlackOAuthSettings(BaseSettings):
     """OAuth mode (instead of one `SLACK_BOT_TOKEN`): the app is installed into workspaces
-    through `/slack/install`. `SLACK_CLIENT_ID` (read by bridge.config, the adapter switch)
+    through `/slack/install`. `SLACK_CLIENT_ID` (read by SlackSettings, the adapter switch)
     turns it on; the rest is read here."""
 
     model_config = SettingsConfigDict(env_prefix="SLACK_", env_file=".env", extra="ignore")
@@ -87,14 +86,13 @@ def redirect_uri_of(oauth: SlackOAuthSettings | None, public_url: str | None) ->
 
 
 def bolt_app(
-    settings: Settings,
+    signing: SecretStr | None,
     client: AsyncWebClient,
     oauth: SlackOAuthSettings | None,
     redirect_uri: str | None,
     redis: RedisClient,
 ) -> tuple[AsyncApp, RedisInstallationStore | None]:
     """The Bolt app: one bot token, or (OAuth) installations looked up per request."""
-    signing = settings.slack_signing_secret
     secret = signing.get_secret_value() if signing else None
     if oauth is None:
         app = AsyncApp(

@@ -159,7 +159,7 @@ def proxy_auth(web: WebSettings) -> ProxyAuth | None:
 def create_adapter(
     settings: Settings, redis: RedisClient, web: WebSettings | None = None
 ) -> WebAdapter:
-    web = web if web is not None else WebSettings()
+    web = web if web is not None else settings.platform(WebSettings)
     token = web.token
     proxy = proxy_auth(web)
     if token is not None and len(token.get_secret_value()) < MIN_TOKEN_CHARS:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from bridge.platforms import PlatformSettings
 
 MIN_TOKEN_CHARS = 16
 
 
-class WebSettings(BaseSettings):
-    """Read by the web adapter's factory; `ENGAGE_BRIDGE_WEB_ENABLED` stays in bridge.config."""
+class WebSettings(PlatformSettings):
+    """Read with the core's `Settings` (`settings.platform(WebSettings)`); tests pass their own."""
 
+    platform: ClassVar[str] = "web"
     model_config = SettingsConfigDict(
-        env_prefix="ENGAGE_BRIDGE_WEB_", env_file=".env", extra="ignore"
+        env_prefix="ENGAGE_BRIDGE_WEB_", env_file=".env", extra="ignore", populate_by_name=True
     )
+
+    # The local playground and operator view are served unless switched off.
+    enabled: bool = True
 
     # Required to serve the pages on anything but loopback; entered once on /web/login.
     token: SecretStr | None = None
@@ -31,3 +39,6 @@ class WebSettings(BaseSettings):
     threads_per_hour: int = Field(30, ge=1)
     # Web transcripts are a trial surface: kept a week after their last message, not 30 days.
     thread_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
+
+    def is_enabled(self) -> bool:
+        return self.enabled

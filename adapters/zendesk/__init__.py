@@ -96,7 +96,7 @@ def create_adapter(
     settings: Settings, redis: aioredis.Redis | None = None, config: ZendeskSettings | None = None
 ) -> ZendeskAdapter:
     """Build the adapter from its own `ZENDESK_*` settings (`config` overrides them in tests)."""
-    return ZendeskAdapter(config or ZendeskSettings())
+    return ZendeskAdapter(config or settings.platform(ZendeskSettings))
 
 
 __all__ = ["WEBHOOK_PATH", "ZendeskAdapter", "create_adapter"]

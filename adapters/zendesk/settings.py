@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from bridge.platforms import PlatformSettings
 
 
-class ZendeskSettings(BaseSettings):
+class ZendeskSettings(PlatformSettings):
     """The webhook's signing secret switches the adapter on; the rest is needed to answer."""
 
+    platform: ClassVar[str] = "zendesk"
     model_config = SettingsConfigDict(env_prefix="ZENDESK_", env_file=".env", extra="ignore")
 
     webhook_secret: SecretStr | None = None
@@ -23,6 +28,5 @@ class ZendeskSettings(BaseSettings):
     # Solve the ticket when the bridge resolves it (a `resolve` typed in the ticket).
     solve_on_resolve: bool = True
 
-
-def enabled() -> bool:
-    return ZendeskSettings().webhook_secret is not None
+    def is_enabled(self) -> bool:
+        return self.webhook_secret is not None
