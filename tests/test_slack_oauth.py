@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from adapters.slack import SlackAdapter
-from adapters.slack.oauth import DEFAULT_SCOPES, SlackOAuthSettings
+from adapters.slack.settings import DEFAULT_SCOPES, SlackOAuthSettings
 from bridge.check import cmd_check
 from bridge.config import Settings, Staff
 from bridge.errors import ConfigError

@@ -30,14 +30,13 @@ from adapters.slack.ingress import SlackIngress, on_error
 from adapters.slack.oauth import (
     INSTALL_PATH,
     REDIRECT_PATH,
-    SlackOAuthSettings,
     bolt_app,
     identity_of,
     redirect_uri_of,
     team_middleware,
 )
 from adapters.slack.outbound import SlackSender, build_client
-from adapters.slack.settings import SlackSettings
+from adapters.slack.settings import SlackOAuthSettings, SlackSettings
 from bridge.adapter import Inbox
 from bridge.chat import WORKING_STATUS
 from bridge.config import Settings
@@ -346,5 +345,4 @@ class SlackAdapter:
 
 
 def create_adapter(settings: Settings, redis: aioredis.Redis) -> SlackAdapter:
-    oauth = SlackOAuthSettings(client_id=settings.platform(SlackSettings).client_id)
-    return SlackAdapter(settings, redis, oauth=oauth)
+    return SlackAdapter(settings, redis, oauth=settings.platform(SlackSettings).oauth)

@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -17,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.events import BotIdentity
 from adapters.slack.installations import RedisInstallationStore, RedisOAuthStateStore
+from adapters.slack.settings import SlackOAuthSettings
 from bridge.credentials import secret_problems
 from bridge.errors import ConfigError
 from bridge.threadmap import RedisClient
@@ -25,33 +25,9 @@ log = logging.getLogger(__name__)
 
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
-# The manifest's bot scopes (deploy/slack-app-manifest.yaml); an install asks for all of them.
-DEFAULT_SCOPES = (
-    "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history",
-    "chat:write", "reactions:write", "reactions:read", "commands", "assistant:write",
-    "usergroups:read", "channels:read", "groups:read", "im:read", "mpim:read", "files:read",
-)  # fmt: skip
 # Without these the bridge cannot hear or answer a mention.
 REQUIRED_SCOPES = frozenset({"app_mentions:read", "chat:write"})
 _CLIENT_ERRORS = frozenset({"invalid_client_id", "bad_client_secret", "invalid_client"})
-
-
-class SlackOAuthSettings(BaseSettings):
-    """OAuth mode (instead of one `SLACK_BOT_TOKEN`): the app is installed into workspaces
-    through `/slack/install`. `SLACK_CLIENT_ID` (read by SlackSettings, the adapter switch)
-    turns it on; the rest is read here."""
-
-    model_config = SettingsConfigDict(env_prefix="SLACK_", env_file=".env", extra="ignore")
-
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    scopes: list[str] = list(DEFAULT_SCOPES)
-    # Must match a Redirect URL of the app; default: ENGAGE_BRIDGE_PUBLIC_URL + REDIRECT_PATH.
-    redirect_uri: str | None = None
-
-    @property
-    def enabled(self) -> bool:
-        return self.client_id is not None
 
 
 def oauth_problems(oauth: SlackOAuthSettings, redirect_uri: str | None) -> list[str]:

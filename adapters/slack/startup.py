@@ -11,8 +11,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.events import BotIdentity
-from adapters.slack.oauth import INSTALL_PATH, SlackOAuthSettings, check_client, oauth_problems
+from adapters.slack.oauth import INSTALL_PATH, check_client, oauth_problems
 from adapters.slack.outbound import translate
+from adapters.slack.settings import SlackOAuthSettings
 from bridge.errors import ConfigError
 
 log = logging.getLogger(__name__)
