@@ -2,11 +2,12 @@
 
 Run: .venv/bin/python -m bench.redis_round_trips [--threads 50] [--follow-ups 3]
 
-Every request the client writes to a socket is one round trip (a pipeline is one). The core runs
-in this process with a recording adapter and the emulator in-process (agent `parrot`): first
-messages (the conversation is created) and follow-ups (it exists) are counted apart, split into
-ingress (`submit`, before the platform's ack) and the worker's side (read, lease, turn, post,
-commit, ack). Idle blocking reads after the work is done are not counted.
+Every request the client writes to a socket is one round trip (a pipeline is one); the
+handshake of each new pooled connection is counted apart (once per connection, not per turn).
+The core runs in this process with a recording adapter and the emulator in-process (agent
+`parrot`): first messages (the conversation is created) and follow-ups (it exists) are counted
+apart, split into ingress (`submit`, before the platform's ack) and the worker's side (read,
+lease, turn, post, commit, ack). Idle blocking reads after the work is done are not counted.
 """
 
 from __future__ import annotations
@@ -29,9 +30,24 @@ SENT: Counter[str] = Counter()
 PHASE = ["idle"]
 
 
+HANDSHAKES: Counter[str] = Counter()
+
+
 class CountingConnection(Connection):
+    """Counts every socket write; those of a new connection's handshake (HELLO, CLIENT SETINFO)
+    apart: they are paid once per pooled connection, not per turn."""
+
+    _connecting = False
+
+    async def on_connect_check_health(self, check_health: bool = True) -> None:
+        self._connecting = True
+        try:
+            await super().on_connect_check_health(check_health)
+        finally:
+            self._connecting = False
+
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        SENT[PHASE[0]] += 1
+        (HANDSHAKES if self._connecting else SENT)[PHASE[0]] += 1
         await super().send_packed_command(command, check_health)
 
 
@@ -72,9 +88,11 @@ async def main(args: argparse.Namespace) -> None:
         turns = {"first": args.threads, "follow-up": args.threads * args.follow_ups}
         for phase, n in turns.items():
             ingress, worker = SENT[f"{phase} ingress"] / n, SENT[f"{phase} worker"] / n
+            handshakes = (HANDSHAKES[f"{phase} ingress"] + HANDSHAKES[f"{phase} worker"]) / n
             print(
                 f"{phase:9s} turn: {ingress + worker:.1f} round trips "
-                f"(ingress {ingress:.1f}, worker {worker:.1f}) over {n} turns"
+                f"(ingress {ingress:.1f}, worker {worker:.1f}) over {n} turns; "
+                f"new pool connections' handshakes on top: {handshakes:.1f} per turn"
             )
     finally:
         await engage.aclose()

@@ -122,7 +122,9 @@ class TurnActions:
             routed = await self._first_agent(batch[0], routed)
         ensured, _ = await self._retrying(
             "creating the conversation",
-            lambda: s.threads.ensure(s.engage, batch[0], routed, read=record),
+            lambda: s.threads.ensure(
+                s.engage, batch[0], routed, read=record, claim=self.ledger.claim
+            ),
         )
         self.agent.agent_seconds += time.monotonic() - started  # Engage time, not overhead
 
@@ -256,7 +258,7 @@ class TurnActions:
             if record is not None:
                 await s.threads.update(record, agent=name)
             else:
-                record, _ = await s.threads.ensure(s.engage, message, name)
+                record, _ = await s.threads.ensure(s.engage, message, name, claim=self.ledger.claim)
             await s.outbound.notice(thread, key, f"This thread is now answered by {name}.")
         elif command.name == "status":
             if record is None:
@@ -284,7 +286,7 @@ class TurnActions:
     ) -> ThreadRecord:
         s = self.services
         if record is None:
-            ensured, _ = await s.threads.ensure(s.engage, message, agent)
+            ensured, _ = await s.threads.ensure(s.engage, message, agent, claim=self.ledger.claim)
             return ensured
         return await s.threads.renew(s.engage, record, message, agent=agent, reset=True)
 

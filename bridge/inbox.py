@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from bridge import commands
 from bridge.config import Policy, Staff
 from bridge.metrics import Metrics
-from bridge.models import InboundMessage, SubmitResult, ThreadKey
-from bridge.policy import Action, decide
+from bridge.models import InboundMessage, Standing, SubmitResult, ThreadKey
+from bridge.policy import Action, decide_each
 from bridge.store import Store, storage
 
 __all__ = ["InboxQueue", "storage"]
@@ -37,13 +36,22 @@ class InboxQueue:
     async def accept(self, message: InboundMessage) -> tuple[SubmitResult, bool]:
         """`submit`, and whether the message was stored for an agent answer (not a command, not
         a record for a human): the thread can be shown a sign at once."""
-        status, pending = await self._store.queue.thread_state(message.thread)
-        known = status is not None or pending
-        decision = decide(message, known, status, self._policy, self._staff)
-        if decision.action is Action.IGNORE:
+        decisions = decide_each(message, self._policy, self._staff)
+        taken = decisions.accepted()
+        if taken or len(set(decisions.by_standing)) > 1:
+            standing, stored = await self._store.queue.accept(message, taken)
+        else:  # ignored whatever the thread's standing: nothing to read
+            standing, stored = Standing.UNKNOWN, None
+        decision = decisions[standing]
+        log.debug(
+            "policy %s: %s",
+            decision.action.value,
+            decision.reason,
+            extra={"thread_key": str(message.thread), "message_id": message.message_id},
+        )
+        if stored is None:
             self._metrics.messages_in.labels(message.platform, "ignored").inc()
             return SubmitResult(False, decision.reason, {"outcome": "ignored"}), False
-        stored = await self.enqueue(message)
         outcome = "accepted" if stored else "duplicate"
         self._metrics.messages_in.labels(message.platform, outcome).inc()
         if not stored:
@@ -53,7 +61,7 @@ class InboxQueue:
                 extra={"thread_key": str(message.thread), "message_id": message.message_id},
             )
             return SubmitResult(False, "duplicate delivery", {"outcome": "duplicate"}), False
-        answer = decision.action is Action.ANSWER and commands.parse(message) is None
+        answer = decision.action is Action.ANSWER and not decisions.command
         return SubmitResult(True, decision.reason, {"outcome": "accepted"}), answer
 
     async def enqueue(self, message: InboundMessage) -> bool:

@@ -4,28 +4,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bridge.deadletters import DeadLetters, turn_id
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, ThreadKey
-from bridge.store import Store
+from bridge.store import Hold, Store
+from bridge.store.threads import CreateClaim
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TurnLedger:
-    """One lease holder's bookkeeping for one thread; every write is fenced by `token` or keyed
-    by the batch, so a crash at any point leaves a state the next holder can finish."""
+    """One lease holder's bookkeeping for one thread; every write is fenced by the hold's token
+    or keyed by the batch, so a crash at any point leaves a state the next holder can finish.
+    `claim` is the create claim `begin` took (a turn that creates nothing lets it go)."""
 
     store: Store
     dead_letters: DeadLetters
     metrics: Metrics
-    thread: ThreadKey
-    token: str
+    hold: Hold
     record_ttl: int
+    claim: CreateClaim = field(default_factory=CreateClaim)
+
+    @property
+    def thread(self) -> ThreadKey:
+        return self.hold.thread
 
     def turn_id(self, batch: Sequence[InboundMessage]) -> str:
         return turn_id(str(self.thread), [m.message_id for m in batch])
@@ -45,11 +51,11 @@ class TurnLedger:
         """Drop `count` messages from the inbox, note them in the record; LeaseLost if not ours.
         True if more is pending (lease kept), False once the lease was released."""
         return await self.store.threads.commit(
-            self.thread,
-            self.token,
+            self.hold,
             count=count,
             last_message_id=last_message_id,
             mark=mark,
             now=datetime.now(UTC).isoformat(),
             record_ttl=self.record_ttl,
+            unclaim=self.claim.release_at_commit,
         )

@@ -135,6 +135,15 @@ class InboundMessage:
         return self.thread.platform
 
 
+class Standing(enum.IntEnum):
+    """A thread's standing as the participation policy sees it; the store reads it in the same
+    step as it enqueues, so the policy decides for each standing beforehand (bridge.policy)."""
+
+    UNKNOWN = 1  # no record, nothing pending
+    KNOWN = 2  # a record not owned by a human, or messages waiting for their first turn
+    HUMAN = 3  # a record owned by a human
+
+
 class ReplyKind(enum.StrEnum):
     AGENT = "agent"
     NOTICE = "notice"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bridge import commands
 from bridge.config import Policy, Staff
-from bridge.models import InboundMessage, Origin
+from bridge.models import InboundMessage, Origin, Standing
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,30 @@ def is_staff(message: InboundMessage, staff: Staff) -> bool:
     return message.user_id in ids_by_platform.get(message.platform, ())
 
 
+@dataclass(frozen=True, slots=True)
+class Decisions:
+    """The decision for each standing the message may find its thread in, made before it is
+    read: the store reads the standing and enqueues (or not) in one atomic step."""
+
+    by_standing: tuple[Decision, Decision, Decision]  # in Standing order
+    command: bool  # the message is a command (parsed once)
+
+    def __getitem__(self, standing: Standing) -> Decision:
+        return self.by_standing[standing - 1]
+
+    def accepted(self) -> frozenset[Standing]:
+        return frozenset(s for s in Standing if self[s].action is not Action.IGNORE)
+
+
+def decide_each(message: InboundMessage, policy: Policy, staff: Staff) -> Decisions:
+    """`decide` for every standing at once (pure; the message is parsed once)."""
+    command, staff_ = commands.parse(message) is not None, is_staff(message, staff)
+    unknown = _decide(message, False, None, policy, staff_, command)
+    known = _decide(message, True, None, policy, staff_, command)
+    human = _decide(message, True, "human", policy, staff_, command)
+    return Decisions((unknown, known, human), command)
+
+
 def decide(
     message: InboundMessage,
     known_thread: bool,
@@ -40,7 +64,9 @@ def decide(
     policy: Policy,
     staff: Staff,
 ) -> Decision:
-    decision = _decide(message, known_thread, record_status, policy, staff)
+    staff_ = is_staff(message, staff)
+    command = commands.parse(message) is not None
+    decision = _decide(message, known_thread, record_status, policy, staff_, command)
     log.debug(
         "policy %s: %s",
         decision.action.value,
@@ -55,16 +81,17 @@ def _decide(
     known_thread: bool,
     record_status: str | None,
     policy: Policy,
-    staff: Staff,
+    staff: bool,
+    command: bool,
 ) -> Decision:
     answer, record, ignore = Action.ANSWER, Action.RECORD_ONLY, Action.IGNORE
     if message.origin is Origin.BOT and not policy.allow_bots:
         return Decision(ignore, "written by a bot")
-    if is_staff(message, staff):
+    if staff:
         if known_thread:
             return Decision(record, "staff message in a known thread: hands it to a human")
         return Decision(ignore, "staff message outside a known thread")
-    if commands.parse(message) is not None:
+    if command:
         return Decision(answer, "command addressed to the bot")
     if known_thread and record_status == "human":
         return Decision(record, "thread is owned by a human")

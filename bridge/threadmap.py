@@ -14,6 +14,7 @@ from bridge.engage.models import ConversationRead
 from bridge.models import InboundMessage, ThreadKey
 from bridge.store import RedisClient, Store, keys
 from bridge.store.records import Records
+from bridge.store.threads import Claim, CreateClaim
 
 __all__ = ["RedisClient", "ThreadMap", "ThreadRecord"]
 
@@ -137,6 +138,7 @@ class ThreadMap:
         agent: str,
         *,
         read: ThreadRecord | bool | None = True,
+        claim: CreateClaim | None = None,
     ) -> tuple[ThreadRecord, bool]:
         """The thread's record, creating its conversation if there is none (lease holder only).
 
@@ -144,13 +146,18 @@ class ThreadMap:
         read it here. A create-claim marks a create in flight: if it is still there when a (new)
         lease holder comes, the previous holder may have died between the create and the Redis
         write, so the conversation is searched for by `data.thread_key` before another is
-        created. Returns (record, created).
+        created. `claim` is the claim the turn's `begin` took or found (taken here otherwise).
+        Returns (record, created).
         """
         thread = message.thread
         existing = await self.get(thread) if read is True else read
         if isinstance(existing, ThreadRecord):
             return existing, False
-        if not await self._records.claim_create(thread):
+        if claim is None or claim.state is Claim.NONE:
+            search = not await self._records.claim_create(thread)
+        else:
+            search = claim.search_first
+        if search:
             found = await find_conversation(engage, str(thread))
             if found is not None:
                 record = record_from_conversation(found, agent)
@@ -161,6 +168,8 @@ class ThreadMap:
                     )
                     await self.put(record, unclaim=True)
                     return record, False
+        if claim is not None:
+            claim.tried = True
         conversation = await engage.create_conversation(
             data=conversation_data(message), source=message.platform
         )

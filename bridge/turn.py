@@ -25,8 +25,8 @@ from bridge.errors import PlatformError
 from bridge.ledger import TurnLedger
 from bridge.models import InboundMessage, ThreadKey
 from bridge.policy import is_staff
-from bridge.store import LeaseLost, Store
-from bridge.store.threads import Begun
+from bridge.store import Hold, LeaseLost, Store
+from bridge.store.threads import Begun, CreateClaim
 from bridge.threadmap import ThreadRecord
 
 __all__ = ["APOLOGY", "RECOVERED", "LeaseLost", "Step", "TurnRunner", "plan"]
@@ -79,18 +79,18 @@ class TurnRunner:
     store: Store
     dead_letters: DeadLetters
 
-    async def run(self, thread: ThreadKey, begun: Begun, token: str) -> bool:
+    async def run(self, hold: Hold, begun: Begun) -> bool:
         """One step from what `begin` read (lease, inbox, record, journal, attempt count, all in
         one round trip); True if more is pending and the lease is still ours."""
-        s = self.services
+        s, thread = self.services, hold.thread
         started = time.monotonic()
         ledger = TurnLedger(
             self.store,
             self.dead_letters,
             s.metrics,
-            thread,
-            token,
+            hold,
             s.settings.thread_idle_ttl_seconds,
+            CreateClaim(begun.claim),
         )
         messages = [decode_message(raw) for raw in begun.pending]
         record = ThreadRecord.from_hash(begun.record)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from bridge.errors import StorageUnavailable
 from bridge.metrics import Metrics
 from bridge.models import ThreadKey
-from bridge.store import Entry, LeaseLost, Store
+from bridge.store import Entry, Hold, LeaseLost, Store
 from bridge.store.queue import parse_autoclaim
 from bridge.turn import TurnRunner
 
@@ -153,8 +153,10 @@ class Workers:
             log.error("unreadable scheduling entry dropped: %r", thread_key)
             await self._ack(entry_id)
             return
+        hold = Hold(thread, secrets.token_hex(16), entry_id)
         try:
-            if await self._hold(entry_id, thread):
+            await self._hold(hold)
+            if not hold.acked:
                 await self._ack(entry_id)
         except (LeaseLost, StorageUnavailable) as exc:
             # Not acknowledged: the entry goes idle and is taken over once the lease is gone.
@@ -171,46 +173,42 @@ class Workers:
                 "turn crashed; the thread will be retried", extra={"thread_key": thread_key}
             )
 
-    async def _hold(self, entry_id: str, thread: ThreadKey) -> bool:
-        """Run the thread's turns while holding its lease. True when the entry can be acked."""
-        token = secrets.token_hex(16)
+    async def _hold(self, hold: Hold) -> None:
+        """Run the thread's turns while holding its lease; returns when the entry is done (acked
+        already if a script did it: `hold.acked`)."""
         threads = self._store.threads
-        begun = await threads.begin(thread, token, self._lease_ms, acquire=True)
+        begun = await threads.begin(hold, self._lease_ms, acquire=True)
         if begun is None:
-            return True  # nothing pending, or the holder looks at the inbox before it lets go
+            return  # nothing pending, or the holder looks at the inbox before it lets go
         holder = asyncio.current_task()
         assert holder is not None
-        heartbeat = asyncio.create_task(self._heartbeat(thread, token, entry_id, holder))
+        heartbeat = asyncio.create_task(self._heartbeat(hold, holder))
         try:
             while begun is not None:
                 raise_if_cancelled()
-                if not await self._runner.run(thread, begun, token):
-                    return True  # committed with nothing pending: the commit let go
+                if not await self._runner.run(hold, begun):
+                    return  # committed with nothing pending: the commit let go
                 if len(self._in_flight) >= self._concurrency:
                     # Other threads wait for a slot: this one goes back in line behind them.
-                    await threads.release(thread, token)
-                    await self._store.queue.schedule(thread)
-                    return True
-                begun = await threads.begin(thread, token, self._lease_ms, acquire=False)
-            return True
+                    await threads.hand_back(hold)
+                    return
+                begun = await threads.begin(hold, self._lease_ms, acquire=False)
         except asyncio.CancelledError:
             if heartbeat.done() and not heartbeat.cancelled() and holder.uncancel() == 0:
-                raise LeaseLost(str(thread)) from None  # only the heartbeat stopped us
+                raise LeaseLost(str(hold.thread)) from None  # only the heartbeat stopped us
             raise
         finally:
             heartbeat.cancel()
 
-    async def _heartbeat(
-        self, thread: ThreadKey, token: str, entry_id: str, holder: asyncio.Task[None]
-    ) -> None:
+    async def _heartbeat(self, hold: Hold, holder: asyncio.Task[None]) -> None:
         interval = self._lease_ms / 3000
+        thread = hold.thread
         while True:
             raise_if_cancelled()
             await asyncio.sleep(interval)
             started = time.monotonic()
             try:
-                alive = await self._store.threads.extend(thread, token, self._lease_ms)
-                await self._store.queue.touch(self.consumer, entry_id)
+                alive = await self._store.threads.heartbeat(hold, self._lease_ms, self.consumer)
             except StorageUnavailable as exc:
                 log.warning("heartbeat failed: %s", exc, extra={"thread_key": str(thread)})
                 continue
@@ -224,6 +222,9 @@ class Workers:
                     extra={"thread_key": str(thread)},
                 )
             if not alive:
+                await asyncio.sleep(0)  # a commit that let go may have crossed this heartbeat
+                if hold.released:
+                    return
                 # Another worker may own the thread now: stop this turn before it posts anything
                 # more (its commit would fail anyway; the new holder redoes the batch).
                 log.warning("lease lost mid-turn; turn stopped", extra={"thread_key": str(thread)})

@@ -18,7 +18,7 @@ from bridge.core import Bridge
 from bridge.edits import NOTE_COMMAND, Revisions
 from bridge.engage.client import EngageClient
 from bridge.models import InboundMessage, SubmitResult, ThreadKey
-from bridge.store import keys
+from bridge.store import Hold, keys
 from bridge.store.threads import ThreadState
 from bridge.turn import plan
 from tests.fixtures_core import (
@@ -160,11 +160,11 @@ class BetweenTurns:
         self.reached = asyncio.Event()
         self.go_on = asyncio.Event()
 
-    async def begin(self, thread: ThreadKey, token: str, ms: int, *, acquire: bool) -> Any:
+    async def begin(self, hold: Hold, ms: int, *, acquire: bool) -> Any:
         if not acquire:
             self.reached.set()
             await self.go_on.wait()
-        return await self._begin(thread, token, ms, acquire=acquire)
+        return await self._begin(hold, ms, acquire=acquire)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from bridge.engage.client import EngageClient
 from bridge.errors import StorageUnavailable
+from bridge.models import Origin
 from bridge.store import keys
 from tests.fixtures_core import (
     RecordingAdapter,
@@ -58,6 +59,21 @@ async def test_ignored_messages_are_not_stored(
     assert result.reason == "not addressed to the bot"
     assert await redis_client.xlen(keys.READY_STREAM) == 0
     assert await bridge.queue_depth() == 0
+
+
+async def test_a_message_ignored_in_every_standing_needs_no_redis(
+    emulator: Any, engage_client: EngageClient
+) -> None:
+    down = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    try:
+        bridge = make_bridge(down, engage_client, RecordingAdapter())
+        result = await bridge.submit(message(text="from a bot", origin=Origin.BOT))
+        assert (result.accepted, result.reason) == (False, "written by a bot")
+        # Ignored only in some standings: the standing must be read, so Redis is needed.
+        with pytest.raises(StorageUnavailable):
+            await bridge.submit(message(text="chatter", is_dm=False))
+    finally:
+        await down.aclose()
 
 
 async def test_a_follow_up_sent_before_the_first_message_was_answered_is_accepted(

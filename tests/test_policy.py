@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from bridge.config import Policy, Staff
-from bridge.models import Origin
-from bridge.policy import Action, decide, is_staff
+from bridge.models import Origin, Standing
+from bridge.policy import Action, decide, decide_each, is_staff
 from tests.fixtures_core import message, thread_key
 
 POLICY = Policy(auto_reply_channels=["CAUTO"], forum_channels=["CFORUM"])
@@ -73,3 +73,31 @@ def test_the_decision_is_logged_with_its_reason_and_without_content(caplog: obje
     logged = cap.text  # type: ignore[attr-defined]
     assert "not addressed to the bot" in logged
     assert "secret words" not in logged
+
+
+def test_deciding_for_every_standing_at_once_matches_deciding_for_each() -> None:
+    slack = thread_key().__class__("slack", "T", "C", "1")
+    auto = thread_key().__class__("slack", "T", "CAUTO", "1")
+    cases = [
+        message(is_dm=False),
+        message(is_dm=True),
+        message(is_dm=False, mentions_bot=True),
+        message(text="resume", is_dm=False),
+        message(origin=Origin.STAFF, is_dm=False),
+        message(slack, user_id="USTAFF", is_dm=False),
+        message(origin=Origin.BOT),
+        message(auto, is_dm=False),
+    ]
+    standings = {
+        Standing.UNKNOWN: (False, None),
+        Standing.KNOWN: (True, "bot"),
+        Standing.HUMAN: (True, "human"),
+    }
+    for msg in cases:
+        each = decide_each(msg, POLICY, STAFF)
+        for standing, (known, status) in standings.items():
+            assert each[standing] == decide(msg, known, status, POLICY, STAFF), (msg, standing)
+        taken = {s for s in Standing if each[s].action is not Action.IGNORE}
+        assert each.accepted() == taken
+    assert decide_each(message(text="resume"), POLICY, STAFF).command
+    assert not decide_each(message(text="hello"), POLICY, STAFF).command

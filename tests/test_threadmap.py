@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from bridge.engage.client import EngageClient
 from bridge.store import keys
+from bridge.store.threads import Claim, CreateClaim
 from tests.fixtures_core import (
     RecordingAdapter,
     make_bridge,
@@ -144,3 +146,65 @@ async def test_list_show_and_forget_threads(
     assert await bridge.threads.get(thread_key(1)) is None
     assert not await bridge.is_known_thread(thread_key(1))
     assert await bridge.is_known_thread(thread_key(0))
+
+
+async def test_a_claim_taken_by_begin_creates_at_once_and_a_found_one_searches_first(
+    redis_client: aioredis.Redis,
+    emulator: Any,
+    engage_client: EngageClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bridge = make_bridge(redis_client, engage_client, RecordingAdapter())
+    searches: list[int] = []
+    search = engage_client.search_own_conversations
+
+    async def counted(**kw: Any) -> Any:
+        searches.append(1)
+        return await search(**kw)
+
+    monkeypatch.setattr(engage_client, "search_own_conversations", counted)
+    taken, found = thread_key("taken"), thread_key("found")
+    claim = CreateClaim(Claim.TAKEN)
+    await redis_client.set(keys.create_claim(taken), "begin")
+    record, created = await bridge.threads.ensure(
+        engage_client, message(taken), "parrot", read=None, claim=claim
+    )
+    assert created
+    assert claim.tried
+    assert not claim.release_at_commit
+    assert searches == []
+    assert not await redis_client.exists(keys.create_claim(taken))
+    # A create this turn already tried (and lost the answer of) is looked for before another.
+    retried = CreateClaim(Claim.TAKEN, tried=True)
+    again, created = await bridge.threads.ensure(
+        engage_client, message(taken), "parrot", read=None, claim=retried
+    )
+    assert (again.conversation_id, created) == (record.conversation_id, False)
+    assert searches == [1]
+    orphan = await engage_client.create_conversation(
+        data={"thread_key": str(found)}, source="console"
+    )
+    await redis_client.set(keys.create_claim(found), "dead-worker")
+    record, created = await bridge.threads.ensure(
+        engage_client, message(found), "parrot", read=None, claim=CreateClaim(Claim.FOUND)
+    )
+    assert (record.conversation_id, created) == (orphan.id, False)
+    assert len(conversations_for(emulator, str(found))) == 1
+
+
+async def test_a_first_turn_that_creates_nothing_leaves_no_create_claim(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    thread = thread_key("status-first")
+    async with running(bridge):
+        assert (await bridge.submit(message(thread, "status"))).accepted
+
+        async def committed() -> bool:
+            return not await redis_client.exists(keys.inbox(thread), keys.lease(thread))
+
+        await wait_until(committed)
+    assert adapter.sent[0].text.startswith("No conversation yet")
+    assert not await redis_client.exists(keys.create_claim(thread))
+    assert conversations_for(emulator, str(thread)) == []

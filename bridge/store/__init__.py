@@ -1,8 +1,8 @@
 """The one owner of Redis state: every key, every Lua script, error translation, typed operations.
 
     Store
-    ├── queue          enqueue (dedupe + push + schedule), read / claim / touch / ack, depth
-    ├── threads        lease, pending messages, journal, attempts, fenced commit
+    ├── queue          accept (policy state + dedupe + push + schedule), read / claim / ack
+    ├── threads        a turn's phases on its Hold: begin, heartbeat, hand back, fenced commit
     ├── records        thread -> conversation record hashes, create claims, swap
     ├── posted         outbound idempotency ledger
     ├── dead_letters   turns given up, by turn id
@@ -15,27 +15,32 @@ KEYS/ARGV: `bridge/store/scripts.py`.
 
 from __future__ import annotations
 
+from redis.asyncio.cluster import RedisCluster
+
 from bridge.store import keys
 from bridge.store.adopt import adopt_orphans
 from bridge.store.client import RedisClient
 from bridge.store.errors import LeaseLost, storage
 from bridge.store.keys import Namespace
 from bridge.store.ledgers import DeadLetterStore, Posted
+from bridge.store.phases import Hold, PhaseScripts
 from bridge.store.queue import Entry, Queue
 from bridge.store.records import Records
 from bridge.store.scripts import Scripts
 from bridge.store.threads import ThreadState
 
-__all__ = ["Entry", "LeaseLost", "Namespace", "RedisClient", "Store", "keys", "storage"]
+__all__ = ["Entry", "Hold", "LeaseLost", "Namespace", "RedisClient", "Store", "keys", "storage"]
 
 
 class Store:
     def __init__(self, redis: RedisClient, *, record_ttl_seconds: int) -> None:
-        scripts = Scripts(redis)
+        # No slots on a single Redis: scripts may write the ready stream in the same step.
+        with_stream = not isinstance(redis, RedisCluster)
+        scripts = Scripts(redis, with_stream=with_stream)
         self.redis = redis
         self.record_ttl_seconds = record_ttl_seconds
         self.queue = Queue(redis, scripts)
-        self.threads = ThreadState(redis, scripts)
+        self.threads = ThreadState(redis, scripts, PhaseScripts(redis, with_stream=with_stream))
         self.records = Records(redis, scripts, idle_ttl_seconds=record_ttl_seconds)
         self.posted = Posted(redis)
         self.dead_letters = DeadLetterStore(redis)

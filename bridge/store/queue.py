@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from bridge.codec import encode_message, text
-from bridge.models import InboundMessage, ThreadKey
+from bridge.models import InboundMessage, Standing, ThreadKey
 from bridge.store import keys
 from bridge.store.client import RedisClient
 from bridge.store.errors import storage
-from bridge.store.scripts import Call, Scripts, enqueue_call
+from bridge.store.scripts import Scripts
 
 Entry = tuple[str, str]  # (stream entry id, thread key)
+ALL_STANDINGS = frozenset(Standing)
 
 
 def parse_entries(raw: Any) -> list[Entry]:
@@ -41,49 +42,35 @@ class Queue:
         self._redis = redis
         self._scripts = scripts
 
-    async def thread_state(self, thread: ThreadKey) -> tuple[str | None, bool]:
-        """(the record's lifecycle status, whether messages are pending): one round trip."""
-        async with storage("thread state"), self._redis.pipeline(transaction=False) as pipe:
-            pipe.hget(keys.record(thread), "status")
-            pipe.exists(keys.inbox(thread))
-            raw_status, pending = await pipe.execute()
-        return text(raw_status) or None, bool(pending)
-
     async def is_known(self, thread: ThreadKey) -> bool:
         async with storage("is_known_thread"):
             return bool(await self._redis.exists(keys.record(thread), keys.inbox(thread)))
 
+    async def accept(
+        self, message: InboundMessage, taken: Collection[Standing] = ALL_STANDINGS
+    ) -> tuple[Standing, bool | None]:
+        """Read the thread's standing and, if it is one of `taken`, dedupe-claim, push and
+        schedule the message: one atomic step (one round trip on a single Redis, two on a
+        Cluster). -> (the standing, True stored | False duplicate | None not taken: nothing
+        written)."""
+        flags = "".join("1" if s in taken else "0" for s in Standing)
+        payload = encode_message(message)
+        async with storage("enqueue"):
+            standing, stored = await self._scripts.accept(
+                message.thread, message.message_id, payload, flags
+            )
+            if stored >= 0 and not self._scripts.with_stream:
+                # The stream lives in another slot: scheduled after the push, never before it.
+                await self._redis.xadd(keys.READY_STREAM, {"thread": str(message.thread)})
+        return Standing(standing), None if stored < 0 else bool(stored)
+
     async def enqueue(self, message: InboundMessage) -> bool:
-        """Dedupe-claim and push in one script, then schedule the thread. True if stored.
+        """Dedupe-claim, push and schedule whatever the thread's standing. True if stored.
 
         A duplicate is scheduled too: had a crash come between the push and the schedule, the
         platform's redelivery is what puts the stranded message back in front of a worker.
         """
-        call = enqueue_call(message.thread, message.message_id, encode_message(message))
-        async with storage("enqueue"):
-            if isinstance(self._redis, RedisCluster):
-                # The stream lives on another node: a pipeline could schedule before the push.
-                return await self._push_then_schedule(message.thread, call)
-            return await self._enqueue_and_schedule(message.thread, call)
-
-    async def _push_then_schedule(self, thread: ThreadKey, call: Call) -> bool:
-        """Two round trips; the script is (re)loaded by redis-py when Redis lacks it."""
-        stored = await self._scripts.enqueue(keys=call[0], args=call[1])
-        await self._redis.xadd(keys.READY_STREAM, {"thread": str(thread)})
-        return bool(stored)
-
-    async def _enqueue_and_schedule(self, thread: ThreadKey, call: Call) -> bool:
-        """Push and schedule in one round trip; one connection keeps them in that order."""
-        script_keys, args = call
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.evalsha(self._scripts.enqueue.sha, len(script_keys), *script_keys, *args)
-            pipe.xadd(keys.READY_STREAM, {"thread": str(thread)})
-            stored, scheduled = await pipe.execute(raise_on_error=False)
-        if isinstance(stored, NoScriptError):  # first use after a Redis restart or flush
-            return await self._push_then_schedule(thread, call)
-        for outcome in (stored, scheduled):
-            if isinstance(outcome, Exception):
-                raise outcome
+        _, stored = await self.accept(message)
         return bool(stored)
 
     async def enqueue_together(self, thread: ThreadKey, messages: list[InboundMessage]) -> int:
@@ -152,18 +139,6 @@ class Queue:
                 count=count,
             )
         return parse_autoclaim(reply)
-
-    async def touch(self, consumer: str, entry_id: str) -> None:
-        """Reset the entry's idle time, so a live holder's entry is never taken over."""
-        async with storage("touch"):
-            await self._redis.xclaim(
-                keys.READY_STREAM,
-                keys.WORKER_GROUP,
-                consumer,
-                min_idle_time=0,
-                message_ids=[entry_id],
-                justid=True,
-            )
 
     async def ack(self, entry_id: str) -> None:
         async with storage("ack"), self._redis.pipeline(transaction=False) as pipe:

@@ -1,0 +1,252 @@
+"""The Lua of a turn's phases (begin, heartbeat, hand back, commit), each with its KEYS/ARGV.
+
+Each script touches one thread's keys, fenced by the lease token. On a single Redis the worker's
+scheduling entry (`bridge:ready`, another Cluster slot) is passed too, so the step that ends a
+hold also acknowledges its entry and a heartbeat also keeps the entry from looking idle: one round
+trip each. On a Cluster the stream is left out and the store writes it in a second command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.models import ThreadKey
+from bridge.store import keys
+from bridge.store.client import RedisClient
+
+# Shared by the scripts below: acknowledge and delete the scheduling entry when it was passed
+# (KEYS[#KEYS] is the stream, the last two ARGV are the group and the entry id).
+_DONE = """
+local function done()
+  if KEYS[STREAM] then
+    redis.call('XACK', KEYS[STREAM], ARGV[#ARGV - 1], ARGV[#ARGV])
+    redis.call('XDEL', KEYS[STREAM], ARGV[#ARGV])
+  end
+end
+"""
+
+# KEYS: lease, inbox, record, turn, attempts, create claim[, ready stream]. ARGV: token, lease ms,
+# acquire (1/0), turn ttl, claim ttl[, group, entry id].
+# -> nil: another worker holds the lease (it looks at the inbox again before it lets go); -1:
+# lease lost; 0: inbox empty, lease released; (nil and 0 acknowledge the entry) else {pending
+# messages, record fields, journal ids found, turns started on the head batch, create claim: 0
+# the thread has a conversation, 1 taken now, 2 already there (a create may have half-happened)}.
+# One round trip opens a turn: the lease, what to do, what the thread is, what went before. A
+# turn with no journal gets one now (the ids of every pending message, of which the turn takes a
+# prefix): from here on the agent may see the batch, so a retry must reconcile first. A thread
+# without a conversation gets its create claim now, for the same reason: the turn may create one.
+BEGIN = (
+    "local STREAM = 7\n"
+    + _DONE
+    + """
+if ARGV[3] == '1' then
+  if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    done()
+    return false
+  end
+elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return -1
+end
+local items = redis.call('LRANGE', KEYS[2], 0, -1)
+if #items == 0 then
+  redis.call('DEL', KEYS[1])
+  done()
+  return 0
+end
+local head = cjson.decode(items[1])['message_id']
+if redis.call('HGET', KEYS[5], 'head') ~= head then
+  redis.call('HSET', KEYS[5], 'head', head, 'count', 0)
+end
+local count = redis.call('HINCRBY', KEYS[5], 'count', 1)
+redis.call('EXPIRE', KEYS[5], ARGV[4])
+local journal = redis.call('HGET', KEYS[4], 'ids') or ''
+if journal == '' then
+  local ids = {}
+  for i, item in ipairs(items) do
+    ids[i] = cjson.decode(item)['message_id']
+  end
+  redis.call('HSET', KEYS[4], 'ids', cjson.encode(ids))
+  redis.call('EXPIRE', KEYS[4], ARGV[4])
+end
+local claim = 0
+local conversation = redis.call('HGET', KEYS[3], 'conversation_id')
+if not conversation or conversation == '' then
+  claim = 2
+  if redis.call('SET', KEYS[6], ARGV[1], 'NX', 'EX', ARGV[5]) then
+    claim = 1
+  end
+end
+return {items, redis.call('HGETALL', KEYS[3]), journal, count, claim}
+"""
+)
+
+# KEYS: lease[, ready stream]. ARGV: token, lease ms[, group, consumer, entry id].
+# -> 1 extended, 0 lost. The entry is touched (its idle time reset) either way, as the holder
+# learns of a lost lease only from this reply.
+HEARTBEAT = """
+if KEYS[2] then
+  redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[4], 0, ARGV[5], 'JUSTID')
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS: lease[, ready stream]. ARGV: token[, thread key, group, entry id]. -> 1 released (and
+# the thread scheduled again, its entry acknowledged), 0 not ours (nothing changed). Hands a thread
+# with work still pending back to the queue; the new entry comes after the release, never before:
+# a worker that took it while the lease was still held would drop it.
+HAND_BACK = (
+    "local STREAM = 2\n"
+    + _DONE
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+if KEYS[2] then
+  redis.call('XADD', KEYS[2], '*', 'thread', ARGV[2])
+end
+done()
+return 1
+"""
+)
+
+# KEYS: lease, inbox, record, turn, attempts, create claim[, ready stream]. ARGV: token, count,
+# last message id, history mark, now, record ttl, drop the claim (1/0)[, group, entry id].
+# -> 2 committed and the lease released (nothing pending; the entry acknowledged), 1 committed
+# with more pending (lease kept), 0 lease lost (nothing changed: the new holder redoes the batch).
+# Releasing here, in the same step as the emptiness check, means a message pushed after the
+# holder's last look can never be left behind with no lease holder to see it.
+COMMIT = (
+    "local STREAM = 7\n"
+    + _DONE
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HSET', KEYS[3], 'last_message_id', ARGV[3], 'updated', ARGV[5])
+  if ARGV[4] ~= '' then
+    redis.call('HSET', KEYS[3], 'history_mark', ARGV[4])
+  end
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+end
+redis.call('DEL', KEYS[4], KEYS[5])
+if ARGV[7] == '1' then
+  redis.call('DEL', KEYS[6])
+end
+if redis.call('LLEN', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[1])
+  done()
+  return 2
+end
+return 1
+"""
+)
+
+
+@dataclass(slots=True)
+class Hold:
+    """One worker's hold on a thread for one scheduling entry: the lease token fences every write;
+    `acked` says that a script already acknowledged the entry (single Redis only), `released`
+    that a phase let the lease go (a heartbeat crossing it then finds the lease gone)."""
+
+    thread: ThreadKey
+    token: str
+    entry_id: str = ""
+    acked: bool = False
+    released: bool = False
+
+
+def _turn_keys(thread: ThreadKey) -> list[str]:
+    return [
+        keys.lease(thread),
+        keys.inbox(thread),
+        keys.record(thread),
+        keys.turn(thread),
+        keys.attempts(thread),
+        keys.create_claim(thread),
+    ]
+
+
+class PhaseScripts:
+    """The scripts above on one client; `with_stream` on a single Redis (see the docstring)."""
+
+    def __init__(self, redis: RedisClient, *, with_stream: bool) -> None:
+        self.with_stream = with_stream
+        self._begin = redis.register_script(BEGIN)
+        self._heartbeat = redis.register_script(HEARTBEAT)
+        self._hand_back = redis.register_script(HAND_BACK)
+        self._commit = redis.register_script(COMMIT)
+
+    def _entry(self, hold: Hold, script_keys: list[str], args: list[str | int]) -> bool:
+        """Add the stream and entry when this hold's entry can be acknowledged by the script."""
+        if not (self.with_stream and hold.entry_id):
+            return False
+        script_keys.append(keys.READY_STREAM)
+        args.extend([keys.WORKER_GROUP, hold.entry_id])
+        return True
+
+    async def begin(self, hold: Hold, ms: int, *, acquire: bool) -> Any:
+        script_keys = _turn_keys(hold.thread)
+        args: list[str | int] = [
+            hold.token,
+            ms,
+            1 if acquire else 0,
+            keys.TURN_TTL_SECONDS,
+            keys.CREATE_CLAIM_TTL_SECONDS,
+        ]
+        acks = self._entry(hold, script_keys, args)
+        reply = await self._begin(keys=script_keys, args=args)
+        if reply == 0:
+            hold.released = True
+        hold.acked = hold.acked or (acks and (reply is None or reply == 0))
+        return reply
+
+    async def heartbeat(self, hold: Hold, ms: int, consumer: str) -> bool:
+        script_keys = [keys.lease(hold.thread)]
+        args: list[str | int] = [hold.token, ms]
+        if self.with_stream and hold.entry_id:
+            script_keys.append(keys.READY_STREAM)
+            args.extend([keys.WORKER_GROUP, consumer, hold.entry_id])
+        return bool(await self._heartbeat(keys=script_keys, args=args))
+
+    async def hand_back(self, hold: Hold) -> bool:
+        script_keys = [keys.lease(hold.thread)]
+        args: list[str | int] = [hold.token, str(hold.thread)]
+        acks = self._entry(hold, script_keys, args)
+        released = bool(await self._hand_back(keys=script_keys, args=args))
+        hold.released = hold.released or released
+        hold.acked = hold.acked or (acks and released)
+        return released
+
+    async def commit(
+        self,
+        hold: Hold,
+        count: int,
+        last_message_id: str,
+        mark: str,
+        now: str,
+        record_ttl: int,
+        *,
+        unclaim: bool,
+    ) -> int:
+        script_keys = _turn_keys(hold.thread)
+        args: list[str | int] = [
+            hold.token,
+            count,
+            last_message_id,
+            mark,
+            now,
+            record_ttl,
+            1 if unclaim else 0,
+        ]
+        acks = self._entry(hold, script_keys, args)
+        done = int(await self._commit(keys=script_keys, args=args))
+        hold.released = hold.released or done == 2
+        hold.acked = hold.acked or (acks and done == 2)
+        return done
