@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from bridge import commands, lifecycle, permissions
-from bridge.chat import AgentTurn, Sleep, TurnFailed, retrying, user_message
+from bridge.chat import AgentTurn, Sleep, TurnFailed, settling, user_message
 from bridge.config import Settings
 from bridge.engage.client import EngageClient
 from bridge.engage.errors import EngageError, NotFound
@@ -72,7 +72,7 @@ class TurnActions:
             if record is None or not await self._conversation_gone(exc, record.conversation_id):
                 raise
         s, old = self.services, record
-        record = await self._retrying(
+        record = await self._settling(
             "replacing a conversation that is gone",
             lambda: s.threads.renew(s.engage, old, batch[0], agent=old.agent, reset=False),
         )
@@ -120,7 +120,7 @@ class TurnActions:
         started = time.monotonic()
         if record is None and batch[0].agent not in (None, routed):
             routed = await self._first_agent(batch[0], routed)
-        ensured, _ = await self._retrying(
+        ensured, _ = await self._settling(
             "creating the conversation",
             lambda: s.threads.ensure(
                 s.engage, batch[0], routed, read=record, claim=self.ledger.claim
@@ -167,7 +167,7 @@ class TurnActions:
             stored = await s.engage.add_messages(cid, sent)
             return stored[-1].id if stored else ""
 
-        return await self._retrying("recording messages", add)
+        return await self._settling("recording messages", add)
 
     async def _note(self, record: ThreadRecord, note: InboundMessage) -> str:
         """A history note (bridge.edits) as an info message: kept with the conversation, never
@@ -181,7 +181,7 @@ class TurnActions:
             stored = await engage.add_messages(cid, [InfoMessage(content=note.text)])
             return stored[-1].id if stored else ""
 
-        return await self._retrying("noting in the history", add)
+        return await self._settling("noting in the history", add)
 
     async def _staff(self, message: InboundMessage, record: ThreadRecord | None) -> str:
         if record is None:
@@ -212,7 +212,7 @@ class TurnActions:
         async def notice(body: str) -> None:
             await s.outbound.notice(thread, f"lifecycle:{message.message_id}", body)
 
-        await self._retrying(
+        await self._settling(
             "updating the conversation",
             lambda: lifecycle.apply_transition(s.engage, record.conversation_id, change, notice),
         )
@@ -245,7 +245,7 @@ class TurnActions:
         routed = s.settings.file.routing.agent_for(thread.workspace, thread.channel)
         if command.name == "reset":
             # A new conversation, not a forgotten thread: the bot stays in it (no mention needed).
-            await self._retrying(
+            await self._settling(
                 "starting a new conversation",
                 lambda: self._fresh_conversation(message, record, routed),
             )
@@ -290,6 +290,6 @@ class TurnActions:
             return ensured
         return await s.threads.renew(s.engage, record, message, agent=agent, reset=True)
 
-    async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _settling(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         s = self.services
-        return await retrying(what, call, s.settings, s.metrics, s.sleep)
+        return await settling(what, call, s.settings, s.metrics, s.sleep)

@@ -16,14 +16,16 @@ def delay(
     base: float,
     cap: float,
     retry_after: float | None = None,
+    longest: float | None = None,
     rng: random.Random | None = None,
 ) -> float:
     """Seconds to wait before attempt `attempt + 1` (attempt counts from 1).
 
-    Full jitter spreads many workers' retries apart; a Retry-After is a floor, never shortened.
+    Full jitter spreads many workers' retries apart; a Retry-After is a floor, honoured up to
+    `longest` (default `cap * 4`): a caller that will not wait longer gives up before asking.
     """
     ceiling = exponential(attempt, base=base, cap=cap)
     jittered = (rng or random).uniform(ceiling / 2, ceiling)
     if retry_after is not None:
-        return max(jittered, min(retry_after, cap * 4))
+        return max(jittered, min(retry_after, cap * 4 if longest is None else longest))
     return jittered

@@ -16,7 +16,6 @@ from bridge.engage.client import EngageClient
 from bridge.engage.errors import (
     EngageError,
     EngageProtocolError,
-    EngageStatusError,
     EngageStreamError,
     EngageTransportError,
     OutcomeUnknown,
@@ -29,7 +28,7 @@ from bridge.models import InboundMessage, Reply, ThreadKey
 from bridge.outbound import WORKING_STATUS, Outbound
 from bridge.reconcile import Reconciled, history_after, reconcile
 
-__all__ = ["WORKING_STATUS", "AgentTurn", "TurnFailed", "retrying", "user_message"]
+__all__ = ["WORKING_STATUS", "AgentTurn", "TurnFailed", "settling", "user_message"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +45,10 @@ class AnswerMissing(EngageProtocolError):
     """The agent was asked again about stored messages and no run has answered them."""
 
 
+# Final errors that may pass (the client ran out of tries): a replayed dead letter may succeed.
+_PASSING = (RateLimited, ServerError, EngageTransportError)
+
+
 class TurnFailed(Exception):
     """The agent could not answer this batch; `permanent` means retrying would not help."""
 
@@ -60,48 +63,50 @@ def user_message(message: InboundMessage, name: str | None = None) -> UserMessag
     return UserMessage(content=content, name=name if name is not None else message.user_name)
 
 
-def is_transient(exc: EngageError) -> bool:
-    if isinstance(exc, RateLimited | ServerError | EngageTransportError | OutcomeUnknown):
-        return True
-    if isinstance(exc, EngageStreamError | EngageProtocolError):
-        return True
-    return isinstance(exc, EngageStatusError) and exc.status_code in (408, 409, 425)
+def is_unsettled(exc: EngageError) -> bool:
+    """The client could not know what its request did (a chat's 5xx, a lost response, a broken
+    stream, a body not as the contract says): the next round reads the history first."""
+    return isinstance(exc, OutcomeUnknown | EngageStreamError | EngageProtocolError)
 
 
-async def retrying(
+async def settling(
     what: str,
     call: Callable[[], Awaitable[T]],
     settings: Settings,
     metrics: Metrics,
     sleep: Sleep,
 ) -> T:
-    """`call` retried on transient Engage errors; TurnFailed once retrying cannot help."""
+    """`call`, run again only while its outcome is unknown, at most `agent_attempts` rounds;
+    TurnFailed once that cannot help.
+
+    Not a second retry layer: the Engage client already repeated what is safe to repeat (its
+    errors here are final), and `call` reconciles with the history before it acts again, so
+    nothing is sent twice (bridge/engage/client.py)."""
     attempts = settings.agent_attempts
     for attempt in range(1, attempts + 1):
         try:
             return await call()
         except EngageError as exc:
             error = f"{what} failed: {type(exc).__name__}: {exc}"
-            if not is_transient(exc):
-                raise TurnFailed(error, permanent=True) from exc
+            if not is_unsettled(exc):
+                raise TurnFailed(error, permanent=not isinstance(exc, _PASSING)) from exc
             if attempt == attempts:
                 raise TurnFailed(error, permanent=False) from exc
             metrics.agent_retries.inc()
-            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
             pause = backoff.delay(
-                attempt,
-                base=settings.agent_backoff_seconds,
-                cap=settings.agent_backoff_max_seconds,
-                retry_after=retry_after,
+                attempt, base=settings.agent_backoff_seconds, cap=settings.agent_backoff_max_seconds
             )
-            log.warning("%s (attempt %d of %d), retrying in %.2fs", error, attempt, attempts, pause)
+            log.warning(
+                "%s (round %d of %d), reconciling in %.2fs", error, attempt, attempts, pause
+            )
             await sleep(pause)
     raise AssertionError("unreachable")
 
 
 @dataclass
 class AgentTurn:
-    """Chat for one batch of user messages, retried with backoff; returns the history mark."""
+    """Chat for one batch of user messages, reconciled after an unknown outcome; returns the
+    history mark."""
 
     engage: EngageClient
     outbound: Outbound
@@ -136,7 +141,7 @@ class AgentTurn:
             return await self._once(thread, conversation_id, agent, sent, mark, check)
 
         try:
-            return await retrying("agent chat", once, self.settings, self.metrics, self.sleep)
+            return await settling("agent chat", once, self.settings, self.metrics, self.sleep)
         finally:
             # Also on errors and cancellation: a stale "Thinking…" would claim work that stopped.
             await self._show_status(thread, None)

@@ -46,7 +46,8 @@ class Metrics:
         )
         self.agent_retries = Counter(
             "bridge_agent_retries_total",
-            "Turn attempts repeated after a transient Engage Smarter failure.",
+            "Engage Smarter requests repeated by the client (safe to repeat), plus turn rounds "
+            "run again after an unknown outcome (reconciled with the history first).",
             registry=r,
         )
         self.duplicates_dropped = Counter(

@@ -26,6 +26,7 @@ from bridge.core import Bridge
 from bridge.credentials import require_strong_secrets
 from bridge.embedded import EmbeddedRedis
 from bridge.engage.client import EngageClient
+from bridge.engage.retry import RetryEvent
 from bridge.errors import ConfigError, StorageUnavailable
 from bridge.http import HttpServer, create_app
 from bridge.loader import NeedsRedis, build_adapters, load_adapter
@@ -203,6 +204,9 @@ class BridgeRuntime:
             self._cleanup.push_async_callback(self._redis.aclose)
         await ping(self._redis)
 
+    def _retried(self, _: RetryEvent) -> None:
+        self.metrics.agent_retries.inc()
+
     def _start_engage(self) -> Starlette | None:
         """Build the client; with no API key, also the emulator app to mount. Returns that app."""
         if self._engage is not None:
@@ -210,7 +214,7 @@ class BridgeRuntime:
         if not self.settings.uses_emulator:
             if not self.settings.engage_org_id:
                 raise ConfigError("ENGAGE_SMARTER_ORG_ID is required with ENGAGE_SMARTER_API_KEY")
-            self._engage = EngageClient.from_settings(self.settings)
+            self._engage = EngageClient.from_settings(self.settings, on_retry=self._retried)
             self._cleanup.push_async_callback(self._engage.aclose)
             return None
         from bridge import emulator  # only needed without an API key
@@ -222,6 +226,7 @@ class BridgeRuntime:
             base_url=self.emulator_url,
             api_key=emulator.DEFAULT_API_KEY,
             org_id=emulator.DEFAULT_ORG_ID,
+            on_retry=self._retried,
         )
         self._cleanup.push_async_callback(self._engage.aclose)
         state = emulator.EmulatorState(store=self._emulator_store)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from bridge.engage.errors import ChatOutcomeUnknown, ServerError
+from bridge.engage.errors import ChatOutcomeUnknown
 from tests.fixtures_core import (
     FakeEngage,
     RecordingAdapter,
@@ -54,7 +54,8 @@ async def test_outage_ends_in_apology_and_dead_letter_then_replay_answers(
     redis_client: aioredis.Redis, adapter: RecordingAdapter
 ) -> None:
     engage = FakeEngage()
-    engage.fail_chat.extend(ServerError(503, "down") for _ in range(3))
+    # What the client raises for a chat answered 503: it may have been stored (bridge.engage).
+    engage.fail_chat.extend(ChatOutcomeUnknown("503 down") for _ in range(3))
     bridge = make_bridge(redis_client, engage, adapter)
     await bridge.submit(message(text="help"))
     async with running(bridge):

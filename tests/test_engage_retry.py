@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 import pytest
 
+from bridge import backoff
 from bridge.engage.retry import (
     Failure,
     RetryPolicy,
@@ -38,19 +40,37 @@ def test_only_failures_that_cannot_double_an_effect_are_retried(
     assert verdict(safety, failure) is expected
 
 
-def test_delay_doubles_per_attempt_up_to_the_maximum() -> None:
-    policy = RetryPolicy(max_attempts=10, base_delay=1.0, max_delay=5.0, jitter=0.5)
-    no_jitter = [next_delay(policy, n, rand=lambda: 0.0) for n in range(1, 6)]
-    assert no_jitter == [1.0, 2.0, 4.0, 5.0, 5.0]
-    assert next_delay(policy, 1, rand=lambda: 1.0) == 0.5
+class Fixed(random.Random):
+    """uniform(a, b) at a fixed point between a and b."""
+
+    def __init__(self, at: float) -> None:
+        super().__init__()
+        self.at = at
+
+    def uniform(self, a: float, b: float) -> float:
+        return a + (b - a) * self.at
+
+
+def test_delay_doubles_per_attempt_up_to_the_maximum_with_full_jitter() -> None:
+    policy = RetryPolicy(max_attempts=10, base_delay=1.0, max_delay=5.0)
+    ceilings = [next_delay(policy, n, rng=Fixed(1.0)) for n in range(1, 6)]
+    assert ceilings == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert next_delay(policy, 1, rng=Fixed(0.0)) == 0.5
+
+
+def test_the_client_waits_by_the_one_backoff_formula() -> None:
+    policy = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=4.0)
+    for attempt in range(1, 8):
+        ours = next_delay(policy, attempt, rng=random.Random(attempt))
+        assert ours == backoff.delay(attempt, base=0.5, cap=4.0, rng=random.Random(attempt))
 
 
 def test_no_delay_once_the_attempts_are_used_up() -> None:
     assert next_delay(RetryPolicy(max_attempts=3), 3) is None
 
 
-def test_retry_after_is_used_as_is_unless_beyond_the_cap() -> None:
-    policy = RetryPolicy(max_retry_after=10.0)
+def test_retry_after_is_a_floor_unless_beyond_the_cap() -> None:
+    policy = RetryPolicy(max_retry_after=10.0, base_delay=0.1, max_delay=1.0)
     assert next_delay(policy, 1, retry_after=7.0) == 7.0
     assert next_delay(policy, 1, retry_after=11.0) is None
 

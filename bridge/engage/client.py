@@ -15,6 +15,13 @@ user message) so the messages are never stored twice; if they are missing it sen
 An `OutcomeUnknown` from `create_conversation` is likewise not retried here: the conversation
 may exist; the caller may look for it by `data` among `search_own_conversations()` or create
 another (an empty orphan conversation is harmless).
+
+This client is the one layer that repeats an Engage Smarter request (`agent_attempts` tries
+per request, `bridge.backoff` between them): only it knows whether a request is idempotent and
+whether it was sent, so only it can repeat without doing anything twice. The core never
+repeats a call that failed with a final error (it parks the batch and apologises); it acts
+again only on an unknown outcome, after reading the history (bridge/chat.py). Before, both
+layers retried 5xx: 4 x 4 = 16 calls before an apology.
 """
 
 from __future__ import annotations
@@ -128,6 +135,7 @@ class EngageClient(RunsMixin, TagsMixin):
         key = settings.engage_api_key.get_secret_value() if settings.engage_api_key else None
         # Every turn in flight holds at most one agent call; the rest are short lookups.
         kwargs.setdefault("max_connections", settings.worker_concurrency + _SPARE_CONNECTIONS)
+        kwargs.setdefault("retry", retry_policy(settings))
         return cls(
             base_url=base_url or settings.engage_api_url,
             api_key=api_key or key,
@@ -308,6 +316,15 @@ class EngageClient(RunsMixin, TagsMixin):
         )
         async for payload in events:
             yield parse_one(MessageRead, payload)
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """Tries per request and their backoff, from the settings."""
+    return RetryPolicy(
+        max_attempts=settings.agent_attempts,
+        base_delay=settings.agent_backoff_seconds,
+        max_delay=settings.agent_backoff_max_seconds,
+    )
 
 
 def _conv(conversation_id: str, *parts: str) -> str:

@@ -41,14 +41,14 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Jittered exponential backoff: attempt n waits base * 2**(n-1), at most `max_delay`,
-    scaled by a random factor in [1 - jitter, 1]. A Retry-After longer than
-    `max_retry_after` is not waited for: the RateLimited error goes to the caller instead."""
+    """Tries per request, and `bridge.backoff.delay` between them (base * 2**(n-1), at most
+    `max_delay`, full jitter; a Retry-After is a floor). A Retry-After longer than
+    `max_retry_after` is not waited for: the RateLimited error goes to the caller instead.
+    `EngageClient.from_settings` fills it from ENGAGE_BRIDGE_AGENT_ATTEMPTS / _BACKOFF_*."""
 
     max_attempts: int = 4
     base_delay: float = 0.25
     max_delay: float = 8.0
-    jitter: float = 0.5
     max_retry_after: float = 30.0
 
 
@@ -79,15 +79,21 @@ def next_delay(
     policy: RetryPolicy,
     attempt: int,
     retry_after: float | None = None,
-    rand: Callable[[], float] = random.random,
+    rng: random.Random | None = None,
 ) -> float | None:
     """Seconds to wait before attempt `attempt + 1`, or None when no retry should happen."""
     if attempt >= policy.max_attempts:
         return None
-    if retry_after is not None:
-        return retry_after if retry_after <= policy.max_retry_after else None
-    ceiling = backoff.exponential(attempt, base=policy.base_delay, cap=policy.max_delay)
-    return ceiling * (1.0 - policy.jitter * rand())
+    if retry_after is not None and retry_after > policy.max_retry_after:
+        return None
+    return backoff.delay(
+        attempt,
+        base=policy.base_delay,
+        cap=policy.max_delay,
+        retry_after=retry_after,
+        longest=policy.max_retry_after,
+        rng=rng,
+    )
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

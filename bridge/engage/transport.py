@@ -73,7 +73,8 @@ def response_error(response: httpx.Response) -> EngageStatusError:
 def status_failure(error: EngageStatusError) -> Failure:
     if isinstance(error, RateLimited):
         return Failure.RATE_LIMITED
-    if error.status_code >= 500:
+    # 408: the server gave up on the request; like a 5xx, it may or may not have acted.
+    if error.status_code >= 500 or error.status_code == 408:
         return Failure.SERVER_ERROR
     return Failure.REJECTED
 
