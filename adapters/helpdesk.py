@@ -47,11 +47,7 @@ def is_transient(status: int) -> bool:
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
+    return backoff.parse_retry_after(response.headers.get("retry-after"))
 
 
 class DeskApi:

@@ -21,7 +21,7 @@ from bridge.errors import ConfigError
 from bridge.inbox import InboxQueue, storage
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, SubmitResult, ThreadKey
-from bridge.outbound import Outbound, SendRetries
+from bridge.outbound import Outbound
 from bridge.store import RedisClient, Store
 from bridge.threadmap import ThreadMap, ThreadRecord, rebuild_map
 from bridge.turn import TurnRunner
@@ -71,12 +71,7 @@ class Bridge:
         policy, staff = settings.file.policy, settings.file.staff
         self.inbox = InboxQueue(self.store, metrics, policy=policy, staff=staff)
         self.dead_letters = DeadLetters(self.store)
-        retries = SendRetries(
-            attempts=settings.agent_attempts,
-            base=settings.agent_backoff_seconds,
-            cap=settings.agent_backoff_max_seconds,
-        )
-        self.outbound = Outbound(self.store, adapters, metrics, sleep, retries=retries)
+        self.outbound = Outbound(self.store, adapters, metrics)
         services = Services(settings, self.threads, engage, self.outbound, metrics, sleep)
         runner = TurnRunner(services, self.store, self.dead_letters)
         self.workers = Workers(

@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 from bridge import backoff
 from bridge.adapter import AcceptSignAdapter, Adapter, LifecycleAdapter, StatusAdapter
+from bridge.config import Settings
 from bridge.errors import PermanentPlatformError, PlatformError
 from bridge.metrics import Metrics
 from bridge.models import Reply, ReplyKind, ThreadKey
 from bridge.store import Store
 
 log = logging.getLogger(__name__)
-
-Sleep = Callable[[float], Awaitable[None]]
 
 # A sign later than this is no longer "at once"; the worker's own status takes over.
 _SIGN_SECONDS = 5.0
@@ -32,15 +30,6 @@ WORKING_STATUS = "Thinking…"
 looks dead while the agent works; status messages the agent streams replace it."""
 
 
-@dataclass(frozen=True, slots=True)
-class SendRetries:
-    """Sends of one reply before a platform error is final, and the backoff between them."""
-
-    attempts: int
-    base: float
-    cap: float
-
-
 class Outbound:
     """Sends replies through the thread's adapter, checking and recording what was posted."""
 
@@ -49,15 +38,10 @@ class Outbound:
         store: Store,
         adapters: Mapping[str, Adapter],
         metrics: Metrics,
-        sleep: Sleep = asyncio.sleep,
-        *,
-        retries: SendRetries,
     ) -> None:
         self._store = store
         self._adapters = adapters
         self._metrics = metrics
-        self._retries = retries
-        self._sleep = sleep
         self._signs: dict[ThreadKey, asyncio.Task[None]] = {}
         self._signed_at: dict[ThreadKey, float] = {}
 
@@ -79,7 +63,7 @@ class Outbound:
         existing = await self._store.posted.get(thread, key)
         if existing is not None:
             return existing
-        platform_id = await self._send_with_retries(reply)
+        platform_id = await self._send(reply)
         await self._store.posted.record(thread, key, platform_id)
         self._metrics.messages_out.labels(thread.platform, reply.kind.value).inc()
         return platform_id
@@ -135,29 +119,21 @@ class Outbound:
         except PlatformError as exc:
             log.warning("status not mirrored: %s", exc, extra={"thread_key": str(thread)})
 
-    async def _send_with_retries(self, reply: Reply) -> str:
-        adapter = self.adapter(reply.thread)
-        attempts = self._retries.attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                return await adapter.send(reply)
-            except PermanentPlatformError:
-                log.error(
-                    "platform refused the reply for good",
-                    extra={"thread_key": str(reply.thread), "reply_key": reply.idempotency_key},
-                )
-                raise
-            except PlatformError as exc:
-                if attempt == attempts:
-                    raise
-                log.warning(
-                    "platform send failed (attempt %d): %s",
-                    attempt,
-                    exc,
-                    extra={"thread_key": str(reply.thread)},
-                )
-                await self._sleep(self._delay(attempt))
-        raise AssertionError("unreachable")
+    async def _send(self, reply: Reply) -> str:
+        """One send: the adapter already tried as often as its platform allows (one retry layer
+        per remote: it knows what is safe to repeat there); a failure here is final."""
+        try:
+            return await self.adapter(reply.thread).send(reply)
+        except PermanentPlatformError:
+            log.error(
+                "platform refused the reply for good",
+                extra={"thread_key": str(reply.thread), "reply_key": reply.idempotency_key},
+            )
+            raise
 
-    def _delay(self, attempt: int) -> float:
-        return backoff.delay(attempt, base=self._retries.base, cap=self._retries.cap)
+
+def send_retry(settings: Settings) -> backoff.Retry:
+    """What adapters without a retry setting of their own use for their platform calls."""
+    return backoff.Retry(
+        settings.agent_attempts, settings.agent_backoff_seconds, settings.agent_backoff_max_seconds
+    )

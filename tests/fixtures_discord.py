@@ -105,11 +105,14 @@ async def listening(
     inbox: RecordingInbox,
     redis: aioredis.Redis | None = None,
     options: DiscordSettings | None = None,
+    settings: Settings | None = None,
 ) -> AsyncIterator[DiscordAdapter]:
     """A started adapter listening on the fake gateway into `inbox` (gap recovery on when given
     Redis); leaving the block drops it like a killed process: whatever it had received but not
     submitted is gone with it."""
-    adapter = DiscordAdapter(discord_settings(fake), redis, options or discord_options(fake))
+    adapter = DiscordAdapter(
+        settings or discord_settings(fake), redis, options or discord_options(fake)
+    )
     await adapter.start()
     task = asyncio.create_task(adapter.run(inbox))
     try:

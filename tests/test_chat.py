@@ -16,9 +16,9 @@ from bridge.engage.client import EngageClient
 from bridge.engage.models import MessageRead, UserMessage
 from bridge.metrics import Metrics
 from bridge.models import Reply, ThreadKey
-from bridge.outbound import Outbound, SendRetries
+from bridge.outbound import Outbound
 from bridge.store import Store
-from tests.fixtures_core import RecordingAdapter, core_settings, message, no_sleep, wait_until
+from tests.fixtures_core import RecordingAdapter, core_settings, message, wait_until
 
 
 def agent_turn(
@@ -27,9 +27,7 @@ def agent_turn(
     configured = core_settings(**settings)
     metrics = Metrics()
     store = Store(redis, record_ttl_seconds=configured.thread_idle_ttl_seconds)
-    c = configured
-    retries = SendRetries(c.agent_attempts, c.agent_backoff_seconds, c.agent_backoff_max_seconds)
-    outbound = Outbound(store, {adapter.name: adapter}, metrics, no_sleep, retries=retries)
+    outbound = Outbound(store, {adapter.name: adapter}, metrics)
     # Real sleeps: waiting for a run still working is measured in wall-clock time.
     return AgentTurn(engage, outbound, configured, metrics)
 

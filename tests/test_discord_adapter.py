@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 
 import pytest
 from pydantic import SecretStr
 
 from adapters.discord import DiscordAdapter, create_adapter
 from bridge.adapter import Adapter, StatusAdapter
-from bridge.errors import ConfigError, PermanentPlatformError
+from bridge.errors import ConfigError, PermanentPlatformError, PlatformError
 from bridge.models import Reply, ThreadKey
 from tests.fakes.discord import FakeDiscord
-from tests.fixtures_discord import RecordingInbox, discord_settings
+from tests.fakes.discord_faults import Broken
+from tests.fixtures_discord import RecordingInbox, discord_settings, listening
+
+_UNAVAILABLE = b'{"message": "Service Unavailable", "code": 0}'
 
 
 async def test_mention_in_text_channel_is_submitted_keyed_to_its_future_thread(
@@ -120,6 +124,27 @@ async def test_a_rate_limited_post_is_retried_after_retry_after_and_lands_once(
     ]
     assert statuses == [429, 200]
     assert [m["content"] for m in fake_discord.bot_messages(key.thread)] == ["after the limit"]
+
+
+async def test_a_503_on_a_post_is_retried_by_the_adapter_alone_and_lands_once(
+    fake_discord: FakeDiscord, recording_inbox: RecordingInbox
+) -> None:
+    # discord.py repeats 500/502/504/524 itself but raises a 503 at once: the adapter's one
+    # retry layer takes it (the enforced nonce makes a repeated post safe).
+    fast = discord_settings(
+        fake_discord, agent_attempts=3, agent_backoff_seconds=0.01, agent_backoff_max_seconds=0.02
+    )
+    async with listening(fake_discord, recording_inbox, settings=fast) as adapter:
+        key = await _mention(fake_discord, recording_inbox)
+        path = rf"/channels/{key.thread}/messages"
+        fake_discord.broken.append(Broken("POST", re.compile(path), 2, 503, _UNAVAILABLE))
+        await adapter.send(Reply(thread=key, text="after the outage", idempotency_key="u"))
+        assert [c.status for c in fake_discord.calls_to("POST", path)] == [503, 503, 200]
+        assert [m["content"] for m in fake_discord.bot_messages(key.thread)] == ["after the outage"]
+        fake_discord.broken.append(Broken("POST", re.compile(path), 10, 503, _UNAVAILABLE))
+        with pytest.raises(PlatformError):
+            await adapter.send(Reply(thread=key, text="still down", idempotency_key="v"))
+        assert [c.status for c in fake_discord.calls_to("POST", path)][3:] == [503] * 3
 
 
 async def test_an_existing_thread_is_reused_when_a_fresh_process_meets_160004(

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import pytest
 
 from bridge import backoff
+from bridge.backoff import parse_retry_after
 from bridge.engage.retry import (
     Failure,
     RetryPolicy,
     Safety,
     Verdict,
     next_delay,
-    parse_retry_after,
     verdict,
 )
 

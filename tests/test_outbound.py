@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 
 from bridge import outbound as outbound_module
 from bridge.engage.client import EngageClient
-from bridge.models import Reply, ThreadKey
+from bridge.errors import PlatformError
+from bridge.models import Reply, ReplyKind, ThreadKey
 from tests.fixtures_core import (
     RecordingAdapter,
     make_bridge,
@@ -101,3 +102,19 @@ async def test_the_first_working_status_right_after_the_sign_is_not_sent_twice(
         await bridge.submit(message(thread_key("once-sign"), "hi"))
         await wait_until(lambda: "post" in adapter.events)
     assert adapter.events == ["sign", "status:None", "post"]
+
+
+async def test_a_failed_send_is_not_repeated_by_the_core_the_adapter_tried_already(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    adapter.fail_next.append(PlatformError("the platform's one retry layer gave up"))
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    async with running(bridge):
+        await bridge.submit(message(thread_key("final"), "hello"))
+        await wait_until(lambda: len(adapter.sent) == 1)
+    [apology] = adapter.sent
+    assert apology.kind is ReplyKind.NOTICE
+    assert adapter.fail_next == []
+    [letter] = await bridge.dead_letters.list()
+    assert "gave up" in letter.error

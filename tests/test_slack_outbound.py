@@ -5,12 +5,18 @@ from __future__ import annotations
 import re
 import time
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from aiohttp.client_reqrep import ConnectionKey
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.state import RetryState
 
+from adapters.slack.clients import ConnectionRetry
 from adapters.slack.format import MARKDOWN_TEXT_LIMIT
 from adapters.slack.outbound import STATUS_REACTION, SlackSender, build_client
-from bridge.errors import PermanentPlatformError
+from bridge import backoff
+from bridge.errors import PermanentPlatformError, PlatformError
 from bridge.feedback import AnsweredRun, AnswerRef, Answers
 from bridge.models import Reply, ReplyKind, ThreadKey
 from tests.fakes.slack import FakeSlack
@@ -258,3 +264,53 @@ async def test_other_errors_are_not_taken_for_a_markdown_refusal(
     with pytest.raises(PermanentPlatformError, match="channel_not_found"):
         await sender.send(reply)
     assert len([c for c in fake_slack.calls if c.method == "chat.postMessage"]) == 1
+
+
+FAST = backoff.Retry(attempts=3, base=0.01, cap=0.02)
+
+
+async def test_a_post_answered_5xx_is_looked_up_before_it_is_posted_again(
+    fake_slack: FakeSlack, redis_client: aioredis.Redis
+) -> None:
+    client = build_client(fake_slack.bot_token, fake_slack.api_url)
+    sender = SlackSender(client, redis_client, answers=Answers(redis_client), retry=FAST)
+    key = thread(fake_slack)
+    fake_slack.fail_next("chat.postMessage", 1, status=500, error="internal_error")
+    await sender.send(Reply(key, "once", idempotency_key="m-5"))
+    assert [m["markdown_text"] for m in fake_slack.posted("C0001")] == ["once"]
+    assert len(fake_slack.calls_to("conversations.replies")) == 1
+
+
+async def test_a_post_failing_with_5xx_is_tried_exactly_the_configured_times(
+    fake_slack: FakeSlack, redis_client: aioredis.Redis
+) -> None:
+    client = build_client(fake_slack.bot_token, fake_slack.api_url)
+    sender = SlackSender(client, redis_client, answers=Answers(redis_client), retry=FAST)
+    key = thread(fake_slack)
+    fake_slack.fail_next("chat.postMessage", 10, status=503, error="service_unavailable")
+    with pytest.raises(PlatformError):
+        await sender.send(Reply(key, "never", idempotency_key="m-6"))
+    assert 10 - fake_slack.forced_failures_left("chat.postMessage") == FAST.attempts
+    assert fake_slack.posted("C0001") == []
+
+
+@pytest.mark.parametrize(
+    ("method", "error", "retried"),
+    [
+        ("chat.postMessage", aiohttp.ServerDisconnectedError(), False),
+        ("chat.postMessage", aiohttp.ClientOSError(104, "reset"), False),
+        ("conversations.replies", aiohttp.ServerDisconnectedError(), True),
+        ("assistant.threads.setStatus", aiohttp.ClientOSError(104, "reset"), True),
+    ],
+)
+async def test_the_client_repeats_a_dropped_connection_only_for_calls_safe_to_repeat(
+    method: str, error: Exception, retried: bool
+) -> None:
+    request = HttpRequest(method="POST", url=f"https://slack.test/api/{method}", headers={})
+    handler = ConnectionRetry()
+    assert (
+        await handler.can_retry_async(state=RetryState(), request=request, error=error) is retried
+    )
+    refused = aiohttp.ClientConnectorError(ConnectionKey("h", 1, False, True, None, None, None),
+                                           OSError(111, "refused"))  # fmt: skip
+    assert await handler.can_retry_async(state=RetryState(), request=request, error=refused)

@@ -1,11 +1,10 @@
-"""Signed reply callbacks to the desk, retried with jittered backoff on transient failures."""
+"""Signed reply callbacks to the desk: the desk side's one retry layer (bridge.backoff)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import httpx
 
 from adapters.desk.signing import signed_headers
+from bridge import backoff
 from bridge.errors import PermanentPlatformError
 from bridge.models import Reply
 
@@ -25,10 +25,10 @@ class RetryPolicy:
     base_delay: float = 0.25
     max_delay: float = 8.0
 
-    def delay(self, attempt: int) -> float:
-        """Full jitter: a random wait up to an exponentially growing cap."""
-        cap = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        return random.uniform(cap / 2, cap)
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        return backoff.delay(
+            attempt, base=self.base_delay, cap=self.max_delay, retry_after=retry_after
+        )
 
 
 def callback_body(reply: Reply) -> dict[str, Any]:
@@ -66,17 +66,17 @@ class CallbackSender:
 
     async def send(self, reply: Reply) -> str:
         body = json.dumps(callback_body(reply), separators=(",", ":")).encode()
-        last_problem = "no attempt made"
+        last_problem, wait = "no attempt made", None
         for attempt in range(1, self._retry.attempts + 1):
             if attempt > 1:
-                await asyncio.sleep(self._retry.delay(attempt - 1))
+                await asyncio.sleep(self._retry.delay(attempt - 1, wait))
             # Sign each attempt anew: a long retry must not outlive the receiver's tolerance.
             headers = signed_headers(self._secret, int(time.time()), body)
             headers["Idempotency-Key"] = reply.idempotency_key
             try:
                 response = await self._http.post(self.url, content=body, headers=headers)
             except httpx.TransportError as exc:
-                last_problem = f"{type(exc).__name__}"
+                last_problem, wait = f"{type(exc).__name__}", None
                 log.warning("desk callback attempt %d failed: %s", attempt, last_problem)
                 continue
             if response.is_success:
@@ -86,6 +86,7 @@ class CallbackSender:
                     f"desk callback refused the reply with HTTP {response.status_code}"
                 )
             last_problem = f"HTTP {response.status_code}"
+            wait = backoff.parse_retry_after(response.headers.get("retry-after"))
             log.warning("desk callback attempt %d failed: %s", attempt, last_problem)
         raise PermanentPlatformError(
             f"desk callback failed {self._retry.attempts} times (last: {last_problem})"

@@ -42,6 +42,7 @@ from bridge.edits import Revisions
 from bridge.engage.errors import EngageError
 from bridge.errors import ConfigError, PlatformError, StorageUnavailable
 from bridge.models import InboundMessage, Reply, ThreadKey
+from bridge.outbound import send_retry
 from bridge.threadmap import RedisClient, ThreadMap
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,11 @@ class DiscordAdapter:
         self._feedback = None if redis is None else Feedback(redis, self._engage)
         self._background: set[asyncio.Task[None]] = set()
         self._outbound = Outbound(
-            self._client, self._options, self._feedback, settings.max_reply_parts
+            self._client,
+            self._options,
+            self._feedback,
+            settings.max_reply_parts,
+            retry=send_retry(settings),
         )
         self._files = Attachments(self._options)
         follow_up = settings.file.policy.edits_after_answer == "follow_up"

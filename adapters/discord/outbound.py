@@ -3,8 +3,10 @@ and the per-thread status line (typing plus the agent's status message)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import discord
@@ -14,6 +16,7 @@ from adapters.discord.feedback import Feedback, feedback_view
 from adapters.discord.format import nonce_for, split_message, thread_name
 from adapters.discord.settings import DiscordSettings
 from adapters.discord.status import StatusLine
+from bridge import backoff
 from bridge.chat import WORKING_STATUS
 from bridge.errors import PermanentPlatformError, PlatformError
 from bridge.models import Reply, ReplyKind, ThreadKey
@@ -30,6 +33,10 @@ _PERMANENT = frozenset({50001, 50013, 10003, 160005, 50083})
 # Threads this process has seen exist: saves a thread-start call per reply; forgetting one only
 # costs a 160004 answer, so a bounded memory is enough.
 _KNOWN_THREADS_MAX = 10_000
+# The 5xx statuses discord.py's HTTPClient.request already repeats (5 tries, its own waits).
+_RETRIED = frozenset({500, 502, 504, 524})
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class Outbound:
@@ -41,6 +48,9 @@ class Outbound:
         options: DiscordSettings,
         feedback: Feedback | None,
         max_parts: int,
+        *,
+        retry: backoff.Retry | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._client = client
         self._max_parts = max_parts
@@ -48,6 +58,8 @@ class Outbound:
         self._feedback = feedback
         self._known_threads: OrderedDict[str, None] = OrderedDict()
         self._status: dict[ThreadKey, StatusLine] = {}
+        self._retry = retry or backoff.Retry()
+        self._sleep = sleep
 
     def close(self) -> None:
         for line in self._status.values():
@@ -62,11 +74,8 @@ class Outbound:
         for index, part in enumerate(parts):
             view = feedback_view() if rated and index == len(parts) - 1 else None
             try:
-                sent = await _post(target, part, nonce_for(reply.idempotency_key, index), view)
-            except discord.HTTPException as exc:
-                raise _translate(exc, reply.thread, "post") from exc
-            except (aiohttp.ClientError, OSError) as exc:
-                raise PlatformError(f"cannot reach Discord: {exc}") from exc
+                nonce = nonce_for(reply.idempotency_key, index)
+                sent = await self._post(target, reply.thread, nonce, part, view)
             finally:
                 if view is not None:
                     view.stop()  # clicks are handled by custom id in any process
@@ -74,6 +83,33 @@ class Outbound:
             if rated and self._feedback is not None and reply.run_id:
                 await self._feedback.remember(reply.thread, last_id, reply.run_id)
         return last_id
+
+    async def _post(
+        self,
+        target: discord.PartialMessageable,
+        thread: ThreadKey,
+        nonce: str,
+        text: str,
+        view: discord.ui.View | None,
+    ) -> discord.Message:
+        """One part. discord.py waits out 429s and repeats 500/502/504/524 itself; this repeats
+        only what it raises at once (a lost connection, another 5xx). Safe: the nonce is
+        enforced, so Discord returns the message it already has instead of a second one."""
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                return await _post(target, text, nonce, view)
+            except discord.HTTPException as exc:
+                again = isinstance(exc, discord.DiscordServerError) and exc.status not in _RETRIED
+                if not again or attempt == self._retry.attempts:
+                    raise _translate(exc, thread, "post") from exc
+                problem = f"{exc.status}"
+            except (aiohttp.ClientError, OSError) as exc:
+                if attempt == self._retry.attempts:
+                    raise PlatformError(f"cannot reach Discord: {exc}") from exc
+                problem = type(exc).__name__
+            log.warning("discord: post failed (%s, attempt %d); retrying", problem, attempt)
+            await self._sleep(self._retry.wait(attempt))
+        raise AssertionError("unreachable")
 
     async def sign(self, thread: ThreadKey) -> None:
         """One typing indicator (Discord shows it ~10 s), from whichever process accepted the

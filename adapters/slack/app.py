@@ -44,6 +44,7 @@ from bridge.edits import Revisions
 from bridge.errors import ConfigError, StorageUnavailable
 from bridge.feedback import Answers
 from bridge.models import InboundMessage, Reply, SubmitResult, ThreadKey
+from bridge.outbound import send_retry
 from bridge.threadmap import ThreadMap
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class SlackAdapter:
             answers=answers,
             max_parts=settings.max_reply_parts,
             user_mentions=self._options.user_mentions,
+            retry=send_retry(settings),
         )
         self._feedback = SlackFeedback(redis, answers)
         self._threads = ThreadMap(redis, idle_ttl_seconds=settings.thread_idle_ttl_seconds)

@@ -2,27 +2,92 @@
 
 from __future__ import annotations
 
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
+import asyncio
+from typing import Any
+
+import aiohttp
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.installations import RedisInstallationStore
+from bridge import backoff
 from bridge.errors import PermanentPlatformError
 
 _CLIENTS_CACHED = 1_000
+# Slack's rate limits are per method and channel (chat.postMessage: about 1 per second): a 429
+# is normal traffic, waited out as Slack says, many times if need be.
+RATE_LIMITED = backoff.Retry(attempts=20, base=1.0, cap=8.0)
+UNREACHABLE = backoff.Retry(attempts=3, base=0.5, cap=4.0)
+# Calls that would act twice if repeated after Slack may have received them: a dropped
+# connection is retried only by SlackSender, which looks the part up first.
+POSTS = frozenset({"chat.postMessage", "chat.postEphemeral"})
+
+
+class _Backoff(RetryIntervalCalculator):
+    def __init__(self, retry: backoff.Retry) -> None:
+        self._retry = retry
+
+    def calculate_sleep_duration(self, current_attempt: int) -> float:
+        return self._retry.wait(current_attempt + 1)
+
+
+class RateLimitRetry(AsyncRetryHandler):
+    """429: Slack did nothing; wait its Retry-After (a floor of the one backoff formula)."""
+
+    def __init__(self, retry: backoff.Retry = RATE_LIMITED) -> None:
+        super().__init__(retry.attempts - 1, _Backoff(retry))
+        self._retry = retry
+
+    async def _can_retry_async(self, *, response: HttpResponse | None = None, **_: Any) -> bool:
+        return response is not None and response.status_code == 429
+
+    async def prepare_for_next_attempt_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        retry_after = _retry_after(response) if response is not None else None
+        state.next_attempt_requested = True
+        await asyncio.sleep(self._retry.wait(state.current_attempt + 1, retry_after))
+        state.increment_current_attempt()
+
+
+class ConnectionRetry(AsyncRetryHandler):
+    """A failed connection: any call when nothing was sent; a dropped one except for posts."""
+
+    def __init__(self, retry: backoff.Retry = UNREACHABLE) -> None:
+        super().__init__(retry.attempts - 1, _Backoff(retry))
+
+    async def _can_retry_async(
+        self, *, request: HttpRequest, error: Exception | None = None, **_: Any
+    ) -> bool:
+        if isinstance(error, aiohttp.ClientConnectorError):
+            return True
+        dropped = (aiohttp.ServerConnectionError, aiohttp.ClientOSError)
+        return isinstance(error, dropped) and request.url.rsplit("/", 1)[-1] not in POSTS
+
+
+def _retry_after(response: HttpResponse) -> float | None:
+    for name, values in response.headers.items():
+        if name.lower() == "retry-after" and values:
+            return backoff.parse_retry_after(str(values[0]))
+    return None
 
 
 def build_client(token: str | None, base_url: str) -> AsyncWebClient:
-    """A Web API client: 429s wait `Retry-After`; failed connections are retried."""
+    """A Web API client whose retry handlers are the Slack layer's only retries but for posts'
+    unsure outcomes (SlackSender): 429s wait Retry-After, failed connections are retried."""
     return AsyncWebClient(
         token=token,
         base_url=base_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=3),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=20),
-        ],
+        retry_handlers=[ConnectionRetry(), RateLimitRetry()],
     )
 
 

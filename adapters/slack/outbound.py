@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -16,6 +18,7 @@ from adapters.slack.clients import build_client as build_client
 from adapters.slack.feedback_blocks import answer_blocks
 from adapters.slack.format import MARKDOWN_TEXT_LIMIT, neutralise_pings
 from adapters.slack.mrkdwn import split_mrkdwn_safe, to_mrkdwn
+from bridge import backoff
 from bridge.errors import PermanentPlatformError, PlatformError, StorageUnavailable
 from bridge.feedback import AnswerRef, Answers
 from bridge.models import Reply, ReplyKind, ThreadKey
@@ -23,6 +26,7 @@ from bridge.parts import DEFAULT_MAX_PARTS, bounded
 from bridge.store import Namespace, keys
 
 _KEYS = Namespace("slack")
+Sleep = Callable[[float], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,10 @@ _STATUS_REFUSALS = frozenset(
         "unknown_method",
         "invalid_arguments",
     }
+)
+# Slack's own words for a failure on its side (it answers them with HTTP 200 too).
+_SERVER_ERRORS = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 _FALLBACK_MEMORY = 10_000
 # What a Slack that does not take standard Markdown answers (tests/fakes/slack.refuse_markdown):
@@ -83,6 +91,8 @@ class SlackSender:
         answers: Answers | None = None,
         max_parts: int = DEFAULT_MAX_PARTS,
         user_mentions: bool = False,
+        retry: backoff.Retry | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._clients = client if isinstance(client, Clients) else Clients(client)
         self._redis = redis
@@ -90,6 +100,8 @@ class SlackSender:
         self._max_parts = max_parts
         self._neutralise_users = not user_mentions
         self._status_by_reaction: set[ThreadKey] = set()
+        self._retry = retry or backoff.Retry()
+        self._sleep = sleep
 
     async def send(self, reply: Reply) -> str:
         text = neutralise_pings(reply.text, users=self._neutralise_users)
@@ -97,12 +109,30 @@ class SlackSender:
         parts = parts or ["\u200b"]
         ts = ""
         for index, part in enumerate(parts):
-            ts = await self._post_once(reply, index, len(parts), part)
+            ts = await self._post_part(reply, index, len(parts), part)
             if reply.run_id and reply.kind is ReplyKind.AGENT:
                 # A reaction on any part of an answer is feedback on its run.
                 where = AnswerRef("slack", reply.thread.workspace, reply.thread.channel, ts)
                 await self._answers.remember(where, reply.run_id, reply.thread.thread)
         return ts
+
+    async def _post_part(self, reply: Reply, index: int, total: int, text: str) -> str:
+        """The Slack side's one retry of a post whose outcome is unsure (a 5xx, a timeout, a
+        dropped connection): the pending part is looked up before it is posted again. 429s and
+        failed connections are retried inside the client (adapters/slack/clients.py)."""
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                return await self._post_once(reply, index, total, text)
+            except PlatformError as exc:
+                if attempt == self._retry.attempts or not _unsure(exc):
+                    raise
+                pause = self._retry.wait(attempt)
+                log.warning(
+                    "slack post failed (attempt %d): %s; looking it up in %.2fs",
+                    attempt, exc, pause, extra={"thread_key": str(reply.thread)},
+                )  # fmt: skip
+                await self._sleep(pause)
+        raise AssertionError("unreachable")
 
     async def _post_once(self, reply: Reply, index: int, total: int, text: str) -> str:
         store, field = _parts_key(reply.thread), f"{reply.idempotency_key}:{index}"
@@ -232,6 +262,17 @@ class SlackSender:
         except SlackApiError as exc:
             if exc.response.get("error") not in ("already_reacted", "no_reaction"):
                 raise
+
+
+def _unsure(exc: PlatformError) -> bool:
+    """Slack may have failed before acting, or acted and failed to say so: worth a look-up."""
+    cause = exc.__cause__
+    if isinstance(exc, PermanentPlatformError):
+        return False
+    if isinstance(cause, SlackApiError):
+        status = getattr(cause.response, "status_code", 200)
+        return status >= 500 or cause.response.get("error") in _SERVER_ERRORS
+    return isinstance(cause, TimeoutError | aiohttp.ClientError)
 
 
 def _status_text(status: str | None) -> str:

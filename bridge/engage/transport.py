@@ -12,6 +12,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from bridge.backoff import parse_retry_after
 from bridge.engage.errors import (
     EngageConnectError,
     EngageError,
@@ -31,7 +32,6 @@ from bridge.engage.retry import (
     Safety,
     Verdict,
     next_delay,
-    parse_retry_after,
     verdict,
 )
 from bridge.engage.sse import iter_payloads
