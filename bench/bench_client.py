@@ -1,14 +1,16 @@
 """Benchmark: create+chat round trips, our async client vs the official sync SDK, on the emulator.
 
     .venv/bin/python bench/bench_client.py [--seconds 5] [--concurrency 20] [--rounds 2]
-                                           [--conversations 2000]
+        [--conversations 2000] [--clients ours,sdk,httpcore,httpx-aiohttp,bare] [--stream]
 
 The emulator runs in a child process (so client and server do not share a GIL) on an
 ephemeral loopback port. Each client gets the same wall-clock budget; a round trip is
 `create_conversation` + `chat` with the `parrot` agent. Four clients: `EngageClient` as built
 by default (aiohttp transport), the official SDK, `EngageClient` over httpx's own async
 transport (httpcore, the default until this benchmark showed its cost), and a bare
-`httpx.AsyncClient` (httpcore) making the same two calls. Memory per conversation is measured
+`httpx.AsyncClient` (httpcore) making the same two calls; on request, `EngageClient` over the
+httpx-aiohttp package's transport. `--stream` makes the `EngageClient`s chat as turns do
+(`chat_stream`, SSE). Memory per conversation is measured
 in-process afterwards with tracemalloc: live bytes held by the emulator's state after N
 round trips, divided by N.
 """
@@ -111,13 +113,26 @@ def httpcore_transport() -> httpx.AsyncBaseTransport:
     )
 
 
+def httpx_aiohttp_transport() -> httpx.AsyncBaseTransport:
+    """The httpx-aiohttp package's transport (not used by the bridge: see BENCHMARKS.md)."""
+    import httpx_aiohttp
+
+    return httpx_aiohttp.AiohttpTransport(
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    )
+
+
 async def bench_ours(
     url: str,
     seconds: float,
     concurrency: int,
     transport: Callable[[], httpx.AsyncBaseTransport] | None = None,
+    *,
+    stream: bool = False,
+    over: str = "aiohttp",
 ) -> Result:
-    """`EngageClient` as built by default (aiohttp transport), or over `transport()`."""
+    """`EngageClient` as built by default (aiohttp transport), or over `transport()`; with
+    `stream`, chat as the bridge does (`chat_stream`, SSE)."""
     latencies: list[float] = []
     deadline = time.monotonic() + seconds
 
@@ -125,7 +140,12 @@ async def bench_ours(
         while time.monotonic() < deadline:
             started = time.perf_counter()
             conversation = await client.create_conversation(data={"bench": True}, source="bench")
-            await client.chat(conversation.id, [UserMessage(content="hello")], agent=AGENT)
+            said = [UserMessage(content="hello")]
+            if stream:
+                async for _ in client.chat_stream(conversation.id, said, agent=AGENT):
+                    pass
+            else:
+                await client.chat(conversation.id, said, agent=AGENT)
             latencies.append(time.perf_counter() - started)
 
     async with EngageClient(
@@ -138,8 +158,8 @@ async def bench_ours(
         begun, cpu = time.monotonic(), time.process_time()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall, cpu = time.monotonic() - begun, time.process_time() - cpu
-    over = "httpcore" if transport else "aiohttp"
-    return Result(f"ours over {over} ({concurrency} tasks)", latencies, wall, cpu)
+    how = "stream" if stream else "chat"
+    return Result(f"ours {how} over {over} ({concurrency})", latencies, wall, cpu)
 
 
 async def bench_raw_httpx(url: str, seconds: float, concurrency: int) -> Result:
@@ -235,6 +255,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--conversations", type=int, default=2000, help="for the memory figure")
+    parser.add_argument(
+        "--clients",
+        default="ours,sdk,httpcore,bare",
+        help="comma-separated, alternated in this order: ours, sdk, httpcore, httpx-aiohttp "
+        "(needs the httpx-aiohttp package), bare",
+    )
+    parser.add_argument("--stream", action="store_true", help="ours: chat_stream (SSE) as turns do")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory figure")
     parser.add_argument("--serve-emulator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_emulator:
@@ -243,17 +271,30 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, httpx {httpx.__version__}")
     with emulator_process() as url:
         seconds, concurrency = args.seconds, args.concurrency
+        stream = args.stream
         clients: list[tuple[str, Callable[[float], Result]]] = [
-            ("ours", lambda budget: asyncio.run(bench_ours(url, budget, concurrency))),
-            ("sdk", lambda budget: bench_sdk(url, budget, concurrency)),
+            ("ours", lambda t: asyncio.run(bench_ours(url, t, concurrency, stream=stream))),
+            ("sdk", lambda t: bench_sdk(url, t, concurrency)),
             (
-                "ours over httpcore",
-                lambda budget: asyncio.run(
-                    bench_ours(url, budget, concurrency, transport=httpcore_transport)
+                "httpcore",
+                lambda t: asyncio.run(
+                    bench_ours(
+                        url, t, concurrency, httpcore_transport, stream=stream, over="httpcore",
+                    )
                 ),
             ),
-            ("bare httpx", lambda budget: asyncio.run(bench_raw_httpx(url, budget, concurrency))),
-        ]
+            (
+                "httpx-aiohttp",
+                lambda t: asyncio.run(
+                    bench_ours(
+                        url, t, concurrency, httpx_aiohttp_transport, stream=stream,
+                        over="httpx-aiohttp",
+                    )
+                ),
+            ),
+            ("bare", lambda t: asyncio.run(bench_raw_httpx(url, t, concurrency))),
+        ]  # fmt: skip
+        clients = [(label, run) for label, run in clients if label in args.clients.split(",")]
         # Warm every client and the emulator up, then alternate so none always goes first.
         for _, run in clients:
             run(1.0)
@@ -261,6 +302,8 @@ def main() -> None:
             print(f"round {round_number}")
             for label, run in clients:
                 print("  " + timed(label, run, seconds).line(), flush=True)
+    if args.no_memory:
+        return
     per_conversation = asyncio.run(memory_per_conversation(args.conversations))
     print(
         f"emulator memory: {per_conversation / 1024:.1f} KiB per conversation "

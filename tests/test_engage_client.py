@@ -116,6 +116,17 @@ async def test_chat_stream_shows_status_first_then_the_answer(connect: Connect) 
     assert all(m.for_end_users for m in streamed)
 
 
+async def test_a_streamed_answer_with_unicode_line_breaks_arrives_whole(connect: Connect) -> None:
+    # The emulator, like the platform's FastAPI, writes JSON without escaping U+2028 or U+0085.
+    text = "first line\u2028second\x85third"
+    async with connect() as client:
+        cid = (await client.create_conversation()).id
+        streamed = [
+            m async for m in client.chat_stream(cid, [UserMessage(content=text)], agent="parrot")
+        ]
+    assert [m.content for m in streamed if m.is_agent] == [f"You said: {text}"]
+
+
 async def test_info_messages_are_streamed_but_marked_not_for_end_users(connect: Connect) -> None:
     async with connect() as client:
         cid = (await client.create_conversation()).id
@@ -249,6 +260,20 @@ async def test_from_settings_reads_the_engage_fields(emulator: Any) -> None:
         assert await client.validate_me() is True
     with pytest.raises(ConfigError):
         EngageClient.from_settings(Settings(engage_api_key=None, engage_org_id=None))
+
+
+async def test_from_settings_takes_its_tries_and_backoff_from_the_settings() -> None:
+    settings = Settings(
+        engage_api_key="k",
+        engage_org_id="o",
+        agent_attempts=7,
+        agent_backoff_seconds=0.5,
+        agent_backoff_max_seconds=9.0,
+        _env_file=None,
+    )
+    async with EngageClient.from_settings(settings) as client:
+        policy = client._http._retry  # type: ignore[attr-defined]
+    assert (policy.max_attempts, policy.base_delay, policy.max_delay) == (7, 0.5, 9.0)
 
 
 async def drain(stream: AsyncIterator[MessageRead], into: list[MessageRead]) -> None:

@@ -4,74 +4,85 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
 from bridge.engage import errors
 from bridge.engage.models import MessageRead, UserMessage
-from bridge.engage.sse import SSEDecoder, iter_payloads
+from bridge.engage.sse import iter_payloads
 from tests.engage_mock import BrokenStream, Recorder, message, mock_client, sse
 
 pytestmark = pytest.mark.timeout(10)
 
 
 def data(payload: object) -> str:
-    return f"data: {json.dumps(payload)}"
+    return f"data: {json.dumps(payload, ensure_ascii=False)}"
 
 
-async def lines(*items: str) -> AsyncIterator[str]:
-    for item in items:
-        yield item
+async def chunked(body: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
 
 
-async def collect(source: AsyncIterator[dict[str, object]]) -> list[dict[str, object]]:
-    return [item async for item in source]
+def event_stream(*items: str, size: int = 7, content_type: str = "text/event-stream") -> Any:
+    """A response whose body arrives in small pieces, cutting lines and events anywhere."""
+    body = ("\n".join(items) + "\n").encode()
+    headers = {"content-type": content_type}
+    return httpx.Response(200, headers=headers, content=chunked(body, size))
 
 
-def test_decoder_joins_multi_line_data_and_ignores_comments_and_unknown_fields() -> None:
-    decoder = SSEDecoder()
-    fed = [decoder.feed(line) for line in [": ping", "data: {", "retry: 5", "data: }", "id: 7"]]
-    assert fed == [None] * 5
-    event = decoder.feed("")
-    assert event is not None
-    assert (event.data, event.event, event.id) == ("{\n}", None, "7")
-    assert decoder.feed("") is None
+async def collect(response: httpx.Response) -> list[dict[str, object]]:
+    return [item async for item in iter_payloads(response)]
 
 
-def test_decoder_keeps_the_value_after_a_colon_without_a_space() -> None:
-    decoder = SSEDecoder()
-    decoder.feed("data:x: y")
-    event = decoder.feed("")
-    assert event is not None
-    assert event.data == "x: y"
+async def test_multi_line_data_is_joined_and_comments_and_unknown_fields_are_ignored() -> None:
+    stream = event_stream(": ping", "data: {", "retry: 5", 'data: "n": 1}', "id: 7", "", "")
+    assert await collect(stream) == [{"n": 1}]
 
 
 async def test_named_events_are_skipped_and_done_ends_the_stream() -> None:
-    stream = lines(
+    stream = event_stream(
         data({"n": 1}), "",
         "event: ping", data({"n": "named"}), "",
-        data({"n": 2}), "",
+        "event: message", data({"n": 2}), "",
         "data: [DONE]", "",
         data({"n": 3}), "",
     )  # fmt: skip
-    assert await collect(iter_payloads(stream)) == [{"n": 1}, {"n": 2}]
+    assert await collect(stream) == [{"n": 1}, {"n": 2}]
 
 
 async def test_a_stream_may_end_without_done_and_a_cut_off_event_is_dropped() -> None:
-    stream = lines(data({"n": 1}), "", data({"n": "incomplete"}))
-    assert await collect(iter_payloads(stream)) == [{"n": 1}]
+    assert await collect(event_stream(data({"n": 1}), "", data({"n": "incomplete"}))) == [{"n": 1}]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0c", "\x1e"])
+async def test_unicode_line_breaks_inside_json_are_data_not_line_ends(separator: str) -> None:
+    text = f"first{separator}second"
+    assert await collect(event_stream(data({"content": text}), "", size=3)) == [{"content": text}]
+
+
+async def test_crlf_and_cr_line_endings_both_end_lines() -> None:
+    body = f"{data({'n': 1})}\r\n\r\n{data({'n': 2})}\r\r".encode()
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+    assert await collect(response) == [{"n": 1}, {"n": 2}]
+
+
+async def test_an_answer_that_is_not_an_event_stream_is_a_stream_error() -> None:
+    with pytest.raises(errors.EngageStreamError):
+        await collect(event_stream("[]", content_type="application/json"))
 
 
 @pytest.mark.parametrize("bad", [data({"error": "agent crashed"}), "data: {oops", "data: [1, 2]"])
 async def test_error_events_and_unreadable_events_raise_stream_errors(bad: str) -> None:
     with pytest.raises(errors.EngageStreamError):
-        await collect(iter_payloads(lines(data({"n": 1}), "", bad, "")))
+        await collect(event_stream(data({"n": 1}), "", bad, ""))
 
 
 async def test_a_falsy_error_key_is_not_an_error() -> None:
-    stream = lines(data({"n": 1, "error": None}), "", data({"error": ""}), "")
-    assert len(await collect(iter_payloads(stream))) == 2
+    stream = event_stream(data({"n": 1, "error": None}), "", data({"error": ""}), "", "")
+    assert len(await collect(stream)) == 2
 
 
 async def drain(stream: AsyncIterator[MessageRead], into: list[MessageRead]) -> None:

@@ -114,6 +114,7 @@ class EngageHttp:
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._headers = dict(headers)
+        self._stream_headers = {**self._headers, "Accept": "text/event-stream"}
         self._http = http
         self._retry = retry
         self._on_retry = on_retry
@@ -162,11 +163,11 @@ class EngageHttp:
             received = 0
             try:
                 async with self._http.stream(
-                    method, self._url(path), **self._kw(params, body)
+                    method, self._url(path), **self._kw(params, body, self._stream_headers)
                 ) as response:
                     if response.is_success:
                         try:
-                            async for payload in iter_payloads(response.aiter_lines()):
+                            async for payload in iter_payloads(response):
                                 received += 1
                                 yield payload
                         except httpx.HTTPError as exc:
@@ -215,8 +216,10 @@ class EngageHttp:
     def _url(self, path: str) -> str:
         return self._base_url + path
 
-    def _kw(self, params: Params | None, body: Any) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"headers": self._headers}
+    def _kw(
+        self, params: Params | None, body: Any, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"headers": headers or self._headers}
         if params:
             kwargs["params"] = dict(params)
         if body is not None:
