@@ -38,6 +38,7 @@ import httpx
 import uvicorn
 
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID, create_app
+from bridge.engage.aiohttp_transport import AiohttpTransport
 from bridge.engage.client import EngageClient
 from bridge.engage.models import UserMessage
 
@@ -148,16 +149,22 @@ async def bench_ours(
                 await client.chat(conversation.id, said, agent=AGENT)
             latencies.append(time.perf_counter() - started)
 
+    # "plain": an injected httpx.AsyncClient over our transport (the owned one skips httpx's
+    # per-response cookie parsing when there are no cookies).
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    http = httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=30.0, limits=limits)
     async with EngageClient(
         base_url=url,
         api_key=DEFAULT_API_KEY,
         org_id=DEFAULT_ORG_ID,
         timeout=30.0,
         transport=transport() if transport else None,
+        http=http if over == "plain httpx client" else None,
     ) as client:
         begun, cpu = time.monotonic(), time.process_time()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall, cpu = time.monotonic() - begun, time.process_time() - cpu
+    await http.aclose()
     how = "stream" if stream else "chat"
     return Result(f"ours {how} over {over} ({concurrency})", latencies, wall, cpu)
 
@@ -259,7 +266,7 @@ def main() -> None:
         "--clients",
         default="ours,sdk,httpcore,bare",
         help="comma-separated, alternated in this order: ours, sdk, httpcore, httpx-aiohttp "
-        "(needs the httpx-aiohttp package), bare",
+        "(needs the httpx-aiohttp package), plain (ours with an injected httpx client), bare",
     )
     parser.add_argument("--stream", action="store_true", help="ours: chat_stream (SSE) as turns do")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory figure")
@@ -290,6 +297,12 @@ def main() -> None:
                         url, t, concurrency, httpx_aiohttp_transport, stream=stream,
                         over="httpx-aiohttp",
                     )
+                ),
+            ),
+            (
+                "plain",
+                lambda t: asyncio.run(
+                    bench_ours(url, t, concurrency, stream=stream, over="plain httpx client")
                 ),
             ),
             ("bare", lambda t: asyncio.run(bench_raw_httpx(url, t, concurrency))),

@@ -258,3 +258,29 @@ def test_httpx_timeouts_become_aiohttp_ones() -> None:
     assert (converted.sock_connect, converted.sock_read) == (2.0, 30.0)
     unbounded = aiohttp_timeout(dict.fromkeys(timeouts))
     assert (unbounded.connect, unbounded.sock_connect, unbounded.sock_read) == (None, None, None)
+
+
+async def test_the_owned_client_keeps_cookies_a_response_sets_and_parses_none_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[str] = []
+    extract = httpx.Cookies.extract_cookies
+
+    def counting(self: httpx.Cookies, response: httpx.Response) -> None:
+        parsed.append(response.request.url.path)
+        extract(self, response)
+
+    monkeypatch.setattr(httpx.Cookies, "extract_cookies", counting)
+
+    async def respond(head: bytes, body: bytes) -> bytes:
+        reply = json_reply([message()])
+        if b"/first/" in head.split(b"\r\n", 1)[0]:
+            return reply.replace(b"\r\n\r\n", b"\r\nSet-Cookie: lb=7; Path=/\r\n\r\n", 1)
+        return reply
+
+    async with raw_server(respond) as server, client_for(server.url) as client:
+        await client.chat("first", [], agent="parrot")
+        await client.chat("second", [], agent="parrot")
+    assert parsed == ["/v1/conversations/first/chat"]
+    second_head = server.requests[1][0].decode().lower()
+    assert "cookie: lb=7" in second_head

@@ -55,6 +55,7 @@ from bridge.engage.runs import RunsMixin
 from bridge.engage.tags import TagsMixin
 from bridge.engage.transport import (
     EngageHttp,
+    OwnedHttp,
     Sleep,
     chat_params,
     page,
@@ -106,7 +107,7 @@ class EngageClient(RunsMixin, TagsMixin):
             limits = httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             )
-            http = httpx.AsyncClient(
+            http = OwnedHttp(
                 transport=transport or AiohttpTransport(limits=limits),
                 timeout=default_timeout(timeout),
                 limits=limits,
