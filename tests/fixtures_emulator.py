@@ -83,6 +83,20 @@ def release_chat(emulator: Emulator, held: int = 1) -> None:
     emulator.faults.hold = False
 
 
+def hold_answers(emulator: Emulator) -> None:
+    """From now on chat calls store their inputs and start their run, and the agent then waits
+    just before its answer (after any status texts) until `release_answers`: a turn held while
+    the agent works. Wait for it with `wait_until(lambda: emulator.faults.answers_held == n)`."""
+    emulator.faults.scope = "chat"
+    emulator.faults.hold_answers = True
+
+
+def release_answers(emulator: Emulator, held: int = 1) -> None:
+    """Lets the held agents answer; `held` of them must still be waiting."""
+    assert emulator.faults.answers_held == held
+    emulator.faults.hold_answers = False
+
+
 @pytest.fixture
 async def emulator_http(emulator: Emulator) -> AsyncIterator[httpx.AsyncClient]:
     """A plain httpx client for the emulator, authenticated as the default user."""

@@ -19,6 +19,7 @@ from bridge.models import Reply, ThreadKey
 from bridge.outbound import Outbound
 from bridge.store import Store
 from tests.fixtures_core import RecordingAdapter, core_settings, message, wait_until
+from tests.fixtures_emulator import hold_answers, release_answers
 
 
 def agent_turn(
@@ -152,8 +153,7 @@ def agent_answers(emulator: Any, conversation_id: str) -> list[MessageRead]:
 async def test_an_agent_slower_than_the_client_timeout_is_awaited_not_asked_twice(
     redis_client: aioredis.Redis, emulator: Any, impatient_client: EngageClient
 ) -> None:
-    emulator.faults.scope = "chat"
-    emulator.faults.agent_delay = 1.5
+    hold_answers(emulator)  # the agent answers only once the first read has timed out
     adapter = RecordingAdapter()
     turn = agent_turn(redis_client, impatient_client, adapter, agent_answer_wait_seconds=10.0)
     conversation = await impatient_client.create_conversation(data={}, source="console")
@@ -162,6 +162,8 @@ async def test_an_agent_slower_than_the_client_timeout_is_awaited_not_asked_twic
 
     async def on_attempt(attempt: int) -> None:
         attempts.append(attempt)
+        if attempt == 2:
+            release_answers(emulator)
 
     mark = await turn.answer(
         msg.thread, conversation.id, "parrot", [msg], "", reconcile_first=False,
@@ -206,13 +208,14 @@ async def test_when_two_runs_answered_one_batch_only_the_earliest_runs_answer_is
 ) -> None:
     conversation = await engage_client.create_conversation(data={}, source="console")
     await engage_client.add_messages(conversation.id, [UserMessage(content="twice asked")])
-    emulator.faults.scope = "chat"
-    emulator.faults.agent_delay = 0.3
+    hold_answers(emulator)
     # Two runs on the same stored message, the second started before the first answered.
-    await asyncio.gather(
+    drains = asyncio.gather(
         drain(engage_client, conversation.id), drain(engage_client, conversation.id)
     )
-    emulator.faults.agent_delay = 0.0
+    await wait_until(lambda: emulator.faults.answers_held == 2)
+    release_answers(emulator, held=2)
+    await drains
     runs = sorted(emulator.state.runs_for(conversation.id), key=lambda r: r.created)
     answers = agent_answers(emulator, conversation.id)
     assert len(runs) == 2

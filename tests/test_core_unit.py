@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import redis.asyncio as aioredis
 
 from bridge.engage.errors import ChatOutcomeUnknown
@@ -69,16 +72,41 @@ async def test_outage_ends_in_apology_and_dead_letter_then_replay_answers(
     assert await bridge.dead_letters.list() == []
 
 
+class AllAtOnce(FakeEngage):
+    """Every chat waits until `width` chats are in flight: threads handled one after another
+    never get there, so the test fails on its wait instead of on a clock."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.width = width
+        self.in_flight = 0
+        self.peak = 0
+        self._all_in = asyncio.Event()
+
+    async def chat_stream(  # type: ignore[no-untyped-def]
+        self, cid: str, msgs: Any, *, agent: str, return_inputs: bool = False
+    ):
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        if self.in_flight >= self.width:
+            self._all_in.set()
+        try:
+            await self._all_in.wait()
+            async for item in super().chat_stream(
+                cid, msgs, agent=agent, return_inputs=return_inputs
+            ):
+                yield item
+        finally:
+            self.in_flight -= 1
+
+
 async def test_threads_run_in_parallel(
     redis_client: aioredis.Redis, adapter: RecordingAdapter
 ) -> None:
-    import time
-
-    engage = FakeEngage(delay=0.5)
+    engage = AllAtOnce(width=8)
     bridge = make_bridge(redis_client, engage, adapter)
     for n in range(8):
         await bridge.submit(message(thread_key(n), text=f"q{n}"))
-    started = time.monotonic()
     async with running(bridge):
         await wait_until(lambda: len(adapter.sent) == 8)
-    assert time.monotonic() - started < 2.0
+    assert engage.peak == 8  # all eight chats were in flight at once

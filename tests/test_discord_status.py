@@ -19,6 +19,7 @@ from bridge.models import ThreadKey
 from tests.fakes.discord import FakeDiscord
 from tests.fixtures_core import wait_until
 from tests.fixtures_discord import RecordingInbox, discord_bridge_settings, discord_runtime
+from tests.fixtures_emulator import hold_answers, release_answers
 
 
 async def _mention(fake: FakeDiscord, inbox: RecordingInbox) -> ThreadKey:
@@ -109,12 +110,15 @@ async def test_the_agents_status_shows_in_the_thread_until_the_answer_replaces_i
     seen: list[str] = []
     fake_discord.observers.append(lambda m: seen.append(m["content"]))
     user = fake_discord.user("alice")
-    emulator.faults.agent_delay = 1.0  # the agent works a while after its status texts
+    hold_answers(emulator)  # the agent works after its status texts until the status shows
 
     async with discord_runtime(settings, redis_client, emulator):
         posted = await fake_discord.post(
             fake_discord.text_channel["id"], user, "When can I retire?", mention_bot=True
         )
+        await fake_discord.wait_until(lambda: len(seen) == 2)  # the question, then the status
+        await wait_until(lambda: emulator.faults.answers_held == 1)
+        release_answers(emulator)
         await fake_discord.wait_until(lambda: any("Turn 1" in text for text in seen))
 
     [answer] = fake_discord.bot_messages(posted["id"])

@@ -138,6 +138,26 @@ async def test_a_held_chat_call_waits_unstored_until_released_and_other_routes_g
     assert emulator.faults.held == 0
 
 
+async def test_a_held_answer_has_its_inputs_and_run_stored_and_waits_until_released(
+    emulator: Emulator, emulator_http: httpx.AsyncClient
+) -> None:
+    cid = await new_conversation(emulator_http)
+    emulator.faults.scope = "chat"
+    emulator.faults.hold_answers = True
+    received: list[str] = []
+
+    stream = asyncio.create_task(read_stream(emulator_http, cid, received))
+    await wait_until(lambda: emulator.faults.answers_held == 1)
+    await wait_until(lambda: len(received) == 2)  # the agent's status texts came first
+    assert [m.content for m in emulator.state.messages(cid)] == ["hi"]
+    assert len(emulator.state.runs_for(cid)) == 1
+    emulator.faults.hold_answers = False
+    await asyncio.wait_for(stream, timeout=10)
+
+    assert emulator.state.messages(cid)[-1].role == "agent"
+    assert emulator.faults.answers_held == 0
+
+
 async def test_a_reset_releases_held_calls(
     emulator: Emulator, emulator_http: httpx.AsyncClient
 ) -> None:
@@ -145,11 +165,14 @@ async def test_a_reset_releases_held_calls(
     emulator.faults.hold = True
     chat = asyncio.create_task(post_chat(emulator_http, cid))
     await wait_until(lambda: emulator.faults.held == 1)
+    emulator.faults.hold_answers = True
+    emulator.faults.hold = False
+    await wait_until(lambda: emulator.faults.answers_held == 1)
 
     await emulator_http.delete("/_emulator/faults")
 
     assert (await asyncio.wait_for(chat, timeout=10)).status_code == 200
-    assert emulator.faults.held == 0
+    assert (emulator.faults.held, emulator.faults.answers_held) == (0, 0)
 
 
 async def test_lost_response_is_processed_but_the_client_sees_an_error(

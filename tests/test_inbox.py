@@ -20,6 +20,7 @@ from tests.fixtures_core import (
     thread_key,
     wait_until,
 )
+from tests.fixtures_emulator import hold_answers, release_answers
 from tests.redis_server import RedisServer
 
 
@@ -132,13 +133,12 @@ async def test_redis_down_fails_submits_loudly_and_loses_nothing_accepted(
         for t in threads[:2]:
             assert (await bridge.submit(message(t, "before"))).accepted
         await wait_until(lambda: len(adapter.sent) == 2)
-        emulator.faults.scope = "chat"
-        emulator.faults.agent_delay = 1.0
+        hold_answers(emulator)
         for t in threads[2:]:
             assert (await bridge.submit(message(t, "accepted just before"))).accepted
         # Both accepted turns must have reached the agent before Redis goes: a turn that has not
-        # begun by then cannot begin until Redis is back (under load the second one starts late).
-        await wait_until(lambda: len(emulator.state.runs) == 4)
+        # begun by then cannot begin until Redis is back; and their agents must still be at work.
+        await wait_until(lambda: emulator.faults.answers_held == 2)
         own_redis.stop()
         with pytest.raises(StorageUnavailable):
             await bridge.submit(message(threads[0], "while down"))
@@ -151,8 +151,8 @@ async def test_redis_down_fails_submits_loudly_and_loses_nothing_accepted(
             )
 
         # The in-flight turns finish their chat while Redis is away: posting must wait for it.
+        release_answers(emulator, held=2)
         await wait_until(lambda: agent_answers() == 4, timeout=10)
-        emulator.faults.agent_delay = 0.0
         own_redis.start()
         assert (await bridge.submit(message(threads[0], "after"))).accepted
         await wait_until(lambda: len(adapter.sent) == 5, timeout=20)

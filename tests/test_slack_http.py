@@ -12,6 +12,8 @@ import pytest
 from bridge.models import ThreadKey
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_events import as_mention, envelope, slash_command, user_message
+from tests.fixtures_core import wait_until
+from tests.fixtures_emulator import hold_answers, release_answers
 from tests.fixtures_slack import SlackBridge, slack_bridge
 
 pytestmark = pytest.mark.slow
@@ -87,7 +89,7 @@ async def test_a_second_thread_is_a_second_conversation_and_a_dm_works(
 async def test_events_are_acked_fast_while_the_agent_is_slow_and_retries_give_one_reply(
     bridge: SlackBridge, emulator: Any
 ) -> None:
-    emulator.faults.agent_delay = 10.0
+    hold_answers(emulator)  # the agent works until every delivery has been acked
     message = user_message(bridge.slack, text=f"<@{bridge.slack.bot_user_id}> slow one")
     body = envelope(bridge.slack, message)
     first = await bridge.events.send(body)
@@ -97,8 +99,9 @@ async def test_events_are_acked_fast_while_the_agent_is_slow_and_retries_give_on
     for delivery in (first, *retries, twin):
         assert delivery.status == 200
         assert delivery.seconds < 3.0
+    await wait_until(lambda: emulator.faults.answers_held == 1)
+    release_answers(emulator)
     await bridge.wait_replies("C0001", message["ts"], timeout=30)
-    emulator.faults.agent_delay = 0.0
     await settle(bridge)
     assert len(bridge.replies_in("C0001", message["ts"])) == 1
 

@@ -11,6 +11,8 @@ import pytest
 from bridge.models import ThreadKey
 from tests.fakes.slack import Envelope, FakeSlack
 from tests.fakes.slack_events import as_mention, envelope, slash_command, user_message
+from tests.fixtures_core import wait_until
+from tests.fixtures_emulator import hold_answers, release_answers
 from tests.fixtures_slack import SlackBridge, slack_bridge
 
 pytestmark = pytest.mark.slow
@@ -57,10 +59,11 @@ async def test_mention_follow_up_and_dm_over_socket_mode(bridge: SlackBridge) ->
 async def test_envelopes_are_acked_fast_while_the_agent_is_slow(
     bridge: SlackBridge, emulator: Any
 ) -> None:
-    emulator.faults.agent_delay = 10.0
+    hold_answers(emulator)  # the agent is at work while both envelopes are acked
     root = await mention(bridge, "slow over the socket")
+    await wait_until(lambda: emulator.faults.answers_held == 1)
+    release_answers(emulator)
     await bridge.wait_replies("C0001", root["ts"], timeout=30)
-    emulator.faults.agent_delay = 0.0
     assert len(bridge.replies_in("C0001", root["ts"])) == 1
 
 

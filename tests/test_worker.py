@@ -27,6 +27,7 @@ from tests.fixtures_core import (
     thread_key,
     wait_until,
 )
+from tests.fixtures_emulator import hold_answers, release_answers
 from tests.redis_server import RedisServer
 
 
@@ -85,14 +86,14 @@ async def test_messages_sent_during_a_turn_are_coalesced_into_one_chat(
 ) -> None:
     adapter = RecordingAdapter()
     bridge = make_bridge(redis_client, engage_client, adapter)
-    emulator.faults.scope = "chat"
-    emulator.faults.agent_delay = 0.5
+    hold_answers(emulator)
     thread = thread_key("co")
     async with running(bridge):
         await bridge.submit(message(thread, "one"))
-        await wait_until(lambda: len(emulator.state.runs) == 1)
-        for text in ("two", "three", "four"):
+        await wait_until(lambda: emulator.faults.answers_held == 1)
+        for text in ("two", "three", "four"):  # all arrive while the first turn runs
             await bridge.submit(message(thread, text))
+        release_answers(emulator)
         await wait_until(lambda: len(adapter.sent) == 2, timeout=10)
     assert adapter.texts() == ["You said: one", "You said: two\nthree\nfour"]
     assert len(emulator.state.runs) == 2
@@ -165,33 +166,31 @@ async def test_a_worker_killed_mid_turn_is_taken_over_and_every_message_answered
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
     submitter = make_bridge(redis_client, engage_client, RecordingAdapter())
-    emulator.faults.scope = "chat"
-    emulator.faults.agent_delay = 3.0
+    hold_answers(emulator)  # the victim's agents work (inputs stored, runs started) until killed
     victim = spawn_worker(redis_server.url, emulator, "victim")
     processes.append(victim)
     threads = [thread_key(f"k{n}") for n in range(3)]
     for t in threads:
         await submitter.submit(message(t, f"{t.thread} first"))
-
-    def stored_users() -> int:
-        return sum(
-            1 for c in emulator.state.conversations.values() for m in c.messages if m.role == "user"
-        )
-
-    await wait_until(lambda: stored_users() == 3, timeout=15)
+    await wait_until(lambda: emulator.faults.answers_held == 3, timeout=15)
     for t in threads:  # arrive mid-turn: wait in the inbox behind the running turn
         await submitter.submit(message(t, f"{t.thread} second"))
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     assert await posts(redis_client) == []
-    emulator.faults.agent_delay = 0.0
+    release_answers(emulator, held=3)  # the dead worker's runs answer into the history
     processes.append(spawn_worker(redis_server.url, emulator, "rescuer"))
 
     async def all_answered() -> bool:
         return len(await posts(redis_client)) >= 6
 
+    async def all_committed() -> bool:
+        # Nothing scheduled and no lease: no turn is left that could post anything again.
+        scheduled = await redis_client.xlen(keys.READY_STREAM)
+        return scheduled == 0 and not await redis_client.exists(*map(keys.lease, threads))
+
     await wait_until(all_answered, timeout=30)
-    await asyncio.sleep(0.5)  # anything posted twice would show up now
+    await wait_until(all_committed, timeout=10)
     posted = await posts(redis_client)
     assert len(posted) == 6
     assert len({p["key"] for p in posted}) == 6
@@ -204,12 +203,6 @@ async def test_a_worker_killed_mid_turn_is_taken_over_and_every_message_answered
             f"{t.thread} first",
             f"{t.thread} second",
         ]
-
-    async def stream_drained() -> bool:
-        return await redis_client.xlen(keys.READY_STREAM) == 0
-
-    await wait_until(stream_drained, timeout=10)
-    assert len(await posts(redis_client)) == 6
 
 
 async def blocked_clients(redis: aioredis.Redis) -> bool:
@@ -295,15 +288,15 @@ async def test_a_holder_that_loses_its_lease_mid_turn_stops_and_the_answer_comes
 ) -> None:
     adapter = RecordingAdapter()
     bridge = make_bridge(redis_client, engage_client, adapter)
-    emulator.faults.scope = "chat"
-    emulator.faults.agent_delay = 1.0
+    hold_answers(emulator)
     thread = thread_key("stolen")
     await bridge.submit(message(thread, "who holds me?"))
     async with running(bridge):
-        await wait_until(lambda: len(emulator.state.runs) == 1)
+        await wait_until(lambda: emulator.faults.answers_held == 1)  # the agent is at work
         # Another worker's lease, as if this one had stalled past its expiry.
         await redis_client.set(keys.lease(thread), "someone-else", px=1500)
         await wait_until(lambda: "turn stopped" in caplog.text)
+        release_answers(emulator)
         await wait_until(lambda: len(adapter.sent) == 1, timeout=20)
     assert adapter.texts() == ["You said: who holds me?"]
     assert "LeaseLost" in caplog.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,6 +33,13 @@ class AgentTurn:
     history: Sequence[MessageRead]
     pending: Sequence[MessageRead]
     delay: float = 0.0
+    released: Callable[[], Awaitable[None]] | None = None  # Faults.hold_answers
+
+    async def pause(self, seconds: float = 0.0) -> None:
+        """The agent's work before its answer: its own `seconds`, the injected delay, any hold."""
+        await asyncio.sleep(seconds + self.delay)
+        if self.released is not None:
+            await self.released()
 
 
 class Agent(Protocol):
@@ -65,7 +72,7 @@ class Parrot:
     metadata = _meta("parrot", "Parrot", "Repeats what you said.")
 
     async def respond(self, turn: AgentTurn) -> AsyncIterator[MessageBasic]:
-        await asyncio.sleep(turn.delay)
+        await turn.pause()
         yield AgentMessage(content=f"You said: {joined(turn.pending)}")
 
 
@@ -75,7 +82,7 @@ class ParrotTwice:
     metadata = _meta("parrot-twice", "Parrot, twice", "Repeats what you said in two messages.")
 
     async def respond(self, turn: AgentTurn) -> AsyncIterator[MessageBasic]:
-        await asyncio.sleep(turn.delay)
+        await turn.pause()
         yield AgentMessage(content=f"You said: {joined(turn.pending)}")
         yield AgentMessage(content="Anything else?")
 
@@ -123,7 +130,7 @@ class PensionsQuestions:
         yield StatusMessage(content="Reading your question…")
         await asyncio.sleep(self.status_pause)
         yield StatusMessage(content="Looking up pension rules…")
-        await asyncio.sleep(self.status_pause + turn.delay)
+        await turn.pause(self.status_pause)
         yield AgentMessage(content=pensions_answer(turn.history, turn.pending))
 
 
@@ -137,7 +144,7 @@ class Slow:
 
     async def respond(self, turn: AgentTurn) -> AsyncIterator[MessageBasic]:
         yield StatusMessage(content="Thinking slowly…")
-        await asyncio.sleep(self.seconds + turn.delay)
+        await turn.pause(self.seconds)
         yield AgentMessage(content=f"You said: {joined(turn.pending)}")
 
 
@@ -148,7 +155,7 @@ class Inspector:
 
     async def respond(self, turn: AgentTurn) -> AsyncIterator[MessageBasic]:
         yield InfoMessage(content=f"internal: {len(turn.history)} messages in history")
-        await asyncio.sleep(turn.delay)
+        await turn.pause()
         yield AgentMessage(content=f"Inspected: {joined(turn.pending)}")
 
 

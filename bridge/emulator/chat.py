@@ -79,7 +79,12 @@ class ChatRun:
             return
         if self.plan.agent_error:
             raise AgentFailed("injected agent error")
-        turn = AgentTurn(history=history, pending=pending, delay=self.plan.agent_delay)
+        turn = AgentTurn(
+            history=history,
+            pending=pending,
+            delay=self.plan.agent_delay,
+            released=self.plan.answer_gate,
+        )
         name = self.agent.metadata.name
         async for produced in self.agent.respond(turn):
             if produced.role == "status":

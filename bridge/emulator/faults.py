@@ -5,19 +5,20 @@
 carry its own: `X-Emulator-Faults: latency=0.2,status=503,rate=0.5,retry_after=1,
 break_stream_after=1,agent_delay=2,agent_error=1,lose_response=1`.
 "Hold chat calls until I say": `faults.scope = "chat"; faults.hold = True`, then wait for
-`faults.held`, then `faults.hold = False` (tests use it to keep a turn at a known point).
+`faults.held`, then `faults.hold = False`; `hold_answers` / `answers_held` the same one step later
+(inputs stored, the agent about to answer). Tests use them to keep a turn at a known point.
 
 Faults apply to `/v1/...` only, never to `/_emulator/...` or the OpenAPI document.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 import threading
 import typing
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,10 @@ from starlette.requests import Request
 
 FAULTS_HEADER = "x-emulator-faults"
 PLAN_KEY = "emulator_faults"
+# How often a held request or answer looks whether it may go on: far below any test's waits.
+# Polled, not an asyncio.Event: holds are lifted from other threads (a test beside the
+# ThreadedEmulator, the admin route).
+_HOLD_POLL_SECONDS = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,8 @@ class FaultPlan:
     break_stream_after: int | None = None
     agent_delay: float = 0.0
     agent_error: bool = False
+    # Awaited by the agent just before it answers (Faults.hold_answers).
+    answer_gate: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -62,10 +69,13 @@ class Faults:
     agent_error: bool = False
     # Requests in scope wait before they run (nothing stored yet) until this is False again.
     hold: bool = False
+    # Chat calls in scope store their inputs and start their run; the agent then waits just
+    # before it answers (after its status texts) until this is False again.
+    hold_answers: bool = False
     seed: int | None = None
     _rng: random.Random = field(default_factory=random.Random, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _held: int = field(default=0, init=False, repr=False)
+    _waiting: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.reseed(self.seed)
@@ -107,22 +117,35 @@ class Faults:
     @property
     def held(self) -> int:
         """Requests waiting on `hold` right now."""
-        with self._lock:
-            return self._held
+        return self._count("hold")
 
-    def holds(self, method: str, path: str) -> bool:
-        return self.hold and self.matches(method, path)
+    @property
+    def answers_held(self) -> int:
+        """Agents waiting on `hold_answers` right now."""
+        return self._count("hold_answers")
 
-    @contextmanager
-    def waiting(self) -> Iterator[None]:
-        """Counts one held request in `held` for the block's duration."""
+    async def wait_while_held(self, method: str, path: str) -> None:
+        if self.matches(method, path):
+            await self._wait("hold")
+
+    async def answer_released(self) -> None:
+        await self._wait("hold_answers")
+
+    def _count(self, flag: str) -> int:
         with self._lock:
-            self._held += 1
+            return self._waiting.get(flag, 0)
+
+    async def _wait(self, flag: str) -> None:
+        if not getattr(self, flag):
+            return
+        with self._lock:
+            self._waiting[flag] = self._waiting.get(flag, 0) + 1
         try:
-            yield
+            while getattr(self, flag):  # noqa: ASYNC110
+                await asyncio.sleep(_HOLD_POLL_SECONDS)
         finally:
             with self._lock:
-                self._held -= 1
+                self._waiting[flag] -= 1
 
     def roll(self, rate: float) -> bool:
         with self._lock:
@@ -148,6 +171,7 @@ class Faults:
             break_stream_after=self.break_stream_after,
             agent_delay=self.agent_delay,
             agent_error=self.agent_error,
+            answer_gate=self.answer_released if self.hold_answers else None,
         )
 
     def plan_with_header(self, method: str, path: str, header: str | None) -> FaultPlan:

@@ -11,11 +11,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bridge.emulator.faults import FAULTS_HEADER, PLAN_KEY, FaultPlan, Faults
 from bridge.emulator.sse import StreamBroken
 
-# How often a held request looks whether it may go on: far below any test's waits, and a
-# handful of held requests polling cost nothing next to the emulator's own work. Polled, not an
-# asyncio.Event: `hold` is set from other threads (a test beside the ThreadedEmulator).
-_HOLD_POLL_SECONDS = 0.005
-
 
 def route_path(scope: Scope) -> str:
     """The path inside this app, also when it is mounted under a prefix."""
@@ -47,7 +42,7 @@ class FaultMiddleware:
         if scope["type"] != "http" or not route_path(scope).startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        await self._wait_while_held(scope["method"], route_path(scope))
+        await self.faults.wait_while_held(scope["method"], route_path(scope))
         header = Headers(scope=scope).get(FAULTS_HEADER)
         try:
             plan = self.faults.plan_with_header(scope["method"], route_path(scope), header)
@@ -56,13 +51,6 @@ class FaultMiddleware:
             return
         scope.setdefault("state", {})[PLAN_KEY] = plan
         await self._apply(plan, scope, receive, send)
-
-    async def _wait_while_held(self, method: str, path: str) -> None:
-        if not self.faults.holds(method, path):
-            return
-        with self.faults.waiting():
-            while self.faults.holds(method, path):  # noqa: ASYNC110
-                await asyncio.sleep(_HOLD_POLL_SECONDS)
 
     async def _apply(self, plan: FaultPlan, scope: Scope, receive: Receive, send: Send) -> None:
         if plan.latency:
