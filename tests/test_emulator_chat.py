@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from bridge.emulator.agents import pensions_answer
-from tests.fixtures_emulator import Emulator
+from tests.fixtures_core import wait_until
+from tests.fixtures_emulator import Emulator, release_answers
 
 
 def user(content: str) -> dict[str, Any]:
@@ -207,7 +208,8 @@ async def test_an_answer_is_stored_even_when_the_stream_client_goes_away(
     emulator: Emulator, emulator_http: httpx.AsyncClient
 ) -> None:
     cid = await new_conversation(emulator_http)
-    emulator.state.agents["slow"].seconds = 0.3  # type: ignore[attr-defined]
+    emulator.state.agents["slow"].seconds = 0.0  # type: ignore[attr-defined]
+    emulator.faults.hold_answers = True  # the agent answers only after the client has gone
     async with emulator_http.stream(
         "POST",
         f"/v1/conversations/{cid}/chat",
@@ -218,10 +220,9 @@ async def test_an_answer_is_stored_even_when_the_stream_client_goes_away(
             if line.startswith("data: "):
                 break  # the first status message; then hang up
     assert [m.role for m in emulator.state.messages(cid)] == ["user"]
-    for _ in range(200):
-        if [m.role for m in emulator.state.messages(cid)] == ["user", "agent"]:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: emulator.faults.answers_held == 1)
+    release_answers(emulator)
+    await wait_until(lambda: [m.role for m in emulator.state.messages(cid)] == ["user", "agent"])
     assert emulator.state.messages(cid)[-1].content == "You said: bye"
 
 

@@ -19,6 +19,7 @@ from bridge.metrics import Metrics
 from bridge.models import InboundMessage, Reply, ThreadKey
 from bridge.redisconn import connect_redis
 from bridge.threadmap import RedisClient
+from tests.fixtures_emulator import hold_answers, release_answers
 from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
 
@@ -205,9 +206,8 @@ async def test_bridges_sharing_redis_answer_each_message_once_in_order_and_rebui
 async def test_a_thread_whose_bridge_dies_mid_turn_is_answered_once_by_another(
     shared_redis: RedisClient, emulator: Any
 ) -> None:
-    emulator.state.agents["slow"].seconds = 0.5
+    hold_answers(emulator)  # the doomed bridge's agent is still at work when the bridge dies
     settings = bridge_settings(emulator, cluster=isinstance(shared_redis, aioredis.RedisCluster))
-    settings.file.routing.channels["C-slow"] = "slow"
     posts = SharedPosts()
     clients = [
         EngageClient(base_url=emulator.url, api_key=emulator.api_key, org_id=emulator.org_id)
@@ -229,9 +229,10 @@ async def test_a_thread_whose_bridge_dies_mid_turn_is_answered_once_by_another(
     survivor_task: asyncio.Task[None] | None = None
     try:
         assert (await doomed.submit(inbound(thread, 0))).accepted
-        await wait_for(lambda: bool(emulator.state.runs), timeout=10)
+        await wait_for(lambda: emulator.faults.answers_held == 1, timeout=10)
         doomed_task.cancel()  # as SIGKILL would: lease and scheduling entry are left behind
         await asyncio.gather(doomed_task, return_exceptions=True)
+        release_answers(emulator)
         survivor_task = asyncio.create_task(survivor.run_workers())
         await wait_for(lambda: len(posts.replies) >= 1, timeout=20)
 
