@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bridge import admin, check
+from bridge import admin, check, eventloop
 from bridge.config import ALL_ROLES, Role, Settings
 from bridge.errors import BridgeError
 from bridge.logs import configure_logging
@@ -214,6 +214,7 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+_LONG_RUNNING = frozenset({"run", "chat"})
 # Commands whose output is their result: routine log lines would only be noise around it.
 _QUIET_COMMANDS = frozenset({"check", "threads", "history", "dead-letters", "rebuild-map"})
 
@@ -238,7 +239,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             # The terminal is chat's user interface: routine log lines would interleave with it.
             settings = settings.model_copy(update={"log_level": "WARNING"})
         configure_logging(settings)
-        return asyncio.run(COMMANDS[args.command](settings, args, out))
+        # The long-running commands get uvloop; the others are short and need no fast loop.
+        fast = settings.uvloop and args.command in _LONG_RUNNING
+        return eventloop.run(COMMANDS[args.command](settings, args, out), use_uvloop=fast)
     except KeyboardInterrupt:
         return 130
     except (BridgeError, OSError) as exc:

@@ -77,7 +77,7 @@ async def test_a_kept_alive_connection_is_served_again_within_the_deadline() -> 
 
 
 async def test_a_head_over_the_cap_is_400_and_the_connection_closed() -> None:
-    # h11 checks the cap while a head is incomplete (one that arrives whole in a single read,
+    # The cap applies while a head is incomplete (one that arrives whole in a single read,
     # at most 256 KiB, passes), so the memory a head can take is bounded either way.
     async with serving() as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -89,6 +89,56 @@ async def test_a_head_over_the_cap_is_400_and_the_connection_closed() -> None:
             after = await client.get("/healthz")
     assert answer.startswith(b"HTTP/1.1 400 ")
     assert after.status_code == 200
+
+
+async def test_a_head_growing_over_the_cap_across_reads_is_400() -> None:
+    async with serving() as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            for i in range(MAX_HEAD_BYTES // 1000 + 2):
+                writer.write(b"X-%03d: %s\r\n" % (i, b"a" * 990))
+                await writer.drain()
+                await asyncio.sleep(0.01)  # separate reads on the server
+        answer = await _read_all(reader)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+async def test_a_body_in_the_same_read_as_its_head_does_not_count_against_the_head_cap() -> None:
+    app = Starlette(
+        routes=[Route("/in", _echo_length, methods=["POST"])],
+        middleware=[Middleware(IngressGuard, limit=1024 * 1024)],
+    )
+    body = b"x" * (4 * MAX_HEAD_BYTES)
+    async with serving(app) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        head = b"POST /in HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+        writer.write(head + body)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=30)
+        length = int(answer.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        echoed = await asyncio.wait_for(reader.readexactly(length), timeout=30)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert echoed == str(len(body)).encode()
+
+
+async def test_the_next_request_on_a_kept_alive_connection_has_the_deadline_too() -> None:
+    async with serving(head_timeout=0.5) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=30)
+        length = int(first.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await asyncio.wait_for(reader.readexactly(length), timeout=30)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+        await writer.drain()
+        second = await _read_all(reader)
+        writer.close()
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert second.startswith(b"HTTP/1.1 408 ")
 
 
 async def test_connections_beyond_the_cap_get_503_and_the_server_recovers() -> None:
