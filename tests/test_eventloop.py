@@ -1,4 +1,10 @@
-"""The long-running commands' event loop: uvloop when it loads and is on, asyncio's otherwise."""
+"""The long-running commands' event loop: uvloop when it loads and is on, asyncio's otherwise.
+
+The rest of the suite runs on asyncio's loop; the tests that lean on loop details (timers and
+transports of the HTTP head deadline, a cancel swallowed by Python 3.11's wait_for) run here on
+uvloop too. `run` itself on uvloop (signals, the embedded redis-server) is covered by the
+subprocess tests in test_cli.py and test_restart_e2e.py.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,9 @@ import io
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import pytest
 import uvloop
@@ -18,6 +24,9 @@ import uvloop
 from bridge import cli, eventloop
 from bridge.config import Settings
 from bridge.logs import MANAGED_LOGGERS
+from tests import test_http_slow_clients as http_cases
+from tests import test_worker as worker_cases
+from tests.redis_server import RedisServer
 
 
 async def _loop_module() -> str:
@@ -89,3 +98,32 @@ def test_run_uses_asyncio_when_the_setting_is_off(
     monkeypatch.setenv("ENGAGE_BRIDGE_UVLOOP", "false")
     assert cli.main(["run"], out=io.StringIO()) == 0
     assert loops_seen[0].startswith("asyncio")
+
+
+UVLOOP_CASES: list[Callable[[], Coroutine[Any, Any, None]]] = [
+    http_cases.test_a_client_dribbling_its_headers_is_dropped_while_others_are_served,
+    http_cases.test_a_silent_connection_is_closed_without_an_answer,
+    http_cases.test_the_next_request_on_a_kept_alive_connection_has_the_deadline_too,
+    http_cases.test_a_head_growing_over_the_cap_across_reads_is_400,
+    http_cases.test_a_body_too_slow_ends_the_connection_with_the_408,
+]
+
+
+async def _on_uvloop(case: Coroutine[Any, Any, None]) -> None:
+    module = await _loop_module()
+    await case
+    assert module == uvloop.Loop.__module__
+
+
+@pytest.mark.parametrize("case", UVLOOP_CASES, ids=lambda case: case.__name__)
+def test_the_http_head_deadline_and_cap_hold_on_uvloop(
+    case: Callable[[], Coroutine[Any, Any, None]],
+) -> None:
+    eventloop.run(_on_uvloop(case()), use_uvloop=True)
+
+
+def test_a_cancel_racing_a_command_send_still_stops_the_workers_on_uvloop(
+    redis_server: RedisServer,
+) -> None:
+    case = worker_cases.test_a_cancel_racing_a_command_send_still_stops_the_workers
+    eventloop.run(_on_uvloop(case(redis_server)), use_uvloop=True)
