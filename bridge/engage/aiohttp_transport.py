@@ -19,8 +19,8 @@ Why not the httpx-aiohttp package (0.2.0, evaluated for issue 13): it maps aioht
 `ClientConnectionError` family to `ConnectTimeout`, so a server that drops the connection after
 reading a chat looks "never sent" and the chat is sent again on every try (3 of 3 in
 `bench/transport_check.py`; ours and httpcore send it once). It also has no write timeout. Its
-CPU is no better where turns spend it: create + chat_stream 1.45 ms per round trip, the same
-median as ours; create + chat 0.83 vs 0.94 ms (bench_client, 8 rounds side by side).
+CPU per create + chat_stream was 0-11 % lower than ours in three side-by-side runs (at most
+~0.1 ms per turn, moving between runs; see BENCHMARKS.md): not worth a duplicate agent turn.
 """
 
 from __future__ import annotations
