@@ -274,6 +274,7 @@ async def test_from_settings_takes_its_tries_and_backoff_from_the_settings() -> 
     async with EngageClient.from_settings(settings) as client:
         policy = client._http._retry  # type: ignore[attr-defined]
     assert (policy.max_attempts, policy.base_delay, policy.max_delay) == (7, 0.5, 9.0)
+    assert policy.max_retry_after == 36.0
 
 
 async def drain(stream: AsyncIterator[MessageRead], into: list[MessageRead]) -> None:

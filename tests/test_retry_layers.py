@@ -139,3 +139,20 @@ async def test_a_chat_refused_with_429_more_often_than_the_tries_is_apologised_f
         await wait_until(lambda: len(adapter.sent) == 1)
     assert MANY - emulator.faults.fail_next == TRIES
     assert adapter.sent[0].kind is ReplyKind.NOTICE
+
+
+async def test_a_429_asking_longer_than_four_backoff_caps_is_apologised_for_at_once(
+    redis_client: aioredis.Redis, emulator: Any, engage: EngageClient, settings: Settings
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage, adapter, settings)
+    longest = settings.agent_backoff_max_seconds * 4
+    emulator.faults.update({"scope": "chat", "status": 429, "retry_after": longest * 10})
+    emulator.faults.fail_next = MANY
+    await bridge.submit(message(thread_key("later"), "come back later?"))
+    async with running(bridge):
+        await wait_until(lambda: len(adapter.sent) == 1)
+    assert MANY - emulator.faults.fail_next == 1
+    assert adapter.sent[0].kind is ReplyKind.NOTICE
+    [letter] = await bridge.dead_letters.list()
+    assert "429" in letter.error

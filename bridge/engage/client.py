@@ -320,11 +320,14 @@ class EngageClient(RunsMixin, TagsMixin):
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
-    """Tries per request and their backoff, from the settings."""
+    """Tries per request and their backoff, from the settings. A Retry-After is waited up to
+    four times the longest backoff (the core used to wait that long before it stopped retrying
+    around the client); a longer one ends the turn with the apology (the dead letter replays)."""
     return RetryPolicy(
         max_attempts=settings.agent_attempts,
         base_delay=settings.agent_backoff_seconds,
         max_delay=settings.agent_backoff_max_seconds,
+        max_retry_after=settings.agent_backoff_max_seconds * 4,
     )
 
 
