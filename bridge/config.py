@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # Turns in flight per process. A turn waiting for the agent costs a task, a lease heartbeat
     # and one agent connection (~20-40 KB, see BENCHMARKS.md), not a thread: thousands fit.
     worker_concurrency: int = 2000
+    # A platform request waiting this long for its ack is late: new turns yield to it
+    # (bridge/admission.py); 0: never. Slack redelivers after 3 s.
+    ack_first_seconds: float = Field(0.5, ge=0)
     lease_seconds: float = 30.0
     thread_idle_ttl_seconds: int = 30 * 24 * 3600
     agent_attempts: int = 4

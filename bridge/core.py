@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from bridge.actions import Services
 from bridge.adapter import Adapter
+from bridge.admission import Admission
 from bridge.chat import Sleep
 from bridge.config import Settings
 from bridge.deadletters import DeadLetters
@@ -72,6 +73,7 @@ class Bridge:
         self.inbox = InboxQueue(self.store, metrics, policy=policy, staff=staff)
         self.dead_letters = DeadLetters(self.store)
         self.outbound = Outbound(self.store, adapters, metrics)
+        self.admission = Admission(settings.ack_first_seconds)
         services = Services(settings, self.threads, engage, self.outbound, metrics, sleep)
         runner = TurnRunner(services, self.store, self.dead_letters)
         self.workers = Workers(
@@ -83,10 +85,12 @@ class Bridge:
             lease_seconds=settings.lease_seconds,
             claim_idle_seconds=settings.claim_idle_seconds,
             block_seconds=settings.worker_block_seconds,
+            admission=self.admission,
         )
 
     async def submit(self, message: InboundMessage) -> SubmitResult:
-        result, answer = await self.inbox.accept(message)
+        with self.admission.ingress():  # Socket Mode and gateway events have no HTTP request
+            result, answer = await self.inbox.accept(message)
         if answer:
             self.outbound.sign_accepted(message.thread)
         return result

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from bridge.admission import Admission, CountIngress
 from bridge.errors import ConfigError
 from bridge.guard import IngressGuard
 from bridge.metrics import Metrics
@@ -50,6 +51,7 @@ def create_app(
     refresh_metrics: MetricsRefresh | None = None,
     routes: Sequence[BaseRoute] = (),
     mounts: Mapping[str, Starlette] | None = None,
+    admission: Admission | None = None,
 ) -> Starlette:
     """Build the ASGI app; the bridge's own endpoints come first so no adapter can shadow them.
 
@@ -93,7 +95,10 @@ def create_app(
     ]
     # Outermost: every request's body is capped and timed before any route sees it.
     guard = Middleware(IngressGuard, limits=dict.fromkeys(mounted, MOUNTED_APP_LIMIT))
-    return Starlette(routes=all_routes, lifespan=lifespan, middleware=[guard])
+    middleware = [guard]
+    if admission is not None:  # the workers' own calls to a mounted app are not ingress
+        middleware.insert(0, Middleware(CountIngress, admission=admission, skip=tuple(mounted)))
+    return Starlette(routes=all_routes, lifespan=lifespan, middleware=middleware)
 
 
 def url_for(host: str, port: int) -> str:

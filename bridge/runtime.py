@@ -253,6 +253,7 @@ class BridgeRuntime:
             refresh_metrics=self._refresh_metrics,
             routes=routes,
             mounts=mounts,
+            admission=self.bridge.admission,
         )
 
     def _start_roles(self) -> None:

@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Iterable
 
+from bridge.admission import Admission
 from bridge.errors import StorageUnavailable
 from bridge.metrics import Metrics
 from bridge.models import ThreadKey
@@ -67,6 +68,7 @@ class Workers:
         lease_seconds: float,
         claim_idle_seconds: float,
         block_seconds: float,
+        admission: Admission | None = None,
     ) -> None:
         self._store = store
         self._runner = runner
@@ -78,6 +80,7 @@ class Workers:
         self._claim_idle_ms = max(self._lease_ms + 100, int(claim_idle_seconds * 1000))
         self._block_ms = max(1, int(block_seconds * 1000))
         self._retry_pause = min(1.0, lease_seconds / 2)
+        self._admission = admission
 
     async def ensure_group(self) -> None:
         await self._store.queue.ensure_group()
@@ -102,11 +105,14 @@ class Workers:
                             set(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED
                         )
                         continue
+                    if self._admission is not None:
+                        # Acks first: new work waits while this process answers platforms.
+                        free = await self._admission.allowed(free)
                     # Claims wait for the own backlog, so a just-claimed entry is not read twice.
                     if backlog_cursor is None and time.monotonic() >= next_claim:
                         claim_cursor = await self._claim(claim_cursor, free)
                         next_claim = time.monotonic() + self._claim_idle_ms / 2000
-                        free = self._concurrency - len(self._in_flight)
+                        free = min(free, self._concurrency - len(self._in_flight))
                         if free <= 0:
                             continue
                     if backlog_cursor is not None:

@@ -1,0 +1,133 @@
+"""Acks first: new turns wait while this process is still acknowledging platform requests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# New turns start at most this many at a time; the next batch only after the ingress was looked at
+# again. A turn's start (BEGIN, the conversation, the chat request) costs ~2-3 ms of CPU, so a
+# request arriving behind a batch waits ~0.1 s, not the seconds a burst's 500 turns would take.
+BATCH = 32
+# While acks are late a batch still starts this often: 128 turns/s, above what one process
+# answers (~100/s with a 1 s agent), so late acks slow new turns down but never cap them below
+# capacity. A 0.5 s period (64/s) cut 600 threads / 200 concurrent from ~90 to ~55 turns/s:
+# a saturated closed loop keeps acks late most of the time (BENCHMARKS.md).
+PERIOD_SECONDS = 0.25
+
+
+class Admission:
+    """Acks first, once they are late: new turns yield to platform requests waiting for their ack.
+
+    A platform waits for its ack (Slack gives up after 3 s and redelivers); an answer waits for
+    the agent's seconds anyway. In one process both share the CPU: with 2,000 turn slots a
+    burst's turns started while the same burst was still being acknowledged (1,000 events at
+    once: ack p99 1.6-2.2 s with 32 slots, 7.5-11.8 s with 2,000; BENCHMARKS.md). A request in
+    flight longer than `late_after` seconds is late; while one is, `allowed(free)` lets new
+    turns start only `batch` every `period` (turns already running go on). Acks that are not
+    late cost the turns nothing: holding turns back on any request in flight, or on a count of
+    them, delayed every answer of a burst by the whole burst's acks and throttled a saturated
+    process whose acks were never in danger. `late_after` 0: no gate. Accept signs do not wait:
+    a sign within 100 ms is a promise too, and each costs the acks ~0.2 ms.
+    """
+
+    def __init__(
+        self,
+        late_after: float,
+        batch: int = BATCH,
+        period: float = PERIOD_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.late_after = late_after
+        self.batch = max(1, batch)
+        self.period = period
+        self._clock = clock
+        self._started: OrderedDict[int, float] = OrderedDict()  # oldest first
+        self._ids = itertools.count()
+        self._left = asyncio.Event()
+        self.waiting = 0  # callers of `allowed` held back now
+
+    @property
+    def busy(self) -> int:
+        """Ingress requests (and submits) in flight now."""
+        return len(self._started)
+
+    def late(self) -> bool:
+        """Whether a request in flight has waited `late_after` seconds or more."""
+        if self.late_after <= 0 or not self._started:
+            return False
+        return self._clock() - next(iter(self._started.values())) >= self.late_after
+
+    def enter(self) -> int:
+        key = next(self._ids)
+        self._started[key] = self._clock()
+        return key
+
+    def leave(self, key: int) -> None:
+        del self._started[key]
+        self._left.set()
+
+    @contextlib.contextmanager
+    def ingress(self) -> Iterator[None]:
+        """Around the handling of one platform request, until its ack is sent."""
+        key = self.enter()
+        try:
+            yield
+        finally:
+            self.leave(key)
+
+    async def allowed(self, free: int) -> int:
+        """How many of `free` turn slots may take new work now; waits while acks are late."""
+        if self.late_after <= 0:
+            return free
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self.period):
+                while self.late():
+                    self._left.clear()
+                    await self._left.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self.waiting -= 1
+        return min(free, self.batch)
+
+
+class CountIngress:
+    """ASGI middleware: an HTTP request counts as ingress work from its complete body to its end.
+
+    Not before: a client trickling a body (up to the guard's read deadline) costs no CPU and
+    must not hold new turns back. Requests whose body is never read (GETs) do not count, nor
+    paths under `skip` (the mounted emulator, which this process's own turns call).
+    """
+
+    def __init__(self, app: ASGIApp, admission: Admission, skip: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.admission = admission
+        self.skip = skip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (self.skip and scope["path"].startswith(self.skip)):
+            await self.app(scope, receive, send)
+            return
+        admission = self.admission
+        key: int | None = None
+
+        async def counting_receive() -> Message:
+            nonlocal key
+            message = await receive()
+            if key is None and not message.get("more_body", False):
+                key = admission.enter()
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        finally:
+            if key is not None:
+                admission.leave(key)
