@@ -9,8 +9,8 @@ answered) to an agent that takes D seconds. Both targets use the same fakes: the
 own process (agent `parrot` + D s delay) and a lean fake Slack in the driver that notes when each
 thread's first status (assistant.threads.setStatus) and its answer (chat.postMessage) arrive.
 Reported: turns/s over the run, first visible sign and reply latency from the POST, ack latency,
-the target's CPU per turn (utime+stime from /proc, agent time is spent in the emulator) and its
-peak RSS.
+the target's CPU per turn (utime+stime from /proc, agent time is spent in the emulator), its
+peak RSS and the Slack Web API calls it made per turn (auth.test at start not counted).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class Result:
     signs: list[float] = field(default_factory=list)
     replies: list[float] = field(default_factory=list)
     acks: list[float] = field(default_factory=list)
+    slack_calls: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         def ms(values: list[float], q: float) -> str:
@@ -61,7 +62,13 @@ class Result:
             f"{ms(self.replies, 0.5)} ms p99 {ms(self.replies, 0.99)} ms | ack p99 "
             f"{ms(self.acks, 0.99)} ms | CPU {self.cpu_seconds * 1e3 / self.threads:.2f} ms/turn"
             f" | peak RSS {self.peak_rss_mib:.0f} MiB | {len(self.replies)}/{self.threads} answered"
+            f" | Slack calls/turn {self._per_turn()}"
         )
+
+    def _per_turn(self) -> str:
+        calls = {k: v for k, v in self.slack_calls.items() if k != "auth.test"}
+        each = ", ".join(f"{k} {v / self.threads:.2f}" for k, v in sorted(calls.items()))
+        return f"{sum(calls.values()) / self.threads:.2f} ({each})"
 
 
 async def start_target(
@@ -168,6 +175,7 @@ async def run(target: str, threads: int, users: int, delay: float, args: argpars
         result.elapsed = time.perf_counter() - started
         result.cpu_seconds = process_cpu_seconds(process.pid) - cpu_before
         result.peak_rss_mib = peak_rss_kib(process.pid) / 1024
+        result.slack_calls = dict(slack.calls)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=30)

@@ -60,12 +60,30 @@ class StatusAdapter(Protocol):
 
 
 @runtime_checkable
+class PostClearsStatus(Protocol):
+    """Optional, with StatusAdapter: whether posting into `thread` removes its status by itself
+    (Slack clears an assistant thread's status when the app replies), so an answer needs no
+    clearing call before it. A turn that ends without posting still clears it."""
+
+    def post_clears_status(self, thread: ThreadKey) -> bool: ...
+
+
+@runtime_checkable
 class AcceptSignAdapter(Protocol):
     """Optional: show at once that a message was taken for an answer (a status line, typing),
     from whichever process accepted it. Stateless: the worker's status or the answer replaces
     it, so nothing in this process has to clear it."""
 
     async def show_accepted(self, thread: ThreadKey) -> None: ...
+
+
+@runtime_checkable
+class LastingSign(Protocol):
+    """Optional, with AcceptSignAdapter: how long its sign stays shown by itself, so a worker of
+    the same process that starts the turn within that time does not show the same status again
+    (Slack's status stays until the app posts, at most 2 minutes; Discord's typing ~10 s)."""
+
+    sign_seconds: float
 
 
 @runtime_checkable

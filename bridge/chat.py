@@ -229,9 +229,8 @@ class AgentTurn:
                 len(found.answered),
                 extra={"thread_key": str(thread), "conversation_id": conversation_id},
             )
-        await self._show_status(thread, None)
         for answer in answers:
-            await self._post(thread, conversation_id, agent, answer)
+            await self._post_answer(thread, conversation_id, agent, answer)
         return answers[-1].id
 
     async def _stream(
@@ -259,14 +258,24 @@ class AgentTurn:
                         log.debug("info message withheld", extra={"thread_key": str(thread)})
                     elif message.is_agent and post:
                         self.agent_seconds += time.monotonic() - started
-                        # The answer replaces the status: it never shows under a finished reply.
-                        await self._show_status(thread, None)
-                        await self._post(thread, conversation_id, agent, message)
+                        await self._post_answer(thread, conversation_id, agent, message)
                         started = time.monotonic()
                         last_id = message.id
         finally:
             self.agent_seconds += time.monotonic() - started
         return last_id
+
+    async def _post_answer(
+        self, thread: ThreadKey, conversation_id: str, agent: str, message: MessageRead
+    ) -> None:
+        """The answer replaces the status: it never shows under a finished reply. Where the post
+        itself clears it (Slack), that saves one platform call per answer."""
+        by_post = self.status_shown and await self.outbound.post_clears_status(thread)
+        if not by_post:
+            await self._show_status(thread, None)
+        await self._post(thread, conversation_id, agent, message)
+        if by_post:
+            self.status_shown = False  # only once posted: a failed post still clears it
 
     async def _post(
         self, thread: ThreadKey, conversation_id: str, agent: str, message: MessageRead

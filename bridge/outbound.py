@@ -8,7 +8,14 @@ import time
 from collections.abc import Mapping
 
 from bridge import backoff
-from bridge.adapter import AcceptSignAdapter, Adapter, LifecycleAdapter, StatusAdapter
+from bridge.adapter import (
+    AcceptSignAdapter,
+    Adapter,
+    LastingSign,
+    LifecycleAdapter,
+    PostClearsStatus,
+    StatusAdapter,
+)
 from bridge.config import Settings
 from bridge.errors import PermanentPlatformError, PlatformError
 from bridge.metrics import Metrics
@@ -21,7 +28,8 @@ log = logging.getLogger(__name__)
 _SIGN_SECONDS = 5.0
 # The worker's first "working" status repeats the accept sign when it follows within this long
 # in the same process: skipped (one platform call less per turn). Longer gaps send it again, in
-# case another process cleared the thread's status meanwhile.
+# case another process cleared the thread's status meanwhile, unless the adapter says how long
+# its sign lasts (LastingSign).
 _SAME_SIGN_SECONDS = 1.0
 _SIGNED_MEMORY = 10_000
 
@@ -101,13 +109,28 @@ class Outbound:
             # A sign sent in this process lands first, so it never shows over an answer.
             await asyncio.wait({sign}, timeout=_SIGN_SECONDS)
         signed_at = self._signed_at.pop(thread, None)
-        recent = signed_at is not None and time.monotonic() - signed_at < _SAME_SIGN_SECONDS
+        lasts = adapter.sign_seconds if isinstance(adapter, LastingSign) else _SAME_SIGN_SECONDS
+        recent = signed_at is not None and time.monotonic() - signed_at < lasts
         if status == WORKING_STATUS and recent:
             return  # the accept sign a moment ago says just this
         try:
             await adapter.set_status(thread, status)
         except PlatformError as exc:
             log.info("status not shown: %s", exc, extra={"thread_key": str(thread)})
+
+    async def post_clears_status(self, thread: ThreadKey) -> bool:
+        """Whether the next post into `thread` clears its status by itself (no call needed).
+
+        Waits for this process's accept sign first: it must land before the answer, or it would
+        show over it."""
+        adapter = self._adapters.get(thread.platform)
+        if not isinstance(adapter, PostClearsStatus) or not adapter.post_clears_status(thread):
+            return False
+        sign = self._signs.get(thread)
+        if sign is not None:
+            await asyncio.wait({sign}, timeout=_SIGN_SECONDS)
+        self._signed_at.pop(thread, None)
+        return True
 
     async def mirror_status(self, thread: ThreadKey, status: str, cause: str) -> None:
         """Best effort: the bridge's state is already changed; a desk that missed it is logged."""

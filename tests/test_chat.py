@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from bridge.chat import WORKING_STATUS, AgentTurn, TurnFailed
 from bridge.engage.client import EngageClient
 from bridge.engage.models import MessageRead, UserMessage
+from bridge.errors import PermanentPlatformError
 from bridge.metrics import Metrics
 from bridge.models import Reply, ThreadKey
 from bridge.outbound import Outbound
@@ -83,6 +84,51 @@ async def test_the_status_is_cleared_before_the_answer_is_posted(
         ("status", None),
         ("post", "You said: one moment"),
     ]
+
+
+class PostClearingAdapter(OrderRecordingAdapter):
+    """A platform whose posts clear the thread's status (Slack's assistant threads)."""
+
+    def post_clears_status(self, thread: ThreadKey) -> bool:
+        return True
+
+
+async def test_where_the_post_clears_the_status_the_answer_needs_no_clearing_call(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = PostClearingAdapter()
+    turn = agent_turn(redis_client, engage_client, adapter)
+    await answer(turn, engage_client, "slow", "one moment")
+    assert adapter.timeline == [
+        ("status", WORKING_STATUS),
+        ("status", "Thinking slowly…"),
+        ("post", "You said: one moment"),
+    ]
+
+
+async def test_where_the_post_clears_the_status_a_turn_without_answer_still_clears_it(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = PostClearingAdapter()
+    turn = agent_turn(redis_client, engage_client, adapter)
+    with pytest.raises(TurnFailed):
+        await answer(turn, engage_client, "no-such-agent", "hello")
+    assert adapter.timeline == [("status", WORKING_STATUS), ("status", None)]
+
+
+class RefusingPostAdapter(PostClearingAdapter):
+    async def send(self, reply: Reply) -> str:
+        raise PermanentPlatformError("slack chat.postMessage failed: is_archived")
+
+
+async def test_where_the_post_clears_the_status_a_failed_post_still_clears_it(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RefusingPostAdapter()
+    turn = agent_turn(redis_client, engage_client, adapter)
+    with pytest.raises(PermanentPlatformError):
+        await answer(turn, engage_client, "parrot", "hello")
+    assert adapter.timeline == [("status", WORKING_STATUS), ("status", None)]
 
 
 async def test_an_agent_that_streams_no_status_still_shows_working_then_clears(

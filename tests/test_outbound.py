@@ -75,6 +75,25 @@ async def test_a_slow_sign_lands_before_the_status_is_cleared_and_the_answer_pos
     assert adapter.texts() == ["You said: hi"]
 
 
+@dataclass
+class PostClearingSigningAdapter(SigningAdapter):
+    def post_clears_status(self, thread: ThreadKey) -> bool:
+        return True
+
+
+async def test_a_slow_sign_lands_before_an_answer_that_clears_the_status_itself(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = PostClearingSigningAdapter(sign_delay=0.3)
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    async with running(bridge):
+        await bridge.submit(message(thread_key("slow-sign-2"), "hi"))
+        await wait_until(lambda: "post" in adapter.events)
+    assert adapter.events.index("sign") < adapter.events.index("post")
+    assert "status:None" not in adapter.events
+    assert adapter.texts() == ["You said: hi"]
+
+
 async def test_a_reply_is_posted_once_per_idempotency_key(
     redis_client: aioredis.Redis, engage_client: EngageClient
 ) -> None:
@@ -118,3 +137,39 @@ async def test_a_failed_send_is_not_repeated_by_the_core_the_adapter_tried_alrea
     assert adapter.fail_next == []
     [letter] = await bridge.dead_letters.list()
     assert "gave up" in letter.error
+
+
+@dataclass
+class LastingSigningAdapter(SigningAdapter):
+    sign_seconds: float = 600.0
+
+
+async def test_a_sign_that_lasts_is_not_repeated_by_a_turn_that_starts_later(
+    redis_client: aioredis.Redis,
+    emulator: Any,
+    engage_client: EngageClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without the adapter's word every gap would count as "too long" here.
+    monkeypatch.setattr(outbound_module, "_SAME_SIGN_SECONDS", 0.0)
+    adapter = LastingSigningAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    async with running(bridge):
+        await bridge.submit(message(thread_key("lasting-sign"), "hi"))
+        await wait_until(lambda: "post" in adapter.events)
+    assert adapter.events == ["sign", "status:None", "post"]
+
+
+async def test_a_sign_that_does_not_last_is_shown_again_by_a_turn_that_starts_later(
+    redis_client: aioredis.Redis,
+    emulator: Any,
+    engage_client: EngageClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(outbound_module, "_SAME_SIGN_SECONDS", 0.0)
+    adapter = SigningAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    async with running(bridge):
+        await bridge.submit(message(thread_key("short-sign"), "hi"))
+        await wait_until(lambda: "post" in adapter.events)
+    assert adapter.events == ["sign", "status:Thinking…", "status:None", "post"]

@@ -111,13 +111,37 @@ async def test_malformed_signed_bodies_are_400_with_one_line_and_no_traceback(
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 async def test_unsigned_bodies_are_401_whatever_they_hold(
-    client: httpx.AsyncClient, case: str
+    client: httpx.AsyncClient, inbox: Inbox, case: str
 ) -> None:
     raw, content_type = MALFORMED[case]
     response = await client.post(
         "/slack/events", content=raw, headers={"Content-Type": content_type}
     )
     assert response.status_code == 401
+    assert inbox.messages == []
+
+
+@pytest.mark.parametrize("forgery", ["unsigned", "wrong secret", "stale", "body changed"])
+async def test_a_forged_event_is_401_and_nothing_is_stored(
+    client: httpx.AsyncClient, fake_slack: FakeSlack, inbox: Inbox, forgery: str
+) -> None:
+    # The guard's check on the raw bytes is the only one: Bolt does not verify again.
+    event = user_message(fake_slack, channel="D1", channel_type="im", text="forged")
+    raw = json.dumps(envelope(fake_slack, event)).encode()
+    headers = signed(fake_slack.signing_secret, raw)
+    if forgery == "unsigned":
+        headers = {"Content-Type": JSON}
+    elif forgery == "wrong secret":
+        headers = signed("not-the-secret", raw)
+    elif forgery == "stale":
+        stamp = str(int(time.time()) - 6 * 60)
+        headers["X-Slack-Request-Timestamp"] = stamp
+        headers["X-Slack-Signature"] = sign(fake_slack.signing_secret, stamp, raw)
+    else:
+        raw = raw.replace(b"forged", b"FORGED")
+    response = await client.post("/slack/events", content=raw, headers=headers)
+    assert response.status_code == 401
+    assert inbox.messages == []
 
 
 async def test_a_signed_event_still_reaches_bolt_and_is_stored(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -320,3 +321,19 @@ async def test_odd_install_and_redirect_requests_never_give_a_5xx(bridge: OAuthB
     assert statuses["4xx"] > 0, statuses
     assert sum(statuses.values()) + sum(with_cookie.values()) >= 5 * len(ODD_SEGMENTS)
     assert bridge.slack.calls_to("oauth.v2.access") == []  # no odd request got as far as Slack
+
+
+async def test_the_install_pages_take_no_posts_so_no_unsigned_body_reaches_bolt(
+    bridge: OAuthBridge,
+) -> None:
+    # Bolt does not verify signatures itself (the guard on /slack/events does): its OAuth pages
+    # must not dispatch a POSTed event.
+    event = user_message(bridge.slack, channel="C0001", text=f"<@{bridge.slack.bot_user_id}> hi")
+    raw = json.dumps(envelope(bridge.slack, event)).encode()
+    async with httpx.AsyncClient(base_url=bridge.runtime.http_url or "") as http:
+        for path in ("/slack/install", "/slack/oauth_redirect"):
+            response = await http.post(
+                path, content=raw, headers={"Content-Type": "application/json"}
+            )
+            assert response.status_code == 405
+    assert await bridge.runtime.bridge.queue_depth() == 0

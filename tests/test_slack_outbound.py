@@ -152,6 +152,27 @@ async def test_status_uses_assistant_thread_status_and_clears_it(
     ]
 
 
+async def test_an_answer_posted_into_the_thread_clears_its_assistant_status(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    key = thread(fake_slack)
+    await sender.set_status(key, "Searching the pension rules…")
+    assert fake_slack.shown_status == {("C0001", key.thread): "Searching the pension rules…"}
+    assert sender.post_clears_status(key)
+    await sender.send(Reply(key, "Here is the answer", idempotency_key="m-s1"))
+    assert fake_slack.shown_status == {}
+    assert [s[2] for s in fake_slack.statuses] == ["Searching the pension rules…"]
+
+
+async def test_a_status_shown_as_a_reaction_is_not_cleared_by_the_answer(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    key = thread(fake_slack)
+    fake_slack.set_status_error = "not_allowed"
+    await sender.set_status(key, "thinking")
+    assert not sender.post_clears_status(key)
+
+
 async def test_status_falls_back_to_a_reaction_where_set_status_is_not_allowed(
     fake_slack: FakeSlack, sender: SlackSender
 ) -> None:

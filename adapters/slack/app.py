@@ -77,6 +77,10 @@ class SlackAdapter:
     """
 
     name = "slack"
+    # The accept sign (assistant status) lasts until the answer is posted or Slack's 2-minute
+    # timeout: a turn starting within a minute of it need not set the same status again (under
+    # a burst, turns start seconds after their sign: 1.8 setStatus calls per turn before).
+    sign_seconds = 60.0
 
     def __init__(
         self,
@@ -216,6 +220,9 @@ class SlackAdapter:
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
         await self._sender.set_status(thread, status)
 
+    def post_clears_status(self, thread: ThreadKey) -> bool:
+        return self._sender.post_clears_status(thread)
+
     async def show_accepted(self, thread: ThreadKey) -> None:
         """The status line at once, from the process that acked (no state to clear here)."""
         await self._sender.set_status(thread, WORKING_STATUS)
@@ -223,8 +230,10 @@ class SlackAdapter:
     # ---- inbound
 
     def _register_listeners(self) -> None:
-        self._app.event("app_mention")(self._on_message)
+        # Bolt tries listeners in this order (each try builds its arguments): plain messages
+        # come more often than mentions.
         self._app.event("message")(self._on_message)
+        self._app.event("app_mention")(self._on_message)
         self._feedback.register(self._app)
         self._app.event("assistant_thread_started")(self._assistant.on_started)
         self._app.event("assistant_thread_context_changed")(self._assistant.on_context_changed)

@@ -254,6 +254,11 @@ class SlackSender:
         except (TimeoutError, SlackApiError, aiohttp.ClientError) as exc:
             log.warning("slack status not shown: %s", translate(exc, "status"))
 
+    def post_clears_status(self, thread: ThreadKey) -> bool:
+        """Slack removes an assistant thread's status when the app posts in it; a reaction shown
+        instead (setStatus refused) stays until it is removed."""
+        return thread not in self._status_by_reaction
+
     async def _react(self, thread: ThreadKey, *, add: bool) -> None:
         client = await self._clients.for_team(thread.workspace)
         call = client.reactions_add if add else client.reactions_remove

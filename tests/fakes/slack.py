@@ -70,7 +70,9 @@ class FakeSlack:
         self._caller = self.home
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.reactions: dict[tuple[str, str], set[str]] = {}
-        self.statuses: list[tuple[str, str, str]] = []
+        self.statuses: list[tuple[str, str, str]] = []  # every setStatus call
+        self.shown_status: dict[tuple[str, str], str] = {}  # (channel, thread_ts) -> on screen
+        self.web_api_peers: set[Any] = set()  # client (host, port) of each Web API connection
         self.views: list[dict[str, Any]] = []
         self._used_triggers: set[str] = set()
         self.users: dict[str, dict[str, Any]] = {}
@@ -170,6 +172,8 @@ class FakeSlack:
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        if request.transport is not None:
+            self.web_api_peers.add(request.transport.get_extra_info("peername"))
         args = await _read_args(request)
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token")
@@ -237,6 +241,9 @@ class FakeSlack:
         message["team"] = self.team_id if bot.org_wide else bot.team_id
         if args.get("thread_ts"):
             message["thread_ts"] = str(args["thread_ts"])
+            # "A two minute timeout applies, which will cause the status to be removed if no
+            # message has been sent" (assistant.threads.setStatus): the app's reply removes it.
+            self.shown_status.pop((channel, message["thread_ts"]), None)
         if args.get("metadata"):
             message["metadata"] = _as_dict(args["metadata"])
         self.messages.setdefault(channel, []).append(message)
@@ -299,7 +306,12 @@ class FakeSlack:
         if self.set_status_error:
             raise SlackApiFailure(self.set_status_error)
         channel = self._channel(args, "channel_id")
-        self.statuses.append((channel, str(args.get("thread_ts")), str(args.get("status", ""))))
+        thread_ts, status = str(args.get("thread_ts")), str(args.get("status", ""))
+        self.statuses.append((channel, thread_ts, status))
+        if status:
+            self.shown_status[(channel, thread_ts)] = status
+        else:
+            self.shown_status.pop((channel, thread_ts), None)
         return {}
 
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
