@@ -15,11 +15,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # again. A turn's start (BEGIN, the conversation, the chat request) costs ~2-3 ms of CPU, so a
 # request arriving behind a batch waits ~0.1 s, not the seconds a burst's 500 turns would take.
 BATCH = 32
-# While acks are late a batch still starts this often: 128 turns/s, above what one process
-# answers (~100/s with a 1 s agent), so late acks slow new turns down but never cap them below
-# capacity. A 0.5 s period (64/s) cut 600 threads / 200 concurrent from ~90 to ~55 turns/s:
-# a saturated closed loop keeps acks late most of the time (BENCHMARKS.md).
-PERIOD_SECONDS = 0.25
+# While acks are late a batch still starts this often, so they are never starved: 32 turns/s
+# take ~20 % of a core, the acks keep the rest. With 0.25 s (128/s, above one process's
+# capacity) the turns kept most of the CPU: 1,000 events at once acked at p99 2.8-5.1 s
+# instead of 2.2-2.5 s. Acks are late only in a burst or an overload, so a saturated closed
+# loop (600 threads / 200 concurrent) lost nothing to it (BENCHMARKS.md).
+PERIOD_SECONDS = 1.0
 
 
 class Admission:
