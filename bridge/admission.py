@@ -34,8 +34,10 @@ class Admission:
     turns start only `batch` every `period` (turns already running go on). Acks that are not
     late cost the turns nothing: holding turns back on any request in flight, or on a count of
     them, delayed every answer of a burst by the whole burst's acks and throttled a saturated
-    process whose acks were never in danger. `late_after` 0: no gate. Accept signs do not wait:
-    a sign within 100 ms is a promise too, and each costs the acks ~0.2 ms.
+    process whose acks were never in danger. A request slow for its own I/O before its ack (a
+    file download) counts as late too: turns start at 32/s while it lasts. `late_after` 0: no
+    gate. Accept signs do not wait: a sign within 100 ms is a promise too, and each costs the
+    acks ~0.2 ms.
     """
 
     def __init__(
