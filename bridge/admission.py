@@ -21,6 +21,10 @@ BATCH = 32
 # instead of 2.2-2.5 s. Acks are late only in a burst or an overload, so a saturated closed
 # loop (600 threads / 200 concurrent) lost nothing to it (BENCHMARKS.md).
 PERIOD_SECONDS = 1.0
+# Acks late because the CPU is short come in crowds (a burst brings hundreds, a saturated
+# closed loop of 200 users dozens); fewer late requests are slow for their own I/O before the
+# ack (a file download, the `/engage ask` post) and holding turns back would not help them.
+CROWD = 8
 
 
 class Admission:
@@ -34,10 +38,9 @@ class Admission:
     turns start only `batch` every `period` (turns already running go on). Acks that are not
     late cost the turns nothing: holding turns back on any request in flight, or on a count of
     them, delayed every answer of a burst by the whole burst's acks and throttled a saturated
-    process whose acks were never in danger. A request slow for its own I/O before its ack (a
-    file download) counts as late too: turns start at 32/s while it lasts. `late_after` 0: no
-    gate. Accept signs do not wait: a sign within 100 ms is a promise too, and each costs the
-    acks ~0.2 ms.
+    process whose acks were never in danger. Fewer than `crowd` requests in flight are never
+    late: they are slow for their own I/O, not for want of CPU. `late_after` 0: no gate. Accept
+    signs do not wait: a sign within 100 ms is a promise too, and each costs the acks ~0.2 ms.
     """
 
     def __init__(
@@ -45,11 +48,13 @@ class Admission:
         late_after: float,
         batch: int = BATCH,
         period: float = PERIOD_SECONDS,
+        crowd: int = CROWD,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.late_after = late_after
         self.batch = max(1, batch)
         self.period = period
+        self.crowd = max(1, crowd)
         self._clock = clock
         self._started: OrderedDict[int, float] = OrderedDict()  # oldest first
         self._ids = itertools.count()
@@ -62,8 +67,9 @@ class Admission:
         return len(self._started)
 
     def late(self) -> bool:
-        """Whether a request in flight has waited `late_after` seconds or more."""
-        if self.late_after <= 0 or not self._started:
+        """Whether a request in flight has waited `late_after` seconds or more, with at least
+        `crowd` requests in flight."""
+        if self.late_after <= 0 or len(self._started) < self.crowd:
             return False
         return self._clock() - next(iter(self._started.values())) >= self.late_after
 

@@ -34,7 +34,7 @@ class Clock:
 
 async def test_without_late_acks_new_work_starts_a_batch_at_a_time() -> None:
     clock = Clock()
-    admission = Admission(late_after=1.0, batch=4, period=60.0, clock=clock)
+    admission = Admission(late_after=1.0, batch=4, period=60.0, crowd=1, clock=clock)
     assert await admission.allowed(100) == 4
     with admission.ingress():
         clock.now += 0.5  # in flight, but not late
@@ -43,7 +43,7 @@ async def test_without_late_acks_new_work_starts_a_batch_at_a_time() -> None:
 
 async def test_new_work_waits_while_an_ack_is_late_and_goes_once_it_is_sent() -> None:
     clock = Clock()
-    admission = Admission(late_after=1.0, batch=4, period=60.0, clock=clock)
+    admission = Admission(late_after=1.0, batch=4, period=60.0, crowd=1, clock=clock)
     with admission.ingress():
         clock.now += 0.5
         with admission.ingress():  # a younger request
@@ -58,9 +58,20 @@ async def test_new_work_waits_while_an_ack_is_late_and_goes_once_it_is_sent() ->
     assert admission.waiting == 0
 
 
+async def test_a_few_slow_requests_are_not_late_acks_a_crowd_is() -> None:
+    clock = Clock()
+    admission = Admission(late_after=1.0, batch=4, period=60.0, crowd=3, clock=clock)
+    with admission.ingress(), admission.ingress():
+        clock.now += 5.0  # two requests slow for their own I/O (a file download)
+        assert not admission.late()
+        assert await admission.allowed(100) == 4
+        with admission.ingress():
+            assert admission.late()
+
+
 async def test_acks_that_stay_late_still_let_a_batch_start_every_period() -> None:
     clock = Clock()
-    admission = Admission(late_after=1.0, batch=4, period=0.01, clock=clock)
+    admission = Admission(late_after=1.0, batch=4, period=0.01, crowd=1, clock=clock)
     with admission.ingress():
         clock.now += 5.0
         assert await admission.allowed(100) == 4
@@ -69,7 +80,7 @@ async def test_acks_that_stay_late_still_let_a_batch_start_every_period() -> Non
 
 async def test_a_zero_late_after_turns_the_gate_off() -> None:
     clock = Clock()
-    admission = Admission(late_after=0.0, batch=4, period=60.0, clock=clock)
+    admission = Admission(late_after=0.0, batch=4, period=60.0, crowd=1, clock=clock)
     with admission.ingress():
         clock.now += 5.0
         assert not admission.late()
@@ -139,6 +150,7 @@ async def test_a_stored_message_waits_while_an_ack_is_late_then_is_answered(
     settings = core_settings(ack_first_seconds=0.001)  # any request in flight is late at once
     bridge = make_bridge(redis_client, engage_client, adapter, settings)
     bridge.admission.period = 60.0  # no batch starts anyway while the test looks
+    bridge.admission.crowd = 1
     async with running(bridge):
         with bridge.admission.ingress():  # a platform request still waiting for its ack
             await wait_until(lambda: bridge.admission.waiting == 1)
