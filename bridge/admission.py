@@ -1,4 +1,4 @@
-"""Acks first: new turns wait while this process is still acknowledging platform requests."""
+"""Acks first: new turns yield to platform requests whose acks are late in this process."""
 
 from __future__ import annotations
 
@@ -95,6 +95,8 @@ class Admission:
         """How many of `free` turn slots may take new work now; waits while acks are late."""
         if self.late_after <= 0:
             return free
+        if not self.late():
+            return min(free, self.batch)
         self.waiting += 1
         try:
             async with asyncio.timeout(self.period):
