@@ -1,6 +1,6 @@
-"""Redis round trips per turn: the core alone (no platform adapter state), on a real redis-server.
+"""Redis round trips per turn: the core, and with `--slack` Slack's sending state, on real Redis.
 
-Run: .venv/bin/python -m bench.redis_round_trips [--threads 50] [--follow-ups 3]
+Run: .venv/bin/python -m bench.redis_round_trips [--threads 50] [--follow-ups 3] [--slack]
 
 Every request the client writes to a socket is one round trip (a pipeline is one); the
 handshake of each new pooled connection is counted apart (once per connection, not per turn).
@@ -8,6 +8,9 @@ The core runs in this process with a recording adapter and the emulator in-proce
 `parrot`): first messages (the conversation is created) and follow-ups (it exists) are counted
 apart, split into ingress (`submit`, before the platform's ack) and the worker's side (read,
 lease, turn, post, commit, ack). Idle blocking reads after the work is done are not counted.
+`--slack` posts through the Slack adapter's sender (adapters.slack.outbound.SlackSender, its
+per-part records and answer index) against the fake Slack instead of a recording adapter; the
+Slack ingress (Bolt, the assistant context read of a DM) is not in it.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ import httpx
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
 
+from adapters.slack.outbound import SlackSender, build_client
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID, create_app
 from bridge.engage.client import EngageClient
+from bridge.models import Reply
+from tests.fakes.slack import FakeSlack
 from tests.fixtures_core import RecordingAdapter, core_settings, make_bridge, message, thread_key
 from tests.redis_server import RedisServer
 
@@ -51,7 +57,7 @@ class CountingConnection(Connection):
         await super().send_packed_command(command, check_health)
 
 
-async def drain(bridge: Any, adapter: RecordingAdapter, expected: int) -> None:
+async def drain(bridge: Any, adapter: Any, expected: int) -> None:
     task = asyncio.create_task(bridge.run_workers())
     while len(adapter.sent) < expected:
         await asyncio.sleep(0.01)
@@ -60,6 +66,35 @@ async def drain(bridge: Any, adapter: RecordingAdapter, expected: int) -> None:
     PHASE[0] = "idle"
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+class SlackPosting:
+    """The Slack adapter's sending half against the fake Slack, noting what it posted."""
+
+    name = "slack"
+
+    def __init__(self, sender: SlackSender) -> None:
+        self._sender = sender
+        self.sent: list[Reply] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def run(self, inbox: Any) -> None:
+        await asyncio.Event().wait()
+
+    async def send(self, reply: Reply) -> str:
+        posted = await self._sender.send(reply)
+        self.sent.append(reply)
+        return posted
+
+    async def post_once(self, reply: Reply) -> tuple[str, bool]:
+        posted = await self._sender.post_once(reply)
+        self.sent.append(reply)
+        return posted
+
+    async def aclose(self) -> None:
+        return None
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -74,9 +109,13 @@ async def main(args: argparse.Namespace) -> None:
         base_url="http://emulator", api_key=DEFAULT_API_KEY, org_id=DEFAULT_ORG_ID,
         transport=transport,
     )  # fmt: skip
-    adapter = RecordingAdapter()
+    slack = FakeSlack() if args.slack else None
+    adapter: RecordingAdapter | SlackPosting = RecordingAdapter()
+    if slack is not None:
+        await slack.start()
+        adapter = SlackPosting(SlackSender(build_client(slack.bot_token, slack.api_url), redis))
     bridge = make_bridge(redis, engage, adapter, core_settings(worker_block_seconds=0.05))
-    threads = [thread_key(f"rt{n}") for n in range(args.threads)]
+    threads = [thread_key(f"rt{n}", platform=adapter.name) for n in range(args.threads)]
     try:
         for phase, count in [("first", 1), ("follow-up", args.follow_ups)]:
             for round_ in range(count):
@@ -95,6 +134,8 @@ async def main(args: argparse.Namespace) -> None:
                 f"new pool connections' handshakes on top: {handshakes:.1f} per turn"
             )
     finally:
+        if slack is not None:
+            await slack.aclose()
         await engage.aclose()
         await redis.aclose()
         server.close()
@@ -104,4 +145,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=50)
     parser.add_argument("--follow-ups", type=int, default=3)
+    parser.add_argument("--slack", action="store_true", help="post through Slack's sender")
     asyncio.run(main(parser.parse_args()))

@@ -53,6 +53,16 @@ class Adapter(Protocol):
 
 
 @runtime_checkable
+class LedgerAdapter(Protocol):
+    """Optional: post a reply exactly once keeping the core's posted ledger itself, in the round
+    trips of its own per-part records (bridge.store.parts), instead of a check before and a
+    record after `send`. Returns the platform id of the (last) part, the recorded one for a reply
+    posted before, and whether anything was posted now."""
+
+    async def post_once(self, reply: Reply) -> tuple[str, bool]: ...
+
+
+@runtime_checkable
 class StatusAdapter(Protocol):
     """Optional: show that the agent is working (typing, status line); `None` clears it."""
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 from bridge import backoff
 from bridge.adapter import (
     AcceptSignAdapter,
     Adapter,
     LastingSign,
+    LedgerAdapter,
     LifecycleAdapter,
     PostClearsStatus,
     StatusAdapter,
@@ -23,6 +25,8 @@ from bridge.models import Reply, ReplyKind, ThreadKey
 from bridge.store import Store
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # A sign later than this is no longer "at once"; the worker's own status takes over.
 _SIGN_SECONDS = 5.0
@@ -68,12 +72,19 @@ class Outbound:
     async def post(self, reply: Reply) -> str:
         """Post `reply` unless its idempotency key was posted already; return the platform id."""
         thread, key = reply.thread, reply.idempotency_key
-        existing = await self._store.posted.get(thread, key)
-        if existing is not None:
-            return existing
-        platform_id = await self._send(reply)
-        await self._store.posted.record(thread, key, platform_id)
-        self._metrics.messages_out.labels(thread.platform, reply.kind.value).inc()
+        adapter = self._adapters.get(thread.platform)
+        if isinstance(adapter, LedgerAdapter):
+            # The adapter checks and records the reply in the round trips of its part records.
+            platform_id, posted_now = await self._send(reply, adapter.post_once)
+        else:
+            existing = await self._store.posted.get(thread, key)
+            if existing is not None:
+                return existing
+            platform_id = await self._send(reply, self.adapter(thread).send)
+            await self._store.posted.record(thread, key, platform_id)
+            posted_now = True
+        if posted_now:
+            self._metrics.messages_out.labels(thread.platform, reply.kind.value).inc()
         return platform_id
 
     async def notice(self, thread: ThreadKey, key: str, body: str) -> None:
@@ -142,11 +153,11 @@ class Outbound:
         except PlatformError as exc:
             log.warning("status not mirrored: %s", exc, extra={"thread_key": str(thread)})
 
-    async def _send(self, reply: Reply) -> str:
+    async def _send(self, reply: Reply, send: Callable[[Reply], Awaitable[T]]) -> T:
         """One send: the adapter already tried as often as its platform allows (one retry layer
         per remote: it knows what is safe to repeat there); a failure here is final."""
         try:
-            return await self.adapter(reply.thread).send(reply)
+            return await send(reply)
         except PermanentPlatformError:
             log.error(
                 "platform refused the reply for good",

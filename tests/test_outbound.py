@@ -13,6 +13,7 @@ from bridge import outbound as outbound_module
 from bridge.engage.client import EngageClient
 from bridge.errors import PlatformError
 from bridge.models import Reply, ReplyKind, ThreadKey
+from bridge.store.parts import Parts, PartState
 from tests.fixtures_core import (
     RecordingAdapter,
     make_bridge,
@@ -173,3 +174,35 @@ async def test_a_sign_that_does_not_last_is_shown_again_by_a_turn_that_starts_la
         await bridge.submit(message(thread_key("short-sign"), "hi"))
         await wait_until(lambda: "post" in adapter.events)
     assert adapter.events == ["sign", "status:Thinking…", "status:None", "post"]
+
+
+@dataclass
+class PartsAdapter(RecordingAdapter):
+    """Keeps the posted ledger itself through the store's part records, as Slack does."""
+
+    parts: Parts | None = None
+    calls: int = 0
+
+    async def post_once(self, reply: Reply) -> tuple[str, bool]:
+        assert self.parts is not None
+        self.calls += 1
+        claim = await self.parts.claim(reply.thread, reply.idempotency_key, 0)
+        if claim.state is PartState.REPLY_POSTED:
+            return claim.platform_id, False
+        platform_id = await self.send(reply)
+        await self.parts.posted(reply.thread, reply.idempotency_key, 0, platform_id, last=True)
+        return platform_id, True
+
+
+async def test_an_adapter_keeping_the_ledger_posts_once_and_the_core_sees_its_record(
+    redis_client: aioredis.Redis, engage_client: EngageClient
+) -> None:
+    adapter = PartsAdapter(parts=Parts(redis_client, "console"))
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    reply = Reply(thread_key("ledger"), "hello", idempotency_key="agent-msg-1")
+    first = await bridge.outbound.post(reply)
+    assert await bridge.outbound.post(reply) == first
+    assert adapter.calls == 2  # the core asked the adapter, not the ledger, both times
+    assert len(adapter.sent) == 1
+    assert await bridge.outbound.already_posted(reply.thread, "agent-msg-1")
+    assert bridge.metrics.messages_out.labels("console", "agent")._value.get() == 1

@@ -19,6 +19,7 @@ from bridge import backoff
 from bridge.errors import PermanentPlatformError, PlatformError
 from bridge.feedback import AnsweredRun, AnswerRef, Answers
 from bridge.models import Reply, ReplyKind, ThreadKey
+from bridge.store import Store, keys
 from tests.fakes.slack import FakeSlack
 
 
@@ -31,7 +32,7 @@ def thread(fake: FakeSlack, channel: str = "C0001") -> ThreadKey:
 @pytest.fixture
 def sender(fake_slack: FakeSlack, redis_client: aioredis.Redis) -> SlackSender:
     client = build_client(fake_slack.bot_token, fake_slack.api_url)
-    return SlackSender(client, redis_client, answers=Answers(redis_client))
+    return SlackSender(client, redis_client)
 
 
 async def test_reply_is_posted_in_the_thread_as_markdown_with_its_idempotency_key(
@@ -100,8 +101,10 @@ async def test_part_posted_before_a_crash_is_found_in_the_thread_not_posted_agai
     reply = Reply(key, "answer", idempotency_key="m-2")
     ts = await sender.send(reply)
     store = "{" + str(key) + "}:slack:parts"
-    # As if the process died after chat.postMessage, before recording the part as posted.
+    # As if the process died after chat.postMessage, before recording the part (and with it,
+    # the last part, the reply in the core's posted ledger) as posted.
     await redis_client.hdel(store, "m-2:0")
+    await redis_client.hdel(keys.posted(key), "m-2")
     await redis_client.hset(store, "pending:m-2:0", "1")
     assert await sender.send(reply) == ts
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
@@ -294,7 +297,7 @@ async def test_a_post_answered_5xx_is_looked_up_before_it_is_posted_again(
     fake_slack: FakeSlack, redis_client: aioredis.Redis
 ) -> None:
     client = build_client(fake_slack.bot_token, fake_slack.api_url)
-    sender = SlackSender(client, redis_client, answers=Answers(redis_client), retry=FAST)
+    sender = SlackSender(client, redis_client, retry=FAST)
     key = thread(fake_slack)
     fake_slack.fail_next("chat.postMessage", 1, status=500, error="internal_error")
     await sender.send(Reply(key, "once", idempotency_key="m-5"))
@@ -306,7 +309,7 @@ async def test_a_post_failing_with_5xx_is_tried_exactly_the_configured_times(
     fake_slack: FakeSlack, redis_client: aioredis.Redis
 ) -> None:
     client = build_client(fake_slack.bot_token, fake_slack.api_url)
-    sender = SlackSender(client, redis_client, answers=Answers(redis_client), retry=FAST)
+    sender = SlackSender(client, redis_client, retry=FAST)
     key = thread(fake_slack)
     fake_slack.fail_next("chat.postMessage", 10, status=503, error="service_unavailable")
     with pytest.raises(PlatformError):
@@ -335,3 +338,23 @@ async def test_the_client_repeats_a_dropped_connection_only_for_calls_safe_to_re
     refused = aiohttp.ClientConnectorError(ConnectionKey("h", 1, False, True, None, None, None),
                                            OSError(111, "refused"))  # fmt: skip
     assert await handler.can_retry_async(state=RetryState(), request=request, error=refused)
+
+
+async def test_a_reply_is_recorded_in_the_core_ledger_with_its_last_part_and_not_posted_again(
+    fake_slack: FakeSlack, sender: SlackSender, redis_client: aioredis.Redis
+) -> None:
+    key = thread(fake_slack)
+    text = "\n\n".join(f"Paragraph {i}. " + "words " * 400 for i in range(12))
+    reply = Reply(key, text, idempotency_key="m-4", run_id="run-4")
+    ts, posted_now = await sender.post_once(reply)
+    parts = len(fake_slack.calls_to("chat.postMessage"))
+    assert posted_now
+    assert parts >= 2
+    assert await Store(redis_client, record_ttl_seconds=60).posted.get(key, "m-4") == ts
+    assert await sender.post_once(reply) == (ts, False)
+    assert len(fake_slack.calls_to("chat.postMessage")) == parts
+    # Every part is an answer of the run: a reaction on any of them is feedback on it.
+    answers = Answers(redis_client)
+    for post in fake_slack.calls_to("chat.postMessage"):
+        where = AnswerRef("slack", key.workspace, key.channel, post.response["ts"])
+        assert await answers.run_of(where) == AnsweredRun("run-4", key.thread)

@@ -119,7 +119,6 @@ class SlackAdapter:
         self._sender = SlackSender(
             self._clients,
             redis,
-            answers=answers,
             max_parts=settings.max_reply_parts,
             user_mentions=self._options.user_mentions,
             retry=send_retry(settings),
@@ -216,6 +215,9 @@ class SlackAdapter:
 
     async def send(self, reply: Reply) -> str:
         return await self._sender.send(reply)
+
+    async def post_once(self, reply: Reply) -> tuple[str, bool]:
+        return await self._sender.post_once(reply)
 
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
         await self._sender.set_status(thread, status)

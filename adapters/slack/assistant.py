@@ -6,19 +6,16 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-import redis.exceptions
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.codec import text
 from bridge.config import Routing
 from bridge.engage.errors import EngageError
 from bridge.engage.models import AgentMetadata, ConversationReadFull
-from bridge.errors import StorageUnavailable
 from bridge.inbox import storage
 from bridge.models import ThreadKey
 from bridge.store import keys
-from bridge.store.keys import Namespace
+from bridge.store.threadhash import ThreadHash
 from bridge.threadmap import RedisClient, ThreadMap
 
 log = logging.getLogger(__name__)
@@ -35,7 +32,6 @@ CONTEXT_FIELDS = {
     "enterprise_id": "slack_context_enterprise_id",
 }
 _DEFAULT_PROMPT = "What can you help me with?"
-_KEYS = Namespace("slack")
 
 
 @runtime_checkable
@@ -90,7 +86,10 @@ class AssistantThreads:
     def __init__(
         self, redis: RedisClient, threads: ThreadMap, routing: Routing, prompts: Sequence[str]
     ) -> None:
-        self._redis = redis
+        # `{thread}:slack:assistant-context`, ANSWER_TTL_SECONDS: a thread is picked up for weeks.
+        self._contexts = ThreadHash(
+            redis, PLATFORM, "assistant-context", ttl_seconds=keys.ANSWER_TTL_SECONDS
+        )
         self._threads = threads
         self._routing = routing
         self._prompts = list(prompts)
@@ -133,24 +132,11 @@ class AssistantThreads:
 
     async def context_for(self, thread: ThreadKey) -> tuple[tuple[str, str], ...]:
         """The last context seen for an assistant thread (nothing for other threads)."""
-        try:
-            stored = await self._redis.hgetall(_context_key(thread))
-        except redis.exceptions.RedisError as exc:
-            raise StorageUnavailable("cannot read the assistant thread's context") from exc
-        return tuple(sorted((text(k), text(v)) for k, v in stored.items()))
+        return tuple(sorted((await self._contexts.get(thread)).items()))
 
     async def _remember(self, thread: ThreadKey, context: dict[str, str]) -> None:
-        if not context:
-            return
-        key = _context_key(thread)
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(key)
-                pipe.hset(key, mapping=context)  # type: ignore[arg-type]
-                pipe.expire(key, keys.ANSWER_TTL_SECONDS)
-                await pipe.execute()
-        except redis.exceptions.RedisError as exc:
-            raise StorageUnavailable("cannot record the assistant thread's context") from exc
+        if context:
+            await self._contexts.replace(thread, context)
 
     async def _merge_into_conversation(self, thread: ThreadKey, context: dict[str, str]) -> None:
         async with storage("thread record"):
@@ -172,8 +158,3 @@ class AssistantThreads:
         except EngageError as exc:
             log.info("agent metadata not read: %s", type(exc).__name__)
             return None
-
-
-def _context_key(thread: ThreadKey) -> str:
-    """Hash of CONTEXT_FIELDS (ANSWER_TTL_SECONDS: an assistant thread is picked up for weeks)."""
-    return _KEYS.thread(thread, "assistant-context")

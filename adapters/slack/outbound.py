@@ -8,8 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
-import redis.exceptions
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -19,13 +17,12 @@ from adapters.slack.feedback_blocks import answer_blocks
 from adapters.slack.format import MARKDOWN_TEXT_LIMIT, neutralise_pings
 from adapters.slack.mrkdwn import split_mrkdwn_safe, to_mrkdwn
 from bridge import backoff
-from bridge.errors import PermanentPlatformError, PlatformError, StorageUnavailable
-from bridge.feedback import AnswerRef, Answers
+from bridge.errors import PermanentPlatformError, PlatformError
 from bridge.models import Reply, ReplyKind, ThreadKey
 from bridge.parts import DEFAULT_MAX_PARTS, bounded
-from bridge.store import Namespace, keys
+from bridge.store import RedisClient
+from bridge.store.parts import AnswerIndex, Parts, PartState
 
-_KEYS = Namespace("slack")
 Sleep = Callable[[float], Awaitable[None]]
 
 log = logging.getLogger(__name__)
@@ -76,27 +73,26 @@ def translate(exc: Exception, method: str) -> PlatformError:
 class SlackSender:
     """`send` and `set_status` for the Slack adapter.
 
-    Outbound idempotency: each part of a reply is recorded in Redis (hash
-    `{thread}:slack:parts`, field `<idempotency key>:<part>` -> ts) after it is posted, and a
-    `pending:` field is written just before. A retried turn skips recorded parts; a part left
-    pending (the process died between posting and recording) is looked up in the thread with
-    `conversations.replies`, by the `engage_reply` metadata every part carries.
+    Outbound idempotency (bridge.store.parts): each part of a reply is marked pending in the
+    step that finds it unposted, and recorded (ts) once posted; the last part's record also
+    records the reply in the core's posted ledger, and an answer's parts its run (reactions are
+    feedback on it). A retried reply skips recorded parts; a part left pending (the process died
+    between posting and recording) is looked up in the thread with `conversations.replies`, by
+    the `engage_reply` metadata every part carries.
     """
 
     def __init__(
         self,
         client: AsyncWebClient | Clients,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         *,
-        answers: Answers | None = None,
         max_parts: int = DEFAULT_MAX_PARTS,
         user_mentions: bool = False,
         retry: backoff.Retry | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._clients = client if isinstance(client, Clients) else Clients(client)
-        self._redis = redis
-        self._answers = answers or Answers(redis)
+        self._parts = Parts(redis, "slack")
         self._max_parts = max_parts
         self._neutralise_users = not user_mentions
         self._status_by_reaction: set[ThreadKey] = set()
@@ -104,25 +100,37 @@ class SlackSender:
         self._sleep = sleep
 
     async def send(self, reply: Reply) -> str:
+        return (await self.post_once(reply))[0]
+
+    async def post_once(self, reply: Reply) -> tuple[str, bool]:
+        """Post the parts of `reply` Slack does not have yet: (ts of the last part, whether
+        anything was posted now). A reply in the core's posted ledger is not posted again, and
+        the last part's record records the reply there (bridge.store.parts)."""
         text = neutralise_pings(reply.text, users=self._neutralise_users)
         parts = bounded(split_mrkdwn_safe(text, MARKDOWN_TEXT_LIMIT), self._max_parts)
         parts = parts or ["\u200b"]
-        ts = ""
+        answer = None
+        if reply.run_id and reply.kind is ReplyKind.AGENT:
+            # A reaction on any part of an answer is feedback on its run.
+            where = ("slack", reply.thread.workspace, reply.thread.channel)
+            answer = AnswerIndex(where, reply.run_id, reply.thread.thread)
+        ts, posted_now = "", False
         for index, part in enumerate(parts):
-            ts = await self._post_part(reply, index, len(parts), part)
-            if reply.run_id and reply.kind is ReplyKind.AGENT:
-                # A reaction on any part of an answer is feedback on its run.
-                where = AnswerRef("slack", reply.thread.workspace, reply.thread.channel, ts)
-                await self._answers.remember(where, reply.run_id, reply.thread.thread)
-        return ts
+            ts, posted = await self._post_part(reply, index, len(parts), part, answer)
+            if posted is None:
+                return ts, posted_now  # the whole reply is recorded
+            posted_now = posted_now or posted
+        return ts, posted_now
 
-    async def _post_part(self, reply: Reply, index: int, total: int, text: str) -> str:
+    async def _post_part(
+        self, reply: Reply, index: int, total: int, text: str, answer: AnswerIndex | None
+    ) -> tuple[str, bool | None]:
         """The Slack side's one retry of a post whose outcome is unsure (a 5xx, a timeout, a
         dropped connection): the pending part is looked up before it is posted again. 429s and
         failed connections are retried inside the client (adapters/slack/clients.py)."""
         for attempt in range(1, self._retry.attempts + 1):
             try:
-                return await self._post_once(reply, index, total, text)
+                return await self._post_once(reply, index, total, text, answer)
             except PlatformError as exc:
                 if attempt == self._retry.attempts or not _unsure(exc):
                     raise
@@ -134,20 +142,26 @@ class SlackSender:
                 await self._sleep(pause)
         raise AssertionError("unreachable")
 
-    async def _post_once(self, reply: Reply, index: int, total: int, text: str) -> str:
-        store, field = _parts_key(reply.thread), f"{reply.idempotency_key}:{index}"
-        try:
-            done, pending = await self._redis.hmget(store, [field, f"pending:{field}"])
-        except redis.exceptions.RedisError as exc:
-            raise StorageUnavailable("cannot read posted reply parts") from exc
-        if done is not None:
-            return bytes(done).decode() if isinstance(done, bytes) else str(done)
-        ts = await self._find_posted(reply, index) if pending is not None else None
-        if ts is None:
-            await self._record(store, {f"pending:{field}": "1"})
+    async def _post_once(
+        self, reply: Reply, index: int, total: int, text: str, answer: AnswerIndex | None
+    ) -> tuple[str, bool | None]:
+        """(ts, True posted now | False Slack had it | None the whole reply is recorded)."""
+        last = index == total - 1
+        claim = await self._parts.claim(reply.thread, reply.idempotency_key, index)
+        if claim.state is PartState.REPLY_POSTED:
+            return claim.platform_id, None
+        if claim.state is PartState.PART_POSTED and not last:
+            return claim.platform_id, False
+        ts = claim.platform_id
+        if claim.state is PartState.PENDING:
+            ts = await self._find_posted(reply, index) or ""
+        posted = not ts
+        if posted:
             ts = await self._post(reply, index, total, text)
-        await self._record(store, {field: ts}, drop=f"pending:{field}")
-        return ts
+        await self._parts.posted(
+            reply.thread, reply.idempotency_key, index, ts, last=last, answer=answer
+        )
+        return ts, posted
 
     async def _post(self, reply: Reply, index: int, total: int, text: str) -> str:
         metadata = {
@@ -222,17 +236,6 @@ class SlackSender:
             if cursor is None:
                 return None
 
-    async def _record(self, store: str, fields: dict[str, str], drop: str | None = None) -> None:
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(store, mapping=fields)  # type: ignore[arg-type]
-                if drop:
-                    pipe.hdel(store, drop)
-                pipe.expire(store, keys.POSTED_TTL_SECONDS)
-                await pipe.execute()
-        except redis.exceptions.RedisError as exc:
-            raise StorageUnavailable("cannot record posted reply part") from exc
-
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
         """Never fails a turn: a status that cannot be shown is logged and skipped."""
         text = _status_text(status)
@@ -287,12 +290,6 @@ def _status_text(status: str | None) -> str:
     if len(status) <= STATUS_TEXT_LIMIT:
         return status
     return status[: STATUS_TEXT_LIMIT - 1] + "…"
-
-
-def _parts_key(thread: ThreadKey) -> str:
-    """Hash `<idempotency key>:<part>` -> Slack ts of each posted part (POSTED_TTL_SECONDS, like
-    the core's posted ledger), so a retried reply skips the parts Slack already has."""
-    return _KEYS.thread(thread, "parts")
 
 
 def _is_part(message: dict[str, Any], key: str, index: int) -> bool:

@@ -4,13 +4,16 @@
     ├── queue          accept (policy state + dedupe + push + schedule), read / claim / ack
     ├── threads        a turn's phases on its Hold: begin, heartbeat, hand back, fenced commit
     ├── records        thread -> conversation record hashes, create claims, swap
-    ├── posted         outbound idempotency ledger
+    ├── posted         outbound idempotency ledger (parts.Parts: an adapter posting in parts keeps
+    │                  it with its per-part records, in the same round trips)
     ├── dead_letters   turns given up, by turn id
-    └── namespace(n)   keys for an adapter's own state (`{thread}:n:...`, `bridge:n:...`)
+    └── namespace(n)   keys for an adapter's own state (`{thread}:n:...`, `bridge:n:...`;
+                       threadhash.ThreadHash for a small per-thread hash)
 
 Redis errors leave it as `StorageUnavailable` (`storage()`); a fenced write by a holder that
 lost its lease raises `LeaseLost`. Key names and TTLs: `bridge/store/keys.py`; scripts with their
-KEYS/ARGV: `bridge/store/scripts.py`.
+KEYS/ARGV next to them: `scripts.py` (accept, replay, swap), `phases.py` (a turn's begin,
+heartbeat, hand back, commit), `parts.py`, `revise.py`, `appendonce.py`.
 """
 
 from __future__ import annotations
