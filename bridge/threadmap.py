@@ -59,22 +59,29 @@ class ThreadRecord:
         return cls(**known)
 
 
-def conversation_data(message: InboundMessage) -> dict[str, Any]:
-    """The `data` a new conversation is created with."""
+def conversation_data(
+    message: InboundMessage, facts: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The `data` a new conversation is created with; `facts` = what the adapter noted about the
+    thread before (keys.facts)."""
     t = message.thread
-    # The adapter's context first: the core's own fields always win.
-    return dict(message.context) | {
-        "user_id": message.user_id,
-        "user_name": message.user_name,
-        "ticket_id": message.ticket_id or t.thread,
-        "thread_key": str(t),
-        "platform": t.platform,
-        "workspace_id": t.workspace,
-        "channel_id": t.channel,
-        "thread_id": t.thread,
-        "permalink": message.permalink,
-        "status": "bot",
-    }
+    # The adapter's facts and context first: the core's own fields always win.
+    return (
+        dict(facts or {})
+        | dict(message.context)
+        | {
+            "user_id": message.user_id,
+            "user_name": message.user_name,
+            "ticket_id": message.ticket_id or t.thread,
+            "thread_key": str(t),
+            "platform": t.platform,
+            "workspace_id": t.workspace,
+            "channel_id": t.channel,
+            "thread_id": t.thread,
+            "permalink": message.permalink,
+            "status": "bot",
+        }
+    )
 
 
 def record_from_conversation(conversation: ConversationRead, agent: str) -> ThreadRecord | None:
@@ -116,6 +123,11 @@ class ThreadMap:
 
     async def update(self, record: ThreadRecord, **changes: str) -> ThreadRecord:
         return await self.put(replace(record, updated=_now(), **changes))
+
+    async def note_facts(self, thread: ThreadKey, facts: dict[str, str]) -> None:
+        """Replace what is known about a thread for its conversation's `data` (merged in when
+        the conversation is created: no round trip on the ingress path)."""
+        await self._records.note_facts(thread, facts)
 
     async def forget(self, thread: ThreadKey | str) -> bool:
         """Drop the record (the next message creates a new conversation); keep pending work."""
@@ -170,8 +182,9 @@ class ThreadMap:
                     return record, False
         if claim is not None:
             claim.tried = True
+        facts = claim.facts if claim is not None else None
         conversation = await engage.create_conversation(
-            data=conversation_data(message), source=message.platform
+            data=conversation_data(message, facts), source=message.platform
         )
         now = _now()
         record = ThreadRecord(
@@ -216,7 +229,8 @@ class ThreadMap:
                 conversation = found
         status, assignee = ("bot", "") if reset else (old.status, old.assignee)
         if conversation is None:
-            data = conversation_data(message) | {
+            facts = await self._records.facts(thread)
+            data = conversation_data(message, facts) | {
                 "status": status,
                 "previous_conversation_id": old.conversation_id,
             }

@@ -90,7 +90,7 @@ class TurnRunner:
             s.metrics,
             hold,
             s.settings.thread_idle_ttl_seconds,
-            CreateClaim(begun.claim),
+            CreateClaim(begun.claim, begun.facts),
         )
         messages = [decode_message(raw) for raw in begun.pending]
         record = ThreadRecord.from_hash(begun.record)

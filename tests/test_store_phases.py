@@ -183,3 +183,20 @@ async def test_hand_back_lets_go_schedules_again_and_acknowledges(store: Store) 
     entries = await store.queue.read("w2", ">", 10, None)
     assert [t for _, t in entries] == [str(hold.thread)]
     assert await store.threads.acquire(hold.thread, "next", LEASE_MS)
+
+
+async def test_begin_reads_a_threads_facts_only_while_it_has_no_conversation(
+    store: Store,
+) -> None:
+    hold = await take_entry(store, "facts")
+    await store.records.note_facts(hold.thread, {"slack_context_channel_id": "C9"})
+    await store.records.note_facts(hold.thread, {"slack_context_channel_id": "C8"})  # replaced
+    begun = await store.threads.begin(hold, LEASE_MS, acquire=True)
+    assert begun is not None
+    assert begun.facts == {"slack_context_channel_id": "C8"}
+    await store.records.put(hold.thread, {"conversation_id": "c1"})
+    await store.queue.enqueue(message(hold.thread, "two", message_id="facts-2"))
+    assert await store.threads.commit(hold, count=1, **COMMIT)
+    again = await store.threads.begin(hold, LEASE_MS, acquire=False)
+    assert again is not None
+    assert again.facts == {}

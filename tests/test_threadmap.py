@@ -192,6 +192,22 @@ async def test_a_claim_taken_by_begin_creates_at_once_and_a_found_one_searches_f
     assert len(conversations_for(emulator, str(found))) == 1
 
 
+async def test_facts_noted_before_the_conversation_go_into_its_data_the_core_wins(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    bridge = make_bridge(redis_client, engage_client, RecordingAdapter())
+    thread = thread_key("facts")
+    facts = {"slack_context_channel_id": "C9", "channel_id": "not-this"}
+    claim = CreateClaim(Claim.TAKEN, facts)
+    record, created = await bridge.threads.ensure(
+        engage_client, message(thread), "parrot", read=None, claim=claim
+    )
+    assert created
+    data = emulator.state.conversations[record.conversation_id].data
+    assert data["slack_context_channel_id"] == "C9"
+    assert data["channel_id"] == thread.channel
+
+
 async def test_a_first_turn_that_creates_nothing_leaves_no_create_claim(
     redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
 ) -> None:

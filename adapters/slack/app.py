@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -129,7 +128,7 @@ class SlackAdapter:
         self._revisions = Revisions(redis, follow_up_edits=follow_up)
         self._files = FileReader(FileLimits(max_bytes=self._options.file_max_bytes))
         self._assistant = AssistantThreads(
-            redis, self._threads, settings.file.routing, self._options.suggested_prompts
+            self._threads, settings.file.routing, self._options.suggested_prompts
         )
         self._inbox: Inbox | None = None
         self._identity: BotIdentity | None = None
@@ -275,10 +274,6 @@ class SlackAdapter:
         message = events.to_event(
             body, bot, self._staff_in(str(body.get("team_id") or bot.team_id))
         )
-        if message is not None and message.is_dm:
-            # An assistant thread's first message carries the channel the person was viewing.
-            extra = await self._assistant.context_for(message.thread)
-            message = dataclasses.replace(message, context=extra) if extra else message
         if message is not None and message.attachments and await self._for_the_bot(message):
             session = self._client.session
             message = await self._files.with_files(message, session, client.token)

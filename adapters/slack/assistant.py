@@ -14,9 +14,7 @@ from bridge.engage.errors import EngageError
 from bridge.engage.models import AgentMetadata, ConversationReadFull
 from bridge.inbox import storage
 from bridge.models import ThreadKey
-from bridge.store import keys
-from bridge.store.threadhash import ThreadHash
-from bridge.threadmap import RedisClient, ThreadMap
+from bridge.threadmap import ThreadMap
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +78,10 @@ def _title(text: str) -> str:
 
 
 class AssistantThreads:
-    """Listeners for the split-view assistant; the context is kept per thread in Redis until
-    the conversation exists (then it is merged into its `data`)."""
+    """Listeners for the split-view assistant; the context is kept with the thread in Redis
+    (ThreadMap.note_facts) until the conversation exists (then it is merged into its `data`)."""
 
-    def __init__(
-        self, redis: RedisClient, threads: ThreadMap, routing: Routing, prompts: Sequence[str]
-    ) -> None:
-        # `{thread}:slack:assistant-context`, ANSWER_TTL_SECONDS: a thread is picked up for weeks.
-        self._contexts = ThreadHash(
-            redis, PLATFORM, "assistant-context", ttl_seconds=keys.ANSWER_TTL_SECONDS
-        )
+    def __init__(self, threads: ThreadMap, routing: Routing, prompts: Sequence[str]) -> None:
         self._threads = threads
         self._routing = routing
         self._prompts = list(prompts)
@@ -130,13 +122,11 @@ class AssistantThreads:
             await self._merge_into_conversation(thread, context)
         await ack()
 
-    async def context_for(self, thread: ThreadKey) -> tuple[tuple[str, str], ...]:
-        """The last context seen for an assistant thread (nothing for other threads)."""
-        return tuple(sorted((await self._contexts.get(thread)).items()))
-
     async def _remember(self, thread: ThreadKey, context: dict[str, str]) -> None:
+        """Noted with the thread: its first message's turn creates the conversation with it
+        (bridge.store.keys.facts), so the message's own path to Redis stays one round trip."""
         if context:
-            await self._contexts.replace(thread, context)
+            await self._threads.note_facts(thread, context)
 
     async def _merge_into_conversation(self, thread: ThreadKey, context: dict[str, str]) -> None:
         async with storage("thread record"):

@@ -3,12 +3,12 @@
     Store
     ├── queue          accept (policy state + dedupe + push + schedule), read / claim / ack
     ├── threads        a turn's phases on its Hold: begin, heartbeat, hand back, fenced commit
-    ├── records        thread -> conversation record hashes, create claims, swap
+    ├── records        thread -> conversation record hashes, create claims, swap, facts for a
+    │                  conversation yet to be created (BEGIN reads them)
     ├── posted         outbound idempotency ledger (parts.Parts: an adapter posting in parts keeps
     │                  it with its per-part records, in the same round trips)
     ├── dead_letters   turns given up, by turn id
-    └── namespace(n)   keys for an adapter's own state (`{thread}:n:...`, `bridge:n:...`;
-                       threadhash.ThreadHash for a small per-thread hash)
+    └── namespace(n)   keys for an adapter's own state (`{thread}:n:...`, `bridge:n:...`)
 
 Redis errors leave it as `StorageUnavailable` (`storage()`); a fenced write by a holder that
 lost its lease raises `LeaseLost`. Key names and TTLs: `bridge/store/keys.py`; scripts with their

@@ -42,6 +42,9 @@ FEEDBACK_CLAIM_TTL_SECONDS = 24 * 3600
 within minutes, so a day is ample and keeps the claims bounded."""
 ANSWER_TTL_SECONDS = 30 * 24 * 3600
 """Which run produced a posted answer: people react to answers weeks later; ~120 bytes each."""
+FACTS_TTL_SECONDS = 30 * 24 * 3600
+"""What an adapter learnt about a thread before its first message (Slack: the channel an assistant
+thread was opened from) waits for that message: people come back to such a thread for weeks."""
 COMMAND_CLAIM_TTL_SECONDS = 10 * 60
 """A slash command's signed body is accepted for 5 minutes (Slack's timestamp window): a claim
 that outlives the window by as much again stops every replay of the same invocation."""
@@ -93,6 +96,12 @@ def attempts(thread: ThreadKey | str) -> str:
 def posted(thread: ThreadKey | str) -> str:
     """Hash agent message id (or notice id) -> platform message id (POSTED_TTL_SECONDS)."""
     return f"{tag(thread)}:posted"
+
+
+def facts(thread: ThreadKey | str) -> str:
+    """Hash of extra `data` for the thread's conversation, written by an adapter (replaced whole,
+    FACTS_TTL_SECONDS); BEGIN reads it for a thread without conversation, the create merges it."""
+    return f"{tag(thread)}:facts"
 
 
 def create_claim(thread: ThreadKey | str) -> str:

@@ -26,18 +26,19 @@ local function done()
 end
 """
 
-# KEYS: lease, inbox, record, turn, attempts, create claim[, ready stream]. ARGV: token, lease ms,
-# acquire (1/0), turn ttl, claim ttl[, group, entry id].
+# KEYS: lease, inbox, record, turn, attempts, create claim, facts[, ready stream]. ARGV: token,
+# lease ms, acquire (1/0), turn ttl, claim ttl[, group, entry id].
 # -> nil: another worker holds the lease (it looks at the inbox again before it lets go); -1:
 # lease lost; 0: inbox empty, lease released; (nil and 0 acknowledge the entry) else {pending
 # messages, record fields, journal ids found, turns started on the head batch, create claim: 0
-# the thread has a conversation, 1 taken now, 2 already there (a create may have half-happened)}.
+# the thread has a conversation, 1 taken now, 2 already there (a create may have half-happened),
+# the thread's facts for its conversation's data (read only when there is no conversation)}.
 # One round trip opens a turn: the lease, what to do, what the thread is, what went before. A
 # turn with no journal gets one now (the ids of every pending message, of which the turn takes a
 # prefix): from here on the agent may see the batch, so a retry must reconcile first. A thread
 # without a conversation gets its create claim now, for the same reason: the turn may create one.
 BEGIN = (
-    "local STREAM = 7\n"
+    "local STREAM = 8\n"
     + _DONE
     + """
 if ARGV[3] == '1' then
@@ -69,15 +70,16 @@ if journal == '' then
   redis.call('HSET', KEYS[4], 'ids', cjson.encode(ids))
   redis.call('EXPIRE', KEYS[4], ARGV[4])
 end
-local claim = 0
+local claim, facts = 0, {}
 local conversation = redis.call('HGET', KEYS[3], 'conversation_id')
 if not conversation or conversation == '' then
   claim = 2
   if redis.call('SET', KEYS[6], ARGV[1], 'NX', 'EX', ARGV[5]) then
     claim = 1
   end
+  facts = redis.call('HGETALL', KEYS[7])
 end
-return {items, redis.call('HGETALL', KEYS[3]), journal, count, claim}
+return {items, redis.call('HGETALL', KEYS[3]), journal, count, claim, facts}
 """
 )
 
@@ -192,7 +194,7 @@ class PhaseScripts:
         return True
 
     async def begin(self, hold: Hold, ms: int, *, acquire: bool) -> Any:
-        script_keys = _turn_keys(hold.thread)
+        script_keys = [*_turn_keys(hold.thread), keys.facts(hold.thread)]
         args: list[str | int] = [
             hold.token,
             ms,

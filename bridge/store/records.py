@@ -48,6 +48,19 @@ class Records:
         async with storage("thread record"):
             return await self._scripts.swap_conversation(thread, expected, fields, self._ttl)
 
+    async def note_facts(self, thread: ThreadKey | str, facts: dict[str, str]) -> None:
+        key = keys.facts(thread)
+        async with storage("thread facts"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.hset(key, mapping=facts)  # type: ignore[arg-type]
+            pipe.expire(key, keys.FACTS_TTL_SECONDS)
+            await pipe.execute()
+
+    async def facts(self, thread: ThreadKey | str) -> dict[str, str]:
+        async with storage("thread facts"):
+            raw = await self._redis.hgetall(keys.facts(thread))
+        return {text(k): text(v) for k, v in raw.items()}
+
     async def forget(self, thread: ThreadKey | str) -> bool:
         async with storage("thread record"):
             return bool(await self._redis.delete(keys.record(thread), keys.create_claim(thread)))

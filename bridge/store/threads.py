@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.codec import text
@@ -32,6 +32,7 @@ class CreateClaim:
     """One turn's view of its thread's create claim, as `begin` left it."""
 
     state: Claim = Claim.NONE
+    facts: dict[str, str] = field(default_factory=dict)  # keys.facts: for the conversation's data
     tried: bool = False  # this turn asked Engage Smarter to create a conversation
 
     @property
@@ -55,13 +56,17 @@ class Begun:
     journal: list[str]
     attempt: int
     claim: Claim = Claim.NONE
+    facts: dict[str, str] = field(default_factory=dict)
+
+
+def _pairs(flat: Any) -> dict[str, str]:
+    return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
 def _begun(reply: Any) -> Begun:
-    items, flat, journal, attempt, claim = reply
-    record = {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
+    items, record, journal, attempt, claim, facts = reply
     ids = list(json.loads(journal)) if journal else []
-    return Begun(list(items), record, ids, int(attempt), Claim(int(claim)))
+    return Begun(list(items), _pairs(record), ids, int(attempt), Claim(int(claim)), _pairs(facts))
 
 
 class ThreadState:
