@@ -169,6 +169,7 @@ async def test_status_is_cleared_when_the_turn_is_cancelled(
 ) -> None:
     adapter = RecordingAdapter()
     turn = agent_turn(redis_client, engage_client, adapter)
+    hold_answers(emulator)  # no answer can come before the cancel, however slow the machine
     task = asyncio.create_task(answer(turn, engage_client, "slow", "take your time"))
     await wait_until(lambda: "Thinking slowly…" in statuses(adapter))
     task.cancel()
