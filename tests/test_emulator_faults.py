@@ -175,6 +175,26 @@ async def test_a_reset_releases_held_calls(
     assert (emulator.faults.held, emulator.faults.answers_held) == (0, 0)
 
 
+async def test_a_reset_releases_answers_it_caught_even_when_the_next_hold_follows_at_once(
+    emulator: Emulator, emulator_http: httpx.AsyncClient
+) -> None:
+    # The shared emulator resets between tests; a slow agent of one test must not be caught
+    # by the next test's hold (it would count in that test's answers_held).
+    cid = await new_conversation(emulator_http)
+    emulator.state.agents["slow"].seconds = 0.2  # type: ignore[attr-defined]
+    emulator.faults.hold_answers = True
+    path = f"/v1/conversations/{cid}/chat"
+    chat = asyncio.create_task(emulator_http.post(path, params={"agent": "slow"}, json=CHAT_BODY))
+    await wait_until(lambda: len(emulator.state.runs_for(cid)) == 1)
+
+    emulator.faults.reset()
+    emulator.faults.hold_answers = True  # the next test's hold
+
+    assert (await asyncio.wait_for(chat, timeout=10)).status_code == 200
+    assert emulator.state.messages(cid)[-1].content == "You said: hi"
+    assert emulator.faults.answers_held == 0
+
+
 async def test_lost_response_is_processed_but_the_client_sees_an_error(
     emulator: Emulator, emulator_http: httpx.AsyncClient
 ) -> None:

@@ -76,6 +76,9 @@ class Faults:
     _rng: random.Random = field(default_factory=random.Random, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _waiting: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    # Bumped by reset(): whatever a hold caught before it goes on even if a hold is set again
+    # before it looks (an agent still in its own pause when the next test holds answers).
+    _epoch: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.reseed(self.seed)
@@ -90,6 +93,8 @@ class Faults:
             if f.init:
                 setattr(self, f.name, f.default)
         self.reseed(None)
+        with self._lock:
+            self._epoch += 1
 
     def update(self, changes: dict[str, Any]) -> None:
         names = {f.name for f in dataclasses.fields(self) if f.init}
@@ -126,22 +131,32 @@ class Faults:
 
     async def wait_while_held(self, method: str, path: str) -> None:
         if self.matches(method, path):
-            await self._wait("hold")
+            await self._wait("hold", self._epoch)
 
-    async def answer_released(self) -> None:
-        await self._wait("hold_answers")
+    def answer_gate(self) -> Callable[[], Awaitable[None]]:
+        """What a run planned now awaits before its answer: released by `hold_answers = False`
+        or by a reset, whichever comes first."""
+        epoch = self._epoch
+
+        async def released() -> None:
+            await self._wait("hold_answers", epoch)
+
+        return released
 
     def _count(self, flag: str) -> int:
         with self._lock:
             return self._waiting.get(flag, 0)
 
-    async def _wait(self, flag: str) -> None:
-        if not getattr(self, flag):
+    def _holding(self, flag: str, epoch: int) -> bool:
+        return bool(getattr(self, flag)) and epoch == self._epoch
+
+    async def _wait(self, flag: str, epoch: int) -> None:
+        if not self._holding(flag, epoch):
             return
         with self._lock:
             self._waiting[flag] = self._waiting.get(flag, 0) + 1
         try:
-            while getattr(self, flag):  # noqa: ASYNC110
+            while self._holding(flag, epoch):  # noqa: ASYNC110
                 await asyncio.sleep(_HOLD_POLL_SECONDS)
         finally:
             with self._lock:
@@ -171,7 +186,7 @@ class Faults:
             break_stream_after=self.break_stream_after,
             agent_delay=self.agent_delay,
             agent_error=self.agent_error,
-            answer_gate=self.answer_released if self.hold_answers else None,
+            answer_gate=self.answer_gate() if self.hold_answers else None,
         )
 
     def plan_with_header(self, method: str, path: str, header: str | None) -> FaultPlan:
