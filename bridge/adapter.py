@@ -91,7 +91,9 @@ class AcceptSignAdapter(Protocol):
 class LastingSign(Protocol):
     """Optional, with AcceptSignAdapter: how long its sign stays shown by itself, so a worker of
     the same process that starts the turn within that time does not show the same status again
-    (Slack's status stays until the app posts, at most 2 minutes; Discord's typing ~10 s)."""
+    (Slack's status stays until the app posts, at most 2 minutes). 0 means the worker's status
+    is always sent: Discord's typing lasts ~10 s, so the worker's status starts the loop that
+    keeps it shown."""
 
     sign_seconds: float
 

@@ -154,3 +154,34 @@ async def test_a_failing_accept_sign_is_a_platform_error_not_a_crash(
 
     with pytest.raises(PlatformError):
         await discord_listener.show_accepted(key)
+
+
+async def test_typing_goes_on_after_the_accept_sign_while_the_agent_works(
+    tmp_path: Path,
+    redis_client: aioredis.Redis,
+    emulator: Any,
+    fake_discord: FakeDiscord,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One typing call shows ~10 s: a turn longer than that must keep typing after the accept
+    # sign, even though the worker's first status comes right after it.
+    monkeypatch.setattr("adapters.discord.status.TYPING_EVERY_SECONDS", 0.2)
+    monkeypatch.setattr("adapters.discord.outbound.TYPING_EVERY_SECONDS", 0.2)
+    config = FileConfig(routing=Routing(default_agent="parrot"), policy=Policy())
+    settings = discord_bridge_settings(tmp_path, emulator, fake_discord, file=config)
+    hold_answers(emulator)
+
+    async with discord_runtime(settings, redis_client, emulator) as (_, adapter):
+        posted = await fake_discord.post(
+            fake_discord.text_channel["id"], fake_discord.user("alice"), "hi", mention_bot=True
+        )
+        typing = rf"/channels/{posted['id']}/typing"
+        await wait_until(lambda: emulator.faults.answers_held == 1)
+        # The accept sign, then the loop's calls while the answer is held.
+        await fake_discord.wait_until(lambda: len(fake_discord.calls_to("POST", typing)) >= 4)
+        release_answers(emulator)
+        await fake_discord.wait_until(lambda: bool(fake_discord.bot_messages(posted["id"])))
+        await wait_until(lambda: adapter.typing_threads() == set())
+
+    [answer] = fake_discord.bot_messages(posted["id"])
+    assert answer["content"] == "You said: hi"

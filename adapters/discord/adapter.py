@@ -57,6 +57,9 @@ class DiscordAdapter:
     """`start` logs in over REST (enough to send); listener processes also open the gateway."""
 
     name = "discord"
+    # Typing shows ~10 s per call: the worker's status always starts the typing loop (which goes
+    # on from the accept sign) rather than skipping it as a repeat (bridge.adapter.LastingSign).
+    sign_seconds = 0.0
 
     def __init__(
         self,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
@@ -15,7 +17,7 @@ from adapters.discord.events import DM_WORKSPACE
 from adapters.discord.feedback import Feedback, feedback_view
 from adapters.discord.format import nonce_for, split_message, thread_name
 from adapters.discord.settings import DiscordSettings
-from adapters.discord.status import StatusLine
+from adapters.discord.status import TYPING_EVERY_SECONDS, StatusLine
 from bridge import backoff
 from bridge.chat import WORKING_STATUS
 from bridge.errors import PermanentPlatformError, PlatformError
@@ -35,6 +37,8 @@ _PERMANENT = frozenset({50001, 50013, 10003, 160005, 50083})
 _KNOWN_THREADS_MAX = 10_000
 # The 5xx statuses discord.py's HTTPClient.request already repeats (5 tries, its own waits).
 _RETRIED = frozenset({500, 502, 504, 524})
+# Accept signs remembered until their thread's turn starts (a forgotten one costs one typing call).
+_SIGNED_MEMORY = 10_000
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -58,6 +62,7 @@ class Outbound:
         self._feedback = feedback
         self._known_threads: OrderedDict[str, None] = OrderedDict()
         self._status: dict[ThreadKey, StatusLine] = {}
+        self._signed_at: dict[ThreadKey, float] = {}
         self._retry = retry or backoff.Retry()
         self._sleep = sleep
 
@@ -121,6 +126,9 @@ class Outbound:
             raise _translate(exc, thread, "show typing") from exc
         except (aiohttp.ClientError, OSError, ValueError) as exc:  # ValueError: a broken body
             raise PlatformError(f"typing not shown in {thread}: {exc}") from exc
+        if len(self._signed_at) > _SIGNED_MEMORY:
+            self._signed_at.clear()
+        self._signed_at[thread] = time.monotonic()
 
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
         line = self._status.get(thread)
@@ -133,7 +141,15 @@ class Outbound:
             if line is not None:
                 line.cancel()
             target = await self._target(thread)
-            line = StatusLine(target, edit_seconds=self._options.status_edit_seconds)
+            # A typing call shown a moment ago by the accept sign still shows: the loop goes on
+            # from it instead of repeating it.
+            signed_at = self._signed_at.pop(thread, None)
+            since = math.inf if signed_at is None else time.monotonic() - signed_at
+            line = StatusLine(
+                target,
+                edit_seconds=self._options.status_edit_seconds,
+                first_typing_after=max(0.0, TYPING_EVERY_SECONDS - since),
+            )
             self._status[thread] = line
         # The core's generic "working" text is what typing already says; the agent's own
         # status texts are worth a message.

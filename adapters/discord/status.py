@@ -35,8 +35,15 @@ def status_text(text: str) -> str:
 class StatusLine:
     """One thread's indicator while a turn runs. Never raises: status is decoration."""
 
-    def __init__(self, target: discord.PartialMessageable, *, edit_seconds: float) -> None:
+    def __init__(
+        self,
+        target: discord.PartialMessageable,
+        *,
+        edit_seconds: float,
+        first_typing_after: float = 0.0,
+    ) -> None:
         self._target = target
+        self._first_typing_after = first_typing_after
         self._edit_seconds = edit_seconds
         self._desired: str | None = None
         self._shown: str | None = None
@@ -116,6 +123,8 @@ class StatusLine:
     async def _keep_typing(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + TYPING_MAX_SECONDS
+        if self._first_typing_after > 0:
+            await asyncio.sleep(self._first_typing_after)
         while loop.time() < deadline:
             try:
                 await self._target.typing()
