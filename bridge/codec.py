@@ -33,9 +33,13 @@ def message_to_dict(message: InboundMessage) -> dict[str, Any]:
     }
 
 
-def message_from_dict(raw: dict[str, Any]) -> InboundMessage:
+def message_from_dict(raw: dict[str, Any], thread: ThreadKey | None = None) -> InboundMessage:
+    """`thread`: the key the caller expects (an inbox's own), reused instead of parsed again."""
+    spelled = raw["thread"]
+    if thread is None or spelled != str(thread):
+        thread = ThreadKey.parse(spelled)
     return InboundMessage(
-        thread=ThreadKey.parse(raw["thread"]),
+        thread=thread,
         message_id=raw["message_id"],
         user_id=raw["user_id"],
         text=raw["text"],
@@ -57,8 +61,8 @@ def encode_message(message: InboundMessage) -> str:
     return json.dumps(message_to_dict(message), separators=(",", ":"))
 
 
-def decode_message(raw: bytes | str) -> InboundMessage:
-    return message_from_dict(json.loads(raw))
+def decode_message(raw: bytes | str, thread: ThreadKey | None = None) -> InboundMessage:
+    return message_from_dict(json.loads(raw), thread)
 
 
 def with_message_id(message: InboundMessage, message_id: str) -> InboundMessage:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from bridge.sanitise import clean
 
 _SEPARATOR = ":"
+_SPECIAL = re.compile("[%{}]")
 
 
 def _escape(part: str) -> str:
@@ -42,21 +44,28 @@ class ThreadKey:
     workspace: str
     channel: str
     thread: str
+    # str(key), made once: a turn spells its key ~20 times (Redis keys, logs, ledgers).
+    _text: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _clean_fields(self, ("platform", "workspace", "channel", "thread"))
+        parts = (self.platform, self.workspace, self.channel, self.thread)
+        text = _SEPARATOR.join(parts)
+        if text.count(_SEPARATOR) != 3 or _SPECIAL.search(text) is not None:
+            text = _SEPARATOR.join(_escape(p) for p in parts)
+        object.__setattr__(self, "_text", text)
 
     def __str__(self) -> str:
-        parts = (self.platform, self.workspace, self.channel, self.thread)
-        return _SEPARATOR.join(_escape(p) for p in parts)
+        return self._text
 
     @classmethod
     def parse(cls, text: str) -> ThreadKey:
         parts = text.split(_SEPARATOR)
         if len(parts) != 4 or not all(parts):
             raise ValueError(f"not a thread key: {text!r}")
-        platform, workspace, channel, thread = (_unescape(p) for p in parts)
-        return cls(platform, workspace, channel, thread)
+        if "%" in text:  # only _escape writes '%'
+            parts = [_unescape(p) for p in parts]
+        return cls(*parts)
 
 
 @dataclass(frozen=True, slots=True)

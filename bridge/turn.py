@@ -65,8 +65,8 @@ def plan(messages: Sequence[InboundMessage], status: str | None, staff: Staff) -
         return Step("staff", (head,))
     if status == lifecycle.RESOLVED:
         return Step("reopen", ())
-    run: list[InboundMessage] = []
-    for message in messages:
+    run = [head]  # plain: none of the above
+    for message in messages[1:]:
         if not plain(message):
             break
         run.append(message)
@@ -92,7 +92,7 @@ class TurnRunner:
             s.settings.thread_idle_ttl_seconds,
             CreateClaim(begun.claim, begun.facts),
         )
-        messages = [decode_message(raw) for raw in begun.pending]
+        messages = [decode_message(raw, thread) for raw in begun.pending]
         record = ThreadRecord.from_hash(begun.record)
         journal = begun.journal
         ids = [m.message_id for m in messages]
