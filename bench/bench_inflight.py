@@ -98,7 +98,7 @@ async def start_target(
     env = {
         "ENGAGE_SMARTER_API_KEY": DEFAULT_API_KEY, "ENGAGE_SMARTER_ORG_ID": DEFAULT_ORG_ID,
         "ENGAGE_SMARTER_API_URL": emulator.url, "ENGAGE_BRIDGE_REDIS_URL": redis.url,
-        "ENGAGE_BRIDGE_WEB_ENABLED": "false", "ENGAGE_BRIDGE_LOG_LEVEL": "WARNING",
+        "ENGAGE_BRIDGE_WEB_ENABLED": "false", "ENGAGE_BRIDGE_LOG_LEVEL": args.log_level,
         "ENGAGE_BRIDGE_CONFIG_FILE": str(workdir / "bridge.toml"),
         "SLACK_BOT_TOKEN": lean_slack.BOT_TOKEN, "SLACK_SIGNING_SECRET": lean_slack.SIGNING_SECRET,
         "ENGAGE_BRIDGE_SLACK_API_URL": slack.api_url,
@@ -214,6 +214,8 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--worker-concurrency", type=int, default=0)
+    # The default settings log at INFO (two lines a turn); WARNING shows what logging costs.
+    parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--profile", help="py-spy raw (collapsed) stacks of the bridge, to PATH")
     try:
         asyncio.run(main(parser.parse_args()))
