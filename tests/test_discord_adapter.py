@@ -147,6 +147,56 @@ async def test_a_503_on_a_post_is_retried_by_the_adapter_alone_and_lands_once(
         assert [c.status for c in fake_discord.calls_to("POST", path)][3:] == [503] * 3
 
 
+async def test_a_post_whose_answer_is_cut_short_lands_once_and_returns_its_id(
+    fake_discord: FakeDiscord, discord_listener: DiscordAdapter, recording_inbox: RecordingInbox
+) -> None:
+    # A 200 with a truncated body (a proxy cut it): discord.py raises ValueError, the message
+    # may exist. The adapter repeats the post with its enforced nonce: Discord answers with the
+    # message it already has.
+    key = await _mention(fake_discord, recording_inbox)
+    path = rf"/channels/{key.thread}/messages"
+    fake_discord.break_next("POST", path, handled=True)
+
+    sent_id = await discord_listener.send(Reply(thread=key, text="cut", idempotency_key="c"))
+
+    [message] = fake_discord.bot_messages(key.thread)
+    assert (message["content"], message["id"]) == ("cut", sent_id)
+    assert [c.status for c in fake_discord.calls_to("POST", path)] == [200, 200]
+
+
+async def test_a_post_whose_answers_stay_broken_fails_as_a_platform_error_posted_once(
+    fake_discord: FakeDiscord, recording_inbox: RecordingInbox
+) -> None:
+    fast = discord_settings(
+        fake_discord, agent_attempts=3, agent_backoff_seconds=0.01, agent_backoff_max_seconds=0.02
+    )
+    async with listening(fake_discord, recording_inbox, settings=fast) as adapter:
+        key = await _mention(fake_discord, recording_inbox)
+        path = rf"/channels/{key.thread}/messages"
+        fake_discord.break_next("POST", path, times=10, handled=True)
+        with pytest.raises(PlatformError) as failure:
+            await adapter.send(Reply(thread=key, text="never read", idempotency_key="n"))
+        assert not isinstance(failure.value, PermanentPlatformError)
+        assert len(fake_discord.calls_to("POST", path)) == 3
+        assert [m["content"] for m in fake_discord.bot_messages(key.thread)] == ["never read"]
+
+
+async def test_a_thread_start_whose_answer_is_cut_short_still_gets_the_reply_once(
+    fake_discord: FakeDiscord, discord_listener: DiscordAdapter, recording_inbox: RecordingInbox
+) -> None:
+    key = await _mention(fake_discord, recording_inbox, "a question")
+    starter = rf"/channels/\d+/messages/{key.thread}"
+    fake_discord.break_next("GET", starter)
+    fake_discord.break_next("POST", starter + "/threads", handled=True)
+
+    await discord_listener.send(Reply(thread=key, text="in the thread", idempotency_key="t"))
+
+    assert fake_discord.channels[key.thread]["type"] == 11
+    assert [m["content"] for m in fake_discord.bot_messages(key.thread)] == ["in the thread"]
+    starts = fake_discord.calls_to("POST", starter + "/threads")
+    assert [c.status for c in starts] == [200, 400]  # the repeat meets 160004: it exists
+
+
 async def test_an_existing_thread_is_reused_when_a_fresh_process_meets_160004(
     fake_discord: FakeDiscord, discord_listener: DiscordAdapter, recording_inbox: RecordingInbox
 ) -> None:

@@ -170,6 +170,30 @@ async def test_a_429_delays_the_answer_but_loses_nothing(
     assert statuses == [429, 429, 200]
 
 
+async def test_an_answer_whose_post_is_cut_short_is_posted_once_without_a_crash(
+    discord_bridge: BridgeRuntime,
+    fake_discord: FakeDiscord,
+    redis_client: aioredis.Redis,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The answer's POST creates the message, but its 200 arrives truncated (discord.py raises
+    # ValueError): the outcome is unknown, so the adapter repeats it with the same nonce.
+    fake_discord.break_next("POST", r"/channels/\d+/messages", handled=True)
+
+    thread_id = (await mention(fake_discord, fake_discord.user("h"), "cut"))["id"]
+
+    async def settled() -> bool:
+        return await discord_bridge.bridge.queue_depth() == 0
+
+    posts = rf"/channels/{thread_id}/messages"
+    await wait_until(lambda: len(fake_discord.calls_to("POST", posts)) >= 2)
+    await wait_until(settled)
+    assert [c.status for c in fake_discord.calls_to("POST", posts)] == [200, 200]
+    assert contents(fake_discord, thread_id) == ["You said: cut"]
+    assert "turn crashed" not in caplog.text
+    assert not await redis_client.hlen(keys.DEAD_LETTERS)
+
+
 async def test_a_dropped_gateway_resumes_and_no_message_is_answered_twice(
     discord_bridge: BridgeRuntime, fake_discord: FakeDiscord, emulator: Any
 ) -> None:

@@ -81,6 +81,23 @@ async def test_agent_status_texts_are_one_message_edited_in_place_then_deleted(
     assert seen == ["-# Reading your question…"]  # posted once, the rest were edits
 
 
+async def test_a_status_message_whose_answer_is_cut_short_is_still_deleted_at_the_end(
+    fake_discord: FakeDiscord, discord_listener: DiscordAdapter, recording_inbox: RecordingInbox
+) -> None:
+    # The status message is created but its 200 arrives truncated: without its id it could
+    # never be edited or deleted. Asked again with the same nonce, Discord names it.
+    key = await _mention(fake_discord, recording_inbox)
+    posts = rf"/channels/{key.thread}/messages"
+    fake_discord.break_next("POST", posts, handled=True)
+
+    await discord_listener.set_status(key, "Reading your question…")
+    await fake_discord.wait_until(lambda: len(fake_discord.calls_to("POST", posts)) >= 2)
+    await discord_listener.set_status(key, None)
+
+    assert fake_discord.bot_messages(key.thread) == []
+    assert len(fake_discord.calls_to("DELETE", posts + r"/\d+")) == 1
+
+
 async def test_a_burst_of_status_texts_stays_inside_the_channel_write_bucket(
     fake_discord: FakeDiscord, discord_listener: DiscordAdapter, recording_inbox: RecordingInbox
 ) -> None:

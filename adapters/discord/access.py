@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import aiohttp
 import discord
 
+from adapters.discord.errors import UNANSWERED
 from bridge import permissions
 from bridge.config import Staff
 from bridge.errors import PlatformError
@@ -41,5 +41,5 @@ async def tell(client: discord.Client, user_id: str, text: str) -> None:
         await channel.send(text, allowed_mentions=_NO_MENTIONS)
     except discord.HTTPException as exc:
         raise PlatformError(f"Discord refused the DM: {exc.status} {exc.text}") from exc
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
+    except UNANSWERED as exc:
         raise PlatformError(f"cannot DM on Discord: {exc}") from exc

@@ -9,7 +9,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import discord
 
 from adapters.discord import access, commands
@@ -25,6 +24,7 @@ from adapters.discord.client import (
     capture_session_starts,
     channel_facts,
 )
+from adapters.discord.errors import CALL_FAILED
 from adapters.discord.events import BotFacts, ChannelFacts, ChannelKind, to_event
 from adapters.discord.feedback import (
     Feedback,
@@ -134,7 +134,7 @@ class DiscordAdapter:
         assert self._feedback is not None
         try:
             await self._feedback.on_interaction(interaction)
-        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+        except CALL_FAILED as exc:
             log.warning("discord: feedback interaction %s failed: %s", interaction.id, exc)
 
     def _on_reaction(self, payload: Mapping[str, Any], added: bool, delivery_id: str) -> None:
@@ -172,7 +172,7 @@ class DiscordAdapter:
         except discord.LoginFailure as exc:
             log.error("discord: %s", BAD_TOKEN_HELP)
             raise ConfigError(BAD_TOKEN_HELP) from exc
-        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+        except CALL_FAILED as exc:
             raise PlatformError(f"cannot reach Discord to log in: {exc}") from exc
         user = self._client.user
         assert user is not None  # login() sets it
@@ -330,7 +330,7 @@ class DiscordAdapter:
             return ChannelFacts(ChannelKind.DM)
         try:
             fetched = await self._client.fetch_channel(int(payload["channel_id"]))
-        except discord.HTTPException as exc:
+        except CALL_FAILED as exc:
             log.warning("discord: channel %s not visible: %s", payload["channel_id"], exc)
             return None
         return channel_facts(fetched)

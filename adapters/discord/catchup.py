@@ -19,10 +19,10 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import discord
 from redis.exceptions import RedisError
 
+from adapters.discord.errors import CALL_FAILED
 from adapters.discord.events import DM_WORKSPACE, ChannelFacts, ChannelKind
 from bridge.store import Namespace
 from bridge.threadmap import RedisClient
@@ -173,7 +173,7 @@ class GapRecovery:
         for _ in range(MAX_PAGES):
             try:
                 page = await self._http.logs_from(int(channel_id), PAGE, after=after)
-            except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            except CALL_FAILED as exc:
                 log.warning("discord: catch-up of channel %s stopped: %s", channel_id, exc)
                 return
             for payload in reversed(page):  # Discord pages newest first

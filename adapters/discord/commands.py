@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from adapters.discord.errors import CALL_FAILED
 from adapters.discord.events import PLATFORM, thread_key
 from bridge.errors import BridgeError
 from bridge.models import InboundMessage, Origin, ThreadKey
@@ -66,7 +67,7 @@ async def sync(tree: app_commands.CommandTree, guild_ids: list[int]) -> None:
             guild = discord.Object(id=guild_id)
             tree.copy_global_to(guild=guild)
             await tree.sync(guild=guild)
-    except discord.HTTPException as exc:
+    except CALL_FAILED as exc:
         log.warning("discord: slash commands not synced (%s); they may be missing or stale", exc)
 
 

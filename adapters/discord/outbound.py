@@ -9,10 +9,11 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-import aiohttp
 import discord
 
+from adapters.discord.errors import UNANSWERED
 from adapters.discord.events import DM_WORKSPACE
 from adapters.discord.feedback import Feedback, feedback_view
 from adapters.discord.format import nonce_for, split_message, thread_name
@@ -41,6 +42,7 @@ _RETRIED = frozenset({500, 502, 504, 524})
 _SIGNED_MEMORY = 10_000
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 class Outbound:
@@ -97,22 +99,31 @@ class Outbound:
         text: str,
         view: discord.ui.View | None,
     ) -> discord.Message:
-        """One part. discord.py waits out 429s and repeats 500/502/504/524 itself; this repeats
-        only what it raises at once (a lost connection, another 5xx). Safe: the nonce is
-        enforced, so Discord returns the message it already has instead of a second one."""
+        """One part. Safe to repeat: the nonce is enforced, so Discord returns the message it
+        already has instead of a second one."""
+        return await self._repeating(lambda: _post(target, text, nonce, view), thread, "post")
+
+    async def _repeating(
+        self, call: Callable[[], Awaitable[T]], thread: ThreadKey, action: str
+    ) -> T:
+        """`call` (safe to repeat) until it answers. discord.py waits out 429s and repeats
+        500/502/504/524 itself; this repeats only what it raises at once: another 5xx, or no
+        readable answer (a lost connection, a body cut short), whose outcome is unknown."""
         for attempt in range(1, self._retry.attempts + 1):
             try:
-                return await _post(target, text, nonce, view)
+                return await call()
             except discord.HTTPException as exc:
                 again = isinstance(exc, discord.DiscordServerError) and exc.status not in _RETRIED
                 if not again or attempt == self._retry.attempts:
-                    raise _translate(exc, thread, "post") from exc
+                    raise _translate(exc, thread, action) from exc
                 problem = f"{exc.status}"
-            except (aiohttp.ClientError, OSError) as exc:
+            except UNANSWERED as exc:
                 if attempt == self._retry.attempts:
-                    raise PlatformError(f"cannot reach Discord: {exc}") from exc
+                    raise PlatformError(
+                        f"no answer from Discord to {action} in {thread}: {type(exc).__name__}"
+                    ) from exc
                 problem = type(exc).__name__
-            log.warning("discord: post failed (%s, attempt %d); retrying", problem, attempt)
+            log.warning("discord: %s failed (%s, attempt %d); retrying", action, problem, attempt)
             await self._sleep(self._retry.wait(attempt))
         raise AssertionError("unreachable")
 
@@ -124,7 +135,7 @@ class Outbound:
             await target.typing()
         except discord.HTTPException as exc:
             raise _translate(exc, thread, "show typing") from exc
-        except (aiohttp.ClientError, OSError, ValueError) as exc:  # ValueError: a broken body
+        except UNANSWERED as exc:
             raise PlatformError(f"typing not shown in {thread}: {exc}") from exc
         if len(self._signed_at) > _SIGNED_MEMORY:
             self._signed_at.clear()
@@ -181,14 +192,29 @@ class Outbound:
             name = thread_name(str(starter.get("content") or ""))
         except discord.HTTPException:
             name = thread_name("")
-        try:
-            await http.start_thread_with_message(
-                channel_id, message_id, name=name, auto_archive_duration=1440
-            )
+        except UNANSWERED:
+            name = thread_name("")
+        # Safe to repeat: starting the same thread again answers 160004.
+        started = await self._repeating(
+            lambda: _start(http, channel_id, message_id, name), thread, "start a thread"
+        )
+        if started:
             log.info("discord: started thread %s", thread)
-        except discord.HTTPException as exc:
-            if exc.code not in _THREAD_EXISTS:
-                raise _translate(exc, thread, "start a thread") from exc
+
+
+async def _start(
+    http: discord.http.HTTPClient, channel_id: int, message_id: int, name: str
+) -> bool:
+    """Start the thread from its message; False when it exists already."""
+    try:
+        await http.start_thread_with_message(
+            channel_id, message_id, name=name, auto_archive_duration=1440
+        )
+    except discord.HTTPException as exc:
+        if exc.code in _THREAD_EXISTS:
+            return False
+        raise
+    return True
 
 
 async def _post(

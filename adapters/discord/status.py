@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 
-import aiohttp
 import discord
+
+from adapters.discord.errors import UNANSWERED
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +109,34 @@ class StatusLine:
                 if self._message is not None:
                     await self._message.delete()
             elif self._message is None:
-                sent = await self._target.send(desired, allowed_mentions=_SILENT, silent=True)
-                self._message = self._target.get_partial_message(sent.id)
+                self._message = await self._post(desired)
             else:
                 await self._message.edit(content=desired)
         except discord.NotFound:
             pass  # deleted by a moderator, or the thread is gone: nothing left to update
-        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+        except discord.HTTPException as exc:
             log.info("discord: status message not updated: %s", exc)
+        except UNANSWERED as exc:
+            log.info("discord: status message not updated: %s: %s", type(exc).__name__, exc)
         # Not retried: a failed status update is shown stale at worst, then deleted.
         self._shown = desired
         if desired is None:
             self._message = None
+
+    async def _post(self, text: str) -> discord.PartialMessage:
+        """Post the status message. An answer that never came may hide a message that exists:
+        asked once more with the same (enforced) nonce, Discord names it, so it is not left
+        behind undeletable."""
+        nonce = secrets.token_hex(12)
+        try:
+            sent = await self._send(text, nonce)
+        except UNANSWERED as exc:
+            log.info("discord: status message answer lost (%s); asking again", type(exc).__name__)
+            sent = await self._send(text, nonce)
+        return self._target.get_partial_message(sent.id)
+
+    async def _send(self, text: str, nonce: str) -> discord.Message:
+        return await self._target.send(text, nonce=nonce, allowed_mentions=_SILENT, silent=True)
 
     async def _keep_typing(self) -> None:
         loop = asyncio.get_running_loop()

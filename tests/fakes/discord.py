@@ -24,7 +24,7 @@ from aiohttp import web
 from tests.fakes.discord_cdn import FakeCdn
 from tests.fakes.discord_components import ComponentActions
 from tests.fakes.discord_edits import MessageEdits
-from tests.fakes.discord_faults import Broken, ChannelBucket, RateLimit, forced, take
+from tests.fakes.discord_faults import Broken, ChannelBucket, RateLimit, cut, forced, take
 from tests.fakes.discord_gateway import FakeGateway, GatewaySession, shard_of
 from tests.fakes.discord_interactions import InteractionRoutes
 from tests.fakes.discord_rest import DM, FORUM, PUBLIC_THREAD, TEXT, MessageRoutes
@@ -279,9 +279,12 @@ class FakeDiscord(InteractionRoutes, ComponentActions, MessageEdits, MessageRout
         """The next `times` matching requests get a 429 (path is a regex on the API path)."""
         self.rate_limits.append(RateLimit(method, re.compile(path), times, retry_after))
 
-    def break_next(self, method: str, path: str, *, times: int = 1, status: int = 200) -> None:
-        """The next `times` matching requests get a truncated JSON body (a broken proxy)."""
-        self.broken.append(Broken(method, re.compile(path), times, status))
+    def break_next(
+        self, method: str, path: str, *, times: int = 1, status: int = 200, handled: bool = False
+    ) -> None:
+        """The next `times` matching requests get a truncated JSON body (a broken proxy);
+        `handled`: each is carried out first (a message is created), only the answer is cut."""
+        self.broken.append(Broken(method, re.compile(path), times, status, handled=handled))
 
     def limit_channel_writes(self, limit: int = 5, per: float = 5.0) -> ChannelBucket:
         """Enforce Discord's per-channel message write bucket from now on."""
@@ -335,7 +338,8 @@ class FakeDiscord(InteractionRoutes, ComponentActions, MessageEdits, MessageRout
             if match and method == request.method:
                 response = await handler(body, *match.groups())
                 response.headers.update(bucket)
-                return response
+                broken = cut(self.broken, request.method, path)
+                return response if broken is None else broken
         raise DiscordError(404, 0, f"404: Not Found {request.method} {path}")
 
     def _routes(self) -> list[tuple[str, str, Callable[..., Awaitable[web.Response]]]]:

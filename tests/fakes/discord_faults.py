@@ -24,13 +24,15 @@ class RateLimit:
 
 @dataclass
 class Broken:
-    """The next `times` matching requests get `status` with a body that is not what it says."""
+    """The next `times` matching requests get `status` with a body that is not what it says;
+    `handled`: the request is carried out first (the message exists), only its answer is cut."""
 
     method: str
     path: re.Pattern[str]
     times: int
     status: int = 200
     body: bytes = b'{"truncated": '
+    handled: bool = False
 
 
 @dataclass
@@ -60,8 +62,19 @@ def forced(
         if limit.times > 0 and limit.method == method and limit.path.fullmatch(path):
             limit.times -= 1
             return rate_limited(limit.retry_after)
+    return _broken(broken, method, path, handled=False)
+
+
+def cut(broken: list[Broken], method: str, path: str) -> web.Response | None:
+    """The broken answer to a request that was carried out, if one is due."""
+    return _broken(broken, method, path, handled=True)
+
+
+def _broken(broken: list[Broken], method: str, path: str, *, handled: bool) -> web.Response | None:
     for fault in broken:
-        if fault.times > 0 and fault.method == method and fault.path.fullmatch(path):
+        if fault.handled is not handled or fault.times <= 0:
+            continue
+        if fault.method == method and fault.path.fullmatch(path):
             fault.times -= 1
             return web.Response(
                 body=fault.body, status=fault.status, headers={"Content-Type": "application/json"}
