@@ -12,7 +12,7 @@ from bridge.codec import text
 from bridge.engage.client import EngageClient
 from bridge.engage.models import ConversationRead
 from bridge.models import InboundMessage, ThreadKey
-from bridge.store import RedisClient, Store, keys
+from bridge.store import Namespace, RedisClient, Store, keys
 from bridge.store.records import Records
 from bridge.store.threads import Claim, CreateClaim
 
@@ -128,6 +128,11 @@ class ThreadMap:
         """Replace what is known about a thread for its conversation's `data` (merged in when
         the conversation is created: no round trip on the ingress path)."""
         await self._records.note_facts(thread, facts)
+
+    async def adopt_facts(self, old: Namespace, part: str) -> int:
+        """Move facts an adapter noted under `old.thread(thread, part)` before they were thread
+        facts (see Records.adopt_facts); returns how many moved."""
+        return await self._records.adopt_facts(old, part)
 
     async def forget(self, thread: ThreadKey | str) -> bool:
         """Drop the record (the next message creates a new conversation); keep pending work."""

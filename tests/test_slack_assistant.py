@@ -9,6 +9,7 @@ import pytest
 from bridge.models import ThreadKey
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_events import envelope, user_message
+from tests.fixtures_core import wait_until
 from tests.fixtures_slack import SlackBridge, slack_bridge
 
 pytestmark = pytest.mark.slow
@@ -86,3 +87,30 @@ async def test_the_viewed_channel_reaches_the_conversation_and_follows_changes(
     data = (await bridge.conversation_of(thread)).data
     assert data["slack_context_channel_id"] == "C0002"
     assert data["thread_key"] == str(thread)
+
+
+async def test_a_context_noted_before_the_upgrade_still_reaches_the_conversation(
+    fake_slack: FakeSlack, emulator: Any, redis_client: Any
+) -> None:
+    # Up to session 4 the viewed channel was kept as `{thread}:slack:assistant-context` (30
+    # days); an assistant thread opened then and asked after the upgrade keeps its context.
+    thread = ThreadKey("slack", fake_slack.team_id, DM, THREAD)
+    old = "{" + str(thread) + "}:slack:assistant-context"
+    viewed = {"slack_context_channel_id": "C0009", "slack_context_team_id": fake_slack.team_id}
+    await redis_client.hset(old, mapping=viewed)
+    await redis_client.expire(old, 30 * 24 * 3600)
+
+    async with slack_bridge(fake_slack, emulator, redis_client) as b:
+
+        async def adopted() -> bool:
+            return not await redis_client.exists(old)
+
+        await wait_until(adopted)
+        asked = user_message(b.slack, channel=DM, channel_type="im", thread_ts=THREAD, text="hi")
+        assert (await b.events.send(envelope(b.slack, asked))).status == 200
+        await b.wait_replies(DM, THREAD)
+        data = (await b.conversation_of(thread)).data
+
+    assert data["slack_context_channel_id"] == "C0009"
+    assert data["slack_context_team_id"] == fake_slack.team_id
+    assert data["channel_id"] == DM

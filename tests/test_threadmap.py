@@ -9,8 +9,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from bridge.engage.client import EngageClient
-from bridge.store import keys
+from bridge.store import Namespace, RedisClient, keys
 from bridge.store.threads import Claim, CreateClaim
+from bridge.threadmap import ThreadMap
 from tests.fixtures_core import (
     RecordingAdapter,
     make_bridge,
@@ -206,6 +207,29 @@ async def test_facts_noted_before_the_conversation_go_into_its_data_the_core_win
     data = emulator.state.conversations[record.conversation_id].data
     assert data["slack_context_channel_id"] == "C9"
     assert data["channel_id"] == thread.channel
+
+
+async def test_facts_kept_under_an_adapters_old_key_move_to_the_thread_unless_newer_exist(
+    any_redis: RedisClient,
+) -> None:
+    old = Namespace("slack")
+    moved, kept = thread_key("moved", "slack"), thread_key("kept", "slack")
+    for thread in (moved, kept):
+        await any_redis.hset(old.thread(thread, "context"), mapping={"where": "old"})
+        await any_redis.expire(old.thread(thread, "context"), 1000)
+    threads = ThreadMap(any_redis)
+    await threads.note_facts(kept, {"where": "new"})  # noted after the upgrade: newer
+
+    assert await threads.adopt_facts(old, "context") == 1
+
+    assert await any_redis.hgetall(keys.facts(moved)) == {b"where": b"old"}
+    assert 0 < await any_redis.ttl(keys.facts(moved)) <= 1000  # the old key's TTL went with it
+    assert await any_redis.hgetall(keys.facts(kept)) == {b"where": b"new"}
+    assert not await any_redis.exists(old.thread(moved, "context"))
+    assert not await any_redis.exists(old.thread(kept, "context"))
+    # A pass that finds none marks the move done: later starts skip the scan.
+    assert await threads.adopt_facts(old, "context") == 0
+    assert await any_redis.exists(old.shared("context", "adopted"))
 
 
 async def test_a_first_turn_that_creates_nothing_leaves_no_create_claim(

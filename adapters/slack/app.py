@@ -162,6 +162,7 @@ class SlackAdapter:
         except BaseException:
             await self.aclose()
             raise
+        self._assistant.start()
 
     async def run(self, inbox: Inbox) -> None:
         """Socket Mode when an app token is set; otherwise events arrive over HTTP routes."""
@@ -203,6 +204,7 @@ class SlackAdapter:
         return routes
 
     async def aclose(self) -> None:
+        await self._assistant.close()
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -12,8 +13,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.config import Routing
 from bridge.engage.errors import EngageError
 from bridge.engage.models import AgentMetadata, ConversationReadFull
+from bridge.errors import StorageUnavailable
 from bridge.inbox import storage
 from bridge.models import ThreadKey
+from bridge.store import Namespace
 from bridge.threadmap import ThreadMap
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,9 @@ CONTEXT_FIELDS = {
     "enterprise_id": "slack_context_enterprise_id",
 }
 _DEFAULT_PROMPT = "What can you help me with?"
+# Where contexts were kept before they were thread facts (up to session 4's store): still read,
+# by moving them at start-up, for threads opened before an upgrade and asked after it.
+_OLD_CONTEXTS = Namespace(PLATFORM), "assistant-context"
 
 
 @runtime_checkable
@@ -86,6 +92,26 @@ class AssistantThreads:
         self._routing = routing
         self._prompts = list(prompts)
         self._engage: AgentsAndConversations | None = None
+        self._adopting: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Move contexts noted before the upgrade to thread facts, in the background."""
+        if self._adopting is None:
+            self._adopting = asyncio.create_task(self._adopt_old_contexts())
+
+    async def close(self) -> None:
+        if self._adopting is not None and not self._adopting.done():
+            self._adopting.cancel()
+            await asyncio.wait({self._adopting})
+
+    async def _adopt_old_contexts(self) -> None:
+        try:
+            moved = await self._threads.adopt_facts(*_OLD_CONTEXTS)
+        except StorageUnavailable as exc:
+            log.warning("slack assistant contexts from before the upgrade not moved: %s", exc)
+            return
+        if moved:
+            log.info("slack: %d assistant thread context(s) moved to thread facts", moved)
 
     def attach(self, inbox: object) -> None:
         if isinstance(inbox, HasEngage):

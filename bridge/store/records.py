@@ -6,6 +6,8 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from bridge.codec import text
 from bridge.models import ThreadKey
 from bridge.store import keys
@@ -60,6 +62,31 @@ class Records:
         async with storage("thread facts"):
             raw = await self._redis.hgetall(keys.facts(thread))
         return {text(k): text(v) for k, v in raw.items()}
+
+    async def adopt_facts(self, old: keys.Namespace, part: str) -> int:
+        """Facts an adapter kept under its own per-thread key (`old.thread(thread, part)`) before
+        they were thread facts, each renamed to its thread's facts (same slot; its TTL goes with
+        it) unless newer facts are there (then dropped). Safe in several processes at once; once
+        a whole pass found none, later calls skip the scan. Returns how many moved."""
+        done = old.shared(part, "adopted")
+        tail = "}" + old.thread("", part)[2:]  # `{<thread>}:<name>:<part>`
+        moved = found = 0
+        async with storage("thread facts"):
+            if await self._redis.exists(done):
+                return 0
+            async for raw in self._redis.scan_iter(match=old.thread("*", part), count=1000):
+                key = text(raw)
+                found += 1
+                try:
+                    if await self._redis.renamenx(key, keys.facts(key[1 : -len(tail)])):
+                        moved += 1
+                        continue
+                except ResponseError:
+                    continue  # no such key: another process moved it, or it expired
+                await self._redis.delete(key)
+            if not found:
+                await self._redis.set(done, "1")
+        return moved
 
     async def forget(self, thread: ThreadKey | str) -> bool:
         async with storage("thread record"):
