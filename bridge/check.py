@@ -16,6 +16,7 @@ import sys
 from collections.abc import Awaitable, Iterator
 from typing import TextIO, TypeVar
 
+from bridge import envnames
 from bridge.config import Settings
 from bridge.credentials import secret_problems
 from bridge.engage.client import EngageClient
@@ -143,6 +144,7 @@ async def _start_adapter(settings: Settings, name: str, redis: RedisClient) -> N
 
 def configuration_problems(settings: Settings) -> list[str]:
     problems = secret_problems(settings, *settings.platforms())
+    problems += [envnames.describe(*unknown) for unknown in settings.unknown_variables()]
     if not settings.uses_emulator and not settings.engage_org_id:
         problems.append(ORG_ID_MISSING)
     return problems

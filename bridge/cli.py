@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bridge import admin, check, eventloop
+from bridge import admin, check, envnames, eventloop
 from bridge.config import ALL_ROLES, Role, Settings
 from bridge.errors import BridgeError
 from bridge.logs import configure_logging
@@ -239,6 +239,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             # The terminal is chat's user interface: routine log lines would interleave with it.
             settings = settings.model_copy(update={"log_level": "WARNING"})
         configure_logging(settings)
+        if args.command != "check":  # check reports them as failures instead
+            for name, closest in settings.unknown_variables():
+                log.warning("%s", envnames.describe(name, closest))
         # The long-running commands get uvloop; the others are short and need no fast loop.
         fast = settings.uvloop and args.command in _LONG_RUNNING
         return eventloop.run(COMMANDS[args.command](settings, args, out), use_uvloop=fast)

@@ -7,14 +7,17 @@ reads `os.environ`. Each platform's variables belong to its adapter (`bridge/pla
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from dotenv import dotenv_values
 from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bridge import envnames
 from bridge.errors import ConfigError
 from bridge.platforms import SETTINGS, PlatformSettings, settings_class
 
@@ -144,6 +147,7 @@ class Settings(BaseSettings):
     file: FileConfig = Field(default_factory=FileConfig)
     # Each adapter's own settings, read with the rest (or given: `platforms=`).
     _platforms: dict[str, PlatformSettings] = PrivateAttr(default_factory=dict)
+    _env_file: Any = PrivateAttr(default=None)
 
     def __init__(self, platforms: Iterable[PlatformSettings] = (), **values: Any) -> None:
         """`platforms`: adapters' settings to use instead of reading theirs (tests); the
@@ -151,6 +155,7 @@ class Settings(BaseSettings):
         super().__init__(**values)
         given = {settings.platform: settings for settings in platforms}
         env_file = {"_env_file": values["_env_file"]} if "_env_file" in values else {}
+        self._env_file = values.get("_env_file", self.model_config.get("env_file"))
         self._platforms = {
             name: given[name] if name in given else settings_class(name)(**env_file)
             for name in SETTINGS
@@ -171,6 +176,13 @@ class Settings(BaseSettings):
         """Every adapter's settings, switched on or not, in `bridge.platforms.SETTINGS` order."""
         return list(self._platforms.values())
 
+    def unknown_variables(self) -> list[tuple[str, str | None]]:
+        """`ENGAGE_BRIDGE_*` names in the environment or the `.env` file that no setting reads,
+        each with the closest known name (`bridge.envnames`)."""
+        classes = [type(self), *(type(p) for p in self._platforms.values())]
+        names = [*os.environ, *_dotenv_names(self._env_file)]
+        return envnames.unknown(names, envnames.env_names(*classes))
+
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
         """Build settings from the environment (and `overrides`), then read the TOML file."""
@@ -181,6 +193,15 @@ class Settings(BaseSettings):
         if settings.config_file is not None:
             settings.file = load_file_config(settings.config_file)
         return settings
+
+
+def _dotenv_names(env_file: Any) -> list[str]:
+    """The names an env file (or files, as pydantic-settings takes them) sets."""
+    if env_file is None:
+        return []
+    files = [env_file] if isinstance(env_file, str | Path) else list(env_file)
+    paths = [Path(f) for f in files if isinstance(f, str | Path)]
+    return [name for path in paths if path.is_file() for name in dotenv_values(path)]
 
 
 def load_file_config(path: Path) -> FileConfig:

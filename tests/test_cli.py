@@ -185,6 +185,40 @@ def test_check_names_each_failure(
     assert out.strip().endswith("2 check(s) failed")
 
 
+def test_check_fails_once_per_setting_nobody_reads_naming_it_not_its_value(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENGAGE_BRIDGE_WORKER_CONCURENCY", "secret-looking-value-1")
+    (clean_env / ".env").write_text("ENGAGE_BRIDGE_REDIS_ULR=redis://secret-looking-value-2\n")
+    code, out = run_cli("check")
+    assert code == 1
+    assert (
+        "FAIL configuration: ENGAGE_BRIDGE_REDIS_ULR is not a setting of engage-bridge and is "
+        "ignored (did you mean ENGAGE_BRIDGE_REDIS_URL?)"
+    ) in out
+    assert (
+        "FAIL configuration: ENGAGE_BRIDGE_WORKER_CONCURENCY is not a setting of engage-bridge "
+        "and is ignored (did you mean ENGAGE_BRIDGE_WORKER_CONCURRENCY?)"
+    ) in out
+    assert out.count("FAIL") == 2, out
+    assert "secret-looking-value" not in out
+
+
+def test_other_commands_log_one_warning_per_setting_nobody_reads(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ENGAGE_BRIDGE_LOGLEVEL", "secret-looking-value")
+    monkeypatch.setenv("ENGAGE_BRIDGE_HTTP_PORT", "8099")  # read: not reported
+    monkeypatch.setenv("engage_bridge_log_json", "false")  # names are not case-sensitive
+    code, _ = run_cli("threads", "list")
+    err = capsys.readouterr().err
+    assert code == 0
+    [line] = [line for line in err.splitlines() if "is not a setting" in line]
+    assert "ENGAGE_BRIDGE_LOGLEVEL is not a setting of engage-bridge" in line
+    assert "did you mean ENGAGE_BRIDGE_LOG_LEVEL?" in line
+    assert "secret-looking-value" not in err
+
+
 async def test_history_threads_and_forget_after_a_console_conversation(
     clean_env: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -331,6 +365,26 @@ async def test_run_with_no_configuration_serves_everything_and_chat_answers(
     assert json.loads(after)["messages"][0]["content"] == "Hi, my name is Ada"
     assert errors == ""
     assert not (tmp_path / ".engage-bridge" / "redis.sock").exists()  # not left running
+
+
+@pytest.mark.slow
+async def test_run_warns_at_start_about_a_setting_nobody_reads(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "ENGAGE_BRIDGE_HTTP_PORT": "0",
+        "ENGAGE_BRIDGE_WORKER_CONCURENCY": "secret-looking-value",
+    }
+    async with engage_bridge(tmp_path, env, "run") as run:
+        assert run.stdout is not None
+        await read_until(run.stdout, "Stop with Ctrl+C.")
+        run.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            assert await run.wait() == 0
+    logged = (tmp_path / "run.log").read_text()
+    assert logged.count("ENGAGE_BRIDGE_WORKER_CONCURENCY is not a setting") == 1, logged
+    assert "did you mean ENGAGE_BRIDGE_WORKER_CONCURRENCY?" in logged
+    assert "secret-looking-value" not in logged
 
 
 async def maintenance(cwd: Path, env: dict[str, str], *args: str) -> tuple[str, str]:

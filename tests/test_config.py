@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from adapters.slack.settings import SlackSettings
 from adapters.web.settings import WebSettings
 from adapters.zendesk.settings import ZendeskSettings
 from bridge.config import Settings
+from bridge.envnames import describe, env_names, unknown
 from bridge.errors import ConfigError
 from bridge.platforms import SETTINGS, settings_class
 
@@ -126,3 +129,34 @@ def test_reading_the_settings_loads_no_platform_sdk() -> None:
         check=True,
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_every_engage_bridge_name_the_docs_and_deploy_files_use_is_read_by_a_setting() -> None:
+    # The other side of the unknown-name warning: no documented variable is ever reported.
+    sources = [REPO / "README.md", *sorted((REPO / "deploy").rglob("*.*"))]
+    text = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in sources)
+    names = set(re.findall(r"ENGAGE_BRIDGE_[A-Z0-9_]*[A-Z0-9]", text))
+    settings = Settings(_env_file=None)
+    known = env_names(Settings, *(type(p) for p in settings.platforms()))
+    assert len(names) > 40
+    assert unknown(names, known) == []
+
+
+def test_unknown_names_come_from_the_environment_and_the_env_file_with_the_closest_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in [n for n in os.environ if n.upper().startswith("ENGAGE_BRIDGE_")]:
+        monkeypatch.delenv(name)
+    env_file = tmp_path / "bridge.env"
+    env_file.write_text("ENGAGE_BRIDGE_WEB_TOKN=x\nENGAGE_BRIDGE_HTTP_PORT=9\n", encoding="utf-8")
+    monkeypatch.setenv("ENGAGE_BRIDGE_NOTHING_LIKE_IT", "1")
+    monkeypatch.setenv("ENGAGE_BRIDGE_DISCORD_SHARD_IDS", "[0]")  # an adapter's: known
+    monkeypatch.setenv("ENGAGE_BRIDGE_SLACK_BOT_TOKEN", "xoxb-12345678")  # read too (by name)
+    monkeypatch.setenv("SLACK_BOT_TOKN", "x")  # not ours to judge
+
+    assert Settings(_env_file=env_file).unknown_variables() == [
+        ("ENGAGE_BRIDGE_NOTHING_LIKE_IT", None),
+        ("ENGAGE_BRIDGE_WEB_TOKN", "ENGAGE_BRIDGE_WEB_TOKEN"),
+    ]
+    assert Settings(_env_file=None).unknown_variables() == [("ENGAGE_BRIDGE_NOTHING_LIKE_IT", None)]
+    assert "not a setting" in describe("ENGAGE_BRIDGE_NOTHING_LIKE_IT", None)
