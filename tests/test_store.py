@@ -11,6 +11,7 @@ from bridge.models import Standing
 from bridge.store import Hold, LeaseLost, Namespace, Store, keys
 from bridge.store.threads import Claim
 from tests.fixtures_core import message, thread_key
+from tests.store_probes import journal, pending, take_lease
 
 
 @pytest.fixture
@@ -34,8 +35,8 @@ async def test_enqueue_claims_once_pushes_in_order_and_schedules_every_delivery(
     assert await store.queue.enqueue(first)
     assert not await store.queue.enqueue(first)
     assert await store.queue.enqueue(second)
-    pending = [decode_message(raw).text for raw in await store.threads.pending(thread)]
-    assert pending == ["one", "two"]
+    texts = [decode_message(raw).text for raw in await pending(store.redis, thread)]
+    assert texts == ["one", "two"]
     assert await store.queue.depth() == 3  # the duplicate too: it may be a stranded message's
     assert await store.queue.accept(first) == (Standing.KNOWN, False)
 
@@ -46,29 +47,34 @@ async def test_only_the_lease_holder_commits_and_the_last_commit_lets_go(
     thread = thread_key("lease")
     mine, theirs = Hold(thread, "mine"), Hold(thread, "theirs")
     await store.queue.enqueue(message(thread, "a", message_id="a"))
-    assert await store.threads.acquire(thread, "mine", 5000)
-    assert not await store.threads.acquire(thread, "theirs", 5000)
+    first = await store.threads.begin(mine, 5000, acquire=True)
+    assert first is not None
+    assert (first.journal, first.attempt) == ([], 1)
+    assert await journal(store.redis, thread) == ["a"]  # written by BEGIN, for a retry
+    assert await store.threads.begin(theirs, 5000, acquire=True) is None
     with pytest.raises(LeaseLost):
         await store.threads.commit(
             theirs, count=1, last_message_id="a", mark="", now="t", record_ttl=60
         )
-    assert len(await store.threads.pending(thread)) == 1
-    await store.threads.write_journal(thread, "turn-1", ["a"], 1)
-    assert await store.threads.journal(thread) == ["a"]
-    assert await store.threads.count_attempt(thread, "a") == 1
-    assert await store.threads.count_attempt(thread, "a") == 2
+    assert len(await pending(store.redis, thread)) == 1
+    again = await store.threads.begin(mine, 5000, acquire=False)  # as a retried attempt would
+    assert again is not None
+    assert (again.journal, again.attempt) == (["a"], 2)
     more = await store.threads.commit(
         mine, count=1, last_message_id="a", mark="", now="t", record_ttl=60
     )
     assert not more
-    assert await store.threads.pending(thread) == []
-    assert await store.threads.journal(thread) == []
-    assert await store.threads.count_attempt(thread, "b") == 1
+    assert await pending(store.redis, thread) == []
+    assert await journal(store.redis, thread) == []
+    assert not await store.redis.exists(keys.attempts(thread))  # the next head counts anew
     with pytest.raises(LeaseLost):
         await store.threads.hand_back(mine)
-    assert await store.threads.acquire(thread, "next", 5000)
+    await store.queue.enqueue(message(thread, "b", message_id="b"))
+    later = await store.threads.begin(Hold(thread, "next"), 5000, acquire=True)
+    assert later is not None
+    assert (later.journal, later.attempt) == ([], 1)
     await store.threads.hand_back(Hold(thread, "next"))
-    assert await store.threads.acquire(thread, "after", 5000)
+    assert await take_lease(store.redis, thread, "after", 5000)
 
 
 async def test_swap_writes_only_over_the_expected_conversation(store: Store) -> None:
@@ -108,7 +114,7 @@ async def test_begin_takes_the_lease_and_reads_the_whole_turn_in_one_step(store:
     mine, theirs = Hold(thread, "mine"), Hold(thread, "theirs")
     # Nothing pending: the lease is taken and let go at once.
     assert await store.threads.begin(mine, 5000, acquire=True) is None
-    assert await store.threads.acquire(thread, "other", 5000)
+    assert await take_lease(store.redis, thread, "other", 5000)
     await store.threads.hand_back(Hold(thread, "other"))
     await store.records.put(thread, {"conversation_id": "c1", "status": "bot"})
     for n in (1, 2):
@@ -128,7 +134,7 @@ async def test_begin_takes_the_lease_and_reads_the_whole_turn_in_one_step(store:
     commit = {"last_message_id": "m", "mark": "", "now": "t", "record_ttl": 60}
     assert await store.threads.commit(mine, count=1, **commit)
     assert not await store.threads.commit(mine, count=1, **commit)
-    assert await store.threads.acquire(thread, "next", 5000)
+    assert await take_lease(store.redis, thread, "next", 5000)
 
 
 async def test_messages_enqueued_together_arrive_together_in_order_once(store: Store) -> None:
@@ -136,8 +142,8 @@ async def test_messages_enqueued_together_arrive_together_in_order_once(store: S
     batch = [message(thread, t, message_id=t) for t in ("x", "y", "z")]
     assert await store.queue.enqueue_together(thread, batch) == 3
     assert await store.queue.enqueue_together(thread, batch[1:]) == 0
-    pending = [decode_message(raw).text for raw in await store.threads.pending(thread)]
-    assert pending == ["x", "y", "z"]
+    texts = [decode_message(raw).text for raw in await pending(store.redis, thread)]
+    assert texts == ["x", "y", "z"]
 
 
 async def test_adopting_orphans_frees_every_lease_and_moves_every_unacked_entry(
@@ -149,12 +155,12 @@ async def test_adopting_orphans_frees_every_lease_and_moves_every_unacked_entry(
     await store.queue.ensure_group()
     taken = await store.queue.read("dead-worker", ">", 10, None)
     assert len(taken) == 2
-    assert await store.threads.acquire(threads[0], "dead-token", 60_000)
+    assert await take_lease(store.redis, threads[0], "dead-token", 60_000)
 
     assert await store.adopt_orphans("new-worker") == (1, 2)
 
     assert sorted(await store.queue.read("new-worker", "0", 10, None)) == sorted(taken)
-    assert await store.threads.acquire(threads[0], "new-token", 60_000)
+    assert await take_lease(store.redis, threads[0], "new-token", 60_000)
     dead = Hold(threads[0], "dead-token")
     assert not await store.threads.heartbeat(dead, 60_000, "dead-worker")  # fenced out
     consumers = await store.redis.xinfo_consumers(keys.READY_STREAM, keys.WORKER_GROUP)

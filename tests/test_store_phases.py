@@ -13,6 +13,7 @@ from bridge.store import Hold, LeaseLost, Store, keys
 from bridge.store.client import RedisClient
 from bridge.store.threads import Claim
 from tests.fixtures_core import message, thread_key
+from tests.store_probes import journal, pending, take_lease
 
 LEASE_MS = 5000
 COMMIT = {"last_message_id": "m", "mark": "", "now": "t", "record_ttl": 60}
@@ -69,7 +70,7 @@ async def test_accept_reads_the_standing_and_writes_only_where_it_is_taken(store
     assert await store.queue.accept(message(human, message_id="h1")) == (Standing.HUMAN, True)
     # A duplicate is not pushed again but scheduled again (it may be a stranded message's).
     assert await store.queue.accept(message(human, message_id="h1")) == (Standing.HUMAN, False)
-    assert len(await store.threads.pending(human)) == 1
+    assert len(await pending(store.redis, human)) == 1
     assert await store.queue.depth() == 4
 
 
@@ -84,7 +85,7 @@ async def test_begin_finding_nothing_or_another_holder_acknowledges_the_entry(
 ) -> None:
     hold = await take_entry(store, "empty")
     other = Hold(hold.thread, "theirs")
-    assert await store.threads.acquire(hold.thread, "theirs", LEASE_MS)
+    assert await take_lease(store.redis, hold.thread, "theirs", LEASE_MS)
     assert await store.threads.begin(hold, LEASE_MS, acquire=True) is None
     # The holder looks at the inbox again before it lets go: this entry has done its job.
     assert hold.acked is single(store)
@@ -102,7 +103,7 @@ async def test_commit_acknowledges_the_entry_only_when_it_lets_go(store: Store) 
     assert not await store.threads.commit(hold, count=1, **COMMIT)
     assert hold.acked is single(store)
     assert (await unacked(store) == []) is single(store)
-    assert await store.threads.acquire(hold.thread, "next", LEASE_MS)
+    assert await take_lease(store.redis, hold.thread, "next", LEASE_MS)
 
 
 async def test_a_commit_after_the_lease_was_lost_changes_nothing_not_even_the_ack(
@@ -111,11 +112,11 @@ async def test_a_commit_after_the_lease_was_lost_changes_nothing_not_even_the_ac
     hold = await take_entry(store, "lost")
     assert await store.threads.begin(hold, LEASE_MS, acquire=True) is not None
     await store.redis.delete(keys.lease(hold.thread))
-    assert await store.threads.acquire(hold.thread, "new-holder", LEASE_MS)
+    assert await take_lease(store.redis, hold.thread, "new-holder", LEASE_MS)
     with pytest.raises(LeaseLost):
         await store.threads.commit(hold, count=1, unclaim=True, **COMMIT)
-    assert len(await store.threads.pending(hold.thread)) == 1
-    assert await store.threads.journal(hold.thread) == ["lost-1"]
+    assert len(await pending(store.redis, hold.thread)) == 1
+    assert await journal(store.redis, hold.thread) == ["lost-1"]
     assert await store.redis.exists(keys.create_claim(hold.thread))
     assert await unacked(store) == [hold.entry_id]
     assert not hold.acked
@@ -182,7 +183,7 @@ async def test_hand_back_lets_go_schedules_again_and_acknowledges(store: Store) 
     assert hold.acked is single(store)
     entries = await store.queue.read("w2", ">", 10, None)
     assert [t for _, t in entries] == [str(hold.thread)]
-    assert await store.threads.acquire(hold.thread, "next", LEASE_MS)
+    assert await take_lease(store.redis, hold.thread, "next", LEASE_MS)
 
 
 async def test_begin_reads_a_threads_facts_only_while_it_has_no_conversation(

@@ -17,7 +17,7 @@ from bridge.deadletters import turn_id
 from bridge.engage.client import EngageClient
 from bridge.models import InboundMessage, Reply, ThreadKey
 from bridge.redisconn import connect_redis
-from bridge.store import keys
+from bridge.store import Hold, keys
 from bridge.threadmap import RedisClient
 from bridge.turn import APOLOGY
 from tests import redis_server as redis_server_module
@@ -272,11 +272,14 @@ async def test_a_batch_parked_by_an_attempt_that_died_before_its_commit_is_not_a
     thread = thread_key("parked")
     gave_up = message(thread, "answered never", message_id="p1")
     await bridge.submit(gave_up)
-    # What an attempt leaves when it is killed after storing the dead letter, before the commit.
-    assert await bridge.store.threads.count_attempt(thread, "p1") == 1
+    # What an attempt leaves when it is killed after storing the dead letter, before the commit:
+    # its BEGIN (attempt 1, the journal of its batch) and the letter; then its lease runs out.
+    killed = await bridge.store.threads.begin(Hold(thread, "killed"), 60_000, acquire=True)
+    assert killed is not None
+    assert killed.attempt == 1
     tid = turn_id(str(thread), ["p1"])
-    await bridge.store.threads.write_journal(thread, tid, ["p1"], 1)
     assert await bridge.dead_letters.store(tid, str(thread), (gave_up,), "Unprocessable: 422")
+    await redis_client.delete(keys.lease(thread))
     await bridge.submit(message(thread, "next one", message_id="p2"))
     async with running(bridge):
         await wait_until(lambda: len(adapter.sent) == 2)

@@ -62,17 +62,6 @@ return stored
 """
 
 
-# KEYS: attempts. ARGV: head message id, ttl. -> turns started on this head, this one included.
-# A different head means the old one was committed (or dropped): its count starts over.
-COUNT_ATTEMPT = """
-if redis.call('HGET', KEYS[1], 'head') ~= ARGV[1] then
-  redis.call('HSET', KEYS[1], 'head', ARGV[1], 'count', 0)
-end
-local count = redis.call('HINCRBY', KEYS[1], 'count', 1)
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return count
-"""
-
 # KEYS: record. ARGV: expected conversation id, record ttl, field, value, ... -> 1 written, 0 the
 # record names another conversation now (someone replaced it first: keep theirs).
 SWAP_CONVERSATION = """
@@ -93,7 +82,6 @@ class Scripts:
         self.with_stream = with_stream
         self._accept = redis.register_script(ACCEPT)
         self._enqueue_many = redis.register_script(ENQUEUE_MANY)
-        self._count_attempt = redis.register_script(COUNT_ATTEMPT)
         self._swap = redis.register_script(SWAP_CONVERSATION)
 
     async def accept(
@@ -120,13 +108,6 @@ class Scripts:
         args: list[str | int] = [keys.SEEN_TTL_SECONDS, keys.INBOX_TTL_SECONDS]
         args.extend(payload for _, payload in messages)
         return int(await self._enqueue_many(keys=script_keys, args=args))
-
-    async def count_attempt(self, thread: ThreadKey, head_id: str) -> int:
-        return int(
-            await self._count_attempt(
-                keys=[keys.attempts(thread)], args=[head_id, keys.TURN_TTL_SECONDS]
-            )
-        )
 
     async def swap_conversation(
         self, thread: ThreadKey | str, expected: str, fields: dict[str, str], record_ttl: int

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.codec import text
-from bridge.models import ThreadKey
 from bridge.store import keys
 from bridge.store.client import RedisClient
 from bridge.store.errors import LeaseLost, storage
@@ -117,34 +115,6 @@ class ThreadState:
                 raise LeaseLost(str(hold.thread))
             if not self._phases.with_stream:
                 await self._redis.xadd(keys.READY_STREAM, {"thread": str(hold.thread)})
-
-    async def acquire(self, thread: ThreadKey, token: str, ms: int) -> bool:
-        async with storage("lease"):
-            return bool(await self._redis.set(keys.lease(thread), token, nx=True, px=ms))
-
-    async def pending(self, thread: ThreadKey) -> list[bytes | str]:
-        async with storage("inbox"):
-            return list(await self._redis.lrange(keys.inbox(thread), 0, -1))
-
-    async def journal(self, thread: ThreadKey) -> list[str]:
-        """Message ids of the batch an unfinished attempt was working on (empty if none)."""
-        async with storage("turn journal"):
-            raw = await self._redis.hget(keys.turn(thread), "ids")
-        return list(json.loads(raw)) if raw else []
-
-    async def write_journal(
-        self, thread: ThreadKey, turn_id: str, ids: Sequence[str], attempt: int
-    ) -> None:
-        key = keys.turn(thread)
-        mapping = {"turn_id": turn_id, "ids": json.dumps(list(ids)), "attempt": attempt}
-        async with storage("turn journal"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-            pipe.expire(key, keys.TURN_TTL_SECONDS)
-            await pipe.execute()
-
-    async def count_attempt(self, thread: ThreadKey, head_id: str) -> int:
-        async with storage("turn attempts"):
-            return await self._scripts.count_attempt(thread, head_id)
 
     async def commit(
         self,
