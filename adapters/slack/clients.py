@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+from typing import Any, cast
 
 import aiohttp
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
@@ -14,6 +15,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.installations import RedisInstallationStore
+from adapters.slack.webclient import LeanWebClient, LevelAwareLogger
 from bridge import backoff
 from bridge.errors import PermanentPlatformError
 
@@ -81,13 +83,19 @@ def _retry_after(response: HttpResponse) -> float | None:
     return None
 
 
+# slack_sdk's own logger for the Web API, asked for its effective level (webclient.py).
+_WEB_API_LOGGER = LevelAwareLogger(logging.getLogger("slack_sdk.web.async_base_client"))
+
+
 def build_client(token: str | None, base_url: str) -> AsyncWebClient:
     """A Web API client whose retry handlers are the Slack layer's only retries but for posts'
     unsure outcomes (SlackSender): 429s wait Retry-After, failed connections are retried."""
-    return AsyncWebClient(
+    return LeanWebClient(
         token=token,
         base_url=base_url,
         retry_handlers=[ConnectionRetry(), RateLimitRetry()],
+        # Bolt's per-request clients take this logger too (AsyncApp._init_context).
+        logger=cast(logging.Logger, _WEB_API_LOGGER),
     )
 
 

@@ -72,16 +72,13 @@ def bolt_app(
 
     Bolt's own signature check is off: every body it dispatches has passed the ingress guard's
     check on the raw bytes (adapters/slack/ingress.py), Socket Mode envelopes are not signed,
-    and the OAuth pages take GETs only; a second HMAC per event was waste."""
+    and the OAuth pages take GETs only; a second HMAC per event was waste. Two listener
+    middlewares are off too: no listener takes the assistant utilities Bolt attaches to every
+    event with a channel (`say`, `set_status`, `say_stream`, ...: built per event, unused), and
+    the app defines no custom workflow steps (the function token)."""
     secret = signing.get_secret_value() if signing else None
     if oauth is None:
-        app = AsyncApp(
-            client=client,
-            signing_secret=secret,
-            request_verification_enabled=False,
-            process_before_response=True,
-        )
-        return app, None
+        return _app(client, secret), None
     store = RedisInstallationStore(redis)
     client_secret = oauth.client_secret.get_secret_value() if oauth.client_secret else ""
     # auth.test once per token, not per event: the store is still read on every request, so an
@@ -94,16 +91,26 @@ def bolt_app(
         client=client,
         logger=log,
     )
-    app = AsyncApp(
-        client=client,
-        signing_secret=secret,
-        request_verification_enabled=False,
-        process_before_response=True,
-        authorize=authorize,  # type: ignore[arg-type]  # Bolt takes an AsyncAuthorize too
+    app = _app(
+        client,
+        secret,
+        authorize=authorize,
         installation_store=store,
         oauth_settings=_oauth_settings(oauth, client_secret, redirect_uri, store, redis),
     )
     return app, store
+
+
+def _app(client: AsyncWebClient, secret: str | None, **oauth: Any) -> AsyncApp:
+    return AsyncApp(
+        client=client,
+        signing_secret=secret,
+        request_verification_enabled=False,
+        attaching_conversation_kwargs_enabled=False,
+        attaching_function_token_enabled=False,
+        process_before_response=True,
+        **oauth,  # Bolt takes an AsyncAuthorize for `authorize` too
+    )
 
 
 def _oauth_settings(

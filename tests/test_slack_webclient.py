@@ -1,0 +1,176 @@
+"""The lean Web API client sends what slack_sdk's AsyncWebClient sends, over loopback."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.clients import ConnectionRetry, RateLimitRetry, build_client
+from adapters.slack.webclient import LeanWebClient, LevelAwareLogger
+from tests.fakes.loopback import serve
+
+TOKEN = "xoxb-lean-test-token"  # noqa: S105
+# Headers that differ between two requests for reasons of the connection, not of the client.
+_PER_CONNECTION = frozenset({"host", "content-length"})
+
+
+class Recorder:
+    """A Web API that notes every request's method, headers and body, and answers `ok`
+    (or, once per `fail_next` entry, the given status and error)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.fail_next: list[tuple[int, str]] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        self._runner, port = await serve(app)
+        self.url = f"http://127.0.0.1:{port}/api/"
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _api(self, request: web.Request) -> web.Response:
+        self.requests.append(
+            {
+                "verb": request.method,
+                "method": request.match_info["method"],
+                "query": dict(request.query),
+                "headers": {
+                    k.lower(): v for k, v in request.headers.items() if k.lower() not in _PER_CONNECTION
+                },
+                "body": await request.read(),
+            }
+        )
+        if self.fail_next:
+            status, error = self.fail_next.pop(0)
+            headers = {"Retry-After": "0"} if status == 429 else {}
+            return web.json_response({"ok": False, "error": error}, status=status, headers=headers)
+        return web.json_response({"ok": True, "ts": "1700000000.000100"})
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[Recorder]:
+    api = Recorder()
+    await api.start()
+    yield api
+    await api.aclose()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as opened:
+        yield opened
+
+
+def pair(url: str, session: aiohttp.ClientSession) -> tuple[AsyncWebClient, LeanWebClient]:
+    plain = AsyncWebClient(token=TOKEN, base_url=url, session=session)
+    lean = LeanWebClient(token=TOKEN, base_url=url, session=session)
+    return plain, lean
+
+
+async def test_json_posts_go_out_as_slack_sdk_sends_them(
+    recorder: Recorder, session: aiohttp.ClientSession
+) -> None:
+    for client in pair(recorder.url, session):
+        await client.assistant_threads_setStatus(
+            channel_id="C1", thread_ts="1700000000.000001", status="Thinking…"
+        )
+        await client.chat_postMessage(
+            channel="C1",
+            thread_ts="1700000000.000001",
+            markdown_text="**hi**",
+            unfurl_links=False,
+            metadata={"event_type": "engage_reply", "event_payload": {"key": "k", "part": 0}},
+        )
+    plain, lean = recorder.requests[:2], recorder.requests[2:]
+    assert [r["method"] for r in lean] == ["assistant.threads.setStatus", "chat.postMessage"]
+    assert lean == plain
+    assert lean[0]["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert lean[0]["headers"]["content-type"] == "application/json;charset=utf-8"
+    assert json.loads(lean[1]["body"])["markdown_text"] == "**hi**"
+
+
+async def test_forms_and_gets_take_slack_sdks_own_path(
+    recorder: Recorder, session: aiohttp.ClientSession
+) -> None:
+    for client in pair(recorder.url, session):
+        await client.conversations_replies(channel="C1", ts="1700000000.000001", limit=200)
+        await client.api_call("auth.test", data={"token": "xoxb-other-token"})
+    plain, lean = recorder.requests[:2], recorder.requests[2:]
+    assert [(r["verb"], r["method"]) for r in lean] == [
+        ("GET", "conversations.replies"),
+        ("POST", "auth.test"),
+    ]
+    assert lean == plain
+
+
+async def test_a_new_token_reaches_the_next_call(
+    recorder: Recorder, session: aiohttp.ClientSession
+) -> None:
+    client = LeanWebClient(token=TOKEN, base_url=recorder.url, session=session)
+    await client.chat_postMessage(channel="C1", text="one")
+    client.token = "xoxb-rotated-token"  # noqa: S105
+    await client.chat_postMessage(channel="C1", text="two")
+    auth = [r["headers"]["authorization"] for r in recorder.requests]
+    assert auth == [f"Bearer {TOKEN}", "Bearer xoxb-rotated-token"]
+
+
+async def test_retry_handlers_and_errors_still_apply_on_the_lean_path(
+    recorder: Recorder, session: aiohttp.ClientSession
+) -> None:
+    client = build_client(TOKEN, recorder.url)
+    assert isinstance(client, LeanWebClient)
+    assert [type(h) for h in client.retry_handlers] == [ConnectionRetry, RateLimitRetry]
+    client.session = session
+    recorder.fail_next = [(429, "ratelimited")]
+    response = await client.chat_postMessage(channel="C1", text="after a 429")
+    assert response["ok"] is True
+    assert len(recorder.requests) == 2
+    recorder.fail_next = [(200, "channel_not_found")]
+    with pytest.raises(SlackApiError) as raised:
+        await client.chat_postMessage(channel="C404", text="nowhere")
+    assert raised.value.response["error"] == "channel_not_found"
+
+
+def test_the_web_api_logger_reports_its_effective_level() -> None:
+    base = logging.getLogger("tests.slack_webclient.level")
+    logger = LevelAwareLogger(base)
+    base.setLevel(logging.INFO)
+    try:
+        # slack_sdk formats its per-call debug lines when `logger.level <= DEBUG`.
+        assert logger.level == logging.INFO
+        base.setLevel(logging.DEBUG)
+        assert logger.level == logging.DEBUG
+        base.setLevel(logging.NOTSET)
+        assert logger.level == base.getEffectiveLevel() != logging.NOTSET
+    finally:
+        base.setLevel(logging.NOTSET)
+
+
+async def test_debug_lines_still_come_when_debug_is_on(
+    recorder: Recorder, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = build_client(TOKEN, recorder.url)
+    client.session = session
+    with caplog.at_level(logging.INFO, logger="slack_sdk"):
+        await client.chat_postMessage(channel="C1", text="quiet")
+    assert not [r for r in caplog.records if r.levelno == logging.DEBUG]
+    with caplog.at_level(logging.DEBUG, logger="slack_sdk"):
+        await client.chat_postMessage(channel="C1", text="loud")
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("slack_sdk")]
+    assert any(line.startswith("Sending a request") for line in lines)
+    assert any(line.startswith("Received the following response") for line in lines)
+    assert not any(TOKEN in line for line in lines)
