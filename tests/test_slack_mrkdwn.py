@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters.slack.format import neutralise_pings, split_markdown
-from adapters.slack.mrkdwn import TEXT_LIMIT, split_mrkdwn_safe, to_mrkdwn
+from adapters.slack.mrkdwn import MAX_GROWTH, TEXT_LIMIT, split_mrkdwn_safe, to_mrkdwn
 
 
 @pytest.mark.parametrize(
@@ -86,3 +88,18 @@ def test_parts_fit_slack_text_limit_after_escaping() -> None:
 def test_ordinary_text_is_split_as_for_markdown_text() -> None:
     text = "\n\n".join(f"Paragraph {i}. " + "words " * 400 for i in range(12))
     assert split_mrkdwn_safe(text, 12_000) == split_markdown(text, 12_000)
+
+
+# Markdown's and mrkdwn's special characters and the constructs to_mrkdwn rewrites.
+_PIECES = st.sampled_from(
+    ["&", "<", ">", "*", "**", "***", "_", "__", "~~", "`", "```", "~~~", "# ", "- ", "> ",
+     "\n", " ", "[", "](", ")", "|", "\\", "\\&", "http://a.b/&x", "<http://a&b>", "---",
+     "[&](http://u&v)", "mailto:x@y", "\x00", "a"]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(_PIECES, min_size=1, max_size=60).map("".join))
+def test_mrkdwn_grows_at_most_five_times_plus_a_closing_fence(markdown: str) -> None:
+    # split_mrkdwn_safe converts only parts longer than TEXT_LIMIT / MAX_GROWTH on this bound.
+    assert len(to_mrkdwn(markdown)) <= 5 * len(markdown) + 4 < MAX_GROWTH * len(markdown) + 5

@@ -17,7 +17,7 @@ from adapters.slack.clients import ConnectionRetry, RateLimitRetry, build_client
 from adapters.slack.webclient import LeanWebClient, LevelAwareLogger
 from tests.fakes.loopback import serve
 
-TOKEN = "xoxb-lean-test-token"  # noqa: S105
+TOKEN = "xoxb-lean-test-token"
 # Headers that differ between two requests for reasons of the connection, not of the client.
 _PER_CONNECTION = frozenset({"host", "content-length"})
 
@@ -49,7 +49,9 @@ class Recorder:
                 "method": request.match_info["method"],
                 "query": dict(request.query),
                 "headers": {
-                    k.lower(): v for k, v in request.headers.items() if k.lower() not in _PER_CONNECTION
+                    k.lower(): v
+                    for k, v in request.headers.items()
+                    if k.lower() not in _PER_CONNECTION
                 },
                 "body": await request.read(),
             }
@@ -122,7 +124,7 @@ async def test_a_new_token_reaches_the_next_call(
 ) -> None:
     client = LeanWebClient(token=TOKEN, base_url=recorder.url, session=session)
     await client.chat_postMessage(channel="C1", text="one")
-    client.token = "xoxb-rotated-token"  # noqa: S105
+    client.token = "xoxb-rotated-token"
     await client.chat_postMessage(channel="C1", text="two")
     auth = [r["headers"]["authorization"] for r in recorder.requests]
     assert auth == [f"Bearer {TOKEN}", "Bearer xoxb-rotated-token"]

@@ -9,6 +9,9 @@ from adapters.slack.format import split_markdown
 
 TEXT_LIMIT = 40_000
 """chat.postMessage `text`: Slack silently truncates past this, so a part must fit within it."""
+MAX_GROWTH = 6
+"""mrkdwn is at most 5x its Markdown plus a closing fence (`&` -> `&amp;` is the widest
+rewrite; tests/test_slack_mrkdwn.py checks it on generated text): 6x leaves a margin."""
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
@@ -66,7 +69,9 @@ def split_mrkdwn_safe(markdown: str, limit: int) -> list[str]:
     Deterministic in the text, so a retried reply gets the same parts (idempotency keys)."""
     parts: list[str] = []
     for part in split_markdown(markdown, limit):
-        if len(to_mrkdwn(part)) <= TEXT_LIMIT or limit < 100:
+        # Converting costs ~0.5 us per character: only parts that could outgrow the limit are.
+        fits = len(part) * MAX_GROWTH <= TEXT_LIMIT or len(to_mrkdwn(part)) <= TEXT_LIMIT
+        if fits or limit < 100:
             parts.append(part)
         else:
             parts.extend(split_mrkdwn_safe(part, max(len(part) // 2, 50)))

@@ -173,8 +173,7 @@ class SlackSender:
         if reply.run_id and reply.kind is ReplyKind.AGENT and index == total - 1:
             blocks = answer_blocks(text, reply.run_id)
             tries.insert(0, ("blocks", {"text": text, "blocks": blocks}))
-        tries.append(("mrkdwn", {"text": to_mrkdwn(text), "mrkdwn": True}))
-        response = await self._post_first_taken(reply, metadata, tries)
+        response = await self._post_first_taken(reply, metadata, tries, text)
         log.info(
             "slack reply part posted",
             extra={"thread_key": str(reply.thread), "part": index, "parts": total},
@@ -182,9 +181,13 @@ class SlackSender:
         return str(response["ts"])
 
     async def _post_first_taken(
-        self, reply: Reply, metadata: dict[str, Any], tries: list[tuple[str, dict[str, Any]]]
+        self,
+        reply: Reply,
+        metadata: dict[str, Any],
+        tries: list[tuple[str, dict[str, Any]]],
+        text: str,
     ) -> Any:
-        for form, content in tries[:-1]:
+        for form, content in tries:
             try:
                 return await self._post_content(reply, metadata, content)
             except SlackApiError as exc:
@@ -194,8 +197,10 @@ class SlackSender:
                 log.warning(
                     "slack refused the answer as %s (%s): trying the next form", form, error
                 )
+        # Converted only when needed: to_mrkdwn takes ~0.5 us per character (158 us for 300).
+        content = {"text": to_mrkdwn(text), "mrkdwn": True}
         try:
-            return await self._post_content(reply, metadata, tries[-1][1])
+            return await self._post_content(reply, metadata, content)
         except SlackApiError as exc:
             raise translate(exc, "chat.postMessage") from exc
 
