@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -16,7 +17,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from bridge.admission import Admission, CountIngress
 from bridge.errors import ConfigError
@@ -40,6 +43,15 @@ DEFAULT_HEAD_TIMEOUT_SECONDS = 10.0
 _HEAD_TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 )
+# Sent with the connection cap's 503: the cap frees as soon as requests in flight end, so a
+# client (Slack retries anyway; a desk's webhook or a proxy may not) can come back soon.
+RETRY_AFTER_SECONDS = 1
+_UNAVAILABLE_HEAD = [
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", b"19"),
+    (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+    (b"connection", b"close"),
+]
 # A mounted app (the emulator) takes the bridge's own chat calls: a turn's batch of messages.
 MOUNTED_APP_LIMIT = 8 * 1024 * 1024
 
@@ -188,6 +200,11 @@ class _HeadDeadline(HttpToolsProtocol):
         super().on_message_complete()
         self._in_head, self._head_bytes = True, 0
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        if app is service_unavailable:  # uvicorn's 503 over the cap has no Retry-After
+            app = _unavailable
+        super()._start_asgi_task(cycle, app)
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
@@ -207,6 +224,12 @@ class _HeadDeadline(HttpToolsProtocol):
         self.transport.close()
 
 
+async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
+    """uvicorn's answer beyond `limit_concurrency`, with a Retry-After."""
+    await send({"type": "http.response.start", "status": 503, "headers": _UNAVAILABLE_HEAD})
+    await send({"type": "http.response.body", "body": b"Service Unavailable", "more_body": False})
+
+
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -219,7 +242,8 @@ class HttpServer:
     """uvicorn on a socket bound at construction; `start(app)` serves, `stop()` ends it.
 
     At most `max_connections` connections and requests in flight (uvicorn's
-    `limit_concurrency`): a request beyond it gets `503` at once, which Slack and the desks retry.
+    `limit_concurrency`): a request beyond it gets `503` at once with `Retry-After: 1`, which
+    Slack and the desks retry.
     A request's head must arrive within `head_timeout` seconds.
     """
 

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bridge.guard import IngressGuard
-from bridge.http import MAX_HEAD_BYTES, HttpServer, create_app
+from bridge.http import MAX_HEAD_BYTES, RETRY_AFTER_SECONDS, HttpServer, create_app
 from bridge.metrics import Metrics
 
 
@@ -179,6 +179,7 @@ async def test_connections_beyond_the_cap_get_503_and_the_server_recovers() -> N
         async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
             served = await _eventually_ok(client)
     assert refused.status_code == 503
+    assert refused.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
     assert served == 200
 
 
