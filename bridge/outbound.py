@@ -30,11 +30,6 @@ T = TypeVar("T")
 
 # A sign later than this is no longer "at once"; the worker's own status takes over.
 _SIGN_SECONDS = 5.0
-# The worker's first "working" status repeats the accept sign when it follows within this long
-# in the same process: skipped (one platform call less per turn). Longer gaps send it again, in
-# case another process cleared the thread's status meanwhile, unless the adapter says how long
-# its sign lasts (LastingSign).
-_SAME_SIGN_SECONDS = 1.0
 _SIGNED_MEMORY = 10_000
 
 WORKING_STATUS = "Thinking…"
@@ -58,7 +53,14 @@ class Outbound:
         self._signers = {k: a for k, a in adapters.items() if isinstance(a, AcceptSignAdapter)}
         self._statuses = {k: a for k, a in adapters.items() if isinstance(a, StatusAdapter)}
         self._mirrors = {k: a for k, a in adapters.items() if isinstance(a, LifecycleAdapter)}
-        self._lasting = {k: a for k, a in adapters.items() if isinstance(a, LastingSign)}
+        # The worker's first "working" status repeats an accept sign of the same process only
+        # while the adapter says the sign still shows (LastingSign): skipped then (one platform
+        # call less per turn); any other adapter gets it sent.
+        self._lasting = {
+            k: a.sign_seconds
+            for k, a in adapters.items()
+            if isinstance(a, LastingSign) and a.sign_seconds > 0
+        }
         self._clearing = {k: a for k, a in adapters.items() if isinstance(a, PostClearsStatus)}
         self._ledgered = {k: a for k, a in adapters.items() if isinstance(a, LedgerAdapter)}
         self._signs: dict[ThreadKey, asyncio.Task[None]] = {}
@@ -113,9 +115,10 @@ class Outbound:
         except (PlatformError, TimeoutError) as exc:
             log.info("accept sign not shown: %s", exc, extra={"thread_key": str(thread)})
             return
-        if len(self._signed_at) > _SIGNED_MEMORY:
-            self._signed_at.clear()
-        self._signed_at[thread] = time.monotonic()
+        if thread.platform in self._lasting:
+            if len(self._signed_at) > _SIGNED_MEMORY:
+                self._signed_at.clear()
+            self._signed_at[thread] = time.monotonic()
 
     async def set_status(self, thread: ThreadKey, status: str | None) -> None:
         """Best effort: a status line that fails to show must not fail the turn."""
@@ -127,11 +130,12 @@ class Outbound:
             # A sign sent in this process lands first, so it never shows over an answer.
             await asyncio.wait({sign}, timeout=_SIGN_SECONDS)
         signed_at = self._signed_at.pop(thread, None)
-        lasting = self._lasting.get(thread.platform)
-        lasts = lasting.sign_seconds if lasting is not None else _SAME_SIGN_SECONDS
-        recent = signed_at is not None and time.monotonic() - signed_at < lasts
-        if status == WORKING_STATUS and recent:
-            return  # the accept sign a moment ago says just this
+        if (
+            signed_at is not None
+            and status == WORKING_STATUS
+            and time.monotonic() - signed_at < self._lasting[thread.platform]
+        ):
+            return  # the accept sign still shows just this
         try:
             await adapter.set_status(thread, status)
         except PlatformError as exc:
