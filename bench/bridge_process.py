@@ -29,6 +29,11 @@ def main() -> int:
     fake_discord = os.environ.get("BENCH_FAKE_DISCORD_URL")
     if fake_discord:
         point_discord_at(fake_discord)
+    count_to = os.environ.get("BENCH_LOOP_COUNT")
+    if count_to:
+        from bench.loop_count import install
+
+        install(count_to)
     from bridge.cli import main as cli_main
 
     return cli_main(["run", *sys.argv[1:]])

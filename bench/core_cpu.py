@@ -95,4 +95,4 @@ if __name__ == "__main__":
     parser.add_argument("--follow-ups", type=int, default=2)
     parser.add_argument("--profile", metavar="PATH", help="py-spy raw stacks of this process")
     args = parser.parse_args()
-    run_loop(main(args), use_uvloop=True)
+    run_loop(main(args), use_uvloop=os.environ.get("UVLOOP", "1") == "1")
