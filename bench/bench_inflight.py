@@ -35,6 +35,7 @@ from bench.chaos_check import percentile
 from bench.chaos_fleet import ROOT, Emulator, Fleet, peak_rss_kib, wait_http
 from bench.cpu_account import process_cpu_seconds
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
+from bridge.http import KEEP_ALIVE_SECONDS
 from tests.redis_server import RedisServer, free_port
 
 CHILDREN: list[subprocess.Popen[bytes]] = []
@@ -131,7 +132,13 @@ async def run(target: str, threads: int, users: int, delay: float, args: argpars
     await slack.start()
     emulator = Emulator(workdir)
     CHILDREN.append(emulator.process)
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    # Idle connections are dropped before the bridge's 5 s keep-alive ends them (as Slack's and a
+    # proxy's should): a POST on a connection the server closes at that moment is reset, and on a
+    # loaded machine (reply p99 near 5 s) that ended whole invocations at 600/200.
+    keepalive = KEEP_ALIVE_SECONDS - 1
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=keepalive)
+    )
     redis: RedisServer | None = None
     fleet: Fleet | None = None
     try:
