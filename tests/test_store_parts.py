@@ -20,8 +20,9 @@ async def test_a_part_is_marked_before_and_recorded_after_its_post(any_redis: Re
     await parts.posted(THREAD, "msg-1", 0, "ts-0", last=False)
     again = await parts.claim(THREAD, "msg-1", 0)
     assert (again.state, again.platform_id) == (PartState.PART_POSTED, "ts-0")
-    raw = await any_redis.hgetall(keys.Namespace("slack").thread(THREAD, "parts"))
-    assert raw == {b"msg-1:0": b"ts-0"}  # the pending mark went with the record
+    parts_key = keys.Namespace("slack").thread(THREAD, "parts")
+    assert await any_redis.hgetall(parts_key) == {b"msg-1:0": b"ts-0"}  # the mark went
+    assert 0 < await any_redis.ttl(parts_key) <= keys.POSTED_TTL_SECONDS
     assert await Store(any_redis, record_ttl_seconds=60).posted.get(THREAD, "msg-1") is None
 
 

@@ -41,6 +41,26 @@ return {'', 3}
 """
 
 
+# KEYS: parts, posted[, answer index]. ARGV: part field, platform id, ttl, 1 if the last part
+# (the reply is recorded too) else 0, reply key, answer run, answer thread, answer ttl.
+# One script rather than a MULTI of 7-9 commands: as atomic, one reply to read (redis-py: ~120
+# instead of ~250 us of CPU per answer). On a Cluster the answer index (another slot) is apart.
+RECORD_PART = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[1], 'pending:' .. ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[2], ARGV[5], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+if KEYS[3] then
+  redis.call('HSET', KEYS[3], 'run', ARGV[6], 'thread', ARGV[7])
+  redis.call('EXPIRE', KEYS[3], ARGV[8])
+end
+return 1
+"""
+
+
 class PartState(enum.IntEnum):
     REPLY_POSTED = 0  # the whole reply is in the posted ledger: `platform_id` is its id
     PART_POSTED = 1  # this part is recorded: `platform_id` is its id
@@ -71,6 +91,7 @@ class Parts:
         self._redis = redis
         self._ns = keys.Namespace(name)
         self._claim = redis.register_script(CLAIM_PART)
+        self._record = redis.register_script(RECORD_PART)
         # No slots on a single Redis: the answer index can share the part's transaction.
         self._one_step = not isinstance(redis, RedisCluster)
 
@@ -95,18 +116,15 @@ class Parts:
         answer: AnswerIndex | None = None,
     ) -> None:
         """Record the posted part; the last one records the reply in the posted ledger too."""
-        field, parts = f"{reply_key}:{index}", self._key(thread)
+        field = f"{reply_key}:{index}"
+        script_keys = [self._key(thread), keys.posted(thread)]
+        ttl = keys.POSTED_TTL_SECONDS
+        args: list[str | int] = [field, platform_id, ttl, int(last), reply_key]
+        if answer is not None and self._one_step:
+            script_keys.append(keys.answer(*answer.where, platform_id))
+            args += [answer.run, answer.thread, keys.ANSWER_TTL_SECONDS]
         async with storage("record posted reply part"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(parts, field, platform_id)
-                pipe.hdel(parts, f"pending:{field}")
-                pipe.expire(parts, keys.POSTED_TTL_SECONDS)
-                if last:
-                    pipe.hset(keys.posted(thread), reply_key, platform_id)
-                    pipe.expire(keys.posted(thread), keys.POSTED_TTL_SECONDS)
-                if answer is not None and self._one_step:
-                    _index(pipe, answer, platform_id)
-                await pipe.execute()
+            await self._record(keys=script_keys, args=args)
             if answer is not None and not self._one_step:
                 async with self._redis.pipeline(transaction=True) as pipe:
                     _index(pipe, answer, platform_id)
