@@ -83,11 +83,13 @@ def release_chat(emulator: Emulator, held: int = 1) -> None:
     emulator.faults.hold = False
 
 
-def hold_answers(emulator: Emulator) -> None:
+def hold_answers(emulator: Emulator, runs: int | None = None) -> None:
     """From now on chat calls store their inputs and start their run, and the agent then waits
     just before its answer (after any status texts) until `release_answers`: a turn held while
-    the agent works. Wait for it with `wait_until(lambda: emulator.faults.answers_held == n)`."""
+    the agent works. Wait for it with `wait_until(lambda: emulator.faults.answers_held == n)`.
+    `runs`: only the next `runs` runs are held; later ones answer at once."""
     emulator.faults.scope = "chat"
+    emulator.faults.answers_to_hold = runs
     emulator.faults.hold_answers = True
 
 

@@ -291,22 +291,26 @@ async def test_a_second_runs_posted_answer_wins_over_the_first_runs_late_one(
     # The first run outlasts both the read timeout and the wait, so the turn asks again and
     # posts the second run's answer; the first run answers later. A retry of the same batch
     # (a crash before the turn was committed) must not post that late answer too.
-    emulator.faults.scope = "chat"
-    emulator.faults.agent_delay = 2.0
+    hold_answers(emulator, runs=1)  # the first run answers only when the test lets it
     adapter = RecordingAdapter()
     turn = agent_turn(redis_client, impatient_client, adapter, agent_answer_wait_seconds=0.2)
     conversation = await impatient_client.create_conversation(data={}, source="console")
     msg = message(text="patience")
+    attempts: list[int] = []
 
     async def on_attempt(attempt: int) -> None:
-        if attempt > 1:
-            emulator.faults.agent_delay = 0.0
+        attempts.append(attempt)
 
     await turn.answer(
         msg.thread, conversation.id, "parrot", [msg], "", reconcile_first=False,
         on_attempt=on_attempt,
     )  # fmt: skip
-    assert [r.text for r in adapter.sent] == ["You said: patience"]
+    assert attempts == [1, 2]
+    [second] = agent_answers(emulator, conversation.id)  # the first run is still held
+    assert [(r.text, r.idempotency_key) for r in adapter.sent] == [
+        ("You said: patience", second.id)
+    ]
+    release_answers(emulator)
     await wait_until(lambda: len(agent_answers(emulator, conversation.id)) == 2, timeout=10)
 
     retry = agent_turn(redis_client, impatient_client, adapter)

@@ -158,6 +158,26 @@ async def test_a_held_answer_has_its_inputs_and_run_stored_and_waits_until_relea
     assert emulator.faults.answers_held == 0
 
 
+async def test_answers_to_hold_holds_only_that_many_runs_and_later_ones_answer_at_once(
+    emulator: Emulator, emulator_http: httpx.AsyncClient
+) -> None:
+    cid = await new_conversation(emulator_http)
+    emulator.faults.scope = "chat"
+    emulator.faults.answers_to_hold = 1
+    emulator.faults.hold_answers = True
+    first = asyncio.create_task(post_chat(emulator_http, cid))
+    await wait_until(lambda: emulator.faults.answers_held == 1)
+
+    second = await post_chat(emulator_http, cid)  # asked after it: not held
+
+    assert second.status_code == 200
+    assert not first.done()
+    assert emulator.faults.answers_held == 1
+    emulator.faults.hold_answers = False
+    assert (await asyncio.wait_for(first, timeout=10)).status_code == 200
+    assert emulator.faults.answers_to_hold == 0
+
+
 async def test_a_reset_releases_held_calls(
     emulator: Emulator, emulator_http: httpx.AsyncClient
 ) -> None:

@@ -72,6 +72,9 @@ class Faults:
     # Chat calls in scope store their inputs and start their run; the agent then waits just
     # before it answers (after its status texts) until this is False again.
     hold_answers: bool = False
+    # How many more runs `hold_answers` catches (None: every one while it is on): 1 holds a
+    # first run while a second one, asked after it, answers.
+    answers_to_hold: int | None = None
     seed: int | None = None
     _rng: random.Random = field(default_factory=random.Random, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -177,6 +180,9 @@ class Faults:
             lose = not fail and self.lose_response_next > 0
             if lose:
                 self.lose_response_next -= 1
+            gated = self.hold_answers and self.answers_to_hold != 0
+            if gated and self.answers_to_hold is not None:
+                self.answers_to_hold -= 1
         fail = fail or self.roll(self.rate)
         return FaultPlan(
             latency=self.latency,
@@ -186,7 +192,7 @@ class Faults:
             break_stream_after=self.break_stream_after,
             agent_delay=self.agent_delay,
             agent_error=self.agent_error,
-            answer_gate=self.answer_gate() if self.hold_answers else None,
+            answer_gate=self.answer_gate() if gated else None,
         )
 
     def plan_with_header(self, method: str, path: str, header: str | None) -> FaultPlan:
