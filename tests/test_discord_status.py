@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -103,19 +104,25 @@ async def test_a_burst_of_status_texts_stays_inside_the_channel_write_bucket(
 ) -> None:
     key = await _mention(fake_discord, recording_inbox)
     bucket = fake_discord.limit_channel_writes(5, 5.0)
+    posts = rf"/channels/{key.thread}/messages"
+    gate = fake_discord.hold_next("POST", posts)  # the status message's post, held
 
-    for step in range(20):
+    await discord_listener.set_status(key, "step 0")
+    await fake_discord.wait_until(lambda: gate.waiting == 1)
+    for step in range(1, 20):  # 19 more texts while the first is still being posted
         await discord_listener.set_status(key, f"step {step}")
-        await asyncio.sleep(0.05)
+    gate.open()
     await fake_discord.wait_until(
         lambda: [m["content"] for m in fake_discord.bot_messages(key.thread)] == ["-# step 19"]
     )
     await discord_listener.set_status(key, None)
+    await fake_discord.wait_until(lambda: fake_discord.bot_messages(key.thread) == [])
 
-    writes = [c for c in fake_discord.calls if c.method != "GET" and "/messages" in c.path]
-    assert len(writes) <= 5  # 20 texts in 1 s: the first, the last, and at most a few between
+    # The first text, then (an edit interval later) only the latest one, then the delete.
+    here = re.compile(posts + r"(/\d+)?")
+    writes = [(c.method, c.status) for c in fake_discord.calls if here.fullmatch(c.path)]
+    assert writes == [("POST", 200), ("PATCH", 200), ("DELETE", 204)]
     assert bucket.rejected == 0
-    assert fake_discord.bot_messages(key.thread) == []
 
 
 async def test_the_agents_status_shows_in_the_thread_until_the_answer_replaces_it(

@@ -24,7 +24,15 @@ from aiohttp import web
 from tests.fakes.discord_cdn import FakeCdn
 from tests.fakes.discord_components import ComponentActions
 from tests.fakes.discord_edits import MessageEdits
-from tests.fakes.discord_faults import Broken, ChannelBucket, RateLimit, cut, forced, take
+from tests.fakes.discord_faults import (
+    Broken,
+    ChannelBucket,
+    Gate,
+    RateLimit,
+    cut,
+    forced,
+    take,
+)
 from tests.fakes.discord_gateway import FakeGateway, GatewaySession, shard_of
 from tests.fakes.discord_interactions import InteractionRoutes
 from tests.fakes.discord_rest import DM, FORUM, PUBLIC_THREAD, TEXT, MessageRoutes
@@ -57,6 +65,7 @@ class FakeDiscord(InteractionRoutes, ComponentActions, MessageEdits, MessageRout
         self.calls: list[Call] = []
         self.rate_limits: list[RateLimit] = []
         self.broken: list[Broken] = []
+        self.gates: list[Gate] = []
         self.write_bucket: ChannelBucket | None = None
         self.channels: dict[str, Json] = {}
         self.messages: dict[str, Json] = {}
@@ -286,6 +295,13 @@ class FakeDiscord(InteractionRoutes, ComponentActions, MessageEdits, MessageRout
         `handled`: each is carried out first (a message is created), only the answer is cut."""
         self.broken.append(Broken(method, re.compile(path), times, status, handled=handled))
 
+    def hold_next(self, method: str, path: str) -> Gate:
+        """The next matching request waits before it is carried out until `gate.open()`; wait
+        for it with `wait_until(lambda: gate.waiting == 1)`."""
+        gate = Gate(method, re.compile(path))
+        self.gates.append(gate)
+        return gate
+
     def limit_channel_writes(self, limit: int = 5, per: float = 5.0) -> ChannelBucket:
         """Enforce Discord's per-channel message write bucket from now on."""
         self.write_bucket = ChannelBucket(limit, per)
@@ -314,6 +330,7 @@ class FakeDiscord(InteractionRoutes, ComponentActions, MessageEdits, MessageRout
         call = Call(request.method, path, body)
         self._query = request.query
         self.calls.append(call)
+        await self._held(request.method, path)
         try:
             response = await self._handle(request, path, body)
         except DiscordError as exc:
@@ -322,6 +339,18 @@ class FakeDiscord(InteractionRoutes, ComponentActions, MessageEdits, MessageRout
         async with self._changed:
             self._changed.notify_all()
         return response
+
+    async def _held(self, method: str, path: str) -> None:
+        for gate in self.gates:
+            if not gate.caught and gate.method == method and gate.path.fullmatch(path):
+                gate.caught, gate.waiting = True, gate.waiting + 1
+                async with self._changed:
+                    self._changed.notify_all()
+                try:
+                    await gate.opened.wait()
+                finally:
+                    gate.waiting -= 1
+                return
 
     async def _handle(self, request: web.Request, path: str, body: Any) -> web.Response:
         is_webhook = path.startswith(("/webhooks/", "/interactions/"))

@@ -3,6 +3,7 @@ write bucket like Discord's) and broken answers (a proxy's truncated body)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,21 @@ class Broken:
     status: int = 200
     body: bytes = b'{"truncated": '
     handled: bool = False
+
+
+@dataclass
+class Gate:
+    """The next matching request waits here (arrived, not yet carried out) until `open()`: a
+    request held at a known point, however slow the machine."""
+
+    method: str
+    path: re.Pattern[str]
+    caught: bool = False
+    waiting: int = 0
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def open(self) -> None:
+        self.opened.set()
 
 
 @dataclass
