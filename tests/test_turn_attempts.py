@@ -206,20 +206,36 @@ async def test_a_turn_that_always_crashes_ends_as_a_dead_letter_and_later_messag
     redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
 ) -> None:
     adapter = CrashingAdapter()
-    settings = core_settings(lease_seconds=0.3, claim_idle_seconds=0.6, turn_max_attempts=2)
+    # The default lease: a healthy turn never loses it, however loaded the machine. A crashed
+    # one keeps it until it runs out and its entry until it looks idle (tens of seconds): here
+    # the test lets the lease run out at once and the platform delivers the message again (a
+    # duplicate is scheduled again), which starts the next attempt.
+    settings = core_settings(turn_max_attempts=2)
     bridge = make_bridge(redis_client, engage_client, adapter, settings)
     poisoned, flaky = thread_key("boom"), thread_key("flaky")
+    boom, once = message(poisoned, "boom"), message(flaky, "flaky")
+
+    async def crashed_then_redelivered(kind: str, times: int, again: InboundMessage) -> None:
+        await wait_until(lambda: adapter.crashes.count(kind) == times, timeout=15)
+        await redis_client.delete(keys.lease(again.thread))
+        result = await bridge.submit(again)
+        assert result.extra["outcome"] == "duplicate"  # not stored again, but scheduled again
+
     async with running(bridge):
-        await bridge.submit(message(poisoned, "boom"))
-        await bridge.submit(message(flaky, "flaky"))
+        await bridge.submit(boom)
+        await bridge.submit(once)
+        await crashed_then_redelivered("flaky", 1, once)
+        await crashed_then_redelivered("boom", 1, boom)
+        await crashed_then_redelivered("boom", 2, boom)
 
         async def dead_lettered() -> bool:
             return await dead_letter_texts(bridge) == [["boom"]]
 
-        await wait_until(dead_lettered, timeout=20)
-        await wait_until(lambda: APOLOGY in adapter.texts(poisoned), timeout=5)
+        await wait_until(dead_lettered, timeout=15)
+        await wait_until(lambda: APOLOGY in adapter.texts(poisoned), timeout=15)
         await bridge.submit(message(poisoned, "after"))
-        await wait_until(lambda: "You said: after" in adapter.texts(poisoned), timeout=10)
+        await wait_until(lambda: "You said: after" in adapter.texts(poisoned), timeout=15)
+        await wait_until(lambda: adapter.texts(flaky) == ["You said: flaky"], timeout=15)
     [letter] = await bridge.dead_letters.list()
     assert letter.error == "poison: 2 attempts did not finish"
     assert adapter.crashes.count("boom") == 2
