@@ -3,9 +3,9 @@
 Run: .venv/bin/python -m bench.core_cpu [--threads 200] [--follow-ups 2] [--profile]
 
 The emulator (`parrot`, no delay) runs in its own process; the core runs here with a recording
-adapter (status + post), a real redis-server and the Engage client the runtime builds, on
-uvloop. CPU per turn is this process's utime+stime over the turns ÷ turns (ingress `submit`
-included, platform SDKs and HTTP server excluded: see bench_inflight for the whole path).
+adapter (status + post), a real redis-server, and the Redis and Engage clients the runtime
+builds, on uvloop. CPU per turn is this process's utime+stime over the turns ÷ turns (ingress
+`submit` included, platform SDKs and HTTP server excluded: see bench_inflight for the whole path).
 `--profile PATH` records py-spy raw stacks of this process to PATH (read them with
 `python -m bench.profile_parts PATH`).
 """
@@ -22,21 +22,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-import redis.asyncio as aioredis
-
 from bench.chaos_fleet import Emulator
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
 from bridge.engage.client import EngageClient
 from bridge.eventloop import run as run_loop
+from bridge.redisconn import connect_redis, redis_limits
 from tests.fixtures_core import RecordingAdapter, core_settings, make_bridge, message, thread_key
 from tests.redis_server import RedisServer
 
 
 async def turns(args: argparse.Namespace, emulator_url: str, redis_url: str) -> tuple[int, float]:
-    redis = aioredis.Redis.from_url(redis_url, max_connections=256)
     settings = core_settings(
         worker_block_seconds=0.05, worker_concurrency=2000, lease_seconds=30, claim_idle_seconds=60
     )
+    # The client the runtime builds (bridge.runtime): its pool, timeouts and auto-pipelining.
+    redis = connect_redis(redis_url, cluster=False, limits=redis_limits(settings))
     engage = EngageClient.from_settings(
         settings, base_url=emulator_url, api_key=DEFAULT_API_KEY, org_id=DEFAULT_ORG_ID
     )

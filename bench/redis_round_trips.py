@@ -2,8 +2,10 @@
 
 Run: .venv/bin/python -m bench.redis_round_trips [--threads 50] [--follow-ups 3] [--slack]
 
-Every request the client writes to a socket is one round trip (a pipeline is one); the
-handshake of each new pooled connection is counted apart (once per connection, not per turn).
+Every request the client writes to a socket is one round trip (a pipeline is one), and so is
+every command auto-pipelined on the shared connection (bridge.redismux: the turn waits for its
+reply, even when other turns' commands share the write); the handshake of each new connection
+is counted apart (once per connection, not per turn).
 The core runs in this process with a recording adapter and the emulator in-process (agent
 `parrot`): first messages (the conversation is created) and follow-ups (it exists) are counted
 apart, split into ingress (`submit`, before the platform's ack) and the worker's side (read,
@@ -28,6 +30,7 @@ from adapters.slack.outbound import SlackSender, build_client
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID, create_app
 from bridge.engage.client import EngageClient
 from bridge.models import Reply
+from bridge.redismux import MUXED, MuxRedis
 from tests.fakes.slack import FakeSlack
 from tests.fixtures_core import RecordingAdapter, core_settings, make_bridge, message, thread_key
 from tests.redis_server import RedisServer
@@ -55,6 +58,15 @@ class CountingConnection(Connection):
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         (HANDSHAKES if self._connecting else SENT)[PHASE[0]] += 1
         await super().send_packed_command(command, check_health)
+
+
+class CountingMuxRedis(MuxRedis):
+    """The runtime's single-Redis client; each auto-pipelined command counts as a round trip."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] in MUXED:
+            SENT[PHASE[0]] += 1
+        return await super().execute_command(*args, **options)
 
 
 async def drain(bridge: Any, adapter: Any, expected: int) -> None:
@@ -103,7 +115,7 @@ async def main(args: argparse.Namespace) -> None:
     pool = aioredis.BlockingConnectionPool.from_url(
         server.url, connection_class=CountingConnection, max_connections=64, socket_timeout=30
     )
-    redis = aioredis.Redis(connection_pool=pool)
+    redis = CountingMuxRedis(connection_pool=pool)
     transport = httpx.ASGITransport(app=create_app())
     engage = EngageClient(
         base_url="http://emulator", api_key=DEFAULT_API_KEY, org_id=DEFAULT_ORG_ID,

@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 
 from bridge.config import Settings
 from bridge.errors import StorageUnavailable
+from bridge.redismux import MuxRedis
 from bridge.store.claims import write_probe
 from bridge.threadmap import RedisClient
 
@@ -42,7 +43,8 @@ def redis_limits(settings: Settings) -> RedisLimits:
 
 
 def connect_redis(url: str, *, cluster: bool, limits: RedisLimits | None = None) -> RedisClient:
-    """A client whose pool makes a burst wait for a connection instead of failing it.
+    """A client whose pool makes a burst wait for a connection instead of failing it; on a single
+    Redis, concurrent simple commands are auto-pipelined on one connection (bridge.redismux).
 
     Explicit timeouts: redis-py 8 silently defaults reads to 5 s, which would cut the workers'
     blocking stream reads; `redis_limits` makes the read timeout outlast the block time the
@@ -66,7 +68,9 @@ def connect_redis(url: str, *, cluster: bool, limits: RedisLimits | None = None)
         timeout=_REDIS_POOL_WAIT_SECONDS,
         **timeouts,
     )
-    return aioredis.Redis.from_pool(pool)
+    # Commands that neither block nor change a connection's state share one auto-pipelined
+    # connection (bridge.redismux); blocking reads and transactions use the pool.
+    return MuxRedis.from_pool(pool)
 
 
 async def ping(redis: RedisClient) -> None:

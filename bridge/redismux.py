@@ -1,0 +1,234 @@
+"""Auto-pipelining for a single Redis: concurrent commands share one connection and one write.
+
+redis-py sends each command on a pooled connection of its own: a pool checkout and release (a
+condition, a lock, a timeout), a socket write, a `wait_for` task and a read timeout, per command:
+~55 µs of CPU per command with 200 callers (BENCHMARKS.md, "Redis per command"). Here the simple
+commands a turn sends (its Lua scripts above all) go out as node-redis and ioredis send them:
+every command issued in one loop iteration is appended to one buffer, written once, and the
+replies, which Redis sends in order, are handed to their callers in that order by one reader.
+
+What stays as redis-py does it:
+- errors: a command's error reply fails that command only (`NoScriptError` too, so a
+  registered script reloads itself); a lost connection fails every command sent and not yet
+  answered with `ConnectionError`, and the next command reconnects; no command is retried
+  (the bridge's pool retries none either);
+- a hung Redis: when no reply arrives for `socket_timeout` while commands wait, every waiting
+  command fails with `TimeoutError` and the connection is dropped;
+- replies go through the client's response callbacks, as `Redis.parse_response` does (a
+  command asking for undecoded replies takes the pool);
+- everything else (blocking reads, pipelines and transactions, pub/sub, commands that change a
+  connection's state) uses the client's pool, unchanged. Only the commands in `MUXED` share the
+  connection: none of them blocks or changes the connection's state.
+
+A Redis Cluster keeps redis-py's own client (`bridge.redisconn.connect_redis`).
+`tests/test_redismux.py` fails when the redis-py code this mirrors changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import deque
+from typing import Any
+
+from redis._parsers.response_callbacks import _get_response_callback
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# redis-py's option names (redis._defaults), spelled here to keep to its public surface.
+_NEVER_DECODE = "NEVER_DECODE"
+_EMPTY_RESPONSE = "EMPTY_RESPONSE"
+
+# Commands that neither block the connection nor change its state, by redis-py's spelling of
+# the command name (args[0]). Blocking reads (XREADGROUP BLOCK, BLPOP, WAIT), MULTI/EXEC/WATCH,
+# SELECT, CLIENT, SUBSCRIBE, MONITOR and anything not listed here take a pooled connection.
+MUXED = frozenset({
+    "EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO", "FCALL", "FCALL_RO", "SCRIPT LOAD", "SCRIPT EXISTS",
+    "PING", "ECHO", "GET", "SET", "SETNX", "SETEX", "PSETEX", "GETDEL", "GETEX", "GETSET", "MGET",
+    "MSET", "INCR", "INCRBY", "DECR", "DECRBY", "APPEND", "STRLEN", "DEL", "UNLINK", "EXISTS",
+    "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "TTL", "PTTL", "TYPE", "HGET", "HSET",
+    "HSETNX", "HMGET", "HMSET", "HGETALL", "HDEL", "HEXISTS", "HINCRBY", "HLEN", "HKEYS", "HVALS",
+    "LPUSH", "RPUSH", "LPOP", "RPOP", "LRANGE", "LLEN", "LREM", "LTRIM", "LINDEX", "SADD", "SREM",
+    "SMEMBERS", "SISMEMBER", "SCARD", "ZADD", "ZREM", "ZRANGE", "ZRANGEBYSCORE", "ZREVRANGE",
+    "ZCARD", "ZSCORE", "ZINCRBY", "XADD", "XACK", "XDEL", "XLEN", "XRANGE", "XREVRANGE", "XPENDING",
+    "XCLAIM", "XAUTOCLAIM", "XTRIM",
+})  # fmt: skip
+
+
+class _Wire:
+    """One connection carrying commands in order; what it sent and not yet heard back about."""
+
+    def __init__(self, connection: AbstractConnection, timeout: float | None) -> None:
+        self.connection = connection
+        self.timeout = timeout
+        self.loop = asyncio.get_running_loop()
+        # A future per command sent or about to be, oldest first.
+        self.waiting: deque[asyncio.Future[Any]] = deque()
+        self.outgoing: list[bytes] = []
+        self.failure: BaseException | None = None
+        self.progress = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    def send(self, packed: list[bytes]) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = self.loop.create_future()
+        if self.failure is not None:
+            future.set_exception(self.failure)
+            return future
+        if not self.waiting:
+            self.progress = self.loop.time()
+            if self._timer is None and self.timeout:
+                self._timer = self.loop.call_at(self.progress + self.timeout, self._check)
+        if not self.outgoing:
+            self.loop.call_soon(self._flush)
+        self.waiting.append(future)
+        self.outgoing.extend(packed)
+        return future
+
+    def _flush(self) -> None:
+        if self.failure is not None or not self.outgoing:
+            return
+        writer = self.connection._writer
+        try:
+            if writer is None or writer.transport.is_closing():
+                raise RedisConnectionError("Connection closed by the server before write")
+            writer.writelines(self.outgoing)
+        except (OSError, RedisConnectionError) as exc:
+            self.fail(RedisConnectionError(f"Error while writing to socket: {exc}"))
+        self.outgoing = []
+
+    async def _read(self) -> None:
+        parser: Any = self.connection._parser
+        try:
+            while True:
+                reply = await parser.read_response()
+                if not self.waiting:
+                    raise RedisConnectionError("Redis sent a reply nobody asked for")
+                future = self.waiting.popleft()
+                self.progress = self.loop.time()
+                if future.done():  # its caller was cancelled: the reply is dropped
+                    continue
+                if isinstance(reply, ResponseError):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+        except asyncio.CancelledError:
+            self.fail(RedisConnectionError("Connection closed by the client"))
+            raise
+        except RedisConnectionError as exc:
+            self.fail(exc)
+        except (OSError, Exception) as exc:  # a parser's error: the stream is unusable
+            self.fail(RedisConnectionError(f"Error while reading from Redis: {exc!r}"))
+
+    def _check(self) -> None:
+        self._timer = None
+        if not self.waiting or self.failure is not None:
+            return
+        due = self.progress + (self.timeout or 0.0)
+        if self.loop.time() < due:
+            self._timer = self.loop.call_at(due, self._check)
+            return
+        host = self.connection._host_error()
+        self.fail(RedisTimeoutError(f"Timeout reading from {host}"))
+
+    def fail(self, error: BaseException) -> None:
+        """Fail every command still waiting and drop the connection (once)."""
+        if self.failure is not None:
+            return
+        self.failure = error
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiting, self.waiting = self.waiting, deque()
+        for future in waiting:
+            if not future.done():  # an exception each: every caller's traceback is its own
+                future.set_exception(type(error)(*error.args))
+        self.outgoing = []
+        self.connection._force_disconnect()
+        if self._reader is not asyncio.current_task():
+            self._reader.cancel()
+
+    async def aclose(self) -> None:
+        self.fail(RedisConnectionError("Connection closed by the client"))
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+
+class MuxRedis(Redis):
+    """A single-Redis client that auto-pipelines the commands in `MUXED` (module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wire: _Wire | None = None
+        self._connecting: asyncio.Future[_Wire] | None = None
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        command_name = args[0]
+        if command_name not in MUXED or _NEVER_DECODE in options:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        wire = self._wire
+        if wire is None or wire.failure is not None:
+            wire = await self._connect()
+        future = wire.send(wire.connection.pack_command(*args))
+        try:
+            response = await future
+        except ResponseError:
+            if _EMPTY_RESPONSE in options:
+                return options[_EMPTY_RESPONSE]
+            raise
+        return await self._parsed(wire.connection, command_name, response, options)
+
+    async def _parsed(
+        self,
+        connection: AbstractConnection,
+        command_name: Any,
+        response: Any,
+        options: dict[str, Any],
+    ) -> Any:
+        # As redis-py's Redis.parse_response after its read (NEVER_DECODE takes the pool).
+        options.pop(_EMPTY_RESPONSE, None)
+        options.pop("keys", None)
+        if connection._resp2_fallback:
+            callback = _get_response_callback(self.response_callbacks, command_name, connection)
+        else:
+            callback = self.response_callbacks.get(command_name)
+        if callback is None:
+            return response
+        value = callback(response, **options)
+        return await value if inspect.isawaitable(value) else value
+
+    async def _connect(self) -> _Wire:
+        # One attempt at a time, shared by every command that waits for it: a Redis that does
+        # not answer costs each of them one connect timeout, not one per command before it.
+        attempt = self._connecting
+        if attempt is None or attempt.done():
+            attempt = self._connecting = asyncio.ensure_future(self._open())
+        return await asyncio.shield(attempt)
+
+    async def _open(self) -> _Wire:
+        wire = self._wire
+        if wire is not None and wire.failure is None:
+            return wire
+        pool: ConnectionPool = self.connection_pool
+        connection = pool.make_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.connect()
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            raise
+        timeout = connection.socket_timeout
+        self._wire = _Wire(connection, float(timeout) if timeout else None)
+        return self._wire
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        attempt, self._connecting = self._connecting, None
+        if attempt is not None and not attempt.done():
+            attempt.cancel()
+            await asyncio.gather(attempt, return_exceptions=True)
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            await wire.aclose()
+            await wire.connection.disconnect()
+        await super().aclose(close_connection_pool)
