@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 
 from bridge.admission import Admission
+from bridge.backoff import delay
 from bridge.errors import StorageUnavailable
 from bridge.metrics import Metrics
 from bridge.models import ThreadKey
@@ -30,6 +31,12 @@ log = logging.getLogger(__name__)
 
 # Long enough for a cancelled turn's clean-up (clear the status, close the stream) to finish.
 _RECANCEL_SECONDS = 1.0
+
+# A crashed turn's thread is handed back after this backoff (jittered, doubling per attempt,
+# at most a third of the lease it still holds): a crash loop does not spin, and
+# `turn_max_attempts` still ends it.
+_CRASH_BACKOFF_BASE = 0.5
+_CRASH_BACKOFF_CAP = 5.0
 
 
 def raise_if_cancelled() -> None:
@@ -177,6 +184,28 @@ class Workers:
         except Exception:
             log.exception(
                 "turn crashed; the thread will be retried", extra={"thread_key": thread_key}
+            )
+            await self._hand_back_crashed(hold)
+
+    async def _hand_back_crashed(self, hold: Hold) -> None:
+        """Retry a crashed turn soon instead of when its lease runs out: after a short backoff
+        (the lease, still held, keeps other workers off), hand the thread back; the next BEGIN
+        counts the attempt as before. A process that dies leaves its lease to run out."""
+        if hold.released:
+            return
+        cap = min(_CRASH_BACKOFF_CAP, self._lease_ms / 3000)
+        await asyncio.sleep(
+            delay(max(1, hold.attempt), base=min(_CRASH_BACKOFF_BASE, cap), cap=cap)
+        )
+        try:
+            await self._store.threads.hand_back(hold)
+            if not hold.acked:
+                await self._ack(hold.entry_id)
+        except (LeaseLost, StorageUnavailable) as exc:
+            log.warning(
+                "crashed turn not handed back: %s (its lease runs out instead)",
+                type(exc).__name__,
+                extra={"thread_key": str(hold.thread)},
             )
 
     async def _hold(self, hold: Hold) -> None:

@@ -155,13 +155,15 @@ return 1
 class Hold:
     """One worker's hold on a thread for one scheduling entry: the lease token fences every write;
     `acked` says that a script already acknowledged the entry (single Redis only), `released`
-    that a phase let the lease go (a heartbeat crossing it then finds the lease gone)."""
+    that a phase let the lease go (a heartbeat crossing it then finds the lease gone). `attempt`:
+    the turns BEGIN counted on the head batch (this one included)."""
 
     thread: ThreadKey
     token: str
     entry_id: str = ""
     acked: bool = False
     released: bool = False
+    attempt: int = 0
 
 
 def _turn_keys(thread: ThreadKey) -> list[str]:

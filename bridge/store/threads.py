@@ -85,7 +85,9 @@ class ThreadState:
             return None
         if reply == -1:
             raise LeaseLost(str(hold.thread))
-        return _begun(reply)
+        begun = _begun(reply)
+        hold.attempt = begun.attempt
+        return begun
 
     async def heartbeat(self, hold: Hold, ms: int, consumer: str) -> bool:
         """Extend the lease and keep the hold's entry from looking idle (one round trip on a
