@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from httpx_sse import EventSource
 
 from bridge.engage import errors
 from bridge.engage.models import MessageRead, UserMessage
-from bridge.engage.sse import iter_payloads
+from bridge.engage.sse import EventReader, iter_payloads
 from tests.engage_mock import BrokenStream, Recorder, message, mock_client, sse
 
 pytestmark = pytest.mark.timeout(10)
@@ -83,6 +87,54 @@ async def test_error_events_and_unreadable_events_raise_stream_errors(bad: str) 
 async def test_a_falsy_error_key_is_not_an_error() -> None:
     stream = event_stream(data({"n": 1, "error": None}), "", data({"error": ""}), "", "")
     assert len(await collect(stream)) == 2
+
+
+# Pieces that make streams hard to read: every line ending, fields with and without the space,
+# named and unnamed events, comments, Unicode line breaks, a BOM and bytes that are not UTF-8.
+PIECES = [
+    b"data:", b"data: ", b"data", b"event: ", b"event:message", b"event: ping", b": c", b"id: 1",
+    b"retry: 5", b"\r", b"\n", b"\r\n", b"\n\n", b"x", b" ", b":", b"[DONE]",
+    "\u00e9\u2028\u0085".encode(), b"\xef\xbb\xbf", b"\xff\xc3",
+]  # fmt: skip
+
+
+async def httpx_sse_events(body: bytes) -> list[str]:
+    """What httpx-sse (the reader used before) dispatches: the data of unnamed events."""
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+    return [sse.data async for sse in EventSource(response).aiter_sse() if sse.event == "message"]
+
+
+def reader_events(body: bytes, cuts: list[int]) -> list[str]:
+    reader, found, start = EventReader(), [], 0
+    for cut in sorted(min(cut, len(body)) for cut in cuts):
+        found += reader.feed(body[start:cut])
+        start = cut
+    return found + reader.feed(body[start:]) + reader.end()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(PIECES), max_size=40),
+    st.lists(st.integers(min_value=0, max_value=200), max_size=12),
+)
+def test_the_reader_dispatches_what_httpx_sse_did_however_the_body_is_cut(
+    pieces: list[bytes], cuts: list[int]
+) -> None:
+    body = b"".join(pieces)
+    expected = [data for data in asyncio.run(httpx_sse_events(body)) if data]
+    # Events without data are skipped by the client either way (httpx-sse also dispatches one
+    # that has only an id or retry field).
+    assert [data for data in reader_events(body, cuts) if data] == expected
+
+
+MIXED = b"data: a\r\ndata: b\r\rdata: c\n\r\nevent: ping\r\ndata: d\r\n\r\n: x\rdata:e\r\r"
+
+
+@pytest.mark.parametrize("cut", range(len(MIXED) + 1))
+async def test_a_body_cut_anywhere_gives_the_events_httpx_sse_gave(cut: int) -> None:
+    expected = await httpx_sse_events(MIXED)
+    assert expected == ["a\nb", "c", "e"]
+    assert reader_events(MIXED, [cut]) == expected
 
 
 async def drain(stream: AsyncIterator[MessageRead], into: list[MessageRead]) -> None:

@@ -71,20 +71,28 @@ def aiohttp_timeout(timeouts: Mapping[str, float | None]) -> aiohttp.ClientTimeo
 
 
 class AiohttpResponseStream(httpx.AsyncByteStream):
-    """The raw (still encoded) response body; httpx decodes it."""
+    """The raw (still encoded) response body; httpx decodes it.
+
+    Its own iterator rather than an async generator: a generator left suspended (a chat stream
+    read up to `[DONE]`) is closed by the event loop's finalizer hook in a task of its own."""
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AiohttpResponseStream:
+        return self
+
+    async def __anext__(self) -> bytes:
         try:
-            async for chunk in self._response.content.iter_any():
-                yield chunk
+            chunk = await self._response.content.readany()
         except Exception as exc:
             mapped = httpx_error(exc)
             if mapped is None:
                 raise
             raise mapped from exc
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
 
     async def aclose(self) -> None:
         # A body not read to its end closes the connection rather than returning it to the pool.

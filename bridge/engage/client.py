@@ -103,6 +103,7 @@ class EngageClient(RunsMixin, TagsMixin):
         if not api_key or not org_id:
             raise ConfigError("the Engage Smarter client needs an API key and an org id")
         self._owns_http = http is None
+        headers = {"X-Api-Key": api_key, "X-Org-Id": org_id}
         if http is None:
             limits = httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
@@ -111,11 +112,12 @@ class EngageClient(RunsMixin, TagsMixin):
                 transport=transport or AiohttpTransport(limits=limits),
                 timeout=default_timeout(timeout),
                 limits=limits,
+                headers=headers,
             )
         self._http_client = http
         self._http = EngageHttp(
             base_url=base_url or DEFAULT_API_URL,
-            headers={"X-Api-Key": api_key, "X-Org-Id": org_id},
+            headers=headers,
             http=http,
             retry=retry or RetryPolicy(max_attempts=max_attempts),
             on_retry=on_retry,

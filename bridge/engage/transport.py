@@ -35,11 +35,11 @@ from bridge.engage.retry import (
     verdict,
 )
 from bridge.engage.sse import iter_payloads
+from bridge.engage.wire import Params, Wire
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
-Params = Mapping[str, str | int]
 Sleep = Callable[[float], Awaitable[None]]
 
 # Failing before a single byte could reach the server: safe to repeat anything.
@@ -139,9 +139,7 @@ class EngageHttp:
         on_retry: OnRetry | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._headers = dict(headers)
-        self._stream_headers = {**self._headers, "Accept": "text/event-stream"}
+        self._wire = Wire(base_url, headers, http)
         self._http = http
         self._retry = retry
         self._on_retry = on_retry
@@ -162,9 +160,8 @@ class EngageHttp:
         while True:
             attempt += 1
             try:
-                response = await self._http.request(
-                    method, self._url(path), **self._kw(params, body)
-                )
+                url, kwargs = self._wire.args(path, params, body)
+                response = await self._http.request(method, url, **kwargs)
             except httpx.TransportError as exc:
                 failed = Failed.from_transport(exc)
             else:
@@ -188,10 +185,9 @@ class EngageHttp:
         while True:
             attempt += 1
             received = 0
+            url, kwargs = self._wire.args(path, params, body, stream=True)
             try:
-                async with self._http.stream(
-                    method, self._url(path), **self._kw(params, body, self._stream_headers)
-                ) as response:
+                async with self._http.stream(method, url, **kwargs) as response:
                     if response.is_success:
                         try:
                             async for payload in iter_payloads(response):
@@ -239,19 +235,6 @@ class EngageHttp:
         if self._on_retry is not None:
             self._on_retry(RetryEvent(method, path, attempt, failure, delay))
         await self._sleep(delay)
-
-    def _url(self, path: str) -> str:
-        return self._base_url + path
-
-    def _kw(
-        self, params: Params | None, body: Any, headers: Mapping[str, str] | None = None
-    ) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"headers": headers or self._headers}
-        if params:
-            kwargs["params"] = dict(params)
-        if body is not None:
-            kwargs["json"] = body
-        return kwargs
 
 
 def _json(response: httpx.Response) -> Any:
