@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from httpx_sse import EventSource
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from httpx_sse import EventSource
 
 from bridge.engage import errors
 from bridge.engage.models import MessageRead, UserMessage
