@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from bridge.engage import errors
 from bridge.engage.models import MessageRead, UserMessage
-from bridge.engage.sse import EventReader, iter_payloads
+from bridge.engage.sse import EventReader, iter_payloads, text_encoding
 from tests.engage_mock import BrokenStream, Recorder, message, mock_client, sse
 
 pytestmark = pytest.mark.timeout(10)
@@ -135,6 +135,19 @@ async def test_a_body_cut_anywhere_gives_the_events_httpx_sse_gave(cut: int) -> 
     expected = await httpx_sse_events(MIXED)
     assert expected == ["a\nb", "c", "e"]
     assert reader_events(MIXED, [cut]) == expected
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/event-stream", "text/event-stream; charset=utf-8", "text/event-stream;charset=UTF-8",
+     'text/event-stream; charset="utf-8"', "text/event-stream; charset=latin-1",
+     "text/event-stream; charset=nonsense", "text/event-stream; format=x"],
+)  # fmt: skip
+@pytest.mark.parametrize("default", ["utf-8", "latin-1", lambda content: "cp1252"])
+def test_the_text_encoding_is_the_one_httpx_names(content_type: str, default: Any) -> None:
+    response = httpx.Response(200, headers={"content-type": content_type}, default_encoding=default)
+    expected = httpx.Response(200, headers={"content-type": content_type}, default_encoding=default)
+    assert text_encoding(response, content_type) == (expected.encoding or "utf-8")
 
 
 async def drain(stream: AsyncIterator[MessageRead], into: list[MessageRead]) -> None:

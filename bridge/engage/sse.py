@@ -23,6 +23,7 @@ DONE = "[DONE]"
 # The type of an unnamed event (and of one named "message", the same thing in the spec).
 UNNAMED = ("", "message")
 _CR, _LF = b"\r", b"\n"
+_UTF8 = ("charset=utf-8", 'charset="utf-8"')
 
 
 class EventReader:
@@ -91,12 +92,16 @@ def message_payload(data: str) -> dict[str, Any] | None:
 
 
 def text_encoding(response: httpx.Response, content_type: str) -> str:
-    """`response.encoding`, without its header parsing (the email package, ~10 us) when the
-    header names no charset: then httpx takes the client's default encoding."""
+    """`response.encoding`, without its header parsing (the email package, ~10 us) in the two
+    usual cases: `charset=utf-8` (what Starlette and most servers add to text/event-stream)
+    and no parameters at all, where httpx takes the client's default encoding."""
+    parameters = content_type.partition(";")[2].strip().lower()
+    if parameters in _UTF8:
+        return "utf-8"
     default = response.default_encoding
-    if "charset" in content_type.lower() or not isinstance(default, str):
-        return response.encoding or "utf-8"
-    return default or "utf-8"
+    if not parameters and isinstance(default, str):
+        return default or "utf-8"
+    return response.encoding or "utf-8"
 
 
 async def iter_payloads(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
