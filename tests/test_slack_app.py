@@ -113,6 +113,23 @@ async def test_every_event_type_is_acknowledged_even_without_a_use(
     assert inbox.messages == []
 
 
+async def test_a_burst_on_a_fresh_adapter_asks_slack_who_the_bot_is_once(
+    fake_slack: FakeSlack, adapter: SlackAdapter
+) -> None:
+    # Bolt's authorization would call auth.test for every event that arrives before its first
+    # answer; the adapter's own call at start answers it.
+    assert len(fake_slack.calls_to("auth.test")) == 1
+    inbox = RecordingInbox()
+    async for url in serve(adapter, inbox):
+        sender = EventSender(url, fake_slack.signing_secret)
+        events = [user_message(fake_slack, channel="D1", channel_type="im") for _ in range(20)]
+        deliveries = await asyncio.gather(*(sender.send(envelope(fake_slack, e)) for e in events))
+        await sender.aclose()
+    assert [d.status for d in deliveries] == [200] * 20
+    assert len(inbox.messages) == 20
+    assert len(fake_slack.calls_to("auth.test")) == 1
+
+
 async def test_socket_mode_envelope_is_not_acked_when_storing_fails(
     fake_slack: FakeSlack, redis_client: Any
 ) -> None:

@@ -31,6 +31,7 @@ from adapters.slack.oauth import (
     REDIRECT_PATH,
     bolt_app,
     identity_of,
+    knows_its_bot,
     redirect_uri_of,
     team_middleware,
 )
@@ -155,7 +156,8 @@ class SlackAdapter:
             if self._oauth is not None:
                 await startup.check_oauth(self._client, self._oauth, self._redirect_uri)
             else:
-                self._identity = await startup.identify(self._client)
+                self._identity, auth = await startup.identify(self._client)
+                knows_its_bot(self._app, auth)
                 groups = self._settings.file.staff.slack_usergroup_ids
                 self._staff = self._staff | await startup.usergroup_members(self._client, groups)
             await startup.check_app_token(self._client, app_token)

@@ -10,9 +10,13 @@ from pydantic import SecretStr
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.middleware.authorization.async_single_team_authorization import (
+    AsyncSingleTeamAuthorization,
+)
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.slack.events import BotIdentity
 from adapters.slack.installations import RedisInstallationStore, RedisOAuthStateStore
@@ -111,6 +115,21 @@ def _app(client: AsyncWebClient, secret: str | None, **oauth: Any) -> AsyncApp:
         process_before_response=True,
         **oauth,  # Bolt takes an AsyncAuthorize for `authorize` too
     )
+
+
+def knows_its_bot(app: AsyncApp, auth: AsyncSlackResponse) -> None:
+    """Give Bolt's single-team authorization the `auth.test` answer the adapter got at start.
+
+    Bolt calls `auth.test` on the first request and keeps the answer, but every request that
+    arrives before that answer calls it too: a burst on a fresh process made one `auth.test`
+    per event (~7 % of the bridge's CPU in a 500-thread burst, each on the acks' path; against
+    real Slack, a burst of rate-limited calls). Bolt offers no setting for it; if its internals
+    change, nothing is given and Bolt asks on its own as before (tests/test_slack_app.py notices).
+    """
+    for middleware in getattr(app, "_async_middleware_list", ()):
+        unasked = isinstance(middleware, AsyncSingleTeamAuthorization)
+        if unasked and middleware.auth_test_result is None:
+            middleware.auth_test_result = auth
 
 
 def _oauth_settings(

@@ -9,6 +9,7 @@ import aiohttp
 from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.slack.events import BotIdentity
 from adapters.slack.oauth import INSTALL_PATH, check_client, oauth_problems
@@ -19,8 +20,9 @@ from bridge.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-async def identify(client: AsyncWebClient) -> BotIdentity:
-    """Who the bot is (`auth.test` with the one bot token); a refused token stops start-up."""
+async def identify(client: AsyncWebClient) -> tuple[BotIdentity, AsyncSlackResponse]:
+    """Who the bot is (`auth.test` with the one bot token, and its answer); a refused token
+    stops start-up."""
     try:
         auth = await client.auth_test()
     except SlackApiError as exc:
@@ -34,7 +36,7 @@ async def identify(client: AsyncWebClient) -> BotIdentity:
         workspace_url=str(auth.get("url") or "https://slack.com/"),
     )
     log.info("slack connected", extra={"team_id": identity.team_id})
-    return identity
+    return identity, auth
 
 
 async def check_oauth(
