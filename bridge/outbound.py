@@ -18,6 +18,7 @@ from bridge.adapter import (
     PostClearsStatus,
     StatusAdapter,
 )
+from bridge.admission import after_ack
 from bridge.config import Settings
 from bridge.errors import PermanentPlatformError, PlatformError
 from bridge.metrics import Metrics
@@ -63,7 +64,7 @@ class Outbound:
         }
         self._clearing = {k: a for k, a in adapters.items() if isinstance(a, PostClearsStatus)}
         self._ledgered = {k: a for k, a in adapters.items() if isinstance(a, LedgerAdapter)}
-        self._signs: dict[ThreadKey, asyncio.Task[None]] = {}
+        self._signs: dict[ThreadKey, asyncio.Future[None]] = {}
         self._signed_at: dict[ThreadKey, float] = {}
 
     def adapter(self, thread: ThreadKey) -> Adapter:
@@ -100,12 +101,23 @@ class Outbound:
         await self.post(Reply(thread=thread, text=body, idempotency_key=key, kind=ReplyKind.NOTICE))
 
     def sign_accepted(self, thread: ThreadKey) -> None:
-        """Show the thread a sign now, without waiting for it (the platform's ack must not)."""
+        """Show the thread a sign now, without waiting for it (the platform's ack must not):
+        right after the ack of the HTTP request being handled, else in a task of its own."""
         adapter = self._signers.get(thread.platform)
-        if adapter is not None and thread not in self._signs:
-            task = asyncio.create_task(self._show_accepted(adapter, thread))
-            self._signs[thread] = task
-            task.add_done_callback(lambda _: self._signs.pop(thread, None))
+        if adapter is None or thread in self._signs:
+            return
+        shown = asyncio.get_running_loop().create_future()
+
+        async def show() -> None:
+            try:
+                await self._show_accepted(adapter, thread)
+            finally:
+                if not shown.done():
+                    shown.set_result(None)
+
+        sign = shown if after_ack(show) else asyncio.create_task(show())
+        self._signs[thread] = sign
+        sign.add_done_callback(lambda _: self._signs.pop(thread, None))
 
     async def _show_accepted(self, adapter: AcceptSignAdapter, thread: ThreadKey) -> None:
         """Best effort and bounded: the message is stored; a sign that fails changes nothing."""

@@ -6,8 +6,16 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+import pytest
 import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
+from bridge.admission import CountIngress
+from bridge.core import Bridge
 from bridge.engage.client import EngageClient
 from bridge.errors import PlatformError
 from bridge.models import Reply, ReplyKind, ThreadKey
@@ -68,10 +76,97 @@ async def test_a_slow_sign_lands_before_the_status_is_cleared_and_the_answer_pos
     bridge = make_bridge(redis_client, engage_client, adapter)
     async with running(bridge):
         await bridge.submit(message(thread_key("slow-sign"), "hi"))
-        await wait_until(lambda: "post" in adapter.events)
+        await answered(bridge, adapter)
     assert adapter.events.index("sign") < adapter.events.index("status:None")
     assert adapter.events[-2:] == ["status:None", "post"]
     assert adapter.texts() == ["You said: hi"]
+
+
+async def answered(bridge: Bridge, adapter: SigningAdapter) -> None:
+    """Posted and committed: no cancelled turn clears its status after the post."""
+    await wait_until(lambda: "post" in adapter.events)
+
+    async def committed() -> bool:
+        return await bridge.queue_depth() == 0
+
+    await wait_until(committed)
+
+
+def acking_app(bridge: Bridge, events: list[str], fail: bool = False) -> CountIngress:
+    """An HTTP ingress route as the runtime serves it: it stores the message, then acks."""
+
+    async def events_route(request: Request) -> PlainTextResponse:
+        name = (await request.body()).decode()
+        await bridge.submit(message(thread_key(name), "hi", message_id=name))
+        events.append(f"submitted in {id(asyncio.current_task())}")
+        if fail:
+            raise RuntimeError("the route failed after storing the message")
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/events", events_route, methods=["POST"])])
+
+    async def noting_acks(scope: Any, receive: Any, send: Any) -> None:
+        async def noting_send(event: Any) -> None:
+            await send(event)
+            if event["type"] == "http.response.body":
+                events.append("acked")
+
+        await app(scope, receive, noting_send)
+
+    return CountIngress(noting_acks, bridge.admission)
+
+
+@dataclass
+class TaskNotingAdapter(SigningAdapter):
+    async def show_accepted(self, thread: ThreadKey) -> None:
+        self.events.append(f"sign in {id(asyncio.current_task())}")
+        self.signs.append(thread)
+
+
+async def test_an_http_request_shows_its_sign_right_after_its_ack_in_its_own_task(
+    redis_client: aioredis.Redis, engage_client: EngageClient
+) -> None:
+    adapter = TaskNotingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    transport = httpx.ASGITransport(app=acking_app(bridge, adapter.events))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.post("/events", content=b"acked-sign")).status_code == 200
+        assert (await client.post("/events", content=b"acked-sign")).status_code == 200
+    submitted, acked, signed, duplicate, acked_again = adapter.events
+    # The request's own task shows the sign once its ack is out: no task of its own.
+    assert (acked, signed) == ("acked", submitted.replace("submitted", "sign"))
+    assert adapter.signs == [thread_key("acked-sign")]
+    # A duplicate delivery is acked and shows nothing.
+    assert duplicate.startswith("submitted in ")
+    assert acked_again == "acked"
+    assert bridge.admission.busy == 0
+
+
+async def test_a_request_that_fails_after_storing_its_message_still_shows_the_sign(
+    redis_client: aioredis.Redis, engage_client: EngageClient
+) -> None:
+    adapter = SigningAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    transport = httpx.ASGITransport(app=acking_app(bridge, adapter.events, fail=True))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        with pytest.raises(RuntimeError):
+            await client.post("/events", content=b"failed-route")
+    await wait_until(lambda: adapter.signs == [thread_key("failed-route")])
+
+
+async def test_a_slow_sign_after_an_ack_lands_before_the_status_is_cleared_and_the_answer(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = SigningAdapter(sign_delay=0.3)
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    transport = httpx.ASGITransport(app=acking_app(bridge, adapter.events))
+    async with running(bridge), httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+        request = asyncio.create_task(c.post("/events", content=b"slow-acked-sign"))
+        await answered(bridge, adapter)
+        assert (await request).status_code == 200
+    assert adapter.events.index("acked") < adapter.events.index("sign")
+    assert adapter.events.index("sign") < adapter.events.index("status:None")
+    assert adapter.events[-2:] == ["status:None", "post"]
 
 
 @dataclass
@@ -87,7 +182,7 @@ async def test_a_slow_sign_lands_before_an_answer_that_clears_the_status_itself(
     bridge = make_bridge(redis_client, engage_client, adapter)
     async with running(bridge):
         await bridge.submit(message(thread_key("slow-sign-2"), "hi"))
-        await wait_until(lambda: "post" in adapter.events)
+        await answered(bridge, adapter)
     assert adapter.events.index("sign") < adapter.events.index("post")
     assert "status:None" not in adapter.events
     assert adapter.texts() == ["You said: hi"]
@@ -136,7 +231,7 @@ async def test_a_sign_that_lasts_is_not_repeated_by_a_turn_that_starts_later(
     bridge = make_bridge(redis_client, engage_client, adapter)
     async with running(bridge):
         await bridge.submit(message(thread_key("lasting-sign"), "hi"))
-        await wait_until(lambda: "post" in adapter.events)
+        await answered(bridge, adapter)
     assert adapter.events == ["sign", "status:None", "post"]
 
 
@@ -150,7 +245,7 @@ async def test_a_sign_of_an_adapter_that_does_not_say_how_long_it_lasts_is_shown
     bridge = make_bridge(redis_client, engage_client, adapter)
     async with running(bridge):
         await bridge.submit(message(thread_key("short-sign"), "hi"))
-        await wait_until(lambda: "post" in adapter.events)
+        await answered(bridge, adapter)
     assert adapter.events == ["sign", "status:Thinking…", "status:None", "post"]
 
 
