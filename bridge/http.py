@@ -22,6 +22,7 @@ from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from bridge.admission import Admission, CountIngress
+from bridge.eager import EagerStarts
 from bridge.errors import ConfigError
 from bridge.guard import IngressGuard
 from bridge.metrics import Metrics
@@ -161,7 +162,9 @@ class _HeadDeadline(HttpToolsProtocol):
     head with httptools: one still incomplete after `MAX_HEAD_BYTES` is answered 400 and
     dropped (as h11's cap did, a head that arrives whole in one read of at most 256 KiB passes).
     httptools rather than h11: the server's CPU per request 160-195 -> 75-90 µs on asyncio's
-    loop, 50-55 µs on uvloop (bench/bench_http_parser.py).
+    loop, 50-55 µs on uvloop (bench/bench_http_parser.py). A request read in `data_received`
+    starts eagerly (`bridge.eager`): it runs up to its first wait in the same callback, not a
+    whole loop iteration later.
     """
 
     head_timeout = DEFAULT_HEAD_TIMEOUT_SECONDS
@@ -172,17 +175,26 @@ class _HeadDeadline(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+        self._starts = EagerStarts()
+        self._parsing = False
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
             self._head_bytes += len(data)
-        super().data_received(data)  # the parser's callbacks below run inside
+        self._parsing = True
+        try:
+            super().data_received(data)  # the parser's callbacks below run inside
+        finally:
+            self._parsing = False
         if self._in_head and self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
             log.info(
                 "request head over the cap: 400",
                 extra={"client": self.client, "max_bytes": MAX_HEAD_BYTES},
             )
             self.send_400_response("Request head too large.")
+        # Requests read now run up to their first wait at once (their bodies are parsed by now,
+        # outside the parser's callbacks), not a whole loop iteration later.
+        self._starts.run()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -203,7 +215,12 @@ class _HeadDeadline(HttpToolsProtocol):
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         if app is service_unavailable:  # uvicorn's 503 over the cap has no Retry-After
             app = _unavailable
-        super()._start_asgi_task(cycle, app)
+        if not self._parsing or self.config.reset_contextvars:
+            super()._start_asgi_task(cycle, app)  # a pipelined request, started by a response
+            return
+        task = self._starts.create_task(self.loop, cycle.run_asgi(app))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._head_timer is not None:
