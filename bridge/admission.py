@@ -89,7 +89,11 @@ class Admission:
 
     @contextlib.contextmanager
     def ingress(self) -> Iterator[None]:
-        """Around the handling of one platform request, until its ack is sent."""
+        """Around the handling of one platform request, until its ack is sent; inside an HTTP
+        request `CountIngress` counts already (the same request would count twice)."""
+        if _after_ack.get() is not None:
+            yield
+            return
         key = self.enter()
         try:
             yield

@@ -18,7 +18,7 @@ from bridge.admission import CountIngress
 from bridge.core import Bridge
 from bridge.engage.client import EngageClient
 from bridge.errors import PlatformError
-from bridge.models import Reply, ReplyKind, ThreadKey
+from bridge.models import InboundMessage, Reply, ReplyKind, SubmitResult, ThreadKey
 from bridge.store.parts import Parts, PartState
 from tests.fixtures_core import (
     RecordingAdapter,
@@ -104,6 +104,13 @@ def acking_app(bridge: Bridge, events: list[str], fail: bool = False) -> CountIn
         return PlainTextResponse("ok")
 
     app = Starlette(routes=[Route("/events", events_route, methods=["POST"])])
+    accept = bridge.inbox.accept
+
+    async def noting_accept(message: InboundMessage) -> tuple[SubmitResult, bool]:
+        events.append(f"in flight {bridge.admission.busy}")
+        return await accept(message)
+
+    bridge.inbox.accept = noting_accept  # type: ignore[method-assign]
 
     async def noting_acks(scope: Any, receive: Any, send: Any) -> None:
         async def noting_send(event: Any) -> None:
@@ -132,6 +139,9 @@ async def test_an_http_request_shows_its_sign_right_after_its_ack_in_its_own_tas
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         assert (await client.post("/events", content=b"acked-sign")).status_code == 200
         assert (await client.post("/events", content=b"acked-sign")).status_code == 200
+    # The request counts once as ingress, not again for the submit inside it.
+    assert adapter.events.count("in flight 1") == 2
+    adapter.events[:] = [e for e in adapter.events if e != "in flight 1"]
     submitted, acked, signed, duplicate, acked_again = adapter.events
     # The request's own task shows the sign once its ack is out: no task of its own.
     assert (acked, signed) == ("acked", submitted.replace("submitted", "sign"))
