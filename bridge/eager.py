@@ -16,7 +16,7 @@ from asyncio.tasks import _enter_task, _leave_task
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-__all__ = ["EagerStarts"]
+__all__ = ["EAGER_COROUTINES", "EagerStarts", "task_factory"]
 
 
 class _Resumable(Coroutine[Any, Any, Any]):
@@ -64,6 +64,26 @@ class _Resumable(Coroutine[Any, Any, Any]):
         raise TypeError("started by EagerStarts: only its task runs it")
 
 
+def _first_step(
+    loop: asyncio.AbstractEventLoop,
+    task: asyncio.Task[Any],
+    resumable: _Resumable,
+    context: contextvars.Context,
+) -> None:
+    """Run `task`'s first step now, as the current task (a running one steps aside meanwhile,
+    as Python 3.12's eager start does)."""
+    current = asyncio.current_task(loop)
+    if current is not None:
+        _leave_task(loop, current)
+    _enter_task(loop, task)
+    try:
+        context.run(resumable.run_first_step)
+    finally:
+        _leave_task(loop, task)
+        if current is not None:
+            _enter_task(loop, current)
+
+
 class EagerStarts:
     """Tasks whose first step runs at `run()`, in the callback that created them.
 
@@ -89,11 +109,27 @@ class EagerStarts:
     def run(self) -> None:
         while self._pending:
             task, resumable, context = self._pending.pop(0)
-            loop = task.get_loop()
-            if task.done() or task.cancelling() or asyncio.current_task(loop) is not None:
-                continue  # its own first step runs it as usual
-            _enter_task(loop, task)
-            try:
-                context.run(resumable.run_first_step)
-            finally:
-                _leave_task(loop, task)
+            if not (task.done() or task.cancelling()):
+                _first_step(task.get_loop(), task, resumable, context)
+
+
+# Coroutines their library starts eagerly itself on Python 3.12+, so they are written for it:
+# aiohttp writes a request's body in a task of its own (on 3.11 the body, and with it the whole
+# request, left a loop iteration later: 4 requests per turn, the accept sign's among them).
+EAGER_COROUTINES = frozenset({"ClientRequest.write_bytes"})
+
+
+def task_factory(
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, Any],
+    *,
+    context: contextvars.Context | None = None,
+) -> asyncio.Task[Any]:
+    """The loop's task factory: tasks of `EAGER_COROUTINES` start eagerly, others as usual."""
+    if getattr(coro, "__qualname__", None) not in EAGER_COROUTINES:
+        return asyncio.Task(coro, loop=loop, context=context)
+    context = context if context is not None else contextvars.copy_context()
+    resumable = _Resumable(coro)
+    task = asyncio.Task(resumable, loop=loop, context=context)
+    _first_step(loop, task, resumable, context)
+    return task

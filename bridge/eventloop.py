@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from bridge import eager
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -30,6 +32,14 @@ def loop_factory(use_uvloop: bool) -> LoopFactory | None:
 
 
 def run(main: Coroutine[Any, Any, T], *, use_uvloop: bool) -> T:
-    """`asyncio.run(main)` on the chosen loop (`asyncio.run` takes no factory before 3.12)."""
-    with asyncio.Runner(loop_factory=loop_factory(use_uvloop)) as runner:
+    """`asyncio.run(main)` on the chosen loop (`asyncio.run` takes no factory before 3.12), with
+    the eager start of the tasks libraries start eagerly on 3.12 (`bridge.eager`)."""
+    factory = loop_factory(use_uvloop) or asyncio.new_event_loop
+
+    def new_loop() -> asyncio.AbstractEventLoop:
+        loop = factory()
+        loop.set_task_factory(eager.task_factory)  # type: ignore[arg-type]
+        return loop
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
         return runner.run(main)

@@ -21,9 +21,10 @@ from typing import Any, TextIO
 import pytest
 import uvloop
 
-from bridge import cli, eventloop
+from bridge import cli, eager, eventloop
 from bridge.config import Settings
 from bridge.logs import MANAGED_LOGGERS
+from tests import test_eager as eager_cases
 from tests import test_http_slow_clients as http_cases
 from tests import test_worker as worker_cases
 from tests.redis_server import RedisServer
@@ -120,6 +121,28 @@ def test_the_http_head_deadline_and_cap_hold_on_uvloop(
     case: Callable[[], Coroutine[Any, Any, None]],
 ) -> None:
     eventloop.run(_on_uvloop(case()), use_uvloop=True)
+
+
+EAGER_CASES: list[Callable[[], Coroutine[Any, Any, None]]] = [
+    eager_cases.test_the_first_step_runs_in_the_callback_as_the_task_in_its_own_context,
+    eager_cases.test_a_started_task_cancelled_while_waiting_gets_the_cancel_where_it_waits,
+    eager_cases.test_a_timeout_entered_in_the_first_step_belongs_to_the_task,
+    eager_cases.test_pipelined_requests_are_all_answered,
+    eager_cases.test_aiohttp_request_bodies_leave_one_iteration_sooner,
+]
+
+
+@pytest.mark.parametrize("case", EAGER_CASES, ids=lambda case: case.__name__)
+def test_eager_starts_hold_on_uvloop(case: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    eventloop.run(_on_uvloop(case()), use_uvloop=True)
+
+
+def test_run_starts_aiohttp_request_bodies_eagerly() -> None:
+    async def factory_in_use() -> object:
+        return asyncio.get_running_loop().get_task_factory()
+
+    assert eventloop.run(factory_in_use(), use_uvloop=True) is eager.task_factory
+    assert eventloop.run(factory_in_use(), use_uvloop=False) is eager.task_factory
 
 
 def test_a_cancel_racing_a_command_send_still_stops_the_workers_on_uvloop(
