@@ -202,6 +202,7 @@ def _trace_first_sign(path: str) -> None:
             done.append(trail)
         await write_bytes(self, *args)
 
+    traced_write.__qualname__ = write_bytes.__qualname__  # still started eagerly (bridge.eager)
     httptools_impl.RequestResponseCycle.__init__ = init  # type: ignore[method-assign]
     httptools_impl.RequestResponseCycle.run_asgi = traced_run_asgi  # type: ignore[method-assign]
     bridge.outbound.Outbound.sign_accepted = traced_sign  # type: ignore[method-assign]
