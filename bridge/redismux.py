@@ -33,6 +33,7 @@ from typing import Any
 
 from redis._parsers.response_callbacks import _get_response_callback
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -74,19 +75,25 @@ class _Wire:
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     def send(self, packed: list[bytes]) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = self.loop.create_future()
+        """Queue one packed command; its future gets the reply (or the error reply)."""
+        return self.send_many(packed, 1)[0]
+
+    def send_many(self, packed: list[bytes], replies: int) -> list[asyncio.Future[Any]]:
+        """Queue packed commands written back to back (a MULTI ... EXEC block stays whole)."""
+        futures: list[asyncio.Future[Any]] = [self.loop.create_future() for _ in range(replies)]
         if self.failure is not None:
-            future.set_exception(self.failure)
-            return future
+            for future in futures:
+                future.set_exception(type(self.failure)(*self.failure.args))
+            return futures
         if not self.waiting:
             self.progress = self.loop.time()
             if self._timer is None and self.timeout:
                 self._timer = self.loop.call_at(self.progress + self.timeout, self._check)
         if not self.outgoing:
             self.loop.call_soon(self._flush)
-        self.waiting.append(future)
+        self.waiting.extend(futures)
         self.outgoing.extend(packed)
-        return future
+        return futures
 
     def _flush(self) -> None:
         if self.failure is not None or not self.outgoing:
@@ -168,9 +175,7 @@ class MuxRedis(Redis):
         command_name = args[0]
         if command_name not in MUXED or _NEVER_DECODE in options:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        wire = self._wire
-        if wire is None or wire.failure is not None:
-            wire = await self._connect()
+        wire = await self.wire()
         future = wire.send(wire.connection.pack_command(*args))
         try:
             response = await future
@@ -198,6 +203,16 @@ class MuxRedis(Redis):
             return response
         value = callback(response, **options)
         return await value if inspect.isawaitable(value) else value
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        return MuxPipeline(self, transaction, shard_hint)
+
+    async def wire(self) -> _Wire:
+        """The shared connection, connected."""
+        wire = self._wire
+        if wire is None or wire.failure is not None:
+            wire = await self._connect()
+        return wire
 
     async def _connect(self) -> _Wire:
         # One attempt at a time, shared by every command that waits for it: a Redis that does
@@ -232,3 +247,57 @@ class MuxRedis(Redis):
             await wire.aclose()
             await wire.connection.disconnect()
         await super().aclose(close_connection_pool)
+
+
+class MuxPipeline(Pipeline):
+    """A transaction (MULTI ... EXEC, no WATCH) of `MUXED` commands goes out on the shared
+    connection as one block; redis-py's own transaction code reads and checks its replies.
+    Anything else (WATCH, an explicit MULTI, scripts to load, no transaction) takes the pool."""
+
+    def __init__(self, client: MuxRedis, transaction: bool, shard_hint: str | None) -> None:
+        super().__init__(client.connection_pool, client.response_callbacks, transaction, shard_hint)
+        self._client = client
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        stack = self.command_stack
+        if (
+            not stack
+            or not self.is_transaction
+            or self.watching
+            or self.explicit_transaction
+            or self.scripts
+            or self.connection is not None
+            or any(args[0] not in MUXED or _NEVER_DECODE in options for args, options in stack)
+        ):
+            return await super().execute(raise_on_error)
+        try:
+            batch: Any = _Batch(await self._client.wire(), stack)
+            return await self._execute_transaction(batch, stack, raise_on_error)  # type: ignore[no-any-return]
+        finally:
+            await self.reset()  # type: ignore[no-untyped-call]
+
+
+class _Batch:
+    """What redis-py's `Pipeline._execute_transaction` needs of a connection, on the wire: the
+    block is sent whole and each `read_response` is the next of its replies."""
+
+    def __init__(self, wire: _Wire, stack: list[Any]) -> None:
+        self._wire = wire
+        # MULTI, the commands that expect a reply, EXEC.
+        self._count = 2 + sum(_EMPTY_RESPONSE not in options for _, options in stack)
+        self._replies: deque[asyncio.Future[Any]] = deque()
+        self._resp2_fallback = wire.connection._resp2_fallback
+
+    def pack_commands(self, commands: list[Any]) -> list[bytes]:
+        return self._wire.connection.pack_commands(commands)
+
+    async def send_packed_command(self, packed: list[bytes], check_health: bool = True) -> None:
+        self._replies.extend(self._wire.send_many(packed, self._count))
+
+    async def read_response(self, disable_decoding: bool = False, **_: Any) -> Any:
+        return await self._replies.popleft()
+
+    async def disconnect(self, nowait: bool = False) -> None:
+        # A caller cancelled mid-block: the reader still takes the block's replies, in order.
+        for future in self._replies:
+            future.cancel()

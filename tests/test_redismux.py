@@ -203,6 +203,71 @@ async def test_blocking_commands_take_a_pooled_connection(redis_client: MuxRedis
         assert list(await blocked) == [b"queue", b"item"]
 
 
+async def test_transactions_go_out_whole_on_the_shared_connection(redis_client: MuxRedis) -> None:
+    async def transaction(n: int) -> list[Any]:
+        async with redis_client.pipeline(transaction=True) as pipe:
+            pipe.incr("shared")
+            pipe.incr("shared")
+            pipe.hset(f"h{n}", mapping={"n": n})
+            pipe.expire(f"h{n}", 60)
+            return await pipe.execute()  # type: ignore[no-any-return]
+
+    results = await asyncio.gather(*(transaction(n) for n in range(100)))
+    # MULTI ... EXEC stays one block among everyone else's commands: its two INCRs are adjacent.
+    assert all(second == first + 1 for first, second, _, _ in results)
+    assert sorted(first for first, *_ in results) == list(range(1, 200, 2))
+    assert all(result[2:] == [1, True] for result in results)
+    assert await clients_connected(redis_client) == 2
+
+
+async def test_transaction_errors_are_redis_py_s(
+    redis_server: RedisServer, redis_client: MuxRedis
+) -> None:
+    plain = aioredis.Redis.from_url(redis_server.url)
+
+    async def outcomes(client: aioredis.Redis) -> list[Any]:
+        await client.delete("text", "n")
+        await client.set("text", "v")
+        seen: list[Any] = []
+        async with client.pipeline() as pipe:  # an error reply inside EXEC, kept in place
+            pipe.incr("n").hget("text", "f").incr("n")
+            seen.append([repr(r) for r in await pipe.execute(raise_on_error=False)])
+        async with client.pipeline() as pipe:  # ... or raised
+            pipe.incr("n").hget("text", "f")
+            with pytest.raises(ResponseError) as raised:
+                await pipe.execute()
+            seen.append(str(raised.value))
+        async with client.pipeline() as pipe:  # refused while queued: EXECABORT, nothing ran
+            pipe.incr("n").execute_command("SET", "text")
+            with pytest.raises(ResponseError) as raised:
+                await pipe.execute()
+            seen.append(str(raised.value))
+        seen.append(await client.get("n"))
+        return seen
+
+    try:
+        mine = await outcomes(redis_client)
+        assert mine == await outcomes(plain)
+        assert mine[-1] == b"3"
+    finally:
+        await plain.aclose()
+
+
+async def test_watched_transactions_and_plain_pipelines_take_the_pool(
+    redis_client: MuxRedis,
+) -> None:
+    await redis_client.set("k", "1")
+
+    async def bump(pipe: Any) -> None:
+        value = int(await pipe.get("k"))
+        pipe.multi()
+        pipe.set("k", value + 1)
+
+    assert await redis_client.transaction(bump, "k") == [True]
+    async with redis_client.pipeline(transaction=False) as pipe:
+        assert await pipe.get("k").incr("k").execute() == [b"2", 3]
+
+
 # What bridge/redismux.py relies on in redis-py (private names included), as of the version the
 # hashes were taken from. A change means redis-py changed code the module mirrors or calls:
 # read it again, adjust redismux.py, then update the hash.
