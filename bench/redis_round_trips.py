@@ -24,13 +24,14 @@ from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
 
 from adapters.slack.outbound import SlackSender, build_client
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID, create_app
 from bridge.engage.client import EngageClient
 from bridge.models import Reply
-from bridge.redismux import MUXED, MuxRedis
+from bridge.redismux import MUXED, MuxPipeline, MuxRedis
 from tests.fakes.slack import FakeSlack
 from tests.fixtures_core import RecordingAdapter, core_settings, make_bridge, message, thread_key
 from tests.redis_server import RedisServer
@@ -61,12 +62,23 @@ class CountingConnection(Connection):
 
 
 class CountingMuxRedis(MuxRedis):
-    """The runtime's single-Redis client; each auto-pipelined command counts as a round trip."""
+    """The runtime's single-Redis client; each auto-pipelined command or transaction counts as
+    a round trip."""
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if args[0] in MUXED:
             SENT[PHASE[0]] += 1
         return await super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        return CountingPipeline(self, transaction, shard_hint)
+
+
+class CountingPipeline(MuxPipeline):
+    async def _execute_transaction(self, connection: Any, *args: Any) -> Any:
+        if not isinstance(connection, Connection):  # on the shared connection, not a pooled one
+            SENT[PHASE[0]] += 1
+        return await super()._execute_transaction(connection, *args)
 
 
 async def drain(bridge: Any, adapter: Any, expected: int) -> None:
