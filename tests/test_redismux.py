@@ -7,6 +7,7 @@ import hashlib
 import inspect
 import os
 import signal
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -41,7 +42,16 @@ def own_redis() -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def fragile(own_redis: RedisServer) -> AsyncIterator[MuxRedis]:
-    """A client of a server the test may stop, hang or kill; reads give up after 0.5 s."""
+    """A client of a server the test may stop or kill (the runtime's 30 s socket timeout)."""
+    client = connect_redis(own_redis.url, cluster=False)
+    assert isinstance(client, MuxRedis)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def impatient(own_redis: RedisServer) -> AsyncIterator[MuxRedis]:
+    """A client whose reads give up after 0.5 s."""
     client = connect_redis(own_redis.url, cluster=False, limits=RedisLimits(16, 0.5))
     assert isinstance(client, MuxRedis)
     yield client
@@ -53,24 +63,38 @@ def waiting(client: MuxRedis) -> int:
     return 0 if wire is None else len(wire.waiting)
 
 
-async def clients_connected(client: aioredis.Redis) -> int:
-    return int((await client.info("clients"))["connected_clients"])
+def named(url: str) -> MuxRedis:
+    """A client whose connections carry a name of their own (other tests' clients may linger)."""
+    client = connect_redis(f"{url}?client_name=mux-{uuid.uuid4().hex}", cluster=False)
+    assert isinstance(client, MuxRedis)
+    return client
+
+
+async def own_connections(client: aioredis.Redis) -> int:
+    """Connections of this client, the pooled one that asks included."""
+    name = client.connection_pool.connection_kwargs["client_name"]
+    return sum(c["name"] == name for c in await client.client_list())
 
 
 async def test_concurrent_commands_share_one_connection_and_each_gets_its_own_reply(
-    redis_client: MuxRedis,
+    redis_server: RedisServer,
 ) -> None:
-    script = redis_client.register_script(ECHO)
+    client = named(redis_server.url)
+    script = client.register_script(ECHO)
 
     async def turn(n: int) -> tuple[Any, ...]:
         echoed = await script(keys=[f"k{n}"], args=[n])
-        await redis_client.hset(f"h{n}", mapping={"n": n})
-        return (echoed, await redis_client.hget(f"h{n}", "n"))
+        await client.hset(f"h{n}", mapping={"n": n})
+        return (echoed, await client.hget(f"h{n}", "n"))
 
-    results = await asyncio.gather(*(turn(n) for n in range(300)))
-    assert results == [([f"k{n}".encode(), str(n).encode()], str(n).encode()) for n in range(300)]
-    # 300 callers at once: one auto-pipelined connection, plus the pooled one INFO itself uses.
-    assert await clients_connected(redis_client) == 2
+    try:
+        results = await asyncio.gather(*(turn(n) for n in range(300)))
+        expected = [([f"k{n}".encode(), str(n).encode()], str(n).encode()) for n in range(300)]
+        assert results == expected
+        # 300 callers at once: one auto-pipelined connection, plus the pooled one CLIENT LIST uses.
+        assert await own_connections(client) == 2
+    finally:
+        await client.aclose()
 
 
 async def test_replies_are_parsed_as_redis_py_parses_them(
@@ -143,8 +167,9 @@ async def test_a_cancelled_caller_leaves_the_replies_of_the_others_in_order(
 
 
 async def test_a_hung_redis_fails_every_waiting_command_within_the_socket_timeout(
-    own_redis: RedisServer, fragile: MuxRedis
+    own_redis: RedisServer, impatient: MuxRedis
 ) -> None:
+    fragile = impatient
     await fragile.set("k", "v")
     assert own_redis.process is not None
     os.kill(own_redis.process.pid, signal.SIGSTOP)
@@ -195,7 +220,6 @@ async def test_redis_down_fails_commands_with_storage_unavailable(own_redis: Red
 async def test_blocking_commands_take_a_pooled_connection(redis_client: MuxRedis) -> None:
     blocked = asyncio.create_task(redis_client.blpop(["queue"], timeout=0))
     async with asyncio.timeout(10):
-        await wait_until(lambda: clients_connected(redis_client), timeout=5)
         # While BLPOP waits on its own connection, the shared one keeps answering.
         assert await redis_client.set("k", "v")
         assert await redis_client.get("k") == b"v"
@@ -203,21 +227,29 @@ async def test_blocking_commands_take_a_pooled_connection(redis_client: MuxRedis
         assert list(await blocked) == [b"queue", b"item"]
 
 
-async def test_transactions_go_out_whole_on_the_shared_connection(redis_client: MuxRedis) -> None:
+async def test_transactions_go_out_whole_on_the_shared_connection(
+    redis_server: RedisServer,
+) -> None:
+    client = named(redis_server.url)
+    await client.delete("shared")
+
     async def transaction(n: int) -> list[Any]:
-        async with redis_client.pipeline(transaction=True) as pipe:
+        async with client.pipeline(transaction=True) as pipe:
             pipe.incr("shared")
             pipe.incr("shared")
             pipe.hset(f"h{n}", mapping={"n": n})
             pipe.expire(f"h{n}", 60)
             return await pipe.execute()  # type: ignore[no-any-return]
 
-    results = await asyncio.gather(*(transaction(n) for n in range(100)))
-    # MULTI ... EXEC stays one block among everyone else's commands: its two INCRs are adjacent.
-    assert all(second == first + 1 for first, second, _, _ in results)
-    assert sorted(first for first, *_ in results) == list(range(1, 200, 2))
-    assert all(result[2:] == [1, True] for result in results)
-    assert await clients_connected(redis_client) == 2
+    try:
+        results = await asyncio.gather(*(transaction(n) for n in range(100)))
+        # MULTI ... EXEC stays one block among everyone else's commands: adjacent INCRs.
+        assert all(second == first + 1 for first, second, _, _ in results)
+        assert sorted(first for first, *_ in results) == list(range(1, 200, 2))
+        assert all(result[2:] == [1, True] for result in results)
+        assert await own_connections(client) == 2
+    finally:
+        await client.aclose()
 
 
 async def test_transaction_errors_are_redis_py_s(
