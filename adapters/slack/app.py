@@ -45,6 +45,7 @@ from bridge.errors import ConfigError, StorageUnavailable
 from bridge.feedback import Answers
 from bridge.models import InboundMessage, Reply, SubmitResult, ThreadKey
 from bridge.outbound import send_retry
+from bridge.redismux import MuxRedis
 from bridge.threadmap import ThreadMap
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ Ack = Callable[..., Awaitable[None]]
 # inside the runtime pool's headroom (64 beyond the workers' connections), which readiness,
 # metrics and the workers' reads share.
 MAX_CONCURRENT_SUBMITS = 48
+# On a single Redis the runtime's client auto-pipelines (bridge.redismux): a submit's ACCEPT
+# script takes no pool connection, and 48 at a time was most of a burst's ack time (500 at
+# once: ack p99 1.2-1.4 s with 48, 0.36-0.40 s with 256; BENCHMARKS.md, "Slack adapter CPU").
+MAX_CONCURRENT_SUBMITS_MUXED = 256
 
 
 class SlackAdapter:
@@ -135,7 +140,9 @@ class SlackAdapter:
         self._identity: BotIdentity | None = None
         self._staff = frozenset(settings.file.staff.slack_user_ids)
         self._socket: AsyncSocketModeHandler | None = None
-        self._submit_slots = asyncio.Semaphore(MAX_CONCURRENT_SUBMITS)
+        muxed = isinstance(redis, MuxRedis)
+        slots = MAX_CONCURRENT_SUBMITS_MUXED if muxed else MAX_CONCURRENT_SUBMITS
+        self._submit_slots = asyncio.Semaphore(slots)
         self._app.error(on_error)
         if store is not None:
             self._app.use(team_middleware(store))
