@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bridge import admin, check, envnames, eventloop
+from bridge import admin, check, envnames, eventloop, heap
 from bridge.config import ALL_ROLES, Role, Settings
 from bridge.errors import BridgeError
 from bridge.logs import configure_logging
@@ -154,6 +154,7 @@ async def cmd_run(settings: Settings, args: argparse.Namespace, out: TextIO) -> 
     async with BridgeRuntime(settings, roles=roles, emulator_file=emulator_file(settings)) as rt:
         install_stop_handlers(rt)
         print("\n".join(describe(rt, settings)), file=out, flush=True)
+        heap.settle(settings.gc_young_threshold)
         await rt.wait()
     print("engage-bridge stopped.", file=out, flush=True)
     return 0

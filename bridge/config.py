@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bridge import envnames
 from bridge.errors import ConfigError
+from bridge.heap import DEFAULT_YOUNG_THRESHOLD
 from bridge.platforms import SETTINGS, PlatformSettings, settings_class
 
 Role = Literal["http", "listeners", "workers"]
@@ -136,6 +137,10 @@ class Settings(BaseSettings):
     # The event loop of `run` and `chat`: uvloop where it loads (bridge/eventloop.py), else
     # asyncio's. uvloop: ~5 % less CPU per turn, a third less per HTTP request (BENCHMARKS.md).
     uvloop: bool = True
+    # Once `run` has started: start-up's objects frozen out of the cyclic GC and young
+    # collections every this many allocations instead of 700 (bridge/heap.py); 0 leaves Python's
+    # GC as it is. The GC was ~15 % of the CPU with 600 turns in flight (BENCHMARKS.md).
+    gc_young_threshold: int = Field(DEFAULT_YOUNG_THRESHOLD, ge=0)
 
     log_level: str = "INFO"
     log_json: bool = False
