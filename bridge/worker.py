@@ -217,7 +217,15 @@ class Workers:
             return  # nothing pending, or the holder looks at the inbox before it lets go
         holder = asyncio.current_task()
         assert holder is not None
-        heartbeat = asyncio.create_task(self._heartbeat(hold, holder))
+        # The first heartbeat is due a third of a lease from now; most turns end before it, so
+        # its task starts only then (a timer per hold instead of a task, its steps and its sleep).
+        heartbeat: asyncio.Task[None] | None = None
+
+        def start_heartbeat() -> None:
+            nonlocal heartbeat
+            heartbeat = asyncio.create_task(self._heartbeat(hold, holder))
+
+        due = asyncio.get_running_loop().call_later(self._lease_ms / 3000, start_heartbeat)
         try:
             while begun is not None:
                 raise_if_cancelled()
@@ -229,23 +237,27 @@ class Workers:
                     return
                 begun = await threads.begin(hold, self._lease_ms, acquire=False)
         except asyncio.CancelledError:
-            if heartbeat.done() and not heartbeat.cancelled() and holder.uncancel() == 0:
+            stopped = heartbeat is not None and heartbeat.done() and not heartbeat.cancelled()
+            if stopped and holder.uncancel() == 0:
                 raise LeaseLost(str(hold.thread)) from None  # only the heartbeat stopped us
             raise
         finally:
-            heartbeat.cancel()
+            due.cancel()
+            if heartbeat is not None:
+                heartbeat.cancel()
 
     async def _heartbeat(self, hold: Hold, holder: asyncio.Task[None]) -> None:
+        """Started when the first heartbeat is due; then every third of a lease."""
         interval = self._lease_ms / 3000
         thread = hold.thread
         while True:
             raise_if_cancelled()
-            await asyncio.sleep(interval)
             started = time.monotonic()
             try:
                 alive = await self._store.threads.heartbeat(hold, self._lease_ms, self.consumer)
             except StorageUnavailable as exc:
                 log.warning("heartbeat failed: %s", exc, extra={"thread_key": str(thread)})
+                await asyncio.sleep(interval)
                 continue
             took = time.monotonic() - started
             if took > interval:
@@ -265,6 +277,7 @@ class Workers:
                 log.warning("lease lost mid-turn; turn stopped", extra={"thread_key": str(thread)})
                 holder.cancel()
                 return
+            await asyncio.sleep(interval)
 
     async def _ack(self, entry_id: str) -> None:
         await self._store.queue.ack(entry_id)

@@ -300,3 +300,32 @@ async def test_a_holder_that_loses_its_lease_mid_turn_stops_and_the_answer_comes
         await wait_until(lambda: len(adapter.sent) == 1, timeout=20)
     assert adapter.texts() == ["You said: who holds me?"]
     assert "LeaseLost" in caplog.text
+
+
+async def test_a_turn_longer_than_its_lease_keeps_it_by_heartbeats(
+    redis_client: aioredis.Redis,
+    emulator: Any,
+    engage_client: EngageClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)  # 1 s lease
+    hold_answers(emulator)
+    thread = thread_key("long-turn")
+    await bridge.submit(message(thread, "take your time"))
+    async with running(bridge):
+        await wait_until(lambda: emulator.faults.answers_held == 1)  # the agent is at work
+        renewals, last = 0, await redis_client.pttl(keys.lease(thread))
+
+        async def renewed_three_times() -> bool:  # held for a whole lease and more
+            nonlocal renewals, last
+            now = await redis_client.pttl(keys.lease(thread))
+            renewals, last = renewals + (now > last), now
+            return renewals >= 3
+
+        await wait_until(renewed_three_times)
+        release_answers(emulator)
+        await wait_until(lambda: len(adapter.sent) == 1)
+    assert adapter.texts() == ["You said: take your time"]
+    assert "turn stopped" not in caplog.text
+    assert "taking over" not in caplog.text
