@@ -269,14 +269,16 @@ class Workers:
                     extra={"thread_key": str(thread)},
                 )
             if not alive:
-                await asyncio.sleep(0)  # a commit that let go may have crossed this heartbeat
                 if hold.released:
+                    return  # this hold's own commit (begin, hand-back) let go before the beat ran
+                if not hold.letting_go:  # else such a step is in flight: its reply tells the holder
+                    # Another worker may own the thread now: stop this turn before it posts
+                    # anything more (its commit would fail anyway; the new holder redoes the batch).
+                    log.warning(
+                        "lease lost mid-turn; turn stopped", extra={"thread_key": str(thread)}
+                    )
+                    holder.cancel()
                     return
-                # Another worker may own the thread now: stop this turn before it posts anything
-                # more (its commit would fail anyway; the new holder redoes the batch).
-                log.warning("lease lost mid-turn; turn stopped", extra={"thread_key": str(thread)})
-                holder.cancel()
-                return
             await asyncio.sleep(interval)
 
     async def _ack(self, entry_id: str) -> None:

@@ -155,14 +155,17 @@ return 1
 class Hold:
     """One worker's hold on a thread for one scheduling entry: the lease token fences every write;
     `acked` says that a script already acknowledged the entry (single Redis only), `released`
-    that a phase let the lease go (a heartbeat crossing it then finds the lease gone). `attempt`:
-    the turns BEGIN counted on the head batch (this one included)."""
+    that a phase let the lease go, `letting_go` that a phase that may let it go (a begin that
+    keeps the lease, a hand-back, a commit) is in flight: a heartbeat crossing either finds the
+    lease gone, and the phase's reply tells the holder. `attempt`: the turns BEGIN counted on
+    the head batch (this one included)."""
 
     thread: ThreadKey
     token: str
     entry_id: str = ""
     acked: bool = False
     released: bool = False
+    letting_go: bool = False
     attempt: int = 0
 
 
@@ -205,7 +208,11 @@ class PhaseScripts:
             keys.CREATE_CLAIM_TTL_SECONDS,
         ]
         acks = self._entry(hold, script_keys, args)
-        reply = await self._begin(keys=script_keys, args=args)
+        hold.letting_go = not acquire
+        try:
+            reply = await self._begin(keys=script_keys, args=args)
+        finally:
+            hold.letting_go = False
         if reply == 0:
             hold.released = True
         hold.acked = hold.acked or (acks and (reply is None or reply == 0))
@@ -223,7 +230,11 @@ class PhaseScripts:
         script_keys = [keys.lease(hold.thread)]
         args: list[str | int] = [hold.token, str(hold.thread)]
         acks = self._entry(hold, script_keys, args)
-        released = bool(await self._hand_back(keys=script_keys, args=args))
+        hold.letting_go = True
+        try:
+            released = bool(await self._hand_back(keys=script_keys, args=args))
+        finally:
+            hold.letting_go = False
         hold.released = hold.released or released
         hold.acked = hold.acked or (acks and released)
         return released
@@ -250,7 +261,11 @@ class PhaseScripts:
             1 if unclaim else 0,
         ]
         acks = self._entry(hold, script_keys, args)
-        done = int(await self._commit(keys=script_keys, args=args))
+        hold.letting_go = True
+        try:
+            done = int(await self._commit(keys=script_keys, args=args))
+        finally:
+            hold.letting_go = False
         hold.released = hold.released or done == 2
         hold.acked = hold.acked or (acks and done == 2)
         return done
