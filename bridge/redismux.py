@@ -4,8 +4,9 @@ redis-py sends each command on a pooled connection of its own: a pool checkout a
 condition, a lock, a timeout), a socket write, a `wait_for` task and a read timeout, per command:
 ~55 µs of CPU per command with 200 callers (BENCHMARKS.md, "Redis per command"). Here the simple
 commands a turn sends (its Lua scripts above all) go out as node-redis and ioredis send them:
-every command issued in one loop iteration is appended to one buffer, written once, and the
-replies, which Redis sends in order, are handed to their callers in that order by one reader.
+on one shared connection, the first command of a loop iteration at once and the ones after it in
+the same iteration together in one write; the replies, which Redis sends in order, are handed to
+their callers in that order by one reader.
 
 What stays as redis-py does it:
 - errors: a command's error reply fails that command only (`NoScriptError` too, so a
@@ -69,10 +70,12 @@ class _Wire:
         # A future per command sent or about to be, oldest first.
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.outgoing: list[bytes] = []
+        self._batching = False  # a _flush is scheduled: commands wait in `outgoing` for it
         self.failure: BaseException | None = None
         self.progress = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self._reader = asyncio.get_running_loop().create_task(self._read())
+        self._reader: asyncio.Task[None] | None = None
+        self._reader = self.loop.create_task(self._read())
 
     def send(self, packed: list[bytes]) -> asyncio.Future[Any]:
         """Queue one packed command; its future gets the reply (or the error reply)."""
@@ -89,23 +92,32 @@ class _Wire:
             self.progress = self.loop.time()
             if self._timer is None and self.timeout:
                 self._timer = self.loop.call_at(self.progress + self.timeout, self._check)
-        if not self.outgoing:
-            self.loop.call_soon(self._flush)
         self.waiting.extend(futures)
-        self.outgoing.extend(packed)
+        if self._batching:
+            self.outgoing.extend(packed)
+        else:
+            # The first command of a loop iteration is written at once: on a saturated loop a
+            # write left to the next iteration costs its caller a whole iteration (20-40 ms).
+            # The commands after it in this iteration go out together, in one write, at _flush.
+            self._batching = True
+            self.loop.call_soon(self._flush)
+            self._write(packed)
         return futures
 
     def _flush(self) -> None:
-        if self.failure is not None or not self.outgoing:
-            return
+        self._batching = False
+        if self.outgoing and self.failure is None:
+            outgoing, self.outgoing = self.outgoing, []
+            self._write(outgoing)
+
+    def _write(self, chunks: list[bytes]) -> None:
         writer = self.connection._writer
         try:
             if writer is None or writer.transport.is_closing():
                 raise RedisConnectionError("Connection closed by the server before write")
-            writer.writelines(self.outgoing)
+            writer.writelines(chunks)
         except (OSError, RedisConnectionError) as exc:
             self.fail(RedisConnectionError(f"Error while writing to socket: {exc}"))
-        self.outgoing = []
 
     async def _read(self) -> None:
         parser: Any = self.connection._parser
@@ -155,12 +167,13 @@ class _Wire:
                 future.set_exception(type(error)(*error.args))
         self.outgoing = []
         self.connection._force_disconnect()
-        if self._reader is not asyncio.current_task():
+        if self._reader is not None and self._reader is not asyncio.current_task():
             self._reader.cancel()
 
     async def aclose(self) -> None:
         self.fail(RedisConnectionError("Connection closed by the client"))
-        await asyncio.gather(self._reader, return_exceptions=True)
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
 
 
 class MuxRedis(Redis):
