@@ -85,7 +85,10 @@ class RecordingAdapter:
 
 
 async def test_health_readiness_metrics_and_adapter_routes_on_one_port(
-    tmp_path: Path, redis_server: RedisServer, unused_engage: EngageClient
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis_client: aioredis.Redis,  # flushed: an earlier test's entries would count in the depth
+    unused_engage: EngageClient,
 ) -> None:
     adapter = RecordingAdapter()
     roles: set[Role] = {"http", "listeners"}
