@@ -24,6 +24,13 @@ _REDIS_POOL_WAIT_SECONDS = 10.0
 # blocking read, readiness and metrics, web views.
 _REDIS_POOL_HEADROOM = 64
 _REDIS_POOL_CAP = 256
+# Writers at once (a platform burst's submits) one client takes. On the pool, within its
+# headroom above, which readiness, metrics and the workers' reads share (unbounded, a
+# 300-envelope Socket Mode burst exhausted it and nothing was stored). Auto-pipelined
+# (bridge.redismux), a submit's script takes no pool connection: 48 at a time was then most of a
+# burst's ack time (500 at once: ack p99 1.2-1.4 s with 48, 0.36-0.40 s with 256; BENCHMARKS.md).
+_POOLED_WRITERS = 48
+_MUXED_WRITERS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,11 @@ def connect_redis(url: str, *, cluster: bool, limits: RedisLimits | None = None)
     # Commands that neither block nor change a connection's state share one auto-pipelined
     # connection (bridge.redismux); blocking reads and transactions use the pool.
     return MuxRedis.from_pool(pool)
+
+
+def writers_at_once(redis: RedisClient) -> int:
+    """How many submits may run at once on `redis` without exhausting its connection pool."""
+    return _MUXED_WRITERS if isinstance(redis, MuxRedis) else _POOLED_WRITERS
 
 
 async def ping(redis: RedisClient) -> None:

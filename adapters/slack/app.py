@@ -45,7 +45,7 @@ from bridge.errors import ConfigError, StorageUnavailable
 from bridge.feedback import Answers
 from bridge.models import InboundMessage, Reply, SubmitResult, ThreadKey
 from bridge.outbound import send_retry
-from bridge.redismux import MuxRedis
+from bridge.redisconn import writers_at_once
 from bridge.threadmap import ThreadMap
 
 log = logging.getLogger(__name__)
@@ -58,17 +58,6 @@ USAGE = (
 )
 
 Ack = Callable[..., Awaitable[None]]
-
-# Socket Mode runs every envelope of a burst at once; unbounded, hundreds of concurrent submits
-# exhaust the Redis connection pool (seen with a 300-envelope burst) and nothing gets stored.
-# The bound also caps how fast an HTTP burst is stored (see BENCHMARKS.md, burst); 48 stays
-# inside the runtime pool's headroom (64 beyond the workers' connections), which readiness,
-# metrics and the workers' reads share.
-MAX_CONCURRENT_SUBMITS = 48
-# On a single Redis the runtime's client auto-pipelines (bridge.redismux): a submit's ACCEPT
-# script takes no pool connection, and 48 at a time was most of a burst's ack time (500 at
-# once: ack p99 1.2-1.4 s with 48, 0.36-0.40 s with 256; BENCHMARKS.md, "Slack adapter CPU").
-MAX_CONCURRENT_SUBMITS_MUXED = 256
 
 
 class SlackAdapter:
@@ -140,9 +129,9 @@ class SlackAdapter:
         self._identity: BotIdentity | None = None
         self._staff = frozenset(settings.file.staff.slack_user_ids)
         self._socket: AsyncSocketModeHandler | None = None
-        muxed = isinstance(redis, MuxRedis)
-        slots = MAX_CONCURRENT_SUBMITS_MUXED if muxed else MAX_CONCURRENT_SUBMITS
-        self._submit_slots = asyncio.Semaphore(slots)
+        # Socket Mode runs every envelope of a burst at once; the bound keeps its submits within
+        # what the Redis client takes (bridge.redisconn) and caps how fast an HTTP burst is stored.
+        self._submit_slots = asyncio.Semaphore(writers_at_once(redis))
         self._app.error(on_error)
         if store is not None:
             self._app.use(team_middleware(store))
