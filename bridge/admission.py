@@ -131,16 +131,27 @@ class _AfterAck:
         self.work: list[Work] = []
 
     async def run(self) -> None:
+        """Each in turn; if the request's task is cancelled meanwhile (the server's graceful
+        shutdown gave up on it), what is left still runs, in tasks of its own: an accept sign
+        whose future never resolved would keep its thread from showing a sign in this process
+        again, and make its status wait the whole sign bound."""
         self.open = False
-        for work in self.work:
+        for i, work in enumerate(self.work):
             try:
                 await work()
+            except asyncio.CancelledError:
+                self._spawn(self.work[i + 1 :])
+                raise
             except Exception:
                 log.exception("work after an ack failed")
 
     def spawn(self) -> None:
         self.open = False
-        for work in self.work:
+        self._spawn(self.work)
+
+    @staticmethod
+    def _spawn(works: list[Work]) -> None:
+        for work in works:
             task = asyncio.create_task(work())
             _spawned.add(task)
             task.add_done_callback(_spawned.discard)

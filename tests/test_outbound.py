@@ -164,6 +164,59 @@ async def test_a_request_that_fails_after_storing_its_message_still_shows_the_si
     await wait_until(lambda: adapter.signs == [thread_key("failed-route")])
 
 
+@dataclass
+class HeldSigningAdapter(SigningAdapter):
+    """Holds the sign of `held` until `release` is set."""
+
+    held: ThreadKey | None = None
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    started: list[ThreadKey] = field(default_factory=list)
+
+    async def show_accepted(self, thread: ThreadKey) -> None:
+        self.started.append(thread)
+        if thread == self.held:
+            await self.release.wait()
+        self.signs.append(thread)
+
+
+async def test_signs_queued_behind_an_ack_still_show_when_the_request_is_cancelled_between_them(
+    redis_client: aioredis.Redis, engage_client: EngageClient
+) -> None:
+    first, second = thread_key("cancelled-1"), thread_key("cancelled-2")
+    adapter = HeldSigningAdapter(held=first)
+    bridge = make_bridge(redis_client, engage_client, adapter)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        for thread in (first, second):  # two signs queued behind one ack
+            assert (await bridge.submit(message(thread, "hi", message_id=thread.thread))).accepted
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(event: Any) -> None:
+        return None
+
+    scope = {"type": "http", "method": "POST", "path": "/events", "headers": []}
+    request = asyncio.create_task(CountIngress(app, bridge.admission)(scope, receive, send))
+    await wait_until(lambda: adapter.started == [first])
+    request.cancel()  # as a server's graceful shutdown does once it gives up waiting
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    # The sign not yet run when the task was cancelled is still shown...
+    await wait_until(lambda: adapter.signs == [second])
+    # ...and neither thread is left waiting for a sign that never resolves: a later message
+    # in each shows its own.
+    for n, thread in enumerate((first, second)):
+        await bridge.submit(message(thread, "again", message_id=f"again-{n}"))
+    adapter.release.set()
+    await wait_until(lambda: len(adapter.signs) == 3)
+    assert (adapter.signs.count(first), adapter.signs.count(second)) == (1, 2)
+    assert adapter.started.count(first) == 2
+
+
 async def test_a_slow_sign_after_an_ack_lands_before_the_status_is_cleared_and_the_answer(
     redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
 ) -> None:
