@@ -160,6 +160,14 @@ class _AfterAck:
 _after_ack: ContextVar[_AfterAck | None] = ContextVar("after_ack", default=None)
 
 
+async def work_after_acks_done(seconds: float) -> None:
+    """Wait up to `seconds` for the work after acks that left in tasks of its own (its
+    request failed, or was cancelled by the server's shutdown): at shutdown, before the adapters
+    it uses close."""
+    if _spawned:
+        await asyncio.wait(set(_spawned), timeout=seconds)
+
+
 def after_ack(work: Work) -> bool:
     """Run `work` right after the ack of the HTTP ingress request being handled, in its task;
     False outside one (Socket Mode, a gateway, a worker): the caller starts a task itself.

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute
 
 from bridge import restart
 from bridge.adapter import Adapter, HttpAdapter
+from bridge.admission import work_after_acks_done
 from bridge.config import Role, Settings
 from bridge.core import Bridge
 from bridge.credentials import require_strong_secrets
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
     from bridge.emulator.store import SqliteStore
 
 log = logging.getLogger(__name__)
+
+# Accept signs cut loose from a request the server cancelled at shutdown: each is bounded by
+# Outbound's own 5 s, so they are done by then.
+_AFTER_ACK_SECONDS = 6.0
 
 
 class BridgeRuntime:
@@ -149,7 +154,7 @@ class BridgeRuntime:
             head_timeout=self.settings.http_head_timeout_seconds,
         )
         self.http_url = self._http.url
-        self._cleanup.push_async_callback(self._http.stop)
+        self._cleanup.push_async_callback(self._http.stop)  # its socket, if start-up fails early
         emulator_app = self._start_engage()
         if self._build_adapters:
             self.adapters = build_adapters(self.settings, self.redis)
@@ -173,6 +178,9 @@ class BridgeRuntime:
                 await adapter.start()
             except Exception as exc:
                 raise ConfigError(f"the {adapter.name} adapter could not start: {exc}") from exc
+        # Stopped first: no new requests, and those in flight (with the accept signs sent after
+        # their acks) finish while the adapters and the Engage client are still open.
+        self._cleanup.push_async_callback(self._stop_http)
         await self._http.start(self._app(emulator_app))
         assert self._http.task is not None
         self._tasks.watch("http", self._http.task)
@@ -291,6 +299,11 @@ class BridgeRuntime:
     async def _stop_everything(self) -> None:
         await self._tasks.cancel(keep="http")
         await self._cleanup.aclose()
+
+    async def _stop_http(self) -> None:
+        assert self._http is not None
+        await self._http.stop()
+        await work_after_acks_done(_AFTER_ACK_SECONDS)
 
     async def _close_adapter(self, adapter: Adapter) -> None:
         try:

@@ -88,6 +88,8 @@ class FakeSlack:
         self.set_status_error: str | None = None
         self.markdown_refusal: str | None = None  # see refuse_markdown
         self._forced_failures: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = {}
+        self._holds: dict[str, asyncio.Event] = {}
+        self.held: dict[str, int] = {}  # calls of a held method waiting for their answer now
         self._last_post: dict[str, float] = {}
         self._ts_counter = itertools.count(1)
         self._ts_base = int(time.time())
@@ -134,6 +136,12 @@ class FakeSlack:
         queue = self._forced_failures.setdefault(method, [])
         queue.extend((status, {"ok": False, "error": error}, headers) for _ in range(times))
 
+    def hold(self, method: str) -> asyncio.Event:
+        """Keep every call of `method` waiting for its answer until the returned event is set
+        (they are counted in `held` meanwhile)."""
+        gate = self._holds[method] = asyncio.Event()
+        return gate
+
     def forced_failures_left(self, method: str) -> int:
         return len(self._forced_failures.get(method, ()))
 
@@ -175,6 +183,13 @@ class FakeSlack:
         if request.transport is not None:
             self.web_api_peers.add(request.transport.get_extra_info("peername"))
         args = await _read_args(request)
+        gate = self._holds.get(method)
+        if gate is not None and not gate.is_set():
+            self.held[method] = self.held.get(method, 0) + 1
+            try:
+                await gate.wait()
+            finally:
+                self.held[method] -= 1
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token")
         status, body, headers = 200, dict[str, Any](), dict[str, str]()
