@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import SecretStr
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.middleware.authorization.async_single_team_authorization import (
     AsyncSingleTeamAuthorization,
@@ -18,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from adapters.slack.authorize import FirstAskShared
 from adapters.slack.events import BotIdentity
 from adapters.slack.installations import RedisInstallationStore, RedisOAuthStateStore
 from adapters.slack.settings import SlackOAuthSettings
@@ -85,13 +85,12 @@ def bolt_app(
         return _app(client, secret), None
     store = RedisInstallationStore(redis)
     client_secret = oauth.client_secret.get_secret_value() if oauth.client_secret else ""
-    # auth.test once per token, not per event: the store is still read on every request, so an
-    # uninstalled workspace is refused at once.
-    authorize = AsyncInstallationStoreAuthorize(
+    # auth.test once per token, not per event (nor per event of a first burst): the store is
+    # still read on every request, so an uninstalled workspace is refused at once.
+    authorize = FirstAskShared(
         installation_store=store,
         client_id=oauth.client_id,
         client_secret=client_secret,
-        cache_enabled=True,
         client=client,
         logger=log,
     )

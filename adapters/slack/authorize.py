@@ -1,0 +1,78 @@
+"""OAuth mode: Bolt's installation-store authorization, with one first `auth.test` per workspace."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
+from slack_bolt.context.async_context import AsyncBoltContext
+
+_Workspace = tuple[str | None, str | None, bool | None]
+
+
+class _FirstAsk:
+    __slots__ = ("done", "refused")
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+        self.refused = False
+
+
+class FirstAskShared(AsyncInstallationStoreAuthorize):
+    """Bolt's authorization (the installation store read per request, `auth.test` answers
+    cached per token), except that a workspace's requests arriving while its first
+    authorization in this process is in flight wait for it.
+
+    Bolt caches an answer only once `auth.test` has given it, so every request of a fresh
+    process's first burst asked on its own (60 events at once over 3 workspaces: 60 calls, on
+    the acks' path and against Slack's rate limit). The waiters then go through Bolt as usual,
+    reading the store and finding the token's answer cached; if the first was refused (no
+    installation, or `auth.test` said the token is no longer valid) they are refused with it.
+    A workspace found without a usable installation later (uninstalled, token revoked) starts
+    over: its token's cached answer is dropped and its next request is a first one again.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cache_enabled=True, **kwargs)
+        self._first: dict[_Workspace, _FirstAsk] = {}
+        self._tokens: dict[_Workspace, str] = {}  # authorized workspaces: their token
+
+    async def __call__(
+        self,
+        *,
+        context: AsyncBoltContext,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None,
+        **actor: str | None,
+    ) -> AuthorizeResult | None:
+        workspace = (enterprise_id, team_id, context.is_enterprise_install)
+        ask: dict[str, Any] = dict(
+            context=context, enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, **actor
+        )
+        first = self._first.get(workspace)
+        if first is not None:
+            await first.done.wait()
+            if first.refused:
+                return None
+        elif workspace not in self._tokens:
+            first = self._first[workspace] = _FirstAsk()
+            try:
+                result = await self._ask(workspace, ask)
+                first.refused = result is None
+                return result
+            finally:
+                del self._first[workspace]
+                first.done.set()
+        return await self._ask(workspace, ask)
+
+    async def _ask(self, workspace: _Workspace, ask: dict[str, Any]) -> AuthorizeResult | None:
+        result = await super().__call__(**ask)
+        token = (result.bot_token or result.user_token) if result is not None else None
+        if token is not None:
+            self._tokens[workspace] = token
+        elif (gone := self._tokens.pop(workspace, None)) is not None:
+            self.authorize_result_cache.pop(gone, None)
+        return result

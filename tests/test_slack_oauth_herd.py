@@ -1,0 +1,100 @@
+"""OAuth mode under a first burst: `auth.test` once per installation, not once per event."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.fakes.slack import FakeSlack, Workspace
+from tests.fakes.slack_events import envelope, user_message
+from tests.test_slack_oauth import ACME, GLOBEX, GRID, GRID_TEAM, OAuthBridge, oauth_bridge
+
+pytestmark = pytest.mark.slow
+_channels = itertools.count()
+
+
+@pytest.fixture
+async def bridge(fake_slack: FakeSlack, emulator: Any, redis_client: Any) -> Any:
+    async with oauth_bridge(fake_slack, emulator, redis_client) as running:
+        yield running
+
+
+async def burst(bridge: OAuthBridge, where: list[tuple[Workspace, str]], per: int) -> list[str]:
+    """`per` DMs at once into each (installation, team): the channels they went to."""
+    bodies, channels = [], []
+    for _ in range(per):
+        for workspace, team in where:
+            channel = f"D0B{next(_channels)}"
+            m = user_message(bridge.slack, channel=channel, channel_type="im", team=team)
+            bodies.append(envelope(bridge.slack, m, workspace))
+            channels.append(channel)
+    deliveries = await asyncio.gather(*(bridge.events.send(b) for b in bodies))
+    assert [d.status for d in deliveries] == [200] * len(bodies)
+    return channels
+
+
+def asked_since(slack: FakeSlack, before: int) -> Counter[str | None]:
+    return Counter(c.token for c in slack.calls[before:] if c.method == "auth.test")
+
+
+def answered_in(slack: FakeSlack, channels: list[str]) -> dict[str, str | None]:
+    """Channel -> the token its answer was posted with."""
+    wanted = set(channels)
+    posts = slack.calls_to("chat.postMessage")
+    return {c.args["channel"]: c.token for c in posts if c.args.get("channel") in wanted}
+
+
+async def test_a_first_burst_across_workspaces_asks_auth_test_once_per_installation(
+    bridge: OAuthBridge,
+) -> None:
+    tokens = {ws.team_id: await bridge.install(ws) for ws in (ACME, GLOBEX, GRID)}
+    before = len(bridge.slack.calls)
+    where = [(ACME, ACME.team_id), (GLOBEX, GLOBEX.team_id), (GRID, GRID_TEAM)]
+    channels = await burst(bridge, where, per=20)
+    # 60 events at once in a fresh process: each installation's token is checked once.
+    assert asked_since(bridge.slack, before) == Counter(tokens.values())
+    # Every event was authorized, each answered with its own workspace's token.
+    await bridge.slack.wait_for(lambda: len(answered_in(bridge.slack, channels)) == 60, 30)
+    by_token = Counter(answered_in(bridge.slack, channels).values())
+    assert by_token == Counter(dict.fromkeys(tokens.values(), 20))
+
+
+async def test_a_burst_with_a_dead_token_is_refused_after_one_ask_and_a_reinstall_asks_anew(
+    bridge: OAuthBridge,
+) -> None:
+    old = await bridge.install(ACME)
+    bridge.slack.workspaces.revoke(ACME)  # Slack revoked it; the bridge missed the event
+    before = len(bridge.slack.calls)
+    refused = await burst(bridge, [(ACME, ACME.team_id)], per=10)
+    assert asked_since(bridge.slack, before) == Counter({old: 1})  # invalid_auth, shared
+    new = await bridge.install(ACME)
+    before = len(bridge.slack.calls)
+    channels = await burst(bridge, [(ACME, ACME.team_id)], per=10)
+    assert asked_since(bridge.slack, before) == Counter({new: 1})
+    await bridge.slack.wait_for(lambda: len(answered_in(bridge.slack, channels)) == 10, 30)
+    assert set(answered_in(bridge.slack, channels).values()) == {new}
+    assert answered_in(bridge.slack, refused) == {}
+
+
+async def test_after_an_uninstall_the_reinstalled_workspace_is_asked_once_again(
+    bridge: OAuthBridge,
+) -> None:
+    old = await bridge.install(GLOBEX)
+    before = len(bridge.slack.calls)
+    await burst(bridge, [(GLOBEX, GLOBEX.team_id)], per=5)
+    assert asked_since(bridge.slack, before) == Counter({old: 1})
+    uninstalled = {"type": "app_uninstalled", "event_ts": bridge.slack.next_ts()}
+    assert (await bridge.events.send(envelope(bridge.slack, uninstalled, GLOBEX))).status == 200
+    bridge.slack.workspaces.revoke(GLOBEX)
+    refused = await burst(bridge, [(GLOBEX, GLOBEX.team_id)], per=1)  # no installation now
+    new = await bridge.install(GLOBEX)
+    before = len(bridge.slack.calls)
+    channels = await burst(bridge, [(GLOBEX, GLOBEX.team_id)], per=10)
+    assert asked_since(bridge.slack, before) == Counter({new: 1})
+    await bridge.slack.wait_for(lambda: len(answered_in(bridge.slack, channels)) == 10, 30)
+    assert set(answered_in(bridge.slack, channels).values()) == {new}
+    assert answered_in(bridge.slack, refused) == {}
