@@ -34,6 +34,7 @@ from bench.bench_throughput import signed_post
 from bench.chaos_check import percentile
 from bench.chaos_fleet import ROOT, Emulator, Fleet, peak_rss_kib, wait_http
 from bench.cpu_account import process_cpu_seconds
+from bench.turn_trace import driver_line
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
 from bridge.http import KEEP_ALIVE_SECONDS
 from tests.redis_server import RedisServer, free_port
@@ -82,10 +83,11 @@ async def start_target(
     if target == "reference":
         port = free_port()
         log = open(workdir / "reference.log", "ab")  # noqa: SIM115
+        env = {**os.environ, "BENCH_TURN_TRACE": f"{args.trace}.reference"} if args.trace else None
         process = subprocess.Popen(
             [sys.executable, "-m", "bench.reference_bot", "--port", str(port),
              "--slack-api", slack.api_url, "--engage", emulator.url],
-            stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT, env=env,
         )  # fmt: skip
         CHILDREN.append(process)
         url = f"http://127.0.0.1:{port}"
@@ -106,6 +108,8 @@ async def start_target(
     }  # fmt: skip
     if args.worker_concurrency:
         env["ENGAGE_BRIDGE_WORKER_CONCURRENCY"] = str(args.worker_concurrency)
+    if args.trace:
+        env["BENCH_TURN_TRACE"] = args.trace + ".bridge"
     fleet = Fleet(1, env, workdir, [{}])
     await fleet.start_all()
     process = fleet.processes[0]
@@ -153,6 +157,7 @@ async def run(target: str, threads: int, users: int, delay: float, args: argpars
             replies[ts] = loop.create_future()
         result = Result(target, threads, 0.0, 0.0, 0.0)
         todo = iter(posts)
+        traced: list[str] = []
 
         async def user() -> None:
             for ts, raw, headers in todo:
@@ -160,7 +165,8 @@ async def run(target: str, threads: int, users: int, delay: float, args: argpars
                 async with session.post(url, data=raw, headers=headers) as response:
                     await response.read()
                     assert response.status == 200, response.status
-                result.acks.append(time.perf_counter() - sent)
+                acked = time.perf_counter()
+                result.acks.append(acked - sent)
                 try:
                     answered = await asyncio.wait_for(asyncio.shield(replies[ts]), args.timeout)
                 except TimeoutError:
@@ -168,6 +174,9 @@ async def run(target: str, threads: int, users: int, delay: float, args: argpars
                 result.replies.append(answered - sent)
                 if signs[ts].done():
                     result.signs.append(signs[ts].result() - sent)
+                if args.trace:
+                    sign = signs[ts].result() if signs[ts].done() else None
+                    traced.append(driver_line(ts, sent, acked, sign, answered))
 
         spy = None
         if args.profile and target == "bridge":
@@ -183,6 +192,8 @@ async def run(target: str, threads: int, users: int, delay: float, args: argpars
         result.cpu_seconds = process_cpu_seconds(process.pid) - cpu_before
         result.peak_rss_mib = peak_rss_kib(process.pid) / 1024
         result.slack_calls = dict(slack.calls)
+        if args.trace:
+            Path(f"{args.trace}.driver.{target}").write_text("".join(traced))
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=30)
@@ -223,6 +234,9 @@ if __name__ == "__main__":
     parser.add_argument("--worker-concurrency", type=int, default=0)
     # The default settings log at INFO (two lines a turn); WARNING shows what logging costs.
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--trace", help="per-turn steps to PATH.* (read: python -m bench.turn_trace)"
+    )
     parser.add_argument("--profile", help="py-spy raw (collapsed) stacks of the bridge, to PATH")
     try:
         asyncio.run(main(parser.parse_args()))

@@ -34,6 +34,11 @@ def main() -> int:
         from bench.loop_count import install
 
         install(count_to)
+    trace_to = os.environ.get("BENCH_TURN_TRACE")
+    if trace_to:
+        from bench.turn_trace import install as install_trace
+
+        install_trace(trace_to)
     from bridge.cli import main as cli_main
 
     return cli_main(["run", *sys.argv[1:]])

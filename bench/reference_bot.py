@@ -13,6 +13,8 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
+import sys
 import time
 from typing import Any
 
@@ -112,6 +114,10 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    if os.environ.get("BENCH_TURN_TRACE"):
+        from bench.turn_trace import install_reference
+
+        install_reference(os.environ["BENCH_TURN_TRACE"], sys.modules[__name__])
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--slack-api", required=True)
