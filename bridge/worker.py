@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from bridge.admission import Admission
 from bridge.backoff import delay
+from bridge.eager import EagerStarts
 from bridge.errors import StorageUnavailable
 from bridge.metrics import Metrics
 from bridge.models import ThreadKey
@@ -88,6 +89,7 @@ class Workers:
         self._block_ms = max(1, int(block_seconds * 1000))
         self._retry_pause = min(1.0, lease_seconds / 2)
         self._admission = admission
+        self._starts = EagerStarts()
 
     async def ensure_group(self) -> None:
         await self._store.queue.ensure_group()
@@ -130,6 +132,7 @@ class Workers:
                         entries = await self._read(">", free, wait)
                     for entry in entries:
                         self._spawn(entry, recovered=False)
+                    self._starts.run()
                 except StorageUnavailable as exc:
                     log.warning("worker loop: %s; retrying", exc)
                     await asyncio.sleep(self._retry_pause)
@@ -145,6 +148,7 @@ class Workers:
         )
         for entry in entries:
             self._spawn(entry, recovered=True)
+        self._starts.run()
         return next_cursor
 
     def _spawn(self, entry: Entry, *, recovered: bool) -> None:
@@ -154,7 +158,9 @@ class Workers:
         if recovered:
             self._metrics.threads_recovered.inc()
             log.info("taking over a stalled thread", extra={"thread_key": entry[1]})
-        task = asyncio.create_task(self._handle(entry))
+        # Started eagerly (`run` after the spawns): the turn sends its BEGIN in this step instead
+        # of a loop iteration later, behind all other ready work.
+        task = self._starts.create_task(asyncio.get_running_loop(), self._handle(entry))
         self._in_flight[entry_id] = task
         task.add_done_callback(lambda _: self._in_flight.pop(entry_id, None))
 

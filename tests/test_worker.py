@@ -329,3 +329,41 @@ async def test_a_turn_longer_than_its_lease_keeps_it_by_heartbeats(
     assert adapter.texts() == ["You said: take your time"]
     assert "turn stopped" not in caplog.text
     assert "taking over" not in caplog.text
+
+
+async def test_a_read_entrys_turn_sends_its_begin_in_the_step_that_read_it(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    """Started eagerly: the turn's BEGIN leaves before the loop's next iteration (a callback
+    queued when the read returned still waits), not a whole iteration (all ready work) later."""
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    workers, threads = bridge.workers, bridge.store.threads
+    read, begin = workers._read, threads.begin
+    reading_step = False
+    begins_in_reading_step: list[bool] = []
+
+    def next_iteration() -> None:
+        nonlocal reading_step
+        reading_step = False
+
+    async def traced_read(*args: Any) -> Any:
+        nonlocal reading_step
+        entries = await read(*args)
+        if entries:
+            reading_step = True
+            asyncio.get_running_loop().call_soon(next_iteration)
+        return entries
+
+    async def traced_begin(hold: Any, ms: int, *, acquire: bool) -> Any:
+        if acquire:
+            begins_in_reading_step.append(reading_step)
+        return await begin(hold, ms, acquire=acquire)
+
+    workers._read = traced_read  # type: ignore[method-assign]
+    threads.begin = traced_begin  # type: ignore[method-assign]
+    async with running(bridge):
+        for n in range(3):
+            await bridge.submit(message(thread_key(f"eager{n}"), "hi"))
+            await wait_until(lambda n=n: len(adapter.sent) == n + 1)  # type: ignore[misc]
+    assert begins_in_reading_step == [True, True, True]
