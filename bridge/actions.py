@@ -120,22 +120,28 @@ class TurnActions:
         started = time.monotonic()
         if record is None and batch[0].agent not in (None, routed):
             routed = await self._first_agent(batch[0], routed)
-        ensured, _ = await self._settling(
+        ensured = await self._settling(
             "creating the conversation",
-            lambda: s.threads.ensure(
+            lambda: s.threads.ensure_started(
                 s.engage, batch[0], routed, read=record, claim=self.ledger.claim
             ),
         )
         self.agent.agent_seconds += time.monotonic() - started  # Engage time, not overhead
-
-        return await self.agent.answer(
-            thread,
-            ensured.conversation_id,
-            ensured.agent or routed,
-            batch,
-            ensured.history_mark,
-            reconcile_first=self.retried,
-        )
+        got = ensured.record
+        try:
+            # A new record is written while the agent works: the chat does not wait a Redis
+            # round trip (an fsync with `appendfsync always`) for it; the commit does.
+            return await self.agent.answer(
+                thread,
+                got.conversation_id,
+                got.agent or routed,
+                batch,
+                got.history_mark,
+                reconcile_first=self.retried,
+            )
+        finally:
+            if ensured.writing is not None:
+                await ensured.writing
 
     async def _first_agent(self, first: InboundMessage, routed: str) -> str:
         """The agent a new thread's first message asks for, if the platform knows it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -16,7 +17,7 @@ from bridge.store import Namespace, RedisClient, Store, keys
 from bridge.store.records import Records
 from bridge.store.threads import Claim, CreateClaim
 
-__all__ = ["RedisClient", "ThreadMap", "ThreadRecord"]
+__all__ = ["Ensured", "RedisClient", "ThreadMap", "ThreadRecord"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,15 @@ def record_from_conversation(conversation: ConversationRead, agent: str) -> Thre
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Ensured:
+    """What `ThreadMap.ensure_started` found or made; `writing` is a new record's write."""
+
+    record: ThreadRecord
+    created: bool
+    writing: asyncio.Task[ThreadRecord] | None = None
+
+
 class ThreadMap:
     """Records as Redis hashes with an idle TTL refreshed on every write."""
 
@@ -157,19 +167,40 @@ class ThreadMap:
         read: ThreadRecord | bool | None = True,
         claim: CreateClaim | None = None,
     ) -> tuple[ThreadRecord, bool]:
-        """The thread's record, creating its conversation if there is none (lease holder only).
+        """The thread's record, creating its conversation if there is none (lease holder only):
+        `ensure_started` with the new record written before it returns. Returns (record,
+        created)."""
+        ensured = await self.ensure_started(engage, message, agent, read=read, claim=claim)
+        if ensured.writing is not None:
+            await ensured.writing
+        return ensured.record, ensured.created
+
+    async def ensure_started(
+        self,
+        engage: EngageClient,
+        message: InboundMessage,
+        agent: str,
+        *,
+        read: ThreadRecord | bool | None = True,
+        claim: CreateClaim | None = None,
+    ) -> Ensured:
+        """The thread's record, creating its conversation if there is none (lease holder only);
+        a new record's write is left in flight (`Ensured.writing`: await it before the turn
+        commits), so the turn's chat need not wait for it.
 
         `read` is the record the lease holder already read (None: there was none), or True to
         read it here. A create-claim marks a create in flight: if it is still there when a (new)
         lease holder comes, the previous holder may have died between the create and the Redis
         write, so the conversation is searched for by `data.thread_key` before another is
         created. `claim` is the claim the turn's `begin` took or found (taken here otherwise).
-        Returns (record, created).
+        That search is also why the write may run alongside the chat: a holder that dies before
+        the write landed leaves the claim, and the next one finds the conversation and reconciles
+        with its history (it holds a journal: the chat may have happened).
         """
         thread = message.thread
         existing = await self.get(thread) if read is True else read
         if isinstance(existing, ThreadRecord):
-            return existing, False
+            return Ensured(existing, created=False)
         if claim is None or claim.state is Claim.NONE:
             search = not await self._records.claim_create(thread)
         else:
@@ -184,7 +215,7 @@ class ThreadMap:
                         extra={"thread_key": str(thread), "conversation_id": found.id},
                     )
                     await self.put(record, unclaim=True)
-                    return record, False
+                    return Ensured(record, created=False)
         if claim is not None:
             claim.tried = True
         facts = claim.facts if claim is not None else None
@@ -201,12 +232,12 @@ class ThreadMap:
             updated=now,
             starter=message.user_id,
         )
-        await self.put(record, unclaim=True)
+        writing = asyncio.create_task(self.put(record, unclaim=True))
         log.info(
             "conversation created",
             extra={"thread_key": str(thread), "conversation_id": conversation.id},
         )
-        return record, True
+        return Ensured(record, created=True, writing=writing)
 
     async def renew(
         self,

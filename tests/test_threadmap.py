@@ -248,3 +248,86 @@ async def test_a_first_turn_that_creates_nothing_leaves_no_create_claim(
     assert adapter.sent[0].text.startswith("No conversation yet")
     assert not await redis_client.exists(keys.create_claim(thread))
     assert conversations_for(emulator, str(thread)) == []
+
+
+class HeldRecordWrites:
+    """Record writes that reach Redis only once released (each in the task that wrote it)."""
+
+    def __init__(self, bridge: Any) -> None:
+        self._records = bridge.threads._records
+        self._put = self._records.put
+        self.release = asyncio.Event()
+        self.held: list[asyncio.Task[Any]] = []
+        self._records.put = self.put
+
+    async def put(self, *args: Any, **kwargs: Any) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.held.append(task)
+        await self.release.wait()
+        await self._put(*args, **kwargs)
+
+
+async def test_a_new_threads_chat_does_not_wait_for_its_record_write_its_commit_does(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    writes = HeldRecordWrites(bridge)
+    thread = thread_key("alongside")
+    await bridge.submit(message(thread, "hello"))
+    async with running(bridge):
+        # Answered while the new record's write is still held: the chat did not wait for it.
+        await wait_until(lambda: adapter.texts(thread) == ["You said: hello"])
+        assert len(writes.held) == 1
+        assert await bridge.threads.get(thread) is None
+        assert await redis_client.llen(keys.inbox(thread)) == 1  # not committed yet
+        assert await redis_client.exists(keys.create_claim(thread))
+        writes.release.set()
+
+        async def committed() -> bool:
+            return await redis_client.llen(keys.inbox(thread)) == 0
+
+        await wait_until(committed)
+    record = await bridge.threads.get(thread)
+    assert record is not None
+    [conversation] = conversations_for(emulator, str(thread))
+    assert record.conversation_id == conversation.id
+    assert not await redis_client.exists(keys.create_claim(thread))
+
+
+async def test_a_holder_gone_before_its_record_write_landed_is_taken_over_answering_once(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    first = make_bridge(redis_client, engage_client, adapter, consumer="gone")
+    writes = HeldRecordWrites(first)
+    thread = thread_key("gone")
+    await first.submit(message(thread, "hello"))
+    async with running(first):
+        await wait_until(lambda: adapter.texts(thread) == ["You said: hello"])
+    for task in writes.held:  # the write never lands: its process is gone
+        task.cancel()
+    await asyncio.gather(*writes.held, return_exceptions=True)
+    assert await bridge_record(first, thread) is None
+    assert await redis_client.exists(keys.create_claim(thread))
+    second = make_bridge(redis_client, engage_client, adapter, consumer="next")
+    async with running(second):
+        # Taken over once the lease and the claim's idle time ran out: the claim's search
+        # finds the conversation, the retried turn reconciles and posts nothing twice.
+        await wait_until(lambda: bridge_record(second, thread), timeout=20)
+
+        async def committed() -> bool:
+            return await redis_client.llen(keys.inbox(thread)) == 0
+
+        await wait_until(committed, timeout=20)
+    assert adapter.texts(thread) == ["You said: hello"]
+    [conversation] = conversations_for(emulator, str(thread))
+    assert [m.role for m in conversation.messages] == ["user", "agent"]
+    record = await second.threads.get(thread)
+    assert record is not None
+    assert record.conversation_id == conversation.id
+
+
+async def bridge_record(bridge: Any, thread: Any) -> Any:
+    return await bridge.threads.get(thread)
