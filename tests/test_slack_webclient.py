@@ -5,26 +5,38 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
 from aiohttp import web
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.clients import ConnectionRetry, RateLimitRetry, build_client
-from adapters.slack.webclient import LeanWebClient, LevelAwareLogger
+from adapters.slack.webclient import LeanWebClient, LevelAwareLogger, retried_statuses
 from tests.fakes.loopback import serve
 
 TOKEN = "xoxb-lean-test-token"
 # Headers that differ between two requests for reasons of the connection, not of the client.
 _PER_CONNECTION = frozenset({"host", "content-length"})
+DROP, NOT_JSON = -1, -2
 
 
 class Recorder:
     """A Web API that notes every request's method, headers and body, and answers `ok`
-    (or, once per `fail_next` entry, the given status and error)."""
+    (or, once per `fail_next` entry, the given status and error; the status `DROP` closes the
+    connection without an answer, `NOT_JSON` answers a JSON content type with a non-JSON body)."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
@@ -58,6 +70,14 @@ class Recorder:
         )
         if self.fail_next:
             status, error = self.fail_next.pop(0)
+            if status == DROP:
+                assert request.transport is not None
+                request.transport.close()
+                return web.Response()
+            if status == NOT_JSON:
+                return web.Response(
+                    body=b"<html>" + error.encode(), content_type="application/json"
+                )
             headers = {"Retry-After": "0"} if status == 429 else {}
             return web.json_response({"ok": False, "error": error}, status=status, headers=headers)
         return web.json_response({"ok": True, "ts": "1700000000.000100"})
@@ -176,3 +196,85 @@ async def test_debug_lines_still_come_when_debug_is_on(
     assert any(line.startswith("Sending a request") for line in lines)
     assert any(line.startswith("Received the following response") for line in lines)
     assert not any(TOKEN in line for line in lines)
+
+
+class RetriesAnError(AsyncRetryHandler):
+    """A handler that does not say which answers it retries: one whose body says `try_again`."""
+
+    def __init__(self) -> None:
+        super().__init__(max_retry_count=2, interval_calculator=NO_WAIT)
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and (response.body or {}).get("error") == "try_again"
+
+
+NO_WAIT = FixedValueRetryIntervalCalculator(0.0)
+QUIET = LevelAwareLogger(logging.getLogger("tests.slack_webclient.quiet"))
+
+
+def ours() -> list[AsyncRetryHandler]:
+    return list(build_client(TOKEN, "http://127.0.0.1:9/api/").retry_handlers)
+
+
+def slack_sdks() -> list[AsyncRetryHandler]:
+    return [
+        AsyncConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=NO_WAIT),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        AsyncServerErrorRetryHandler(max_retry_count=2, interval_calculator=NO_WAIT),
+    ]
+
+
+# (method, answers before the ok, handlers, requests made): each case runs through slack_sdk's
+# own request loop and LeanWebClient's, which must make the same requests and end the same way.
+CASES = {
+    "429 waited out": ("chat.postMessage", [(429, "ratelimited")], ours, 2),
+    "429 past the handler's tries": ("chat.postMessage", [(429, "ratelimited")] * 3, slack_sdks, 3),
+    "5xx not repeated by our handlers": ("chat.postMessage", [(500, "internal_error")], ours, 1),
+    "5xx retried by slack_sdk's": ("chat.postMessage", [(503, "unavailable")], slack_sdks, 2),
+    "Slack's error": ("assistant.threads.setStatus", [(200, "not_allowed")], ours, 1),
+    "a handler that reads answers": ("chat.postMessage", [(200, "try_again")] * 2,
+                                     lambda: [RetriesAnError()], 3),
+    "dropped post, not repeated": ("chat.postMessage", [(DROP, "")], ours, 1),
+    "dropped status, repeated": ("assistant.threads.setStatus", [(DROP, "")] * 2, ours, 3),
+    "not JSON": ("chat.postMessage", [(NOT_JSON, "bad gateway")], ours, 1),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_the_lean_request_loop_retries_and_fails_as_slack_sdks_does(
+    recorder: Recorder, session: aiohttp.ClientSession, case: str
+) -> None:
+    method, failures, handlers, requests = CASES[case]
+    outcomes = []
+    for cls in (AsyncWebClient, LeanWebClient):
+        # A logger at its effective level: slack_sdk's own (NOTSET) means debug lines, which
+        # LeanWebClient leaves to slack_sdk's loop.
+        client = cls(token=TOKEN, base_url=recorder.url, session=session,
+                     retry_handlers=handlers(), logger=cast(logging.Logger, QUIET))  # fmt: skip
+        recorder.requests.clear()
+        recorder.fail_next = list(failures)
+        try:
+            response = await client.api_call(method, json={"channel": "C1", "text": case})
+            outcome = ("ok", response.status_code, response.data)
+        except SlackApiError as exc:
+            outcome = ("SlackApiError", str(exc), getattr(exc.response, "status_code", None))
+        except aiohttp.ClientError as exc:
+            outcome = (type(exc).__name__, "", None)
+        outcomes.append((outcome, len(recorder.requests)))
+    plain, lean = outcomes
+    assert lean == plain
+    assert plain[1] == requests
+
+
+def test_which_answers_the_handlers_may_retry() -> None:
+    assert retried_statuses(ours()) == {429}
+    assert retried_statuses(slack_sdks()) == {429, 500, 503}
+    assert retried_statuses([]) == frozenset()
+    assert retried_statuses([*ours(), RetriesAnError()]) is None

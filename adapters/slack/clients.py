@@ -40,6 +40,8 @@ class _Backoff(RetryIntervalCalculator):
 class RateLimitRetry(AsyncRetryHandler):
     """429: Slack did nothing; wait its Retry-After (a floor of the one backoff formula)."""
 
+    retried_statuses = frozenset({429})  # what LeanWebClient asks it about
+
     def __init__(self, retry: backoff.Retry = RATE_LIMITED) -> None:
         super().__init__(retry.attempts - 1, _Backoff(retry))
         self._retry = retry
@@ -63,6 +65,8 @@ class RateLimitRetry(AsyncRetryHandler):
 
 class ConnectionRetry(AsyncRetryHandler):
     """A failed connection: any call when nothing was sent; a dropped one except for posts."""
+
+    retried_statuses: frozenset[int] = frozenset()  # no answer is retried, only failures
 
     def __init__(self, retry: backoff.Retry = UNREACHABLE) -> None:
         super().__init__(retry.attempts - 1, _Backoff(retry))
