@@ -162,7 +162,8 @@ class AgentTurn:
         check_history: bool,
     ) -> str:
         if not check_history:
-            return await self._stream(thread, conversation_id, agent, sent)
+            # No earlier attempt began this batch: what this stream answers is posted fresh.
+            return await self._stream(thread, conversation_id, agent, sent, fresh=True)
         found = await self._look(conversation_id, sent, mark)
         if not found.saved:
             return await self._stream(thread, conversation_id, agent, sent)
@@ -241,6 +242,7 @@ class AgentTurn:
         to_send: list[UserMessage],
         *,
         post: bool = True,
+        fresh: bool = False,
     ) -> str:
         last_id = ""
         started = time.monotonic()
@@ -258,7 +260,7 @@ class AgentTurn:
                         log.debug("info message withheld", extra={"thread_key": str(thread)})
                     elif message.is_agent and post:
                         self.agent_seconds += time.monotonic() - started
-                        await self._post_answer(thread, conversation_id, agent, message)
+                        await self._post_answer(thread, conversation_id, agent, message, fresh)
                         started = time.monotonic()
                         last_id = message.id
         finally:
@@ -266,19 +268,29 @@ class AgentTurn:
         return last_id
 
     async def _post_answer(
-        self, thread: ThreadKey, conversation_id: str, agent: str, message: MessageRead
+        self,
+        thread: ThreadKey,
+        conversation_id: str,
+        agent: str,
+        message: MessageRead,
+        fresh: bool = False,
     ) -> None:
         """The answer replaces the status: it never shows under a finished reply. Where the post
         itself clears it (Slack), that saves one platform call per answer."""
         by_post = self.status_shown and await self.outbound.post_clears_status(thread)
         if not by_post:
             await self._show_status(thread, None)
-        await self._post(thread, conversation_id, agent, message)
+        await self._post(thread, conversation_id, agent, message, fresh)
         if by_post:
             self.status_shown = False  # only once posted: a failed post still clears it
 
     async def _post(
-        self, thread: ThreadKey, conversation_id: str, agent: str, message: MessageRead
+        self,
+        thread: ThreadKey,
+        conversation_id: str,
+        agent: str,
+        message: MessageRead,
+        fresh: bool,
     ) -> None:
         await self.outbound.post(
             Reply(
@@ -288,5 +300,7 @@ class AgentTurn:
                 conversation_id=conversation_id,
                 agent=message.name or agent,
                 run_id=message.run_id or None,
+                fresh=fresh,
+                retried=not fresh,  # else posted after a look at the history (an attempt > 1)
             )
         )

@@ -165,7 +165,12 @@ class Reply:
     `idempotency_key` is stable across retries of the same turn (the agent message id, or a
     notice id); adapters use it where the platform can deduplicate (e.g. a Discord nonce).
     `run_id` is the Engage Smarter run that produced an agent answer: feedback on the posted
-    message is written to it (`bridge.feedback`).
+    message is written to it (`bridge.feedback`). `fresh`: an agent answer posted by the attempt
+    whose live stream brought it, on a batch no earlier attempt began (no journal at BEGIN), so
+    nothing can have posted it yet: the posted ledger is not asked first, and an adapter that
+    marks parts pending before posting them (Slack) skips the mark. `retried`: an agent answer of
+    a turn an earlier attempt began, which may have posted it fresh, unmarked: such an adapter
+    looks up a part it has no record of on the platform before posting it.
     """
 
     thread: ThreadKey
@@ -176,6 +181,8 @@ class Reply:
     agent: str | None = None
     reply_to_message_id: str | None = None
     run_id: str | None = None
+    fresh: bool = False
+    retried: bool = False
 
 
 @dataclass(frozen=True, slots=True)

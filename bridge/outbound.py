@@ -87,7 +87,7 @@ class Outbound:
             # The adapter checks and records the reply in the round trips of its part records.
             platform_id, posted_now = await self._send(reply, adapter.post_once)
         else:
-            existing = await self._store.posted.get(thread, key)
+            existing = None if reply.fresh else await self._store.posted.get(thread, key)
             if existing is not None:
                 return existing
             platform_id = await self._send(reply, self.adapter(thread).send)

@@ -320,3 +320,54 @@ async def test_a_second_runs_posted_answer_wins_over_the_first_runs_late_one(
     )  # fmt: skip
     assert len(adapter.sent) == 1
     assert len(emulator.state.runs_for(conversation.id)) == 2
+
+
+async def test_a_first_attempts_answer_is_posted_fresh_without_asking_the_posted_ledger(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    turn = agent_turn(redis_client, engage_client, adapter)
+    posted = turn.outbound._store.posted
+    asked: list[str] = []
+    get = posted.get
+
+    async def counted_get(thread: ThreadKey, key: str) -> Any:
+        asked.append(key)
+        return await get(thread, key)
+
+    posted.get = counted_get  # type: ignore[method-assign]
+    await answer(turn, engage_client, "parrot", "hi")
+    [reply] = adapter.sent
+    assert reply.fresh
+    assert not reply.retried
+    assert asked == []  # nothing can have posted it: no round trip before the post
+    assert await posted.get(reply.thread, reply.idempotency_key) == "p1"  # still recorded
+
+
+async def test_a_retried_turns_answer_is_posted_as_retried_after_asking_the_posted_ledger(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    turn = agent_turn(redis_client, engage_client, adapter)
+    conversation = await engage_client.create_conversation(data={}, source="console")
+    msg = message(text="again")
+    posted = turn.outbound._store.posted
+    asked: list[str] = []
+    get = posted.get
+
+    async def counted_get(thread: ThreadKey, key: str) -> Any:
+        asked.append(key)
+        return await get(thread, key)
+
+    async def on_attempt(_: int) -> None:
+        return None
+
+    posted.get = counted_get  # type: ignore[method-assign]
+    await turn.answer(
+        msg.thread, conversation.id, "parrot", [msg], "", reconcile_first=True,
+        on_attempt=on_attempt,
+    )  # fmt: skip
+    [reply] = adapter.sent
+    assert reply.retried
+    assert not reply.fresh
+    assert asked == [reply.idempotency_key]

@@ -358,3 +358,62 @@ async def test_a_reply_is_recorded_in_the_core_ledger_with_its_last_part_and_not
     for post in fake_slack.calls_to("chat.postMessage"):
         where = AnswerRef("slack", key.workspace, key.channel, post.response["ts"])
         assert await answers.run_of(where) == AnsweredRun("run-4", key.thread)
+
+
+async def test_a_fresh_answer_is_posted_without_a_pending_mark_and_recorded(
+    fake_slack: FakeSlack, sender: SlackSender, redis_client: aioredis.Redis
+) -> None:
+    key = thread(fake_slack)
+    claims: list[str] = []
+    claim = sender._parts.claim
+
+    async def counted_claim(*args: object) -> object:
+        claims.append(str(args[1]))
+        return await claim(*args)  # type: ignore[arg-type]
+
+    sender._parts.claim = counted_claim  # type: ignore[method-assign]
+    ts = await sender.send(Reply(key, "fresh", idempotency_key="m-f", fresh=True))
+    assert claims == []  # no round trip before chat.postMessage
+    store = "{" + str(key) + "}:slack:parts"
+    assert await redis_client.hgetall(store) == {b"m-f:0": ts.encode()}
+    assert await redis_client.hget(keys.posted(key), "m-f") == ts.encode()
+    # A retried turn posting the same answer finds it recorded.
+    assert await sender.send(Reply(key, "fresh", idempotency_key="m-f", retried=True)) == ts
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+    assert not fake_slack.calls_to("conversations.replies")
+
+
+async def test_a_retried_answer_an_earlier_attempt_posted_unmarked_is_found_not_posted_again(
+    fake_slack: FakeSlack, sender: SlackSender, redis_client: aioredis.Redis
+) -> None:
+    key = thread(fake_slack)
+    ts = await sender.send(Reply(key, "answer", idempotency_key="m-u", fresh=True))
+    # As if that attempt died after chat.postMessage, before recording the part (a fresh post
+    # leaves no pending mark).
+    await redis_client.delete("{" + str(key) + "}:slack:parts")
+    await redis_client.hdel(keys.posted(key), "m-u")
+    assert await sender.send(Reply(key, "answer", idempotency_key="m-u", retried=True)) == ts
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+    assert len(fake_slack.calls_to("conversations.replies")) == 1
+    assert await redis_client.hget(keys.posted(key), "m-u") == ts.encode()
+
+
+async def test_a_notice_without_record_is_posted_without_a_look_up(
+    fake_slack: FakeSlack, sender: SlackSender
+) -> None:
+    key = thread(fake_slack)
+    await sender.send(Reply(key, "note", idempotency_key="n-1", kind=ReplyKind.NOTICE))
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+    assert not fake_slack.calls_to("conversations.replies")
+
+
+async def test_a_fresh_answer_whose_post_failed_unsure_is_looked_up_before_it_is_posted_again(
+    fake_slack: FakeSlack, redis_client: aioredis.Redis
+) -> None:
+    client = build_client(fake_slack.bot_token, fake_slack.api_url)
+    sender = SlackSender(client, redis_client, retry=FAST)
+    key = thread(fake_slack)
+    fake_slack.fail_next("chat.postMessage", 1, status=500, error="internal_error")
+    await sender.send(Reply(key, "once", idempotency_key="m-6", fresh=True))
+    assert [m["markdown_text"] for m in fake_slack.posted("C0001")] == ["once"]
+    assert len(fake_slack.calls_to("conversations.replies")) == 1

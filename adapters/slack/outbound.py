@@ -130,7 +130,7 @@ class SlackSender:
         failed connections are retried inside the client (adapters/slack/clients.py)."""
         for attempt in range(1, self._retry.attempts + 1):
             try:
-                return await self._post_once(reply, index, total, text, answer)
+                return await self._post_once(reply, index, total, text, answer, attempt > 1)
             except PlatformError as exc:
                 if attempt == self._retry.attempts or not _unsure(exc):
                     raise
@@ -143,17 +143,34 @@ class SlackSender:
         raise AssertionError("unreachable")
 
     async def _post_once(
-        self, reply: Reply, index: int, total: int, text: str, answer: AnswerIndex | None
+        self,
+        reply: Reply,
+        index: int,
+        total: int,
+        text: str,
+        answer: AnswerIndex | None,
+        unsure: bool = False,
     ) -> tuple[str, bool | None]:
-        """(ts, True posted now | False Slack had it | None the whole reply is recorded)."""
+        """(ts, True posted now | False Slack had it | None the whole reply is recorded).
+        `unsure`: an earlier try of this part failed and may have posted it."""
         last = index == total - 1
+        if reply.fresh and not unsure:
+            # Nothing can have posted it (Reply.fresh): no pending mark, one Redis round trip
+            # (10-20 ms p50 at 200/50 on 2 shared cores) less before the answer shows.
+            ts = await self._post(reply, index, total, text)
+            await self._parts.posted(
+                reply.thread, reply.idempotency_key, index, ts, last=last, answer=answer
+            )
+            return ts, True
         claim = await self._parts.claim(reply.thread, reply.idempotency_key, index)
         if claim.state is PartState.REPLY_POSTED:
             return claim.platform_id, None
         if claim.state is PartState.PART_POSTED and not last:
             return claim.platform_id, False
         ts = claim.platform_id
-        if claim.state is PartState.PENDING:
+        # Posted unmarked maybe: by an earlier attempt of a retried turn, or an earlier try.
+        unmarked = unsure or reply.retried
+        if claim.state is PartState.PENDING or (claim.state is PartState.MARKED and unmarked):
             ts = await self._find_posted(reply, index) or ""
         posted = not ts
         if posted:
