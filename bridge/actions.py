@@ -130,7 +130,7 @@ class TurnActions:
         got = ensured.record
         try:
             # A new record is written while the agent works: the chat does not wait a Redis
-            # round trip (an fsync with `appendfsync always`) for it; the commit does.
+            # round trip for it (10-20 ms p50 at 200/50 on 2 shared cores); the commit does.
             return await self.agent.answer(
                 thread,
                 got.conversation_id,
