@@ -23,8 +23,15 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.clients import ConnectionRetry, RateLimitRetry, build_client
+from adapters.slack.clients import (
+    ConnectionRetry,
+    RateLimitRetry,
+    build_client,
+    close_session,
+    open_session,
+)
 from adapters.slack.webclient import LeanWebClient, LevelAwareLogger, retried_statuses
+from bridge.http1 import Http1
 from tests.fakes.loopback import serve
 
 TOKEN = "xoxb-lean-test-token"
@@ -123,6 +130,29 @@ async def test_json_posts_go_out_as_slack_sdk_sends_them(
     assert lean[0]["headers"]["authorization"] == f"Bearer {TOKEN}"
     assert lean[0]["headers"]["content-type"] == "application/json;charset=utf-8"
     assert json.loads(lean[1]["body"])["markdown_text"] == "**hi**"
+
+
+async def test_json_posts_over_kept_alive_connections_go_out_as_slack_sdk_sends_them(
+    recorder: Recorder, session: aiohttp.ClientSession
+) -> None:
+    plain = AsyncWebClient(token=TOKEN, base_url=recorder.url, session=session)
+    lean = build_client(TOKEN, recorder.url)
+    open_session(lean)
+    assert isinstance(lean, LeanWebClient)
+    assert lean.http1 is not None
+    try:
+        for client in (plain, lean, lean):
+            await client.assistant_threads_setStatus(
+                channel_id="C1", thread_ts="1700000000.000001", status="Thinking…"
+            )
+            await client.chat_postMessage(channel="C1", thread_ts="1700000000.000001",
+                                          markdown_text="**hï** “x”")  # fmt: skip
+            await client.conversations_replies(channel="C1", ts="1700000000.000001")
+    finally:
+        await close_session(lean)
+    by_slack_sdk, over_http1, again = (recorder.requests[i : i + 3] for i in (0, 3, 6))
+    assert over_http1 == by_slack_sdk == again
+    assert over_http1[2]["verb"] == "GET"  # not a JSON POST: aiohttp's
 
 
 async def test_forms_and_gets_take_slack_sdks_own_path(
@@ -253,11 +283,14 @@ async def test_the_lean_request_loop_retries_and_fails_as_slack_sdks_does(
 ) -> None:
     method, failures, handlers, requests = CASES[case]
     outcomes = []
-    for cls in (AsyncWebClient, LeanWebClient):
+    for cls, over_http1 in ((AsyncWebClient, False), (LeanWebClient, False), (LeanWebClient, True)):
         # A logger at its effective level: slack_sdk's own (NOTSET) means debug lines, which
         # LeanWebClient leaves to slack_sdk's loop.
         client = cls(token=TOKEN, base_url=recorder.url, session=session,
                      retry_handlers=handlers(), logger=cast(logging.Logger, QUIET))  # fmt: skip
+        if over_http1:
+            assert isinstance(client, LeanWebClient)
+            client.http1 = Http1(timeout=10.0)
         recorder.requests.clear()
         recorder.fail_next = list(failures)
         try:
@@ -268,8 +301,11 @@ async def test_the_lean_request_loop_retries_and_fails_as_slack_sdks_does(
         except aiohttp.ClientError as exc:
             outcome = (type(exc).__name__, "", None)
         outcomes.append((outcome, len(recorder.requests)))
-    plain, lean = outcomes
+        if isinstance(client, LeanWebClient) and client.http1 is not None:
+            client.http1.close()
+    plain, lean, lean_over_http1 = outcomes
     assert lean == plain
+    assert lean_over_http1 == plain
     assert plain[1] == requests
 
 

@@ -8,7 +8,6 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import aiohttp
 import redis.asyncio as aioredis
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -20,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from adapters.slack import access, events, revisions, startup
 from adapters.slack.assistant import AssistantThreads
-from adapters.slack.clients import Clients
+from adapters.slack.clients import Clients, close_session, open_session
 from adapters.slack.events import BotIdentity, SlashCommand
 from adapters.slack.feedback import SlackFeedback
 from adapters.slack.files import FileLimits, FileReader
@@ -144,9 +143,7 @@ class SlackAdapter:
     async def start(self) -> None:
         """Learn who the bot is (`auth.test`) and which users count as staff."""
         if self._owns_client and self._client.session is None:
-            # slack_sdk opens a connection per call without one (3 calls per answer).
-            timeout = aiohttp.ClientTimeout(total=self._client.timeout)
-            self._client.session = aiohttp.ClientSession(timeout=timeout)
+            open_session(self._client)
         try:
             app_token = self._options.app_token
             if self._oauth is not None:
@@ -206,9 +203,8 @@ class SlackAdapter:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
-        if self._owns_client and self._client.session is not None:
-            await self._client.session.close()
-            self._client.session = None
+        if self._owns_client:
+            await close_session(self._client)
 
     # ---- outbound
 

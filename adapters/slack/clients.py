@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.installations import RedisInstallationStore
 from adapters.slack.webclient import LeanWebClient, LevelAwareLogger
-from bridge import backoff
+from bridge import backoff, http1
 from bridge.errors import PermanentPlatformError
 
 _CLIENTS_CACHED = 1_000
@@ -103,6 +103,24 @@ def build_client(token: str | None, base_url: str) -> AsyncWebClient:
     )
 
 
+def open_session(client: AsyncWebClient) -> None:
+    """Give an owned client its connections: an aiohttp session (slack_sdk opens one per call
+    without it), and kept-alive HTTP/1.1 for its JSON POSTs (bridge.http1) unless a proxy is
+    set or aiohttp offers an encoding http1 cannot undo."""
+    client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=client.timeout))
+    if isinstance(client, LeanWebClient) and not client.proxy and http1.usable():
+        client.http1 = http1.Http1(timeout=client.timeout, ssl_context=client.ssl)
+
+
+async def close_session(client: AsyncWebClient) -> None:
+    if isinstance(client, LeanWebClient) and client.http1 is not None:
+        client.http1.close()
+        client.http1 = None
+    if client.session is not None:
+        await client.session.close()
+        client.session = None
+
+
 class Clients:
     """The Web API client for a workspace: the one bot token's, or (OAuth mode) a client with
     the token of the installation serving that team, Enterprise Grid org-wide ones included."""
@@ -129,5 +147,7 @@ class Clients:
                 self._by_token.clear()
             client = build_client(token, self.base.base_url)
             client.session = self.base.session  # one connection pool for every workspace
+            if isinstance(client, LeanWebClient) and isinstance(self.base, LeanWebClient):
+                client.http1 = self.base.http1
             self._by_token[token] = client
         return client

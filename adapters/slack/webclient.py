@@ -28,6 +28,8 @@ from slack_sdk.web.internal_utils import (
     _get_url,
 )
 
+from bridge.http1 import Answer, Http1
+
 # slack_sdk's own handlers and the responses each may retry (none: errors only); a handler
 # that says so itself (`retried_statuses`) is taken at its word, any other is asked every time.
 _BUILTIN_STATUSES: dict[type[AsyncRetryHandler], frozenset[int]] = {
@@ -71,6 +73,9 @@ class LeanWebClient(AsyncWebClient):
         super().__init__(*args, **kwargs)
         self._json_headers: tuple[str | None, dict[str, str]] | None = None
         self._urls: dict[str, str] = {}
+        # Kept-alive connections for JSON POSTs (bridge.http1), set with the session by its
+        # owner (adapters.slack.clients.open_session); None: aiohttp for every call.
+        self.http1: Http1 | None = None
 
     async def api_call(
         self,
@@ -146,15 +151,21 @@ class LeanWebClient(AsyncWebClient):
         debug = self._logger.level <= logging.DEBUG
         if session is None or session.closed or statuses is None or debug:
             return await super()._request(http_verb=http_verb, api_url=api_url, req_args=req_args)
+        http1 = self.http1 if _plain_json_post(http_verb, req_args, self.proxy) else None
         state: RetryState | None = None
         request: HttpRequest | None = None
         last_error: Exception | None = None
         for _ in range(_MAX_TRIES):
             response: HttpResponse | None = None
             try:
-                async with session.request(http_verb, api_url, **req_args) as res:
-                    data, response = await _read(res)
-                    status, headers = res.status, res.headers
+                if http1 is not None:
+                    got = await http1.post_json(api_url, req_args["headers"], req_args["json"])
+                    data, response = await _read(got)
+                    status, headers = got.status, got.headers
+                else:
+                    async with session.request(http_verb, api_url, **req_args) as res:
+                        data, response = await _read(res)
+                        status, headers = res.status, res.headers
             except Exception as error:
                 last_error = error
                 state = state or RetryState()
@@ -207,7 +218,22 @@ def retried_statuses(handlers: Iterable[AsyncRetryHandler]) -> frozenset[int] | 
     return statuses
 
 
-async def _read(res: aiohttp.ClientResponse) -> tuple[Any, HttpResponse | None]:
+def _plain_json_post(http_verb: str, req_args: dict[str, Any], proxy: str | None) -> bool:
+    """A POST of a JSON body alone, without a proxy: what bridge.http1 sends as aiohttp would."""
+    extra = ("data", "files", "params", "auth", "proxy")
+    return (
+        http_verb == "POST"
+        and req_args.get("json") is not None
+        and not proxy
+        and not any(req_args.get(name) for name in extra)
+        and set(req_args) <= _JSON_POST_ARGS
+    )
+
+
+_JSON_POST_ARGS = frozenset({"headers", "data", "files", "params", "json", "ssl", "proxy", "auth"})
+
+
+async def _read(res: aiohttp.ClientResponse | Answer) -> tuple[Any, HttpResponse | None]:
     """The body as slack_sdk reads it (gzip and plain text as they come, else JSON), and its
     retry view where slack_sdk builds it on the way (a JSON answer's is built when asked)."""
     headers: Any = res.headers
