@@ -21,11 +21,13 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_wire import Json
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_events import EventSender, as_mention, envelope, user_message
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow
 
@@ -268,6 +270,26 @@ async def working(b: Bridge, threads: Threads) -> bool:
 async def test_turns_cut_off_by_a_restart_are_answered_once_by_the_next_run(
     bridge: Bridge, how: signal.Signals
 ) -> None:
+    await cut_off_then_answered(bridge, how)
+
+
+async def test_on_an_external_redis_turns_cut_off_by_a_sigterm_are_taken_over_at_once(
+    bridge: Bridge, redis_server: RedisServer
+) -> None:
+    # No restart takeover here (the next run cannot know the old one is gone): the stopping
+    # run hands its threads back itself, or they would wait for the lease and the claim
+    # (30 + 60 s, past ANSWER_TIMEOUT).
+    redis = aioredis.Redis.from_url(redis_server.url)
+    await redis.flushall()
+    await redis.aclose()
+    bridge.env["ENGAGE_BRIDGE_REDIS_URL"] = redis_server.url
+    # The built-in emulator's run died with the stopped process (a real agent's would answer
+    # on): the retried turn asks again after a second instead of the Engage timeout.
+    bridge.env["ENGAGE_BRIDGE_AGENT_ANSWER_WAIT_SECONDS"] = "1"
+    await cut_off_then_answered(bridge, signal.SIGTERM)
+
+
+async def cut_off_then_answered(bridge: Bridge, how: signal.Signals) -> None:
     threads, user = Threads(), bridge.discord.user("carol")
     async with bridge.running() as run:
         assert_remembered(await converse(bridge, threads, user, 1), 1)

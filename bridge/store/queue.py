@@ -90,6 +90,18 @@ class Queue:
         async with storage("queue_depth"):
             return int(await self._redis.xlen(keys.READY_STREAM))
 
+    async def last_id(self) -> str:
+        """The id the ready stream gave its newest entry ("0-0" if none yet): entries added
+        later have greater ids."""
+        async with storage("stream info"):
+            try:
+                info: Any = await self._redis.xinfo_stream(keys.READY_STREAM)
+            except ResponseError as exc:
+                if "no such key" not in str(exc):
+                    raise
+                return "0-0"
+        return text(info["last-generated-id"])
+
     async def ensure_group(self) -> None:
         async with storage("consumer group"):
             try:
