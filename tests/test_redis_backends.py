@@ -15,9 +15,11 @@ from bridge.adapter import Inbox
 from bridge.config import FileConfig, Routing, Settings
 from bridge.core import Bridge
 from bridge.engage.client import EngageClient
+from bridge.errors import StorageUnavailable
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, Reply, ThreadKey
 from bridge.redisconn import connect_redis
+from bridge.store import Hold
 from bridge.threadmap import RedisClient
 from tests.fixtures_emulator import hold_answers, release_answers
 from tests.redis_cluster import RedisCluster
@@ -225,12 +227,18 @@ async def test_a_thread_whose_bridge_dies_mid_turn_is_answered_once_by_another(
         for name, client in zip(("doomed", "survivor"), clients, strict=True)
     )
     thread = ThreadKey("console", "W1", "C-slow", "t-crash")
+
+    async def killed(hold: Hold) -> None:
+        raise StorageUnavailable("SIGKILLed: nothing is handed back")
+
+    # A stopping worker hands its threads back; a killed one cannot.
+    doomed.store.threads.hand_back = killed  # type: ignore[method-assign]
     doomed_task = asyncio.create_task(doomed.run_workers())
     survivor_task: asyncio.Task[None] | None = None
     try:
         assert (await doomed.submit(inbound(thread, 0))).accepted
         await wait_for(lambda: emulator.faults.answers_held == 1, timeout=10)
-        doomed_task.cancel()  # as SIGKILL would: lease and scheduling entry are left behind
+        doomed_task.cancel()  # its lease and scheduling entry are left behind, as by SIGKILL
         await asyncio.gather(doomed_task, return_exceptions=True)
         release_answers(emulator)
         survivor_task = asyncio.create_task(survivor.run_workers())
