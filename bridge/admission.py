@@ -154,7 +154,14 @@ class _AfterAck:
         for work in works:
             task = asyncio.create_task(work())
             _spawned.add(task)
-            task.add_done_callback(_spawned.discard)
+            task.add_done_callback(_spawned_done)
+
+
+def _spawned_done(task: asyncio.Task[None]) -> None:
+    """As `run` logs a failure, at once (not when asyncio finds the task unretrieved)."""
+    _spawned.discard(task)
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("work after an ack failed", exc_info=exc)
 
 
 _after_ack: ContextVar[_AfterAck | None] = ContextVar("after_ack", default=None)

@@ -165,6 +165,26 @@ async def test_a_request_that_fails_after_storing_its_message_still_shows_the_si
 
 
 @dataclass
+class BrokenSigningAdapter(SigningAdapter):
+    async def show_accepted(self, thread: ThreadKey) -> None:
+        raise RuntimeError("not a platform error: a bug")
+
+
+async def test_a_sign_that_breaks_after_a_failed_request_is_logged_at_once(
+    redis_client: aioredis.Redis, engage_client: EngageClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter = BrokenSigningAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    transport = httpx.ASGITransport(app=acking_app(bridge, adapter.events, fail=True))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        with pytest.raises(RuntimeError):
+            await client.post("/events", content=b"broken-sign")
+    await asyncio.wait_for(work_after_acks_done(10), timeout=20)
+    failures = [r for r in caplog.records if r.getMessage() == "work after an ack failed"]
+    assert [(r.name, r.exc_info is not None) for r in failures] == [("bridge.admission", True)]
+
+
+@dataclass
 class HeldSigningAdapter(SigningAdapter):
     """Holds the sign of `held` until `release` is set."""
 
