@@ -307,6 +307,22 @@ def chain(prefix: str, target: str, skip: float) -> None:
         total += p50
         print(f"{a:>22} -> {b:<22} {p50:7.1f} ({values[len(values) * 9 // 10]:7.1f})")
     print(f"{'sum of p50s':>48} {total:7.1f}")
+    # The agent's time (chat request written to answer read) apart, as it varies by itself.
+    answer = "answer event" if target == "bridge" else "r:chat"
+    own = []
+    for trail in trails:
+        first = {}
+        for step, t in trail:
+            first.setdefault(step, t)
+        if all(s in first for s in ("POST sent", "reply seen", "w:chat", answer)):
+            chat = first[answer] - first["w:chat"]
+            own.append((first["reply seen"] - first["POST sent"] - chat) * 1000)
+    if own:
+        own.sort()
+        print(
+            f"{'reply minus the chat, p50 (p90)':>48} {statistics.median(own):7.1f} "
+            f"({own[len(own) * 9 // 10]:7.1f})"
+        )
 
 
 if __name__ == "__main__":
