@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections import Counter
 from typing import Any
 
@@ -98,3 +99,56 @@ async def test_after_an_uninstall_the_reinstalled_workspace_is_asked_once_again(
     await bridge.slack.wait_for(lambda: len(answered_in(bridge.slack, channels)) == 10, 30)
     assert set(answered_in(bridge.slack, channels).values()) == {new}
     assert answered_in(bridge.slack, refused) == {}
+
+
+def about(slack: FakeSlack, channels: set[str]) -> list[Any]:
+    """Every call Slack got about these channels, failed ones included."""
+    return [c for c in slack.calls if {c.args.get("channel"), c.args.get("channel_id")} & channels]
+
+
+async def test_a_token_revoked_unheard_is_forgotten_at_its_first_refusal(
+    bridge: OAuthBridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="adapters.slack.app")
+    tokens = {ws.team_id: await bridge.install(ws) for ws in (ACME, GLOBEX)}
+    warm = await burst(bridge, [(ACME, ACME.team_id), (GLOBEX, GLOBEX.team_id)], per=1)
+    await bridge.slack.wait_for(lambda: len(answered_in(bridge.slack, warm)) == 2, 30)
+    # Slack revokes ACME's token; no tokens_revoked / app_uninstalled reaches the bridge.
+    bridge.slack.workspaces.revoke(ACME)
+    before = len(bridge.slack.calls)
+    doomed = await burst(bridge, [(ACME, ACME.team_id)], per=1)
+    # Accepted on the cached authorization (no auth.test); its answer is refused for good.
+    await bridge.slack.wait_for(
+        lambda: any(c.method == "chat.postMessage" for c in about(bridge.slack, set(doomed))), 30
+    )
+    refusals = {(c.token, c.response.get("error")) for c in about(bridge.slack, set(doomed))}
+    assert refusals == {(tokens[ACME.team_id], "invalid_auth")}  # status, answer, apology
+    assert asked_since(bridge.slack, before) == Counter()
+    said = f"slack refused the bot token of workspace {ACME.team_id} (invalid_auth)"
+    await bridge.slack.wait_for(lambda: any(said in r.getMessage() for r in caplog.records), 10)
+    assert tokens[ACME.team_id] not in caplog.text  # no secrets in the line
+    # Later events of that workspace: auth.test again (the burst's concurrent ones share it;
+    # Bolt keeps no refusal, so a later one asks anew), then Bolt refuses them (200 with its
+    # "installation no longer available" text, no listener runs: nothing stored or posted).
+    before = len(bridge.slack.calls)
+    refused = [
+        user_message(bridge.slack, channel=f"D0R{i}", channel_type="im", team=ACME.team_id)
+        for i in range(5)
+    ]
+    sent = [envelope(bridge.slack, m, ACME) for m in refused]
+    deliveries = await asyncio.gather(*(bridge.events.send(b) for b in sent))
+    assert {(d.status, "no longer available" in d.body) for d in deliveries} == {(200, True)}
+    asked = asked_since(bridge.slack, before)
+    assert set(asked) == {tokens[ACME.team_id]}
+    assert asked[tokens[ACME.team_id]] <= len(sent)
+    # The other workspace is unaffected (its cached authorization kept: no auth.test).
+    before = len(bridge.slack.calls)
+    channels = await burst(bridge, [(GLOBEX, GLOBEX.team_id)], per=3)
+    await bridge.slack.wait_for(lambda: len(answered_in(bridge.slack, channels)) == 3, 30)
+    assert set(answered_in(bridge.slack, channels).values()) == {tokens[GLOBEX.team_id]}
+    assert asked_since(bridge.slack, before) == Counter()
+    assert about(bridge.slack, {str(m["channel"]) for m in refused}) == []
+    assert bridge.runtime.bridge is not None
+    for m in refused:
+        key = f"slack:{ACME.team_id}:{m['channel']}:{m['ts']}"
+        assert await bridge.runtime.bridge.threads.get(key) is None

@@ -417,3 +417,25 @@ async def test_a_fresh_answer_whose_post_failed_unsure_is_looked_up_before_it_is
     await sender.send(Reply(key, "once", idempotency_key="m-6", fresh=True))
     assert [m["markdown_text"] for m in fake_slack.posted("C0001")] == ["once"]
     assert len(fake_slack.calls_to("conversations.replies")) == 1
+
+
+async def test_a_refused_token_is_told_once_per_failing_call_and_other_errors_are_not(
+    fake_slack: FakeSlack, redis_client: aioredis.Redis
+) -> None:
+    told: list[tuple[str, str, str]] = []
+    client = build_client(fake_slack.bot_token, fake_slack.api_url)
+    sender = SlackSender(client, redis_client, refused=lambda *said: told.append(said))
+    key = thread(fake_slack)
+    fake_slack.fail_next("chat.postMessage", status=200, error="channel_not_found")
+    with pytest.raises(PermanentPlatformError):
+        await sender.send(Reply(key, "hi", idempotency_key="msg-a"))
+    assert told == []
+    fake_slack.fail_next("assistant.threads.setStatus", status=200, error="token_revoked")
+    await sender.set_status(key, "Thinking…")  # never fails a turn
+    fake_slack.fail_next("chat.postMessage", status=200, error="invalid_auth")
+    with pytest.raises(PermanentPlatformError):
+        await sender.send(Reply(key, "hi", idempotency_key="msg-b"))
+    assert told == [
+        (key.workspace, fake_slack.bot_token, "token_revoked"),
+        (key.workspace, fake_slack.bot_token, "invalid_auth"),
+    ]

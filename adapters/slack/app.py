@@ -106,7 +106,10 @@ class SlackAdapter:
         self._redis = redis
         self._redirect_uri = redirect_uri_of(self._oauth, settings.public_url)
         signing = self._options.signing_secret
-        self._app, store = bolt_app(signing, self._client, self._oauth, self._redirect_uri, redis)
+        self._app, store, self._authorize = bolt_app(
+            signing, self._client, self._oauth, self._redirect_uri, redis
+        )
+        self._refused_tokens: set[str] = set()  # single-team mode: said once
         self._clients = Clients(self._client, store)
         answers = Answers(redis)
         self._sender = SlackSender(
@@ -115,6 +118,7 @@ class SlackAdapter:
             max_parts=settings.max_reply_parts,
             user_mentions=self._options.user_mentions,
             retry=send_retry(settings),
+            refused=self._token_refused,
         )
         self._feedback = SlackFeedback(redis, answers)
         self._threads = ThreadMap(redis, idle_ttl_seconds=settings.thread_idle_ttl_seconds)
@@ -207,6 +211,25 @@ class SlackAdapter:
             await close_session(self._client)
 
     # ---- outbound
+
+    def _token_refused(self, team: str, token: str, error: str) -> None:
+        """Slack refused a bot token on a call: revoked or uninstalled without the bridge
+        hearing of it (no tokens_revoked / app_uninstalled event). OAuth mode forgets the
+        workspace's cached authorization, so its next event asks `auth.test` again and is
+        refused (Bolt's answer for a workspace without a usable installation)."""
+        if self._authorize is not None:
+            if self._authorize.forget(token):
+                log.warning(
+                    "slack refused the bot token of workspace %s (%s): its events are refused "
+                    "until the app is installed there again",
+                    team, error, extra={"workspace": team},
+                )  # fmt: skip
+        elif token not in self._refused_tokens:
+            self._refused_tokens.add(token)
+            log.error(
+                "slack refused SLACK_BOT_TOKEN (%s): nothing can be posted until it is replaced",
+                error, extra={"workspace": team},
+            )  # fmt: skip
 
     async def send(self, reply: Reply) -> str:
         return await self._sender.send(reply)

@@ -32,6 +32,8 @@ class FirstAskShared(AsyncInstallationStoreAuthorize):
     installation, or `auth.test` said the token is no longer valid) they are refused with it.
     A workspace found without a usable installation later (uninstalled, token revoked) starts
     over: its token's cached answer is dropped and its next request is a first one again.
+    So does one whose token Slack refused on a call (`forget`): Slack may revoke a token
+    without the bridge hearing of it, and Bolt would otherwise keep accepting its events.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -76,3 +78,13 @@ class FirstAskShared(AsyncInstallationStoreAuthorize):
         elif (gone := self._tokens.pop(workspace, None)) is not None:
             self.authorize_result_cache.pop(gone, None)
         return result
+
+    def forget(self, token: str) -> bool:
+        """Drop what is cached for a token Slack refused: the next request of its workspaces
+        asks `auth.test` again (once, shared) and is refused if Slack still refuses it.
+        Whether anything was cached."""
+        cached = self.authorize_result_cache.pop(token, None) is not None
+        for workspace in [w for w, t in self._tokens.items() if t == token]:
+            del self._tokens[workspace]
+            cached = True
+        return cached

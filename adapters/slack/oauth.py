@@ -71,8 +71,9 @@ def bolt_app(
     oauth: SlackOAuthSettings | None,
     redirect_uri: str | None,
     redis: RedisClient,
-) -> tuple[AsyncApp, RedisInstallationStore | None]:
-    """The Bolt app: one bot token, or (OAuth) installations looked up per request.
+) -> tuple[AsyncApp, RedisInstallationStore | None, FirstAskShared | None]:
+    """The Bolt app: one bot token, or (OAuth) installations looked up per request, with the
+    store and the authorization (whose cached answer for a token Slack refused is dropped).
 
     Bolt's own signature check is off: every body it dispatches has passed the ingress guard's
     check on the raw bytes (adapters/slack/ingress.py), Socket Mode envelopes are not signed,
@@ -82,7 +83,7 @@ def bolt_app(
     the app defines no custom workflow steps (the function token)."""
     secret = signing.get_secret_value() if signing else None
     if oauth is None:
-        return _app(client, secret), None
+        return _app(client, secret), None, None
     store = RedisInstallationStore(redis)
     client_secret = oauth.client_secret.get_secret_value() if oauth.client_secret else ""
     # auth.test once per token, not per event (nor per event of a first burst): the store is
@@ -101,7 +102,7 @@ def bolt_app(
         installation_store=store,
         oauth_settings=_oauth_settings(oauth, client_secret, redirect_uri, store, redis),
     )
-    return app, store
+    return app, store, authorize
 
 
 def _app(client: AsyncWebClient, secret: str | None, **oauth: Any) -> AsyncApp:
