@@ -1,13 +1,16 @@
 """CPU of the Engage client's own layers per turn (create + chat_stream), without the network.
 
     .venv/bin/python -m bench.engage_client_cpu [--turns 1000] [--repeats 12] [--chat]
+    .venv/bin/python -m bench.engage_client_cpu --url http://127.0.0.1:PORT  # an emulator
 
 `EngageClient` as the bridge builds it, over a transport that answers at once with canned
 bytes (a created conversation; a chat stream of a status and an agent event, then `[DONE]`, in
 two pieces), on uvloop: what is left is httpx's request and response machinery, our request
 preparation, SSE reading and pydantic, which a whole-process run cannot resolve apart from
 aiohttp and the loop. Prints the best of `--repeats` rounds (CPU time per turn, in us): on a
-shared machine the minimum is the steadiest figure. For A/B, run it from each checkout with
+shared machine the minimum is the steadiest figure. With `--url` the client is the bridge's own
+(aiohttp transport included) against a running emulator over loopback: this process's CPU is
+the whole client's, the server's is the emulator's. For A/B, run it from each checkout with
 PYTHONPATH set to that checkout, alternating.
 """
 
@@ -20,6 +23,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
 from bridge.engage.client import EngageClient
 from bridge.engage.models import UserMessage
 from bridge.eventloop import run
@@ -65,10 +69,11 @@ class Canned(httpx.AsyncBaseTransport):
         return httpx.Response(201, headers=headers, stream=Pieces(CREATED))
 
 
-async def measure(turns: int, repeats: int, stream: bool) -> float:
-    async with EngageClient(
-        base_url="http://127.0.0.1:8080", api_key="k" * 32, org_id="org_x", transport=Canned()
-    ) as client:
+async def measure(turns: int, repeats: int, stream: bool, url: str | None) -> float:
+    # A URL: the client as the bridge builds it (its own transport), against that server.
+    how = {"base_url": url} if url else {"base_url": "http://127.0.0.1:8080", "transport": Canned()}
+    key, org = (DEFAULT_API_KEY, DEFAULT_ORG_ID) if url else ("k" * 32, "org_x")
+    async with EngageClient(api_key=key, org_id=org, **how) as client:  # type: ignore[arg-type]
 
         async def turn() -> None:
             created = await client.create_conversation(data={"bench": True}, source="bench")
@@ -95,11 +100,14 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=12)
     parser.add_argument("--chat", action="store_true", help="chat instead of chat_stream")
+    parser.add_argument("--url", help="an emulator's URL (`engage-bridge emulator`): the whole "
+                        "client, its aiohttp transport included, over loopback")  # fmt: skip
     args = parser.parse_args()
     stream = not args.chat
-    best = run(measure(args.turns, args.repeats, stream), use_uvloop=True)
+    best = run(measure(args.turns, args.repeats, stream, args.url), use_uvloop=True)
     how = "chat_stream" if stream else "chat"
-    print(f"{best:.1f} us CPU per create + {how} (client layers, canned transport, best round)")
+    where = f"the emulator at {args.url}" if args.url else "canned transport"
+    print(f"{best:.1f} us CPU per create + {how} (client, {where}, best round)")
 
 
 if __name__ == "__main__":

@@ -74,8 +74,7 @@ class _Wire:
         self.failure: BaseException | None = None
         self.progress = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._reader = self.loop.create_task(self._read())
+        self._reader: asyncio.Task[None] | None = self.loop.create_task(self._read())
 
     def send(self, packed: list[bytes]) -> asyncio.Future[Any]:
         """Queue one packed command; its future gets the reply (or the error reply)."""

@@ -46,10 +46,10 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     (aiohttp.ClientError, httpx.ReadError),
     (OSError, httpx.ReadError),
 )
-_NOT_FORWARDED = frozenset({"transfer-encoding"})  # the body is sent whole, with a length
+NOT_FORWARDED = frozenset({"transfer-encoding"})  # the body is sent whole, with a length
 # asyncio's transport takes up to 64 KiB without making the writer wait: such a body cannot
 # stall, so it goes out as one bytes object; a larger one goes in timed slices of that size.
-_SLICE = 1 << 16
+MAX_WHOLE_BODY = _SLICE = 1 << 16
 
 
 def httpx_error(exc: BaseException) -> httpx.TransportError | None:
@@ -99,12 +99,32 @@ class AiohttpResponseStream(httpx.AsyncByteStream):
         self._response.release()
 
 
+def httpx_response(response: aiohttp.ClientResponse) -> httpx.Response:
+    """The httpx response for an aiohttp one whose body is still to be read."""
+    extensions = {"http_version": b"HTTP/1.1"}
+    if response.reason:
+        extensions["reason_phrase"] = response.reason.encode("ascii", "replace")
+    return httpx.Response(
+        status_code=response.status,
+        headers=response.raw_headers,
+        stream=AiohttpResponseStream(response),
+        extensions=extensions,
+    )
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """One aiohttp session, opened on first use inside the event loop; `aclose()` closes it."""
 
     def __init__(self, *, limits: httpx.Limits | None = None) -> None:
         self._limits = limits or httpx.Limits()
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The session, opened on first use (inside the event loop)."""
+        if self._session is None:
+            self._session = self._open()
+        return self._session
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -125,14 +145,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._session is None:
-            self._session = self._open()
         timeouts: Mapping[str, float | None] = request.extensions.get("timeout", {})
         body = await request.aread()
         headers = [
             (name, value)
             for name, value in request.headers.multi_items()
-            if name.lower() not in _NOT_FORWARDED
+            if name.lower() not in NOT_FORWARDED
         ]
         try:
             if len(body) <= _SLICE:
@@ -146,15 +164,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             if mapped is None:
                 raise
             raise mapped from exc
-        extensions = {"http_version": b"HTTP/1.1"}
-        if response.reason:
-            extensions["reason_phrase"] = response.reason.encode("ascii", "replace")
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.raw_headers,
-            stream=AiohttpResponseStream(response),
-            extensions=extensions,
-        )
+        return httpx_response(response)
 
     async def _send(
         self,
@@ -163,8 +173,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         data: bytes | AsyncIterator[bytes] | None,
         timeouts: Mapping[str, float | None],
     ) -> aiohttp.ClientResponse:
-        assert self._session is not None
-        return await self._session.request(
+        return await self.session.request(
             request.method,
             URL(str(request.url), encoded=True),
             headers=headers,

@@ -35,6 +35,7 @@ import httpx
 from bridge.config import Settings
 from bridge.engage.aiohttp_transport import AiohttpTransport
 from bridge.engage.errors import ChatOutcomeUnknown, EngageProtocolError
+from bridge.engage.lean import Lean
 from bridge.engage.models import (
     AgentMetadata,
     AgentStatus,
@@ -79,7 +80,8 @@ class EngageClient(RunsMixin, TagsMixin):
     """One pooled `httpx.AsyncClient`, injected or owned; `aclose()` when done.
 
     An owned client sends through `AiohttpTransport` (a quarter of the CPU of httpx's own
-    async transport, same exceptions) unless `transport` is given (e.g. an in-process
+    async transport, same exceptions), most requests without httpx's client layers
+    (`bridge/engage/lean.py`), unless `transport` is given (e.g. an in-process
     `httpx.ASGITransport`, or `httpx.AsyncHTTPTransport()` for httpcore).
     `retry` overrides `max_attempts`; `on_retry` is called before every repeated attempt (the
     core counts them); `sleep` is the backoff's wait, replaceable in tests.
@@ -104,16 +106,19 @@ class EngageClient(RunsMixin, TagsMixin):
             raise ConfigError("the Engage Smarter client needs an API key and an org id")
         self._owns_http = http is None
         headers = {"X-Api-Key": api_key, "X-Org-Id": org_id}
+        lean = None
         if http is None:
             limits = httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             )
+            transport = transport or AiohttpTransport(limits=limits)
             http = OwnedHttp(
-                transport=transport or AiohttpTransport(limits=limits),
+                transport=transport,
                 timeout=default_timeout(timeout),
                 limits=limits,
                 headers=headers,
             )
+            lean = Lean.over(http, transport)
         self._http_client = http
         self._http = EngageHttp(
             base_url=base_url or DEFAULT_API_URL,
@@ -122,6 +127,7 @@ class EngageClient(RunsMixin, TagsMixin):
             retry=retry or RetryPolicy(max_attempts=max_attempts),
             on_retry=on_retry,
             sleep=sleep,
+            lean=lean,
         )
 
     @classmethod

@@ -12,7 +12,7 @@ event is dispatched by a blank line, its data lines joined with LF.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -104,21 +104,27 @@ def text_encoding(response: httpx.Response, content_type: str) -> str:
     return response.encoding or "utf-8"
 
 
-async def iter_payloads(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+Chunks = Callable[[], Awaitable[bytes]]  # the body's next piece; b"" at its end
+
+
+def event_reader(content_type: str, encoding: Callable[[], str]) -> EventReader:
+    """The reader for a 2xx answer; one that is not an event stream is an `EngageStreamError`."""
+    media_type = content_type.partition(";")[0]
+    if "text/event-stream" not in media_type:
+        raise EngageStreamError(
+            "the chat answer is not an event stream: Expected response header Content-Type "
+            f"to contain 'text/event-stream', got {media_type!r}"
+        )
+    return EventReader(encoding())
+
+
+async def payloads_from(next_chunk: Chunks, reader: EventReader) -> AsyncIterator[dict[str, Any]]:
     """Message objects from an event stream, ending at `[DONE]` or at the end of the body.
 
     An event cut off by the end of the body (no blank line after it) is dropped, as the SSE
-    specification says; a 2xx that is not an event stream is an `EngageStreamError`.
+    specification says.
     """
-    header = response.headers.get("content-type", "")
-    content_type = header.partition(";")[0]
-    if "text/event-stream" not in content_type:
-        raise EngageStreamError(
-            "the chat answer is not an event stream: Expected response header Content-Type "
-            f"to contain 'text/event-stream', got {content_type!r}"
-        )
-    reader = EventReader(text_encoding(response, header))
-    async for chunk in response.aiter_bytes():
+    while chunk := await next_chunk():
         for data in reader.feed(chunk):
             if data.startswith(DONE):
                 return
@@ -131,3 +137,16 @@ async def iter_payloads(response: httpx.Response) -> AsyncIterator[dict[str, Any
         payload = message_payload(data)
         if payload is not None:
             yield payload
+
+
+async def iter_payloads(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """`payloads_from` an httpx response (decoded as httpx decodes it)."""
+    header = response.headers.get("content-type", "")
+    reader = event_reader(header, lambda: text_encoding(response, header))
+    chunks = response.aiter_bytes()
+
+    async def next_chunk() -> bytes:
+        return await anext(chunks, b"")
+
+    async for payload in payloads_from(next_chunk, reader):
+        yield payload

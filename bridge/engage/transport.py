@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -24,6 +24,7 @@ from bridge.engage.errors import (
     RateLimited,
     status_error,
 )
+from bridge.engage.lean import Lean
 from bridge.engage.retry import (
     Failure,
     OnRetry,
@@ -34,7 +35,7 @@ from bridge.engage.retry import (
     next_delay,
     verdict,
 )
-from bridge.engage.sse import iter_payloads
+from bridge.engage.streamed import HttpxStreamed, LeanStreamed, Streamed
 from bridge.engage.wire import Params, Wire
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,21 @@ def transport_error(exc: httpx.TransportError) -> EngageTransportError:
     return EngageTransportError(f"Engage Smarter request failed ({name}): {exc}")
 
 
-def response_error(response: httpx.Response) -> EngageStatusError:
+class Answer(Protocol):
+    """What the client reads of a response: an `httpx.Response`, or a `lean.Reply`."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def is_success(self) -> bool: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def text(self) -> str: ...
+    def json(self) -> Any: ...
+
+
+def response_error(response: Answer) -> EngageStatusError:
     """The status error for a non-2xx response whose body has been read."""
     try:
         body: Any = response.json()
@@ -120,7 +135,7 @@ class Failed:
         return cls(transport_error(exc), transport_failure(exc), exc)
 
     @classmethod
-    def from_response(cls, response: httpx.Response) -> Failed:
+    def from_response(cls, response: Answer) -> Failed:
         error = response_error(response)
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         return cls(error, status_failure(error), retry_after=retry_after)
@@ -138,9 +153,12 @@ class EngageHttp:
         retry: RetryPolicy,
         on_retry: OnRetry | None = None,
         sleep: Sleep = asyncio.sleep,
+        lean: Lean | None = None,
     ) -> None:
+        """`lean`: sends what it takes of `http`'s requests without httpx's client layers."""
         self._wire = Wire(base_url, headers, http)
         self._http = http
+        self._lean = lean
         self._retry = retry
         self._on_retry = on_retry
         self._sleep = sleep
@@ -161,7 +179,12 @@ class EngageHttp:
             attempt += 1
             try:
                 url, kwargs = self._wire.args(path, params, body)
-                response = await self._http.request(method, url, **kwargs)
+                lean = self._lean
+                response: Answer
+                if lean is not None and isinstance(url, httpx.URL) and lean.takes(kwargs):
+                    response = await lean.request(method, url, kwargs)
+                else:
+                    response = await self._http.request(method, url, **kwargs)
             except httpx.TransportError as exc:
                 failed = Failed.from_transport(exc)
             else:
@@ -186,11 +209,16 @@ class EngageHttp:
             attempt += 1
             received = 0
             url, kwargs = self._wire.args(path, params, body, stream=True)
+            lean = self._lean
             try:
-                async with self._http.stream(method, url, **kwargs) as response:
+                if lean is not None and isinstance(url, httpx.URL) and lean.takes(kwargs):
+                    streamed: Streamed = LeanStreamed(lean, await lean.open(method, url, kwargs))
+                else:
+                    streamed = HttpxStreamed(self._http.stream(method, url, **kwargs))
+                async with streamed as response:
                     if response.is_success:
                         try:
-                            async for payload in iter_payloads(response):
+                            async for payload in streamed.payloads():
                                 received += 1
                                 yield payload
                         except httpx.HTTPError as exc:
@@ -199,8 +227,7 @@ class EngageHttp:
                                 f"{type(exc).__name__}"
                             ) from exc
                         return
-                    await response.aread()
-                    failed = Failed.from_response(response)
+                    failed = Failed.from_response(await streamed.read())
             except httpx.TransportError as exc:
                 failed = Failed.from_transport(exc)
             await self._after_failure(method, path, safety, unknown, attempt, failed)
@@ -237,7 +264,7 @@ class EngageHttp:
         await self._sleep(delay)
 
 
-def _json(response: httpx.Response) -> Any:
+def _json(response: Answer) -> Any:
     try:
         return response.json()
     except ValueError as exc:

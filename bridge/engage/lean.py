@@ -1,0 +1,189 @@
+"""The owned client's requests sent by its aiohttp session directly: httpx's bytes, not its layers.
+
+Per request, `httpx.AsyncClient` costs CPU before and after the transport: `build_request`, the
+auth and redirect generators, the hooks, the response model and the three async generators a
+body is read through, which a chat stream left at `[DONE]` hands to the event loop's finalizer
+hook (a wake-up of the loop and a task per generator, every turn; BENCHMARKS.md, "Fixed CPU and
+CPU per turn at 200/50"). For the client `EngageClient` builds for itself (`OwnedHttp` over
+`AiohttpTransport`) the head of each kind of request is built by httpx once and kept (only its
+Content-Length follows the body), the request goes to the transport's session as the transport
+would send it, and the response is read from aiohttp. Failures are the transport's (aiohttp's
+errors become httpx's by `httpx_error`), so the retry rules see the same exceptions.
+
+Left to httpx whole: a client with a proxy from the environment, auth, hooks, query parameters or
+redirects of its own; a request while its cookie jar holds a cookie (a response that sets one is
+given to the jar); a body over 64 KiB (timed slices). A response with a content encoding or a
+charset other than UTF-8 is handed to httpx to decode, as the transport hands it over.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import httpx
+from yarl import URL
+
+from bridge.engage.aiohttp_transport import (
+    MAX_WHOLE_BODY,
+    NOT_FORWARDED,
+    AiohttpTransport,
+    aiohttp_timeout,
+    httpx_error,
+)
+
+_CONTENT_LENGTH = "content-length"
+# Content-Type parameters under which httpx decodes text as UTF-8 (the client's default).
+_UTF8_PARAMETERS = ("", "charset=utf-8", 'charset="utf-8"')
+_KEPT_URLS = 512
+
+
+def plain(headers: Mapping[str, str]) -> bool:
+    """The body is the text as sent: no content encoding, UTF-8 (or no charset)."""
+    parameters = headers.get("content-type", "").partition(";")[2].strip().lower()
+    return headers.get("content-encoding", "identity") == "identity" and (
+        parameters in _UTF8_PARAMETERS
+    )
+
+
+class Reply:
+    """A whole plain response: what the client reads of an `httpx.Response`."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class Lean:
+    """Sends the requests `takes` accepts through `transport`'s session, as the client would."""
+
+    def __init__(self, http: httpx.AsyncClient, transport: AiohttpTransport) -> None:
+        self._http = http
+        self._transport = transport
+        self._timeout = aiohttp_timeout(http.timeout.as_dict())
+        self._heads: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
+        self._urls: dict[httpx.URL, URL] = {}
+
+    @classmethod
+    def over(cls, http: httpx.AsyncClient, transport: httpx.AsyncBaseTransport) -> Lean | None:
+        """For a client sending every request through `transport` unchanged; else None."""
+        if not isinstance(transport, AiohttpTransport):
+            return None
+        if http.trust_env and urllib.request.getproxies():
+            return None  # httpx may route through a proxy transport of its own
+        hooks = any(http.event_hooks.values())
+        if http.auth is not None or hooks or http.params or http.follow_redirects:
+            return None
+        return cls(http, transport)
+
+    def takes(self, kwargs: Mapping[str, Any]) -> bool:
+        content = kwargs.get("content")
+        if content is not None and len(content) > MAX_WHOLE_BODY:
+            return False
+        return "params" not in kwargs and not self._http.cookies
+
+    async def open(
+        self, method: str, url: httpx.URL, kwargs: Mapping[str, Any]
+    ) -> aiohttp.ClientResponse:
+        """Send the request; the response's body is the caller's to read, then `release()`."""
+        content: bytes | None = kwargs.get("content")
+        headers = self._head(method, url, kwargs["headers"], content)
+        target = self._urls.get(url)
+        if target is None:
+            if len(self._urls) >= _KEPT_URLS:
+                self._urls.clear()
+            target = self._urls[url] = URL(str(url), encoded=True)
+        try:
+            response = await self._transport.session.request(
+                method,
+                target,
+                headers=headers,
+                data=content or None,
+                allow_redirects=False,
+                compress=None,
+                timeout=self._timeout,
+            )
+        except Exception as exc:
+            mapped = httpx_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        if "set-cookie" in response.headers:
+            self._keep_cookies(method, url, kwargs, response)
+        return response
+
+    async def request(
+        self, method: str, url: httpx.URL, kwargs: Mapping[str, Any]
+    ) -> Reply | httpx.Response:
+        """The whole response."""
+        return await self.whole(await self.open(method, url, kwargs))
+
+    async def whole(self, response: aiohttp.ClientResponse) -> Reply | httpx.Response:
+        """`response` read to its end, its connection released."""
+        try:
+            body = await response.read()
+        except Exception as exc:
+            mapped = httpx_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        finally:
+            response.release()
+        if plain(response.headers):
+            return Reply(response.status, response.headers, body)
+        return httpx.Response(response.status, headers=response.raw_headers, content=body)
+
+    def _keep_cookies(
+        self,
+        method: str,
+        url: httpx.URL,
+        kwargs: Mapping[str, Any],
+        response: aiohttp.ClientResponse,
+    ) -> None:
+        """Cookies a response sets go to the client's jar, as httpx keeps them (the requests
+        after it go through httpx, which sends them)."""
+        request = self._request(method, url, kwargs["headers"], kwargs.get("content"))
+        self._http.cookies.extract_cookies(
+            httpx.Response(response.status, headers=response.raw_headers, request=request)
+        )
+
+    def _head(
+        self, method: str, url: httpx.URL, headers: Mapping[str, str], content: bytes | None
+    ) -> list[tuple[str, str]]:
+        """The header lines the transport sends for this request, as httpx builds them."""
+        key = (method, url.netloc, content is None, *headers.items())
+        head = self._heads.get(key)
+        if head is None:
+            built = self._request(method, url, headers, content)
+            head = [
+                (name, value)
+                for name, value in built.headers.multi_items()
+                if name.lower() not in NOT_FORWARDED
+            ]
+            self._heads[key] = head
+        if content is None:
+            return head
+        length = str(len(content))
+        return [(n, length) if n == _CONTENT_LENGTH else (n, v) for n, v in head]
+
+    def _request(
+        self, method: str, url: httpx.URL, headers: Mapping[str, str], content: bytes | None
+    ) -> httpx.Request:
+        return self._http.build_request(method, url, headers=headers, content=content)
