@@ -24,10 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import aiohttp
 import httpx
+import redis.asyncio as aioredis
 
 from bench import lean_slack
 from bench.bench_inflight import CHILDREN, start_target
@@ -35,6 +37,8 @@ from bench.bench_throughput import signed_post
 from bench.chaos_fleet import Emulator
 from bench.cpu_account import CLOCK_TICKS, process_cpu_seconds
 from bridge.http import KEEP_ALIVE_SECONDS
+
+_SENT_BY_CLIENTS = ("evalsha", "xreadgroup", "exec", "xautoclaim")
 
 
 async def measure(target: str, args: argparse.Namespace, run_id: int) -> list[str]:
@@ -93,15 +97,28 @@ async def measure(target: str, args: argparse.Namespace, run_id: int) -> list[st
             stat = Path(f"/proc/{process.pid}/stat").read_text()
             fields = stat[stat.rindex(")") + 2 :].split()
             status = Path(f"/proc/{process.pid}/status").read_text()
-            switches = int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M)[1])
-            return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS, switches
+            found = re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M)
+            assert found is not None
+            return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS, int(found[1])
 
-        def split(before: tuple[float, float, int], turns: int) -> str:
+        async def commands() -> Counter[str]:
+            """Redis commands served so far, by name (the bridge's Redis only)."""
+            if redis is None:
+                return Counter()
+            async with aioredis.Redis.from_url(redis.url) as client:
+                stats = await client.info("commandstats")
+            return Counter({name[8:]: int(v["calls"]) for name, v in stats.items()})
+
+        async def split(before: tuple[float, float, int], sent: Counter[str], turns: int) -> str:
             after = counters()
             user, system, sleeps = (a - b for a, b in zip(after, before, strict=True))
+            served = await commands()
+            served.subtract(sent)
+            # Commands scripts run count too: only those a client sends are shown.
+            top = ", ".join(f"{name} {served[name] / turns:.2f}" for name in _SENT_BY_CLIENTS)
             return (
                 f" [user {user * 1e3 / turns:.2f} sys {system * 1e3 / turns:.2f} ms, "
-                f"{sleeps / turns:.1f} sleeps per turn]"
+                f"{sleeps / turns:.1f} sleeps per turn; Redis per turn: {top}]"
             )
 
         async def turn() -> None:
@@ -114,31 +131,42 @@ async def measure(target: str, args: argparse.Namespace, run_id: int) -> list[st
                 assert response.status == 200, response.status
             await asyncio.wait_for(replies[ts], 60)
 
+        def on_cpu() -> float:
+            """Seconds on a CPU of all the process's threads (scheduler's ns, not 10 ms ticks)."""
+            return (
+                sum(
+                    int(task.joinpath("schedstat").read_text().split()[0])
+                    for task in Path(f"/proc/{process.pid}/task").iterdir()
+                )
+                / 1e9
+            )
+
         async def idle(label: str) -> None:
-            before, started = cpu(), time.perf_counter()
+            before, started = on_cpu(), time.perf_counter()
             await asyncio.sleep(args.idle)
-            spent = cpu() - before
-            lines.append(f"{label}: {spent * 1e3 / (time.perf_counter() - started):.1f} ms/s")
+            spent = on_cpu() - before
+            lines.append(f"{label}: {spent * 1e3 / (time.perf_counter() - started):.2f} ms/s")
 
         await idle("idle after /readyz")
         before = cpu()
         await turn()
         lines.append(f"first turn: {(cpu() - before) * 1e3:.1f} ms")
         spy = profile(process.pid, "sequential")
-        before, marks = cpu(), counters()
+        before, marks, sent = cpu(), counters(), await commands()
         for _ in range(args.sequential - 1):
             await turn()
         stop(spy)
         lines.append(
             f"turns 2-{args.sequential}, one at a time: "
             f"{(cpu() - before) * 1e3 / (args.sequential - 1):.2f} ms/turn"
-            + split(marks, args.sequential - 1)
+            + await split(marks, sent, args.sequential - 1)
         )
         await idle("idle after them")
         for rate in (float(r) for r in args.rates.split(",")):
             count = int(rate * args.seconds)
             spy = profile(process.pid, f"rate{rate:g}")
             before, started, marks = cpu(), time.perf_counter(), counters()
+            sent = await commands()
             tasks = []
             for i in range(count):
                 await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
@@ -149,7 +177,7 @@ async def measure(target: str, args: argparse.Namespace, run_id: int) -> list[st
             lines.append(
                 f"{rate:g} turns/s open loop: {spent * 1e3 / elapsed:.1f} ms/s, "
                 f"{spent * 1e3 / count:.2f} ms/turn ({count} turns, {elapsed:.1f} s)"
-                + split(marks, count)
+                + await split(marks, sent, count)
             )
         await idle("idle after the trickles")
         return lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -166,3 +167,17 @@ def test_a_client_with_a_proxy_from_the_environment_keeps_httpx(
     hooked = httpx.AsyncClient(transport=transport, event_hooks={"request": [print]})
     assert Lean.over(hooked, transport) is None
     assert Lean.over(httpx.AsyncClient(), httpx.AsyncHTTPTransport()) is None
+
+
+async def test_a_debug_run_still_logs_httpx_s_line_per_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    lines: dict[str, list[str]] = {}
+    for name, opening in (("lean", lean_client), ("httpx", httpx_client)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="httpx"):
+            async with raw_server(respond) as server, opening(server.url) as client:
+                await client.create_conversation()
+        lines[name] = [r.getMessage().replace(server.url, "URL") for r in caplog.records]
+    assert lines["lean"] == lines["httpx"]
+    assert lines["lean"] == ['HTTP Request: POST URL/v1/conversations "HTTP/1.1 201 Created"']

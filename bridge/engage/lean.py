@@ -19,6 +19,7 @@ charset other than UTF-8 is handed to httpx to decode, as the transport hands it
 from __future__ import annotations
 
 import json
+import logging
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
@@ -39,6 +40,7 @@ _CONTENT_LENGTH = "content-length"
 # Content-Type parameters under which httpx decodes text as UTF-8 (the client's default).
 _UTF8_PARAMETERS = ("", "charset=utf-8", 'charset="utf-8"')
 _KEPT_URLS = 512
+_httpx_log = logging.getLogger("httpx")
 
 
 def plain(headers: Mapping[str, str]) -> bool:
@@ -127,6 +129,11 @@ class Lean:
             raise mapped from exc
         if "set-cookie" in response.headers:
             self._keep_cookies(method, url, kwargs, response)
+        if _httpx_log.isEnabledFor(logging.INFO):  # httpx's own line per request (debug runs)
+            reason = response.reason or ""
+            _httpx_log.info(
+                'HTTP Request: %s %s "%s %d %s"', method, url, "HTTP/1.1", response.status, reason
+            )
         return response
 
     async def request(
