@@ -1,8 +1,9 @@
-"""JSON POSTs over kept-alive HTTP/1.1 connections: aiohttp's request bytes, a fifth of its CPU.
+"""JSON POSTs over kept-alive HTTP/1.1 connections: aiohttp's request bytes, less of its CPU.
 
 Each Slack turn makes two Web API calls; through aiohttp's request machinery each costs ~150 µs
-of CPU on this machine, over a prepared connection ~30 µs (`bench/slack_client_cpu.py`,
-BENCHMARKS.md "Slack adapter CPU per turn, session 6"). `Http1` sends what
+of client CPU in `bench/slack_client_cpu.py`, over a prepared connection ~30 µs (in a whole
+bridge process the system calls and loop wake-ups stay: BENCHMARKS.md "Slack adapter CPU per
+turn, session 6"). `Http1` sends what
 `aiohttp.ClientSession.post(url, json=..., headers=...)` sends (request line, Host, the caller's
 headers in order, aiohttp's Accept and Accept-Encoding, Content-Length, `json.dumps` of the body,
 TLS with aiohttp's verified context) and parses the answer with httptools (llhttp: content
