@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from adapters.slack.installations import RedisInstallationStore
 from tests.fakes.slack import FakeSlack, Workspace
 from tests.fakes.slack_events import envelope, user_message
 from tests.test_slack_oauth import ACME, GLOBEX, GRID, GRID_TEAM, OAuthBridge, oauth_bridge
@@ -152,3 +153,24 @@ async def test_a_token_revoked_unheard_is_forgotten_at_its_first_refusal(
     for m in refused:
         key = f"slack:{ACME.team_id}:{m['channel']}:{m['ts']}"
         assert await bridge.runtime.bridge.threads.get(key) is None
+
+
+async def test_an_event_from_a_user_other_than_the_installer_reads_no_user_installation(
+    bridge: OAuthBridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = await bridge.install(ACME)  # installed by U0INSTALLER, with bot scopes only
+    per_user: list[str | None] = []
+    find = RedisInstallationStore.async_find_installation
+
+    async def counted(self: RedisInstallationStore, **where: Any) -> Any:
+        if where.get("user_id") is not None:  # Bolt's look-up of the sender's own install
+            per_user.append(where["user_id"])
+        return await find(self, **where)
+
+    monkeypatch.setattr(RedisInstallationStore, "async_find_installation", counted)
+    channels = await burst(bridge, [(ACME, ACME.team_id)], per=5)  # from U0001
+    await bridge.slack.wait_for(lambda: len(answered_in(bridge.slack, channels)) == 5, 30)
+    assert set(answered_in(bridge.slack, channels).values()) == {token}
+    # The app asks for no user scopes, so no user token exists: Bolt's bot_only reads the bot
+    # once per event instead of the workspace's installation and then the sender's.
+    assert per_user == []

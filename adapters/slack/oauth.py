@@ -87,9 +87,13 @@ def bolt_app(
     store = RedisInstallationStore(redis)
     client_secret = oauth.client_secret.get_secret_value() if oauth.client_secret else ""
     # auth.test once per token, not per event (nor per event of a first burst): the store is
-    # still read on every request, so an uninstalled workspace is refused at once.
+    # still read on every request, so an uninstalled workspace is refused at once. bot_only:
+    # one read (the bot) per request, not the workspace's installation and then the sender's
+    # own (2 when the sender is not the installer); installs ask no user scopes, so there is
+    # no user token to find.
     authorize = FirstAskShared(
         installation_store=store,
+        bot_only=True,
         client_id=oauth.client_id,
         client_secret=client_secret,
         client=client,
