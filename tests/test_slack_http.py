@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from typing import Any
@@ -278,3 +279,25 @@ async def test_web_api_calls_share_kept_alive_connections(bridge: SlackBridge) -
     calls = [c for c in bridge.slack.calls if c.method != "auth.test"]
     assert len(calls) >= 6  # per thread: the accept sign and the answer, at least
     assert len(bridge.slack.web_api_peers) <= 3
+
+
+async def test_a_revoked_bot_token_is_said_once_at_error_and_events_are_still_taken(
+    bridge: SlackBridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="adapters.slack.app")
+    workspace = bridge.slack.workspaces.by_token(bridge.slack.bot_token)
+    assert workspace is not None
+    bridge.slack.workspaces.revoke(workspace)  # Slack revoked SLACK_BOT_TOKEN
+    asked = [await mention(bridge, f"anyone? {i}", channel=f"C0REV{i}") for i in range(2)]
+
+    def refused_posts() -> int:
+        channels = {m["channel"] for m in asked}
+        calls = bridge.slack.calls
+        return sum(c.method == "chat.postMessage" and c.args["channel"] in channels for c in calls)
+
+    await bridge.slack.wait_for(lambda: refused_posts() >= 2, 30)
+    said = [r for r in caplog.records if "slack refused SLACK_BOT_TOKEN" in r.getMessage()]
+    assert [r.getMessage() for r in said] == [
+        "slack refused SLACK_BOT_TOKEN (invalid_auth): nothing can be posted until it is replaced"
+    ]
+    assert bridge.slack.bot_token not in caplog.text
