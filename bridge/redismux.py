@@ -17,9 +17,11 @@ What stays as redis-py does it:
   command fails with `TimeoutError` and the connection is dropped;
 - replies go through the client's response callbacks, as `Redis.parse_response` does (a
   command asking for undecoded replies takes the pool);
-- everything else (blocking reads, pipelines and transactions, pub/sub, commands that change a
-  connection's state) uses the client's pool, unchanged. Only the commands in `MUXED` share the
-  connection: none of them blocks or changes the connection's state.
+- stream reads that may block (`BLOCKING_READS`) each go on a connection of their own, kept
+  for the next one; a read cancelled or failed closes its connection (as redis-py's pool does);
+- everything else (other blocking commands, pipelines and transactions, pub/sub, commands that
+  change a connection's state) uses the client's pool, unchanged. Only the commands in `MUXED`
+  share the connection: none of them blocks or changes the connection's state.
 
 A Redis Cluster keeps redis-py's own client (`bridge.redisconn.connect_redis`).
 `tests/test_redismux.py` fails when the redis-py code this mirrors changes.
@@ -58,6 +60,16 @@ MUXED = frozenset({
     "ZCARD", "ZSCORE", "ZINCRBY", "XADD", "XACK", "XDEL", "XLEN", "XRANGE", "XREVRANGE", "XPENDING",
     "XCLAIM", "XAUTOCLAIM", "XTRIM",
 })  # fmt: skip
+
+
+# Reads that may block in Redis until entries arrive (the workers' XREADGROUP ... BLOCK): each
+# goes on a connection of its own, kept for the next such read. Taken from redis-py's pool
+# instead, one costs ~120 us more CPU (checkout, a `wait_for` task, timeouts; BENCHMARKS.md,
+# "Fixed CPU and CPU per turn at 200/50"), and a turn's worker reads once per entry when the
+# entries come one by one.
+BLOCKING_READS = frozenset({"XREADGROUP", "XREAD"})
+# Readers kept between reads: one per worker loop (and console printer) of the process.
+_IDLE_READERS = 4
 
 
 class _Wire:
@@ -182,20 +194,57 @@ class MuxRedis(Redis):
         super().__init__(*args, **kwargs)
         self._wire: _Wire | None = None
         self._connecting: asyncio.Future[_Wire] | None = None
+        self._idle_readers: list[_Wire] = []
+        self._readers: set[_Wire] = set()
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         command_name = args[0]
-        if command_name not in MUXED or _NEVER_DECODE in options:
+        if _NEVER_DECODE in options:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        wire = await self.wire()
+        if command_name in MUXED:
+            wire, reader = await self.wire(), False
+        elif command_name in BLOCKING_READS:
+            wire, reader = await self._reader(), True
+        else:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         future = wire.send(wire.connection.pack_command(*args))
         try:
             response = await future
         except ResponseError:
+            if reader:
+                self._done_reading(wire)
             if _EMPTY_RESPONSE in options:
                 return options[_EMPTY_RESPONSE]
             raise
+        except BaseException:
+            if reader:  # cancelled, or the connection failed: a read may still wait in Redis
+                self._drop_reader(wire)
+            raise
+        if reader:
+            self._done_reading(wire)
         return await self._parsed(wire.connection, command_name, response, options)
+
+    async def _reader(self) -> _Wire:
+        """An idle reader's connection, or a new one."""
+        while self._idle_readers:
+            wire = self._idle_readers.pop()
+            if wire.failure is None:
+                return wire
+            self._drop_reader(wire)
+        wire = await self._new_wire()
+        self._readers.add(wire)
+        return wire
+
+    def _done_reading(self, wire: _Wire) -> None:
+        if wire.failure is None and not wire.waiting and len(self._idle_readers) < _IDLE_READERS:
+            self._idle_readers.append(wire)
+        else:
+            self._drop_reader(wire)
+
+    def _drop_reader(self, wire: _Wire) -> None:
+        """Close a reader's connection: Redis ends a read still blocked on it."""
+        self._readers.discard(wire)
+        wire.fail(RedisConnectionError("Connection closed by the client"))
 
     async def _parsed(
         self,
@@ -238,6 +287,10 @@ class MuxRedis(Redis):
         wire = self._wire
         if wire is not None and wire.failure is None:
             return wire
+        self._wire = await self._new_wire()
+        return self._wire
+
+    async def _new_wire(self) -> _Wire:
         pool: ConnectionPool = self.connection_pool
         connection = pool.make_connection()  # type: ignore[no-untyped-call]
         try:
@@ -246,18 +299,19 @@ class MuxRedis(Redis):
             await connection.disconnect(nowait=True)
             raise
         timeout = connection.socket_timeout
-        self._wire = _Wire(connection, float(timeout) if timeout else None)
-        return self._wire
+        return _Wire(connection, float(timeout) if timeout else None)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         attempt, self._connecting = self._connecting, None
         if attempt is not None and not attempt.done():
             attempt.cancel()
             await asyncio.gather(attempt, return_exceptions=True)
-        wire, self._wire = self._wire, None
-        if wire is not None:
-            await wire.aclose()
-            await wire.connection.disconnect()
+        wires = [self._wire, *self._readers]
+        self._wire, self._readers, self._idle_readers = None, set(), []
+        for wire in wires:
+            if wire is not None:
+                await wire.aclose()
+                await wire.connection.disconnect()
         await super().aclose(close_connection_pool)
 
 

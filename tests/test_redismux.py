@@ -329,3 +329,63 @@ def test_the_redis_py_code_redismux_mirrors_is_unchanged() -> None:
         f"redis-py {redis.__version__} changed code bridge/redismux.py mirrors: {changed}; "
         "review redismux.py against it, then update HASHES"
     )
+
+
+async def test_blocking_stream_reads_wait_on_a_kept_connection_of_their_own(
+    redis_server: RedisServer,
+) -> None:
+    client = named(redis_server.url)
+    stream, group = f"s-{uuid.uuid4().hex}", "g"
+    try:
+        await client.xgroup_create(stream, group, id="0", mkstream=True)
+        for n in range(3):
+            read = asyncio.create_task(
+                client.xreadgroup(group, "c", {stream: ">"}, count=10, block=10_000)
+            )
+            await wait_until(lambda: any(wire.waiting for wire in client._readers))
+            # While the read blocks in Redis, the shared connection keeps answering.
+            assert await client.set("k", n)
+            await client.xadd(stream, {"n": n})
+            async with asyncio.timeout(10):
+                entries = await read
+            assert [fields for _, items in _items(entries) for _, fields in items] == [
+                {b"n": str(n).encode()}
+            ]
+        # Three reads, one reader connection (+ the shared one, + CLIENT LIST's pooled one).
+        assert await own_connections(client) == 3
+        with pytest.raises(ResponseError, match="NOGROUP"):
+            await client.xreadgroup("nogroup", "c", {stream: ">"}, block=10)
+        assert await own_connections(client) == 3  # an error reply keeps the reader
+    finally:
+        await client.aclose()
+
+
+async def test_a_cancelled_blocking_read_closes_its_connection_and_the_next_read_works(
+    redis_server: RedisServer,
+) -> None:
+    client = named(redis_server.url)
+    stream, group = f"s-{uuid.uuid4().hex}", "g"
+    try:
+        await client.xgroup_create(stream, group, id="0", mkstream=True)
+        read = asyncio.create_task(client.xreadgroup(group, "c", {stream: ">"}, block=60_000))
+        await wait_until(lambda: len(client._readers) == 1)
+        await wait_until(lambda: any(w.waiting for w in client._readers))
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+        # Closed, so Redis no longer holds a read that would take the next entry.
+        await wait_until(lambda: _connections_are(client, 2))
+        await client.xadd(stream, {"n": 1})
+        async with asyncio.timeout(10):
+            entries = await client.xreadgroup(group, "c", {stream: ">"}, block=10_000)
+        assert [fields for _, items in _items(entries) for _, fields in items] == [{b"n": b"1"}]
+    finally:
+        await client.aclose()
+
+
+def _items(reply: Any) -> list[tuple[Any, Any]]:
+    return list(reply.items()) if isinstance(reply, dict) else list(reply)
+
+
+async def _connections_are(client: MuxRedis, expected: int) -> bool:
+    return await own_connections(client) == expected
