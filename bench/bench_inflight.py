@@ -2,6 +2,7 @@
 
 Run: flock /tmp/engage-bench.lock timeout 1800 .venv/bin/python -m bench.bench_inflight
   [--scenarios 200x50@1.0,600x200@1.0] [--targets reference,bridge] [--repeat 1]
+  [--targets reference,bridge,bridge-b --root-b CHECKOUT --env-b NAME=VALUE]  # A B in one run
 
 A scenario `TxC@D` sends T new Slack threads (a signed first post mentioning the bot, Events API
 over HTTP) with C users in a closed loop (each sends its next thread once the previous one was
@@ -110,7 +111,12 @@ async def start_target(
         env["ENGAGE_BRIDGE_WORKER_CONCURRENCY"] = str(args.worker_concurrency)
     if args.trace:
         env["BENCH_TURN_TRACE"] = args.trace + ".bridge"
+    env.update(dict(pair.split("=", 1) for pair in args.env))
+    if target == "bridge-b":
+        env.update(dict(pair.split("=", 1) for pair in args.env_b))
     fleet = Fleet(1, env, workdir, [{}])
+    if target == "bridge-b" and args.root_b:
+        fleet.root = Path(args.root_b)
     await fleet.start_all()
     process = fleet.processes[0]
     assert process is not None
@@ -179,12 +185,17 @@ async def run(target: str, threads: int, users: int, delay: float, args: argpars
                     traced.append(driver_line(ts, sent, acked, sign, answered))
 
         spy = None
-        if args.profile and target == "bridge":
+        if args.profile and target.startswith("bridge"):
+            # PATH.json: a timeline (speedscope, idle samples kept) for bench.burst_timeline
+            timeline = args.profile.endswith(".json")
+            form = ["speedscope", "--idle"] if timeline else ["raw"]
+            form += ["--rate", str(args.profile_rate)]
             spy = subprocess.Popen(
                 [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking",
-                 "--format", "raw", "--rate", "200", "-o", args.profile, "--pid", str(process.pid)],
+                 "--format", *form, "-o", args.profile, "--pid", str(process.pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
+            await asyncio.sleep(1.0)  # py-spy attaches before the first POST
         cpu_before = process_cpu_seconds(process.pid)
         started = time.perf_counter()
         await asyncio.gather(*(user() for _ in range(users)))
@@ -237,7 +248,18 @@ if __name__ == "__main__":
     parser.add_argument(
         "--trace", help="per-turn steps to PATH.* (read: python -m bench.turn_trace)"
     )
-    parser.add_argument("--profile", help="py-spy raw (collapsed) stacks of the bridge, to PATH")
+    parser.add_argument(
+        "--profile",
+        help="py-spy raw (collapsed) stacks of the bridge, to PATH (PATH.json: a timeline for "
+        "bench.burst_timeline)",
+    )
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="for the bridge's process (both bridge targets)")  # fmt: skip
+    # Target bridge-b: another checkout's code (run by this bench) and/or more env, so one
+    # invocation can run A B A B: --targets reference,bridge,bridge-b --repeat 2
+    parser.add_argument("--root-b", default="", help="the checkout bridge-b runs")
+    parser.add_argument("--env-b", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--profile-rate", type=int, default=200, help="py-spy samples per second")
     try:
         asyncio.run(main(parser.parse_args()))
     finally:

@@ -70,6 +70,8 @@ class Emulator:
 class Fleet:
     """N bridge processes on fixed ports; a slot that dies (killed or crashed) is restarted."""
 
+    root = ROOT  # the checkout whose code the processes run
+
     def __init__(
         self, count: int, env: dict[str, str], workdir: Path, per_slot: list[dict[str, str]]
     ):
@@ -93,7 +95,7 @@ class Fleet:
             **self.env,
             **self.per_slot[slot],
             "ENGAGE_BRIDGE_HTTP_PORT": str(self.ports[slot]),
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(self.root),
         }
         self.processes[slot] = subprocess.Popen(
             [sys.executable, "-m", "bench.bridge_process"],

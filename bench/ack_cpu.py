@@ -1,0 +1,152 @@
+"""What one Slack ack costs the bridge process: a burst of signed first posts, CPU per ack.
+
+Run: flock /tmp/engage-bench.lock .venv/bin/python -m bench.ack_cpu
+  [--events 500] [--repeat 3] [--roles '["http","listeners"]'] [--env NAME=VALUE ...]
+  [--profile PATH]   # py-spy raw per run, read with bench.profile_parts
+  [--root-b CHECKOUT] [--env-b NAME=VALUE ...]   # A B A B in one invocation
+
+One bridge process (default roles: HTTP ingress and listeners, no workers, so no turn competes
+with the acks) on a real redis-server, the lean fake Slack and the driver in this process, the
+emulator in its own. Each run: a fresh process, `--warm` requests first (the first burst of a
+fresh process also pays Bolt's and the scripts' first use), then `--events` POSTs at once, each
+on its own connection. Printed per run: ack p50/p99/max, the bridge's CPU (utime+stime) from
+the first POST to the last ack per ack, and until every accept sign (setStatus) arrived per
+event: the ack path's CPU and what the signs add.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from bench import lean_slack
+from bench.bench_throughput import signed_post
+from bench.chaos_check import percentile
+from bench.chaos_fleet import ROOT, Emulator, Fleet
+from bench.cpu_account import process_cpu_seconds
+from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
+from tests.redis_server import RedisServer
+
+
+async def burst(args: argparse.Namespace, run_id: int, root: str, extra: list[str]) -> str:
+    server = RedisServer()
+    server.start()
+    workdir = Path(tempfile.mkdtemp(prefix="engage-ackcpu-"))
+    emulator = Emulator(workdir)
+    signs = 0
+    all_signed = asyncio.Event()
+
+    def on_status(thread_ts: str, at: float) -> None:
+        nonlocal signs
+        signs += 1
+        if signs >= args.events + args.warm:
+            all_signed.set()
+
+    slack = lean_slack.LeanSlack(lambda ts, at: None, on_status=on_status)
+    await slack.start()
+    (workdir / "bridge.toml").write_text('[routing]\ndefault_agent = "parrot"\n')
+    env = {
+        "ENGAGE_SMARTER_API_URL": emulator.url, "ENGAGE_SMARTER_API_KEY": DEFAULT_API_KEY,
+        "ENGAGE_SMARTER_ORG_ID": DEFAULT_ORG_ID, "ENGAGE_BRIDGE_REDIS_URL": server.url,
+        "ENGAGE_BRIDGE_WEB_ENABLED": "false", "ENGAGE_BRIDGE_LOG_LEVEL": "INFO",
+        "ENGAGE_BRIDGE_CONFIG_FILE": str(workdir / "bridge.toml"),
+        "SLACK_BOT_TOKEN": lean_slack.BOT_TOKEN, "SLACK_SIGNING_SECRET": lean_slack.SIGNING_SECRET,
+        "ENGAGE_BRIDGE_SLACK_API_URL": slack.api_url, "ENGAGE_BRIDGE_ROLES": args.roles,
+    }  # fmt: skip
+    env.update(dict(pair.split("=", 1) for pair in extra))
+    fleet = Fleet(1, env, workdir, [{}])
+    fleet.root = Path(root)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    try:
+        await emulator.ready()
+        await fleet.start_all()
+        process = fleet.processes[0]
+        assert process is not None
+        url = f"{fleet.url(0)}/slack/events"
+        posts = [signed_post(n, run_id) for n in range(args.warm + args.events)]
+
+        async def post(n: int) -> float:
+            _, raw, headers = posts[n]
+            started = time.perf_counter()
+            async with session.post(url, data=raw, headers=headers) as response:
+                await response.read()
+                assert response.status == 200, response.status
+            return time.perf_counter() - started
+
+        for n in range(args.warm):
+            await post(n)
+        await session.close()
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        spy = None
+        if args.profile:
+            spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking",
+                 "--format", "raw", "--rate", "200", "-o", f"{args.profile}.{run_id}",
+                 "--pid", str(process.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        await asyncio.sleep(1.0)  # the warm-up's signs settle (and py-spy attaches) first
+        cpu = process_cpu_seconds(process.pid)
+        acks = await asyncio.gather(*(post(n) for n in range(args.warm, args.warm + args.events)))
+        cpu_acked = process_cpu_seconds(process.pid)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_signed.wait(), 30)
+        await asyncio.sleep(0.2)
+        cpu_signed = process_cpu_seconds(process.pid)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=30)
+        n = args.events
+        return (
+            f"ack p50 {percentile(acks, 0.5) * 1e3:4.0f} ms p99 {percentile(acks, 0.99) * 1e3:4.0f}"
+            f" ms max {max(acks) * 1e3:4.0f} ms | CPU to the last ack "
+            f"{(cpu_acked - cpu) * 1e3 / n:.3f} ms/ack, with the signs "
+            f"{(cpu_signed - cpu) * 1e3 / n:.3f} ms/event ({signs - args.warm} signs)"
+        )
+    finally:
+        await session.close()
+        fleet.stop()
+        emulator.stop()
+        await slack.aclose()
+        server.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def main(args: argparse.Namespace) -> None:
+    print(f"{os.cpu_count()} CPUs; {args.events} at once; roles {args.roles}")
+    run_id = int(time.time()) % 1000
+    variants = [("A", args.root or str(ROOT), args.env)]
+    if args.root_b or args.env_b:
+        variants.append(("B", args.root_b or args.root or str(ROOT), args.env_b))
+    for name, root, extra in variants:
+        print(f"{name}: {root} {' '.join(extra)}")
+    for _repeat in range(args.repeat):
+        for name, root, extra in variants:
+            run_id += 1
+            print(f"{name} {await burst(args, run_id, root, extra)}", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--warm", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--roles", default='["http","listeners"]')
+    parser.add_argument("--profile", help="py-spy raw stacks of each burst to PATH.<run>")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    # A B A B in one invocation: B is another checkout (its code, this bench) and/or other env
+    parser.add_argument("--root", default="", help="the checkout A runs (default: this one)")
+    parser.add_argument("--root-b", default="")
+    parser.add_argument("--env-b", action="append", default=[], metavar="NAME=VALUE")
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,177 @@
+"""CPU of one Slack event's ack path, layer by layer, in-process on uvloop (no sockets, no Redis).
+
+Run: flock /tmp/engage-bench.lock .venv/bin/python -m bench.ack_path [--events 20000] [--rounds 5]
+
+The Slack adapter (bot token, the lean fake Slack for its start-up `auth.test`) with an inbox
+that stores nothing, so what is timed is the bridge's own ack path: the ASGI app the HTTP
+server runs (middleware, guard: media type, cap, signature on the raw bytes; Bolt's dispatch or
+the adapter's own path; our listener and its `InboundMessage`), then the layers under it
+alone. The sockets and uvicorn's parser are apart (bench/bench_http_parser.py); the ACCEPT
+script's round trip too (bench/core_cpu.py). Figures: µs of process CPU per event, min of
+`--rounds` rounds (each `--events` signed first posts, one at a time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from starlette.requests import Request
+from starlette.routing import Route
+
+from adapters.slack import SlackAdapter
+from adapters.slack.ingress import bolt_request
+from adapters.slack.settings import SlackSettings
+from adapters.web.settings import WebSettings
+from bench import lean_slack
+from bench.bench_throughput import signed_post
+from bridge.admission import Admission
+from bridge.config import Settings
+from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
+from bridge.http import create_app
+from bridge.metrics import Metrics
+from bridge.models import InboundMessage, SubmitResult, ThreadKey
+from bridge.redismux import MuxRedis
+
+_ACCEPTED = SubmitResult(accepted=True, reason="stored")
+
+
+class NullInbox:
+    """Takes every message and stores nothing."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    async def submit(self, message: InboundMessage) -> SubmitResult:
+        self.taken += 1
+        return _ACCEPTED
+
+    async def is_known_thread(self, thread: ThreadKey) -> bool:
+        return False
+
+
+def scope_of(raw: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/slack/events", "raw_path": b"/slack/events",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        + [(b"content-length", str(len(raw)).encode())],
+    }  # fmt: skip
+
+
+async def call_asgi(app: Any, raw: bytes, headers: dict[str, str]) -> int:
+    sent = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+
+    await app(scope_of(raw, headers), receive, send)
+    return status
+
+
+Layer = Callable[[bytes, dict[str, str]], Awaitable[object]]
+
+
+async def per_event(
+    layer: Layer, posts: list[tuple[str, bytes, dict[str, str]]], rounds: int
+) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        for _, raw, headers in posts:
+            await layer(raw, headers)
+        best = min(best, (time.process_time() - started) / len(posts))
+    return best * 1e6
+
+
+async def main(args: argparse.Namespace) -> None:
+    slack = lean_slack.LeanSlack(lambda ts, at: None)
+    await slack.start()
+    workdir = Path(tempfile.mkdtemp(prefix="engage-ackpath-"))
+    (workdir / "bridge.toml").write_text('[routing]\ndefault_agent = "parrot"\n')
+    options = SlackSettings(
+        bot_token=lean_slack.BOT_TOKEN,
+        signing_secret=lean_slack.SIGNING_SECRET,
+        api_url=slack.api_url,
+        _env_file=None,
+    )
+    settings = Settings(
+        [options, WebSettings(enabled=False, _env_file=None)],
+        redis_url="redis://127.0.0.1:9", config_file=workdir / "bridge.toml",
+        engage_api_key=DEFAULT_API_KEY, engage_org_id=DEFAULT_ORG_ID,
+        engage_api_url="http://127.0.0.1:9", _env_file=None,
+    )  # fmt: skip
+    # A client that is never connected: the inbox stores nothing, the route reads nothing.
+    redis = MuxRedis.from_url("redis://127.0.0.1:9")
+    adapter = SlackAdapter(settings, redis, options=options)
+    await adapter.start()
+    inbox = NullInbox()
+    routes = list(adapter.routes(inbox))  # type: ignore[arg-type]
+
+    async def readiness() -> dict[str, str]:
+        return {}
+
+    app = create_app(
+        metrics=Metrics(), readiness=readiness, routes=routes, admission=Admission(0.5)
+    )
+    route = next(r for r in routes if isinstance(r, Route) and r.path == "/slack/events")
+    endpoint = route.endpoint
+    bolt: Any = adapter._app
+
+    async def whole_app(raw: bytes, headers: dict[str, str]) -> object:
+        status = await call_asgi(app, raw, headers)
+        assert status == 200, status
+        return status
+
+    async def guarded_route(raw: bytes, headers: dict[str, str]) -> object:
+        return await call_asgi(route, raw, headers)
+
+    async def guarded_endpoint(raw: bytes, headers: dict[str, str]) -> object:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        return await endpoint(Request(scope_of(raw, headers), receive))
+
+    async def bolt_dispatch(raw: bytes, headers: dict[str, str]) -> object:
+        request = Request(scope_of(raw, headers))
+        return await bolt.async_dispatch(bolt_request(request, raw))
+
+    layers = {
+        "whole ASGI app (middleware, guard, Slack route)": whole_app,
+        "the Slack route alone (Route, guard, SlackIngress)": guarded_route,
+        "guarded endpoint (guard's checks + SlackIngress.handle)": guarded_endpoint,
+        "Bolt: request + dispatch (+ our listener)": bolt_dispatch,
+    }
+    posts = [signed_post(n, 7) for n in range(args.events)]
+    for layer in layers.values():  # warm-up
+        await per_event(layer, posts[:200], 1)
+    print(f"{args.events} events per round, min of {args.rounds} rounds, uvloop")
+    for name, layer in layers.items():
+        print(f"  {await per_event(layer, posts, args.rounds):7.1f} µs  {name}")
+    assert inbox.taken > 0
+    await adapter.aclose()
+    await slack.aclose()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=5)
+    uvloop.run(main(parser.parse_args()))
