@@ -2,6 +2,7 @@
 
 Run: flock /tmp/engage-bench.lock .venv/bin/python -m bench.ack_cpu
   [--events 500] [--repeat 3] [--roles '["http","listeners"]'] [--env NAME=VALUE ...]
+  [--floor]          # each round also against a null server: the driver's own floor
   [--profile PATH]   # py-spy raw per run, read with bench.profile_parts
   [--root-b CHECKOUT] [--env-b NAME=VALUE ...]   # A B A B in one invocation
 
@@ -36,7 +37,7 @@ from bench.chaos_check import percentile
 from bench.chaos_fleet import ROOT, Emulator, Fleet
 from bench.cpu_account import process_cpu_seconds
 from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, free_port
 
 
 async def burst(args: argparse.Namespace, run_id: int, root: str, extra: list[str]) -> str:
@@ -123,6 +124,66 @@ async def burst(args: argparse.Namespace, run_id: int, root: str, extra: list[st
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+_NULL_SERVER = """
+import asyncio, sys
+async def handle(reader, writer):
+    try:
+        while True:
+            head = await reader.readuntil(b"\\r\\n\\r\\n")
+            length = 0
+            for line in head.split(b"\\r\\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\\r\\ncontent-length: 0\\r\\n\\r\\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]), backlog=2048)
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+async def floor(args: argparse.Namespace, run_id: int) -> str:
+    """The same burst against a server that only reads each request and answers 200: what
+    the driver itself needs on this machine (no bridge, no Redis, no signs)."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", _NULL_SERVER, str(port)])
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    try:
+        await wait_port(port)
+        url = f"http://127.0.0.1:{port}/slack/events"
+        posts = [signed_post(n, run_id) for n in range(args.events)]
+
+        async def post(n: int) -> float:
+            _, raw, headers = posts[n]
+            started = time.perf_counter()
+            async with session.post(url, data=raw, headers=headers) as response:
+                await response.read()
+            return time.perf_counter() - started
+
+        acks = await asyncio.gather(*(post(n) for n in range(args.events)))
+        p50, p99 = percentile(acks, 0.5) * 1e3, percentile(acks, 0.99) * 1e3
+        return f"ack p50 {p50:4.0f} ms p99 {p99:4.0f} ms"
+    finally:
+        await session.close()
+        server.kill()
+        server.wait()
+
+
+async def wait_port(port: int) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+
+
 async def main(args: argparse.Namespace) -> None:
     print(f"{os.cpu_count()} CPUs; {args.events} at once; roles {args.roles}")
     run_id = int(time.time()) % 1000
@@ -131,7 +192,10 @@ async def main(args: argparse.Namespace) -> None:
         variants.append(("B", args.root_b or args.root or str(ROOT), args.env_b))
     for name, root, extra in variants:
         print(f"{name}: {root} {' '.join(extra)}")
-    for _repeat in range(args.repeat):
+    for _ in range(args.repeat):
+        if args.floor:
+            run_id += 1
+            print(f"floor {await floor(args, run_id)}", flush=True)
         for name, root, extra in variants:
             run_id += 1
             print(f"{name} {await burst(args, run_id, root, extra)}", flush=True)
@@ -143,6 +207,7 @@ if __name__ == "__main__":
     parser.add_argument("--warm", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--roles", default='["http","listeners"]')
+    parser.add_argument("--floor", action="store_true", help="also the null server's burst")
     parser.add_argument("--profile", help="py-spy raw stacks of each burst to PATH.<run>")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     # A B A B in one invocation: B is another checkout (its code, this bench) and/or other env
