@@ -358,7 +358,12 @@ class _Batch:
         return self._wire.connection.pack_commands(commands)
 
     async def send_packed_command(self, packed: list[bytes], check_health: bool = True) -> None:
-        self._replies.extend(self._wire.send_many(packed, self._count))
+        futures = self._wire.send_many(packed, self._count)
+        for future in futures:
+            # redis-py stops reading a block at its first error: the futures of the replies it
+            # never asks for would log "Future exception was never retrieved" when collected.
+            future.add_done_callback(_retrieved)
+        self._replies.extend(futures)
 
     async def read_response(self, disable_decoding: bool = False, **_: Any) -> Any:
         return await self._replies.popleft()
@@ -367,3 +372,8 @@ class _Batch:
         # A caller cancelled mid-block: the reader still takes the block's replies, in order.
         for future in self._replies:
             future.cancel()
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

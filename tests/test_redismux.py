@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import inspect
 import os
@@ -390,3 +391,30 @@ def _items(reply: Any) -> list[tuple[Any, Any]]:
 
 async def _connections_are(client: MuxRedis, expected: int) -> bool:
     return await own_connections(client) == expected
+
+
+async def test_a_connection_lost_mid_transaction_fails_it_without_unretrieved_futures(
+    own_redis: RedisServer, fragile: MuxRedis
+) -> None:
+    unretrieved: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: unretrieved.append(context))
+    try:
+        await fragile.set("k", "v")
+        assert own_redis.process is not None
+        os.kill(own_redis.process.pid, signal.SIGSTOP)
+        pipe = fragile.pipeline()
+        for n in range(5):
+            pipe.set(f"k{n}", n)
+        block = asyncio.create_task(pipe.execute())
+        await wait_until(lambda: waiting(fragile) == 7)  # MULTI, 5 x QUEUED, EXEC
+        own_redis.process.kill()
+        with pytest.raises(RedisConnectionError):
+            await block
+        del block, pipe
+        gc.collect()
+        await asyncio.sleep(0)
+        messages = [str(context.get("message")) for context in unretrieved]
+        assert not [m for m in messages if "never retrieved" in m], messages
+    finally:
+        loop.set_exception_handler(None)
