@@ -195,6 +195,17 @@ async def test_status_failures_never_raise(fake_slack: FakeSlack, sender: SlackS
     assert fake_slack.statuses == []
 
 
+async def test_a_status_answered_with_a_gateways_html_page_is_skipped_not_raised(
+    fake_slack: FakeSlack, sender: SlackSender, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = thread(fake_slack)
+    fake_slack.garble_next("assistant.threads.setStatus")
+    await sender.set_status(key, "thinking")
+    assert "slack status failed: unexpected_answer" in caplog.text
+    await sender.set_status(key, "still thinking")
+    assert fake_slack.shown_status == {("C0001", key.thread): "still thinking"}
+
+
 async def test_only_the_last_part_of_an_answer_carries_buttons_and_every_part_is_remembered(
     fake_slack: FakeSlack, sender: SlackSender, redis_client: aioredis.Redis
 ) -> None:
@@ -301,6 +312,18 @@ async def test_a_post_answered_5xx_is_looked_up_before_it_is_posted_again(
     key = thread(fake_slack)
     fake_slack.fail_next("chat.postMessage", 1, status=500, error="internal_error")
     await sender.send(Reply(key, "once", idempotency_key="m-5"))
+    assert [m["markdown_text"] for m in fake_slack.posted("C0001")] == ["once"]
+    assert len(fake_slack.calls_to("conversations.replies")) == 1
+
+
+async def test_a_post_answered_with_a_gateways_html_page_is_looked_up_not_posted_twice(
+    fake_slack: FakeSlack, redis_client: aioredis.Redis
+) -> None:
+    client = build_client(fake_slack.bot_token, fake_slack.api_url)
+    sender = SlackSender(client, redis_client, retry=FAST)
+    key = thread(fake_slack)
+    fake_slack.garble_next("chat.postMessage")  # Slack posted it; the answer was lost on the way
+    await sender.send(Reply(key, "once", idempotency_key="m-html"))
     assert [m["markdown_text"] for m in fake_slack.posted("C0001")] == ["once"]
     assert len(fake_slack.calls_to("conversations.replies")) == 1
 

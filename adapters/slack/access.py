@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import events
+from adapters.slack.apierrors import error_code
 from adapters.slack.outbound import translate
 from bridge import permissions
 from bridge.inbox import storage
@@ -50,7 +51,7 @@ async def sees_channel(client: AsyncWebClient, channel: str, user_id: str) -> bo
             if not cursor:
                 return False
     except SlackApiError as exc:
-        log.info("slack channel membership not verified: %s", exc.response.get("error"))
+        log.info("slack channel membership not verified: %s", error_code(exc))
     except (TimeoutError, aiohttp.ClientError) as exc:
         log.info("slack channel membership not verified: %s", type(exc).__name__)
     return False
@@ -111,7 +112,7 @@ async def tell(client: AsyncWebClient, thread: ThreadKey, user_id: str, text: st
         )
         return
     except SlackApiError as exc:
-        if exc.response.get("error") not in ("user_not_in_channel", "channel_not_found"):
+        if error_code(exc) not in ("user_not_in_channel", "channel_not_found"):
             raise translate(exc, "chat.postEphemeral") from exc
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise translate(exc, "chat.postEphemeral") from exc

@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.apierrors import error_code
 from bridge.config import Routing
 from bridge.engage.errors import EngageError
 from bridge.engage.models import AgentMetadata, ConversationReadFull
@@ -138,7 +139,7 @@ class AssistantThreads:
                     channel_id=thread.channel, thread_ts=thread.thread, title=title
                 )
         except SlackApiError as exc:
-            log.warning("slack assistant thread not set up: %s", exc.response.get("error"))
+            log.warning("slack assistant thread not set up: %s", error_code(exc))
 
     async def on_context_changed(self, body: dict[str, Any], ack: Ack) -> None:
         found = assistant_thread(body)

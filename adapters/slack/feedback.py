@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import feedback_blocks as fb
+from adapters.slack.apierrors import error_code
 from bridge.engage.errors import EngageError
 from bridge.errors import StorageUnavailable
 from bridge.feedback import AnswerRef, Answers, FeedbackApi, FeedbackRecorder, Thumbs, Vote
@@ -75,7 +76,7 @@ class SlackFeedback:
             view = fb.comment_modal(run_id, fb.place_of_action(body))
             await client.views_open(trigger_id=body.get("trigger_id"), view=view)
         except SlackApiError as exc:
-            log.warning("feedback modal not opened: %s", exc.response.get("error"))
+            log.warning("feedback modal not opened: %s", error_code(exc))
 
     async def _on_comment(self, body: dict[str, Any], ack: Ack, client: AsyncWebClient) -> None:
         found = fb.vote_from_view(body)
@@ -137,4 +138,4 @@ class SlackFeedback:
                 thread_ts=place.thread or None,
             )
         except SlackApiError as exc:
-            log.info("feedback acknowledgement not shown: %s", exc.response.get("error"))
+            log.info("feedback acknowledgement not shown: %s", error_code(exc))

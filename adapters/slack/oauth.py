@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from adapters.slack.apierrors import error_code
 from adapters.slack.authorize import FirstAskShared
 from adapters.slack.events import BotIdentity
 from adapters.slack.installations import RedisInstallationStore, RedisOAuthStateStore
@@ -165,7 +166,7 @@ async def check_client(client: AsyncWebClient, oauth: SlackOAuthSettings) -> Non
             client_id=oauth.client_id or "", client_secret=secret, code="engage-bridge-check"
         )
     except SlackApiError as exc:
-        error = str(exc.response.get("error"))
+        error = str(error_code(exc))
         if error in _CLIENT_ERRORS:
             raise ConfigError(f"Slack refused the OAuth client id/secret: {error}") from exc
         return

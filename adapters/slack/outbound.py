@@ -11,6 +11,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.apierrors import UNEXPECTED_ANSWER, error_code
 from adapters.slack.clients import Clients
 from adapters.slack.clients import build_client as build_client
 from adapters.slack.feedback_blocks import answer_blocks
@@ -55,6 +56,7 @@ _STATUS_REFUSALS = frozenset(
 _SERVER_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+_UNSURE_ERRORS = _SERVER_ERRORS | {UNEXPECTED_ANSWER}
 _FALLBACK_MEMORY = 10_000
 # What a Slack that does not take standard Markdown answers (tests/fakes/slack.refuse_markdown):
 # the docs name no error for it; an ignored unknown argument leaves `no_text`.
@@ -68,7 +70,7 @@ _REFUSED = {
 
 def translate(exc: Exception, method: str) -> PlatformError:
     if isinstance(exc, SlackApiError):
-        error = str(exc.response.get("error", "unknown_error"))
+        error = error_code(exc) or "unknown_error"
         cls = PermanentPlatformError if error in _PERMANENT_ERRORS else PlatformError
         return cls(f"slack {method} failed: {error}")
     return PlatformError(f"slack {method} failed: {type(exc).__name__}")
@@ -215,7 +217,7 @@ class SlackSender:
             try:
                 return await self._post_content(reply, metadata, content)
             except SlackApiError as exc:
-                error = exc.response.get("error")
+                error = error_code(exc)
                 if error not in _REFUSED[form]:
                     raise translate(exc, "chat.postMessage") from exc
                 log.warning(
@@ -247,7 +249,7 @@ class SlackSender:
             raise translate(exc, "chat.postMessage") from exc
 
     def _check_token(self, workspace: str, client: AsyncWebClient, exc: SlackApiError) -> None:
-        error = exc.response.get("error")
+        error = error_code(exc)
         if self._refused is not None and error in _TOKEN_REFUSALS and client.token:
             self._refused(workspace, client.token, str(error))
 
@@ -285,7 +287,7 @@ class SlackSender:
                     )
                     return
                 except SlackApiError as exc:
-                    if exc.response.get("error") not in _STATUS_REFUSALS:
+                    if error_code(exc) not in _STATUS_REFUSALS:
                         self._check_token(thread.workspace, client, exc)
                         raise
                     if len(self._status_by_reaction) > _FALLBACK_MEMORY:
@@ -306,7 +308,7 @@ class SlackSender:
         try:
             await call(channel=thread.channel, timestamp=thread.thread, name=STATUS_REACTION)
         except SlackApiError as exc:
-            if exc.response.get("error") not in ("already_reacted", "no_reaction"):
+            if error_code(exc) not in ("already_reacted", "no_reaction"):
                 raise
 
 
@@ -317,7 +319,7 @@ def _unsure(exc: PlatformError) -> bool:
         return False
     if isinstance(cause, SlackApiError):
         status = getattr(cause.response, "status_code", 200)
-        return status >= 500 or cause.response.get("error") in _SERVER_ERRORS
+        return status >= 500 or error_code(cause) in _UNSURE_ERRORS
     return isinstance(cause, TimeoutError | aiohttp.ClientError)
 
 

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from adapters.slack.apierrors import error_code
 from adapters.slack.events import BotIdentity
 from adapters.slack.oauth import INSTALL_PATH, check_client, oauth_problems
 from adapters.slack.outbound import translate
@@ -26,7 +27,7 @@ async def identify(client: AsyncWebClient) -> tuple[BotIdentity, AsyncSlackRespo
     try:
         auth = await client.auth_test()
     except SlackApiError as exc:
-        raise ConfigError(f"Slack rejected the bot token: {exc.response.get('error')}") from exc
+        raise ConfigError(f"Slack rejected the bot token: {error_code(exc)}") from exc
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise translate(exc, "auth.test") from exc
     identity = BotIdentity(
@@ -57,7 +58,7 @@ async def check_app_token(client: AsyncWebClient, token: SecretStr | None) -> No
     try:
         await client.apps_connections_open(app_token=token.get_secret_value())
     except SlackApiError as exc:
-        error = exc.response.get("error")
+        error = error_code(exc)
         raise ConfigError(f"Slack refused the Socket Mode app token: {error}") from exc
 
 
@@ -68,7 +69,7 @@ async def usergroup_members(client: AsyncWebClient, groups: Sequence[str]) -> fr
         try:
             response = await client.usergroups_users_list(usergroup=group)
         except SlackApiError as exc:
-            log.warning("slack staff user group %s not readable: %s", group, exc.response)
+            log.warning("slack staff user group %s not readable: %s", group, error_code(exc))
             continue
         users: list[str] = response.get("users", [])
         members.update(users)

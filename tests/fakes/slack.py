@@ -89,6 +89,7 @@ class FakeSlack:
         self.markdown_refusal: str | None = None  # see refuse_markdown
         self._forced_failures: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = {}
         self._holds: dict[str, asyncio.Event] = {}
+        self._garbled: dict[str, int] = {}
         self.held: dict[str, int] = {}  # calls of a held method waiting for their answer now
         self._last_post: dict[str, float] = {}
         self._ts_counter = itertools.count(1)
@@ -135,6 +136,11 @@ class FakeSlack:
         headers = {"Retry-After": str(retry_after)} if status == 429 else {}
         queue = self._forced_failures.setdefault(method, [])
         queue.extend((status, {"ok": False, "error": error}, headers) for _ in range(times))
+
+    def garble_next(self, method: str, times: int = 1) -> None:
+        """Handle the next `times` calls of `method` as usual, then answer them as a gateway in
+        front of Slack can: a 502 whose JSON content type carries an HTML page."""
+        self._garbled[method] = self._garbled.get(method, 0) + times
 
     def hold(self, method: str) -> asyncio.Event:
         """Keep every call of `method` waiting for its answer until the returned event is set
@@ -219,6 +225,10 @@ class FakeSlack:
                 except (SlackApiFailure, ChannelError) as exc:
                     body = {"ok": False, "error": exc.error}
         self.calls.append(Call(method, token, args, body, status))
+        if self._garbled.get(method):
+            self._garbled[method] -= 1
+            page = b"<html><body>502 Bad Gateway</body></html>"
+            return web.Response(status=502, body=page, content_type="application/json")
         return web.json_response(body, status=status, headers=headers)
 
     def _rate_limited(self, channel: Any) -> bool:
