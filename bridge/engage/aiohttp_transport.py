@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
 
 import aiohttp
 import httpx
@@ -60,6 +61,29 @@ def httpx_error(exc: BaseException) -> httpx.TransportError | None:
     return None
 
 
+class _AsHttpx:
+    """`with as_httpx:` raises an aiohttp (or socket) failure as its httpx exception
+    (`httpx_error`); any other exception goes through as it is."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        mapped = httpx_error(exc) if isinstance(exc, Exception) else None
+        if mapped is not None:
+            raise mapped from exc
+
+
+as_httpx = _AsHttpx()
+
+
 def aiohttp_timeout(timeouts: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
     """aiohttp's timeouts for httpx's `request.extensions["timeout"]`."""
     return aiohttp.ClientTimeout(
@@ -83,13 +107,8 @@ class AiohttpResponseStream(httpx.AsyncByteStream):
         return self
 
     async def __anext__(self) -> bytes:
-        try:
+        with as_httpx:
             chunk = await self._response.content.readany()
-        except Exception as exc:
-            mapped = httpx_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
         if not chunk:
             raise StopAsyncIteration
         return chunk
@@ -152,18 +171,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             for name, value in request.headers.multi_items()
             if name.lower() not in NOT_FORWARDED
         ]
-        try:
+        with as_httpx:  # a WriteTimeout of _send_slices is httpx's already
             if len(body) <= _SLICE:
                 response = await self._send(request, headers, body or None, timeouts)
             else:
                 response = await self._send_slices(request, headers, body, timeouts)
-        except httpx.WriteTimeout:
-            raise
-        except Exception as exc:
-            mapped = httpx_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
         return httpx_response(response)
 
     async def _send(

@@ -33,7 +33,7 @@ from bridge.engage.aiohttp_transport import (
     NOT_FORWARDED,
     AiohttpTransport,
     aiohttp_timeout,
-    httpx_error,
+    as_httpx,
 )
 
 _CONTENT_LENGTH = "content-length"
@@ -112,7 +112,7 @@ class Lean:
             if len(self._urls) >= _KEPT_URLS:
                 self._urls.clear()
             target = self._urls[url] = URL(str(url), encoded=True)
-        try:
+        with as_httpx:
             response = await self._transport.session.request(
                 method,
                 target,
@@ -122,11 +122,6 @@ class Lean:
                 compress=None,
                 timeout=self._timeout,
             )
-        except Exception as exc:
-            mapped = httpx_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
         if "set-cookie" in response.headers:
             self._keep_cookies(method, url, kwargs, response)
         if _httpx_log.isEnabledFor(logging.INFO):  # httpx's own line per request (debug runs)
@@ -145,12 +140,8 @@ class Lean:
     async def whole(self, response: aiohttp.ClientResponse) -> Reply | httpx.Response:
         """`response` read to its end, its connection released."""
         try:
-            body = await response.read()
-        except Exception as exc:
-            mapped = httpx_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
+            with as_httpx:
+                body = await response.read()
         finally:
             response.release()
         if plain(response.headers):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import aiohttp
 import httpx
 
-from bridge.engage.aiohttp_transport import httpx_error, httpx_response
+from bridge.engage.aiohttp_transport import as_httpx, httpx_response
 from bridge.engage.lean import Lean, plain
 from bridge.engage.sse import event_reader, iter_payloads, payloads_from
 
@@ -87,13 +87,8 @@ class LeanStreamed:
         return payloads_from(self._next_chunk, reader)
 
     async def _next_chunk(self) -> bytes:
-        try:
+        with as_httpx:
             return await self._response.content.readany()
-        except Exception as exc:
-            mapped = httpx_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
 
     async def read(self) -> Answer:
         return await self._lean.whole(self._response)
