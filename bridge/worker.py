@@ -245,16 +245,7 @@ class Workers:
         claim (30 + 60 s). The next BEGIN counts the attempt, as after a crash."""
         if hold.attempt == 0 or hold.released:
             return  # no lease taken, or already let go
-        try:
-            await self._store.threads.hand_back(hold)
-            if not hold.acked:
-                await self._ack(hold.entry_id)
-        except (LeaseLost, StorageUnavailable) as exc:
-            log.info(
-                "stopped turn not handed back: %s (its lease runs out instead)",
-                type(exc).__name__,
-                extra={"thread_key": str(hold.thread)},
-            )
+        await self._hand_back(hold, "stopped", logging.INFO)
 
     async def _hand_back_crashed(self, hold: Hold) -> None:
         """Retry a crashed turn soon instead of when its lease runs out: after a short backoff
@@ -266,13 +257,20 @@ class Workers:
         await asyncio.sleep(
             delay(max(1, hold.attempt), base=min(_CRASH_BACKOFF_BASE, cap), cap=cap)
         )
+        await self._hand_back(hold, "crashed", logging.WARNING)
+
+    async def _hand_back(self, hold: Hold, turn: str, level: int) -> None:
+        """Release the lease and put the thread back in line (its entry acked); when that
+        fails, the lease runs out instead."""
         try:
             await self._store.threads.hand_back(hold)
             if not hold.acked:
                 await self._ack(hold.entry_id)
         except (LeaseLost, StorageUnavailable) as exc:
-            log.warning(
-                "crashed turn not handed back: %s (its lease runs out instead)",
+            log.log(
+                level,
+                "%s turn not handed back: %s (its lease runs out instead)",
+                turn,
                 type(exc).__name__,
                 extra={"thread_key": str(hold.thread)},
             )
