@@ -304,26 +304,25 @@ async def test_other_errors_are_not_taken_for_a_markdown_refusal(
 FAST = backoff.Retry(attempts=3, base=0.01, cap=0.02)
 
 
-async def test_a_post_answered_5xx_is_looked_up_before_it_is_posted_again(
-    fake_slack: FakeSlack, redis_client: aioredis.Redis
+@pytest.mark.parametrize(
+    ("fault", "fresh"),
+    [
+        ("5xx", False),  # Slack did not post it
+        ("html page", False),  # Slack posted it; a gateway's page came back instead of its answer
+        ("5xx", True),  # a fresh answer (no pending mark) after an unsure failure
+    ],
+)
+async def test_a_post_whose_outcome_is_unsure_is_looked_up_before_it_is_posted_again(
+    fake_slack: FakeSlack, redis_client: aioredis.Redis, fault: str, fresh: bool
 ) -> None:
     client = build_client(fake_slack.bot_token, fake_slack.api_url)
     sender = SlackSender(client, redis_client, retry=FAST)
     key = thread(fake_slack)
-    fake_slack.fail_next("chat.postMessage", 1, status=500, error="internal_error")
-    await sender.send(Reply(key, "once", idempotency_key="m-5"))
-    assert [m["markdown_text"] for m in fake_slack.posted("C0001")] == ["once"]
-    assert len(fake_slack.calls_to("conversations.replies")) == 1
-
-
-async def test_a_post_answered_with_a_gateways_html_page_is_looked_up_not_posted_twice(
-    fake_slack: FakeSlack, redis_client: aioredis.Redis
-) -> None:
-    client = build_client(fake_slack.bot_token, fake_slack.api_url)
-    sender = SlackSender(client, redis_client, retry=FAST)
-    key = thread(fake_slack)
-    fake_slack.garble_next("chat.postMessage")  # Slack posted it; the answer was lost on the way
-    await sender.send(Reply(key, "once", idempotency_key="m-html"))
+    if fault == "5xx":
+        fake_slack.fail_next("chat.postMessage", 1, status=500, error="internal_error")
+    else:
+        fake_slack.garble_next("chat.postMessage")
+    await sender.send(Reply(key, "once", idempotency_key=f"m-{fault}-{fresh}", fresh=fresh))
     assert [m["markdown_text"] for m in fake_slack.posted("C0001")] == ["once"]
     assert len(fake_slack.calls_to("conversations.replies")) == 1
 
@@ -428,18 +427,6 @@ async def test_a_notice_without_record_is_posted_without_a_look_up(
     await sender.send(Reply(key, "note", idempotency_key="n-1", kind=ReplyKind.NOTICE))
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
     assert not fake_slack.calls_to("conversations.replies")
-
-
-async def test_a_fresh_answer_whose_post_failed_unsure_is_looked_up_before_it_is_posted_again(
-    fake_slack: FakeSlack, redis_client: aioredis.Redis
-) -> None:
-    client = build_client(fake_slack.bot_token, fake_slack.api_url)
-    sender = SlackSender(client, redis_client, retry=FAST)
-    key = thread(fake_slack)
-    fake_slack.fail_next("chat.postMessage", 1, status=500, error="internal_error")
-    await sender.send(Reply(key, "once", idempotency_key="m-6", fresh=True))
-    assert [m["markdown_text"] for m in fake_slack.posted("C0001")] == ["once"]
-    assert len(fake_slack.calls_to("conversations.replies")) == 1
 
 
 async def test_a_refused_token_is_told_once_per_failing_call_and_other_errors_are_not(
