@@ -218,6 +218,7 @@ class SlackAdapter:
         workspace's cached authorization, so its next event asks `auth.test` again and is
         refused (Bolt's answer for a workspace without a usable installation)."""
         if self._authorize is not None:
+            self._clients.forget(token)
             if self._authorize.forget(token):
                 log.warning(
                     "slack refused the bot token of workspace %s (%s): its events are refused "

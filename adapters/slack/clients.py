@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import Any, cast
 
 import aiohttp
@@ -20,6 +22,12 @@ from bridge import backoff, http1
 from bridge.errors import PermanentPlatformError
 
 _CLIENTS_CACHED = 1_000
+# OAuth mode: how long a workspace's client (its installation's token, read from Redis) serves
+# its calls without another read. A change this process makes to an installation drops it at
+# once (RedisInstallationStore.watch), and so does a token Slack refuses (Clients.forget); a
+# re-install by another process is seen within this bound (the old token, still cached, works
+# until Slack refuses it, and that refusal drops it too).
+INSTALLATION_SECONDS = 60.0
 # Slack's rate limits are per method and channel (chat.postMessage: about 1 per second): a 429
 # is normal traffic, waited out as Slack says, many times if need be.
 RATE_LIMITED = backoff.Retry(attempts=20, base=1.0, cap=8.0)
@@ -123,12 +131,22 @@ async def close_session(client: AsyncWebClient) -> None:
 
 class Clients:
     """The Web API client for a workspace: the one bot token's, or (OAuth mode) a client with
-    the token of the installation serving that team, Enterprise Grid org-wide ones included."""
+    the token of the installation serving that team, Enterprise Grid org-wide ones included,
+    kept for INSTALLATION_SECONDS (two Redis reads per call before)."""
 
-    def __init__(self, base: AsyncWebClient, store: RedisInstallationStore | None = None) -> None:
+    def __init__(
+        self,
+        base: AsyncWebClient,
+        store: RedisInstallationStore | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.base = base
         self._store = store
-        self._by_token: dict[str, AsyncWebClient] = {}
+        self._clock = clock
+        self._teams: dict[str, tuple[AsyncWebClient, float]] = {}  # client, read until
+        if store is not None:
+            store.watch(self._installation_changed)
 
     @property
     def multi_workspace(self) -> bool:
@@ -137,17 +155,37 @@ class Clients:
     async def for_team(self, team_id: str) -> AsyncWebClient:
         if self._store is None:
             return self.base
+        cached = self._teams.get(team_id)
+        now = self._clock()
+        if cached is not None and now < cached[1]:
+            return cached[0]
         installation = await self._store.find_for_team(team_id)
         token = installation.bot_token if installation is not None else None
         if not token:
+            self._teams.pop(team_id, None)
             raise PermanentPlatformError(f"slack: the app is not installed in team {team_id}")
-        client = self._by_token.get(token)
+        client = cached[0] if cached is not None and cached[0].token == token else None
         if client is None:
-            if len(self._by_token) >= _CLIENTS_CACHED:
-                self._by_token.clear()
-            client = build_client(token, self.base.base_url)
-            client.session = self.base.session  # one connection pool for every workspace
-            if isinstance(client, LeanWebClient) and isinstance(self.base, LeanWebClient):
-                client.http1 = self.base.http1
-            self._by_token[token] = client
+            client = self._build(token)
+        if len(self._teams) >= _CLIENTS_CACHED:
+            self._teams.clear()
+        self._teams[team_id] = (client, now + INSTALLATION_SECONDS)
+        return client
+
+    def forget(self, token: str) -> None:
+        """Slack refused `token`: its workspaces read their installation on their next call."""
+        for team in [t for t, (client, _) in self._teams.items() if client.token == token]:
+            del self._teams[team]
+
+    def _installation_changed(self, team_id: str | None) -> None:
+        if team_id is None:  # an org-wide installation serves teams not named
+            self._teams.clear()
+        else:
+            self._teams.pop(team_id, None)
+
+    def _build(self, token: str) -> AsyncWebClient:
+        client = build_client(token, self.base.base_url)
+        client.session = self.base.session  # one connection pool for every workspace
+        if isinstance(client, LeanWebClient) and isinstance(self.base, LeanWebClient):
+            client.http1 = self.base.http1
         return client

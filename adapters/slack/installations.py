@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,8 @@ from bridge.threadmap import RedisClient
 log = logging.getLogger(__name__)
 
 _NONE = "none"  # an absent enterprise (plain workspace) or team (org-wide install)
+# Told which workspace's installation this process changed (None: an org-wide one, or all).
+Changed = Callable[[str | None], None]
 
 
 class SlackKeys:
@@ -77,10 +80,20 @@ class RedisInstallationStore(AsyncInstallationStore):
     def __init__(self, redis: RedisClient, keys: SlackKeys | None = None) -> None:
         self._redis = redis
         self._keys = keys or SlackKeys()
+        self._watchers: list[Changed] = []
 
     @property
     def logger(self) -> logging.Logger:
         return log
+
+    def watch(self, changed: Changed) -> None:
+        """Tell `changed` of every installation this process saves or deletes (what it keeps
+        from the store is stale then); another process's changes are not told."""
+        self._watchers.append(changed)
+
+    def _changed(self, team_id: str | None) -> None:
+        for changed in self._watchers:
+            changed(team_id)
 
     async def async_save(self, installation: Installation) -> None:
         e, t = installation.enterprise_id, _team(installation.team_id, installation)
@@ -103,6 +116,7 @@ class RedisInstallationStore(AsyncInstallationStore):
     async def async_save_bot(self, bot: Bot) -> None:
         key = self._keys.bot(bot.enterprise_id, _team(bot.team_id, bot))
         await self._set(key, _dumps(bot.to_dict_for_copying()), "save the Slack bot")
+        self._changed(_team(bot.team_id, bot))
 
     async def async_find_bot(
         self,
@@ -143,6 +157,7 @@ class RedisInstallationStore(AsyncInstallationStore):
             self._keys.installation(enterprise_id, team_id),
         ]
         await self._delete(keys, "delete the Slack bot")
+        self._changed(team_id)
 
     async def async_delete_installation(
         self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
@@ -160,6 +175,7 @@ class RedisInstallationStore(AsyncInstallationStore):
         keys += [self._keys.installation(enterprise_id, team_id)]
         keys += [self._keys.installers(enterprise_id, team_id)]
         await self._delete(keys, "delete the Slack installation")
+        self._changed(team_id)
 
     async def async_delete_all(self, *, enterprise_id: str | None, team_id: str | None) -> None:
         await self.async_delete_bot(enterprise_id=enterprise_id, team_id=team_id)
@@ -176,6 +192,7 @@ class RedisInstallationStore(AsyncInstallationStore):
     ) -> None:
         value = json.dumps({"enterprise_id": enterprise_id, "org_wide": org_wide})
         await self._set(self._keys.team(team_id), value, "remember the Slack team")
+        self._changed(team_id)
 
     async def find_for_team(self, team_id: str) -> Installation | None:
         """The installation that serves workspace `team_id` (its own, or its org's)."""
