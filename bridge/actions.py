@@ -127,11 +127,11 @@ class TurnActions:
             ),
         )
         self.agent.agent_seconds += time.monotonic() - started  # Engage time, not overhead
-        got = ensured.record
+        got, writing = ensured.record, ensured.writing
         try:
             # A new record is written while the agent works: the chat does not wait a Redis
             # round trip for it (10-20 ms p50 at 200/50 on 2 shared cores); the commit does.
-            return await self.agent.answer(
+            mark = await self.agent.answer(
                 thread,
                 got.conversation_id,
                 got.agent or routed,
@@ -139,9 +139,25 @@ class TurnActions:
                 got.history_mark,
                 reconcile_first=self.retried,
             )
-        finally:
-            if ensured.writing is not None:
-                await ensured.writing
+        except BaseException:
+            if writing is not None:
+                await self._written_anyway(writing)
+            raise
+        if writing is not None:
+            await writing
+        return mark
+
+    async def _written_anyway(self, writing: asyncio.Task[ThreadRecord]) -> None:
+        """The record's write, awaited after the turn failed: the turn's own error is the one
+        that counts (a failed write leaves the create-claim, so the next turn searches first)."""
+        try:
+            await writing
+        except Exception as exc:
+            log.error(
+                "thread record not written: %s",
+                type(exc).__name__,
+                extra={"thread_key": str(self.thread)},
+            )
 
     async def _first_agent(self, first: InboundMessage, routed: str) -> str:
         """The agent a new thread's first message asks for, if the platform knows it."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from bridge.config import FileConfig, Routing
 from bridge.engage.client import EngageClient
@@ -239,3 +242,42 @@ async def test_an_answer_names_the_run_that_produced_it(
     [reply] = adapter.sent
     [run] = await engage_client.get_conversation_runs(reply.conversation_id or "")
     assert reply.run_id == run.id
+
+
+async def test_a_failed_chat_wins_over_a_failed_record_write_which_is_logged(
+    redis_client: aioredis.Redis,
+    emulator: Any,
+    engage_client: EngageClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The new record's write runs alongside the chat: when both fail, the turn ends on the
+    chat's own error (apology, dead letter) and the write's failure is logged, not raised in
+    its place."""
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter, settings_for("no-such-agent"))
+    put = bridge.threads.put
+    failed: list[Any] = []
+
+    async def failing_put(record: Any, *, unclaim: bool = False) -> Any:
+        if not failed:  # the first write: the new record's, after the create
+            failed.append(record)
+            raise redis.exceptions.ConnectionError("redis went away")
+        return await put(record, unclaim=unclaim)
+
+    monkeypatch.setattr(bridge.threads, "put", failing_put)
+    await bridge.submit(message(text="hello"))
+    with caplog.at_level(logging.WARNING):
+        async with running(bridge):
+            await wait_until(lambda: len(adapter.sent) == 1)
+            [letter] = await bridge.dead_letters.list()
+    [apology] = adapter.sent
+    assert apology.kind is ReplyKind.NOTICE
+    assert "404" in letter.error or "no-such-agent" in letter.error
+    assert "ConnectionError" not in letter.error
+    assert failed
+    # One attempt: the turn was not crashed by the write and taken up again.
+    assert not [r for r in caplog.records if "turn attempt" in r.getMessage()]
+    [line] = [r for r in caplog.records if r.name == "bridge.actions"]
+    assert line.levelno == logging.ERROR
+    assert line.getMessage() == "thread record not written: ConnectionError"
