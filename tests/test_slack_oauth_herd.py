@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections import Counter
 from typing import Any
 
 import pytest
 
+from adapters.slack.app import SlackAdapter
+from adapters.slack.authorize import REFUSAL_SECONDS
 from adapters.slack.installations import RedisInstallationStore
 from tests.fakes.slack import FakeSlack, Workspace
 from tests.fakes.slack_events import envelope, user_message
@@ -98,6 +101,37 @@ async def test_after_an_uninstall_the_reinstalled_workspace_is_asked_once_again(
     channels = await burst(bridge, [(GLOBEX, GLOBEX.team_id)], per=10)
     assert asked_since(bridge.slack, before) == Counter({new: 1})
     await bridge.slack.wait_for(lambda: len(answered_in(bridge.slack, channels)) == 10, 30)
+    assert set(answered_in(bridge.slack, channels).values()) == {new}
+    assert answered_in(bridge.slack, refused) == {}
+
+
+async def test_a_refused_workspace_asks_auth_test_once_per_period_until_it_is_reinstalled(
+    bridge: OAuthBridge, fake_slack: FakeSlack, emulator: Any, redis_client: Any
+) -> None:
+    old = await bridge.install(ACME)
+    bridge.slack.workspaces.revoke(ACME)  # the bridge missed the event
+    before = len(bridge.slack.calls)
+    refused: list[str] = []
+    for _ in range(5):  # one after another (concurrent ones always shared one ask)
+        refused += await burst(bridge, [(ACME, ACME.team_id)], per=1)
+    assert asked_since(bridge.slack, before) == Counter({old: 1})  # was one per event
+    [adapter] = [a for a in bridge.runtime.adapters if isinstance(a, SlackAdapter)]
+    assert adapter._authorize is not None
+    adapter._authorize._clock = lambda: time.monotonic() + REFUSAL_SECONDS  # the period is over
+    before = len(bridge.slack.calls)
+    for _ in range(3):
+        refused += await burst(bridge, [(ACME, ACME.team_id)], per=1)
+    assert asked_since(bridge.slack, before) == Counter({old: 1})
+    # Re-installed through another replica: this process is not told, but the new token in the
+    # store ends the refusal at once.
+    async with oauth_bridge(fake_slack, emulator, redis_client) as replica:
+        new = await replica.install(ACME)
+    before = len(bridge.slack.calls)
+    channels: list[str] = []
+    for _ in range(3):
+        channels += await burst(bridge, [(ACME, ACME.team_id)], per=1)
+    assert asked_since(bridge.slack, before) == Counter({new: 1})
+    await bridge.slack.wait_for(lambda: len(answered_in(bridge.slack, channels)) == 3, 30)
     assert set(answered_in(bridge.slack, channels).values()) == {new}
     assert answered_in(bridge.slack, refused) == {}
 
