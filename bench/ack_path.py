@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from adapters.slack import SlackAdapter
 from adapters.slack.ingress import bolt_request
+from adapters.slack.plain_events import plain_message
 from adapters.slack.settings import SlackSettings
 from adapters.web.settings import WebSettings
 from bench import lean_slack
@@ -153,11 +154,19 @@ async def main(args: argparse.Namespace) -> None:
         request = Request(scope_of(raw, headers))
         return await bolt.async_dispatch(bolt_request(request, raw))
 
+    async def plain_listener(raw: bytes, headers: dict[str, str]) -> object:
+        body = plain_message(raw)
+        assert body is not None
+        return await adapter._on_plain_message(body)
+
     layers = {
         "whole ASGI app (middleware, guard, Slack route)": whole_app,
         "the Slack route alone (Route, guard, SlackIngress)": guarded_route,
         "guarded endpoint (guard's checks + SlackIngress.handle)": guarded_endpoint,
-        "Bolt: request + dispatch (+ our listener)": bolt_dispatch,
+        "plain message: parse and shape check + our listener": plain_listener,
+        "Bolt (not on the path of a plain message): request + dispatch + our listener": (
+            bolt_dispatch
+        ),
     }
     posts = [signed_post(n, 7) for n in range(args.events)]
     for layer in layers.values():  # warm-up

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
 from starlette.responses import Response
@@ -190,7 +191,10 @@ class SlackAdapter:
         routes: list[BaseRoute] = []
         secret = self._options.signing_secret
         if secret is not None:
-            routes.append(SlackIngress(self._app, secret.get_secret_value()).route(EVENTS_PATH))
+            # OAuth mode looks the workspace's installation up per event: Bolt does that.
+            plain = self._on_plain_message if self._oauth is None else None
+            ingress = SlackIngress(self._app, secret.get_secret_value(), plain)
+            routes.append(ingress.route(EVENTS_PATH))
         if self._oauth is not None:
             # Browser GETs without a body: the app-wide ingress guard's limits apply; Bolt checks
             # the OAuth state (Redis, single use) and its cookie.
@@ -290,13 +294,28 @@ class SlackAdapter:
             await self._revise(body, await self._bot_for(context, body))
             await ack()
             return
-        bot = await self._bot_for(context, body)
+        await self._take_message(body, await self._bot_for(context, body), client.token)
+        await ack()
+
+    async def _on_plain_message(self, body: dict[str, Any]) -> BoltResponse:
+        """`_on_message` for a plain message body over HTTP with one bot token, without Bolt's
+        dispatch (`SlackIngress`): Bolt's self-event check is `to_event`'s, its answers are
+        these (the ack, or `on_error`'s for a failure)."""
+        try:
+            await self._take_message(body, await self._bot(), self._client.token)
+        except Exception as error:
+            return await on_error(error)
+        return BoltResponse(status=200)
+
+    async def _take_message(
+        self, body: dict[str, Any], bot: BotIdentity, token: str | None
+    ) -> None:
         message = events.to_event(
             body, bot, self._staff_in(str(body.get("team_id") or bot.team_id))
         )
         if message is not None and message.attachments and await self._for_the_bot(message):
             session = self._client.session
-            message = await self._files.with_files(message, session, client.token)
+            message = await self._files.with_files(message, session, token)
         if message is not None:
             result = await self._submit(message)
             log.debug(
@@ -304,7 +323,6 @@ class SlackAdapter:
                 result.reason,
                 extra={"thread_key": str(message.thread), "event_id": body.get("event_id")},
             )
-        await ack()
 
     async def _revise(self, body: dict[str, Any], bot: BotIdentity) -> None:
         """An edit or a delete (bridge.edits decides); raises if it could not be stored."""
