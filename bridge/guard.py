@@ -44,6 +44,8 @@ READ_TIMEOUT_SECONDS = 10.0
 MAX_FORM_FIELDS = 1000
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+# An endpoint given its request (whose body has been read) and that body.
+RawEndpoint = Callable[[Request, bytes], Awaitable[Response]]
 # Raises BadSignature unless the raw `body` is signed for these headers at `now` (unix seconds).
 Verifier = Callable[[Headers, bytes, float], None]
 
@@ -164,6 +166,22 @@ def guarded(
     is served from memory. Raise a GuardRejected (or use `json_object`/`form_fields`) for a 4xx.
     """
 
+    async def with_body(request: Request, raw: bytes) -> Response:
+        return await endpoint(Request(request.scope, _replay(raw)))
+
+    return guarded_raw(with_body, verify=verify, limit=limit, media_types=media_types)
+
+
+def guarded_raw(
+    endpoint: RawEndpoint,
+    *,
+    verify: Verifier | None = None,
+    limit: int = DEFAULT_LIMIT,
+    media_types: Collection[str] | None = None,
+) -> Endpoint:
+    """`guarded` for an endpoint that takes the checked raw body as an argument (no second
+    request object to read it from again)."""
+
     async def guarded_endpoint(request: Request) -> Response:
         try:
             if media_types is not None:
@@ -171,7 +189,7 @@ def guarded(
             raw = await read_body(request, limit)
             if verify is not None:
                 verify(request.headers, raw, time.time())
-            return await endpoint(Request(request.scope, _replay(raw)))
+            return await endpoint(request, raw)
         except GuardRejected as exc:
             return rejection(request.scope, exc)
 

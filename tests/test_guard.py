@@ -23,6 +23,7 @@ from bridge.guard import (
     Unprocessable,
     form_fields,
     guarded,
+    guarded_raw,
     json_object,
 )
 
@@ -40,6 +41,11 @@ def only_signed_by(secret: bytes) -> object:
 class Calls:
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
+
+    async def echo_raw(self, request: Request, raw: bytes) -> Response:
+        self.bodies.append(raw)
+        payload = json_object(raw)
+        return JSONResponse({"name": payload["name"], "path": request.url.path})
 
     async def echo(self, request: Request) -> Response:
         raw = await request.body()
@@ -66,6 +72,11 @@ def build(calls: Calls, *, read_timeout: float = 10.0) -> Starlette:
         Route(
             "/json",
             guarded(calls.echo, limit=LIMIT, media_types={"application/json"}),
+            methods=["POST"],
+        ),
+        Route(
+            "/raw",
+            guarded_raw(calls.echo_raw, verify=only_signed_by(b"k"), limit=LIMIT),  # type: ignore[arg-type]
             methods=["POST"],
         ),
         Route("/plain", calls.echo, methods=["POST"]),
@@ -215,3 +226,18 @@ def test_form_fields_refuse_bad_utf8_and_field_floods() -> None:
         with pytest.raises(GuardRejected) as refused:
             form_fields(raw)
         assert refused.value.status == 400
+
+
+async def test_a_raw_endpoint_gets_the_checked_body_and_its_refusals_are_4xx(
+    client: httpx.AsyncClient, calls: Calls
+) -> None:
+    raw = b'{"name": "ok"}'
+    response = await client.post("/raw", content=raw, headers={"x-sig": f"k{len(raw)}"})
+    assert response.json() == {"name": "ok", "path": "/raw"}
+    forged = await client.post("/raw", content=raw, headers={"x-sig": "k1"})
+    assert forged.status_code == 401
+    too_large = await client.post("/raw", content=b"{" * (LIMIT + 1), headers={"x-sig": "k1001"})
+    assert too_large.status_code == 413
+    not_json = await client.post("/raw", content=b"[", headers={"x-sig": "k1"})
+    assert not_json.json() == {"error": "body is not JSON"}
+    assert calls.bodies == [raw, b"["]

@@ -297,15 +297,15 @@ class SlackAdapter:
         await self._take_message(body, await self._bot_for(context, body), client.token)
         await ack()
 
-    async def _on_plain_message(self, body: dict[str, Any]) -> BoltResponse:
+    async def _on_plain_message(self, body: dict[str, Any]) -> BoltResponse | None:
         """`_on_message` for a plain message body over HTTP with one bot token, without Bolt's
-        dispatch (`SlackIngress`): Bolt's self-event check is `to_event`'s, its answers are
-        these (the ack, or `on_error`'s for a failure)."""
+        dispatch (`SlackIngress`): Bolt's self-event check is `to_event`'s. None: acked; else
+        `on_error`'s answer for a failure, as Bolt's."""
         try:
             await self._take_message(body, await self._bot(), self._client.token)
         except Exception as error:
             return await on_error(error)
-        return BoltResponse(status=200)
+        return None
 
     async def _take_message(
         self, body: dict[str, Any], bot: BotIdentity, token: str | None

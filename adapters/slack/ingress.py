@@ -22,7 +22,7 @@ from starlette.routing import Route
 from adapters.slack.plain_events import plain_message
 from adapters.slack.signing import verifier
 from bridge.errors import StorageUnavailable
-from bridge.guard import BadRequest, guarded
+from bridge.guard import BadRequest, guarded_raw
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,11 @@ _PAYLOAD_VIEWS = (
 # second invocation); such a request is left to Bolt.
 _LAZY_ONLY_HEADER = "x-slack-bolt-lazy-only"
 
-# The message listener's work for a plain message body (`plain_events`), answered as Bolt would.
-PlainListener = Callable[[dict[str, Any]], Awaitable[BoltResponse]]
+# The message listener's work for a plain message body (`plain_events`): None once it is acked,
+# else the answer Bolt would give (its error handler's).
+PlainListener = Callable[[dict[str, Any]], Awaitable[BoltResponse | None]]
+# Bolt's ack of an event, built once: a Starlette response only reads its fields when it is sent.
+_ACKED = to_starlette_response(BoltResponse(status=200))
 
 
 def bolt_request(request: Request, raw: bytes) -> AsyncBoltRequest:
@@ -101,16 +104,16 @@ class SlackIngress:
         self._plain = plain
 
     def route(self, path: str) -> Route:
-        endpoint = guarded(
+        endpoint = guarded_raw(
             self.handle, verify=self._verify, limit=MAX_BODY_BYTES, media_types=MEDIA_TYPES
         )
         return Route(path, endpoint, methods=["POST"])
 
-    async def handle(self, request: Request) -> Response:
-        raw = await request.body()
+    async def handle(self, request: Request, raw: bytes) -> Response:
         if self._plain is not None and _LAZY_ONLY_HEADER not in request.headers:
             body = plain_message(raw)
             if body is not None:
-                return to_starlette_response(await self._plain(body))
+                failed = await self._plain(body)
+                return _ACKED if failed is None else to_starlette_response(failed)
         bolt = bolt_request(request, raw)
         return to_starlette_response(await self._app.async_dispatch(bolt))
