@@ -17,14 +17,14 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from bridge.admission import Admission, CountIngress
 from bridge.eager import EagerStarts
 from bridge.errors import ConfigError
-from bridge.guard import IngressGuard
+from bridge.guard import Endpoint, IngressGuard
 from bridge.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,43 @@ _UNAVAILABLE_HEAD = [
 MOUNTED_APP_LIMIT = 8 * 1024 * 1024
 
 
+class DirectRoute(Route):
+    """A POST route that `create_app` serves past Starlette's error and exception middleware and
+    its router: a POST to exactly its path goes through the bridge's own middleware (ingress
+    count, guard) straight to the endpoint. For a platform's event ingress, whose guarded
+    endpoint answers every request itself (refusals 4xx, its own failures 4xx/5xx); a crash is
+    still a 500, uvicorn's. Other methods and paths take the app's usual way.
+
+    Those layers cost a Slack ack ~20 of the app's ~55 µs of CPU and did nothing for it
+    (bench/ack_path.py).
+    """
+
+    def __init__(self, path: str, endpoint: Endpoint) -> None:
+        super().__init__(path, endpoint, methods=["POST"])
+
+
+class _BridgeApp(Starlette):
+    def __init__(self, direct: Mapping[str, ASGIApp], **options: Any) -> None:
+        super().__init__(**options)
+        self._direct = dict(direct)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            app = self._direct.get(scope["path"])
+            if app is not None:
+                await app(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def _serve(endpoint: Endpoint) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return app
+
+
 def create_app(
     *,
     metrics: Metrics,
@@ -69,7 +106,8 @@ def create_app(
     """Build the ASGI app; the bridge's own endpoints come first so no adapter can shadow them.
 
     Every route sits behind `bridge.guard.IngressGuard`; routes that take a body wrap their
-    endpoint in `bridge.guard.guarded` (own cap, media type, signature on the raw bytes).
+    endpoint in `bridge.guard.guarded` (own cap, media type, signature on the raw bytes). A
+    `DirectRoute` is served past Starlette's own middleware and router.
     """
     mounted = dict(mounts or {})
 
@@ -107,11 +145,18 @@ def create_app(
         *(Mount(prefix, app=sub_app) for prefix, sub_app in mounted.items()),
     ]
     # Outermost: every request's body is capped and timed before any route sees it.
-    guard = Middleware(IngressGuard, limits=dict.fromkeys(mounted, MOUNTED_APP_LIMIT))
+    limits = dict.fromkeys(mounted, MOUNTED_APP_LIMIT)
+    guard = Middleware(IngressGuard, limits=limits)
     middleware = [guard]
+    direct: dict[str, ASGIApp] = {}
+    for route in routes:
+        if isinstance(route, DirectRoute):
+            direct[route.path] = IngressGuard(_serve(route.endpoint), limits=limits)
     if admission is not None:  # the workers' own calls to a mounted app are not ingress
-        middleware.insert(0, Middleware(CountIngress, admission=admission, skip=tuple(mounted)))
-    return Starlette(routes=all_routes, lifespan=lifespan, middleware=middleware)
+        skip = tuple(mounted)
+        middleware.insert(0, Middleware(CountIngress, admission=admission, skip=skip))
+        direct = {path: CountIngress(app, admission, skip) for path, app in direct.items()}
+    return _BridgeApp(direct, routes=all_routes, lifespan=lifespan, middleware=middleware)
 
 
 def url_for(host: str, port: int) -> str:

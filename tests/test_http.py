@@ -13,8 +13,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from bridge.admission import Admission, after_ack
 from bridge.errors import ConfigError
-from bridge.http import HttpServer, bind_socket, create_app, url_for
+from bridge.guard import guarded
+from bridge.http import DirectRoute, HttpServer, bind_socket, create_app, url_for
 from bridge.metrics import Metrics
 
 
@@ -94,6 +96,41 @@ async def test_adapter_routes_are_served_but_cannot_shadow_health() -> None:
     async with serving(app) as client:
         assert (await client.post("/slack/events")).text == "hooked"
         assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_a_direct_route_skips_starlettes_layers_not_the_count_the_caps_or_the_ack_work() -> (
+    None
+):
+    admission = Admission(late_after=0.5)
+    seen: list[object] = []
+
+    async def hook(request: Request) -> Response:
+        body = await request.body()
+        if body == b"crash":
+            raise RuntimeError("a bug")
+
+        async def after() -> None:
+            seen.append(("after the ack", admission.busy))
+
+        after_ack(after)
+        seen.append(("router" in request.scope, admission.busy, body))
+        return PlainTextResponse("hooked")
+
+    routes = [DirectRoute("/slack/events", guarded(hook, limit=100))]
+    app = create_app(metrics=Metrics(), readiness=Checks(), routes=routes, admission=admission)
+    async with serving(app) as client:
+        hooked = await client.post("/slack/events", content=b"hi")
+        assert (hooked.status_code, hooked.text) == (200, "hooked")
+        assert seen == [(False, 1, b"hi"), ("after the ack", 0)]
+        over_route = await client.post("/slack/events", content=b"x" * 101)
+        assert over_route.json() == {"error": "body larger than 100 bytes"}
+        over_app = await client.post("/slack/events", content=b"x" * (2 * 1024 * 1024))
+        assert over_app.json() == {"error": "body larger than 1048576 bytes"}
+        assert (await client.get("/slack/events")).status_code == 405
+        assert (await client.post("/slack/events/")).status_code in (307, 404)
+        assert (await client.post("/slack/events", content=b"crash")).status_code == 500
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+    assert admission.busy == 0
 
 
 async def test_mounted_app_is_served_under_its_prefix_with_its_lifespan() -> None:

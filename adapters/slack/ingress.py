@@ -17,12 +17,12 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from adapters.slack.plain_events import plain_message
 from adapters.slack.signing import verifier
 from bridge.errors import StorageUnavailable
 from bridge.guard import BadRequest, guarded_raw
+from bridge.http import DirectRoute
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +103,11 @@ class SlackIngress:
         self._verify = verifier(signing_secret)
         self._plain = plain
 
-    def route(self, path: str) -> Route:
+    def route(self, path: str) -> DirectRoute:
         endpoint = guarded_raw(
             self.handle, verify=self._verify, limit=MAX_BODY_BYTES, media_types=MEDIA_TYPES
         )
-        return Route(path, endpoint, methods=["POST"])
+        return DirectRoute(path, endpoint)
 
     async def handle(self, request: Request, raw: bytes) -> Response:
         if self._plain is not None and _LAZY_ONLY_HEADER not in request.headers:
