@@ -66,13 +66,13 @@ def secret_values(settings: Settings) -> list[str]:
 
 # Every _TOKEN_PATTERNS match contains one of these (lower-cased): most lines skip the regex.
 _TOKEN_HINTS = ("xox", "xapp-", "x-api-key", "authorization", "token", "secret", "password")
+_TOKEN_HINT = re.compile("|".join(re.escape(hint) for hint in _TOKEN_HINTS))
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, REDACTED)
-    lowered = text.lower()
-    if not any(hint in lowered for hint in _TOKEN_HINTS):
+    if _TOKEN_HINT.search(text.lower()) is None:
         return text
 
     def mask(match: re.Match[str]) -> str:
@@ -86,9 +86,12 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return _TOKEN_PATTERNS.sub(mask, text)
 
 
+_QUOTED = re.compile('[ ="\n]')  # a value with one of these is written as a JSON string
+
+
 def _format_value(value: object) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    if text == "" or any(c in text for c in ' ="\n'):
+    if text == "" or _QUOTED.search(text) is not None:
         return json.dumps(text)
     return text
 
@@ -104,13 +107,15 @@ class BridgeFormatter(logging.Formatter):
         self.log_content = log_content
         # Longest first, so a secret containing another is masked whole.
         self.secrets = sorted(set(secrets), key=len, reverse=True)
+        # Not printed as fields: LogRecord's own attributes, uvicorn's coloured duplicate of
+        # msg, and unless asked for, message content.
+        self._not_fields = _STANDARD_ATTRS | {"color_message"}
+        if not log_content:
+            self._not_fields |= CONTENT_FIELDS
 
     def fields(self, record: logging.LogRecord) -> dict[str, Any]:
-        extra = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
-        if not self.log_content:
-            extra = {k: v for k, v in extra.items() if k not in CONTENT_FIELDS}
-        extra.pop("color_message", None)  # uvicorn's coloured duplicate of msg
-        return extra
+        skip = self._not_fields
+        return {k: v for k, v in vars(record).items() if k not in skip}
 
     def format(self, record: logging.LogRecord) -> str:
         timestamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
