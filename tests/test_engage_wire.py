@@ -10,7 +10,7 @@ import pytest
 
 from bridge.engage.client import EngageClient
 from bridge.engage.models import UserMessage
-from bridge.engage.wire import Wire, json_body
+from bridge.engage.wire import Spelt, Wire, json_body
 from tests.engage_mock import BASE_URL, conversation, message, sse
 
 KEYS = {"X-Api-Key": "key", "X-Org-Id": "org"}
@@ -105,3 +105,46 @@ async def test_urls_are_parsed_once_per_distinct_url_and_stay_right_per_conversa
     assert [r.headers["Accept"] for r in seen] == ["*/*", "text/event-stream"] * 2
     said = {"role": "user", "content": "q", "name": None}
     assert json.loads(seen[1].content) == {"messages": [said]}
+
+
+SPELT_BASES = [BASE_URL, "http://127.0.0.1:8080/", "HTTPS://API.Example.com:443", "http://h/p"]
+SPELT_PATHS = [
+    "/v1/conversations",
+    "/v1/conversations/conv_0123abc/chat",
+    "/v1/conversations/c%201/chat",
+    "/v1/conversations/c%c3%bc/chat",
+    "/v1/conversations/a.b/../chat",
+    "/v1//x",
+    "/v1/x%",
+]
+SPELT_PARAMS: list[dict[str, Any] | None] = [
+    None,
+    {"agent": "parrot", "stream": "true"},
+    {"agent": "pensions & more/ü"},
+    {"limit": 20, "offset": 0, "reversed": "false"},
+    {"flag": True},
+]
+
+
+@pytest.mark.parametrize("base", SPELT_BASES)
+@pytest.mark.parametrize("path", SPELT_PATHS)
+@pytest.mark.parametrize("params", SPELT_PARAMS)
+async def test_a_url_for_the_lean_path_is_spelt_as_httpx_spells_it(
+    base: str, path: str, params: dict[str, Any] | None
+) -> None:
+    async with httpx.AsyncClient() as http:
+        url, kwargs = Wire(base, KEYS, http).args(path, params, None, spelt=True)
+    query = {"params": params} if params else {}
+    assert str(url) == str(httpx.URL(base.rstrip("/") + path, **query))
+    assert "params" not in kwargs
+
+
+async def test_a_chat_url_of_plain_characters_is_spelt_without_parsing() -> None:
+    async with httpx.AsyncClient() as http:
+        wire = Wire(BASE_URL, KEYS, http)
+        chat, _ = wire.args("/v1/conversations/conv_1/chat", {"agent": "parrot"}, None, spelt=True)
+        other, _ = wire.args("/v1/conversations/a.b", None, None, spelt=True)
+        unasked, _ = wire.args("/v1/conversations/conv_1/chat", None, None)
+    assert isinstance(chat, Spelt)
+    assert isinstance(other, httpx.URL)
+    assert isinstance(unasked, httpx.URL)

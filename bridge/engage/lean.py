@@ -81,7 +81,7 @@ class Lean:
         self._transport = transport
         self._timeout = aiohttp_timeout(http.timeout.as_dict())
         self._heads: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
-        self._urls: dict[httpx.URL, URL] = {}
+        self._urls: dict[httpx.URL | str, URL] = {}
 
     @classmethod
     def over(cls, http: httpx.AsyncClient, transport: httpx.AsyncBaseTransport) -> Lean | None:
@@ -102,9 +102,10 @@ class Lean:
         return "params" not in kwargs and not self._http.cookies
 
     async def open(
-        self, method: str, url: httpx.URL, kwargs: Mapping[str, Any]
+        self, method: str, url: httpx.URL | str, kwargs: Mapping[str, Any]
     ) -> aiohttp.ClientResponse:
-        """Send the request; the response's body is the caller's to read, then `release()`."""
+        """Send the request; the response's body is the caller's to read, then `release()`.
+        `url` is parsed, or a string spelt as httpx spells it (`bridge.engage.wire.Spelt`)."""
         content: bytes | None = kwargs.get("content")
         headers = self._head(method, url, kwargs["headers"], content)
         target = self._urls.get(url)
@@ -132,7 +133,7 @@ class Lean:
         return response
 
     async def request(
-        self, method: str, url: httpx.URL, kwargs: Mapping[str, Any]
+        self, method: str, url: httpx.URL | str, kwargs: Mapping[str, Any]
     ) -> Reply | httpx.Response:
         """The whole response."""
         return await self.whole(await self.open(method, url, kwargs))
@@ -151,7 +152,7 @@ class Lean:
     def _keep_cookies(
         self,
         method: str,
-        url: httpx.URL,
+        url: httpx.URL | str,
         kwargs: Mapping[str, Any],
         response: aiohttp.ClientResponse,
     ) -> None:
@@ -163,10 +164,15 @@ class Lean:
         )
 
     def _head(
-        self, method: str, url: httpx.URL, headers: Mapping[str, str], content: bytes | None
+        self,
+        method: str,
+        url: httpx.URL | str,
+        headers: Mapping[str, str],
+        content: bytes | None,
     ) -> list[tuple[str, str]]:
         """The header lines the transport sends for this request, as httpx builds them."""
-        key = (method, url.netloc, content is None, *headers.items())
+        netloc = url.netloc if isinstance(url, httpx.URL) else url.split("/", 3)[2]
+        key = (method, netloc, content is None, *headers.items())
         head = self._heads.get(key)
         if head is None:
             built = self._request(method, url, headers, content)
@@ -182,6 +188,10 @@ class Lean:
         return [(n, length) if n == _CONTENT_LENGTH else (n, v) for n, v in head]
 
     def _request(
-        self, method: str, url: httpx.URL, headers: Mapping[str, str], content: bytes | None
+        self,
+        method: str,
+        url: httpx.URL | str,
+        headers: Mapping[str, str],
+        content: bytes | None,
     ) -> httpx.Request:
         return self._http.build_request(method, url, headers=headers, content=content)

@@ -36,13 +36,15 @@ from bridge.engage.retry import (
     verdict,
 )
 from bridge.engage.streamed import HttpxStreamed, LeanStreamed, Streamed
-from bridge.engage.wire import Params, Wire
+from bridge.engage.wire import Params, Spelt, Wire
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 Sleep = Callable[[float], Awaitable[None]]
 
+# What `Lean` sends: a parsed URL, or one spelt out as httpx spells it.
+_LEAN_URLS = (httpx.URL, Spelt)
 # Failing before a single byte could reach the server: safe to repeat anything.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -178,10 +180,10 @@ class EngageHttp:
         while True:
             attempt += 1
             try:
-                url, kwargs = self._wire.args(path, params, body)
                 lean = self._lean
+                url, kwargs = self._wire.args(path, params, body, spelt=lean is not None)
                 response: Answer
-                if lean is not None and isinstance(url, httpx.URL) and lean.takes(kwargs):
+                if lean is not None and isinstance(url, _LEAN_URLS) and lean.takes(kwargs):
                     response = await lean.request(method, url, kwargs)
                 else:
                     response = await self._http.request(method, url, **kwargs)
@@ -208,10 +210,10 @@ class EngageHttp:
         while True:
             attempt += 1
             received = 0
-            url, kwargs = self._wire.args(path, params, body, stream=True)
             lean = self._lean
+            url, kwargs = self._wire.args(path, params, body, stream=True, spelt=lean is not None)
             try:
-                if lean is not None and isinstance(url, httpx.URL) and lean.takes(kwargs):
+                if lean is not None and isinstance(url, _LEAN_URLS) and lean.takes(kwargs):
                     streamed: Streamed = LeanStreamed(lean, await lean.open(method, url, kwargs))
                 else:
                     streamed = HttpxStreamed(self._http.stream(method, url, **kwargs))
