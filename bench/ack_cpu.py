@@ -93,8 +93,8 @@ async def burst(args: argparse.Namespace, run_id: int, root: str, extra: list[st
         if args.profile:
             spy = subprocess.Popen(
                 [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking",
-                 "--format", "raw", "--rate", "200", "-o", f"{args.profile}.{run_id}",
-                 "--pid", str(process.pid)],
+                 "--format", "raw", "--rate", str(args.profile_rate),
+                 "-o", f"{args.profile}.{run_id}", "--pid", str(process.pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
         await asyncio.sleep(1.0)  # the warm-up's signs settle (and py-spy attaches) first
@@ -209,6 +209,7 @@ if __name__ == "__main__":
     parser.add_argument("--roles", default='["http","listeners"]')
     parser.add_argument("--floor", action="store_true", help="also the null server's burst")
     parser.add_argument("--profile", help="py-spy raw stacks of each burst to PATH.<run>")
+    parser.add_argument("--profile-rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     # A B A B in one invocation: B is another checkout (its code, this bench) and/or other env
     parser.add_argument("--root", default="", help="the checkout A runs (default: this one)")
