@@ -196,11 +196,17 @@ class Http1:
         self,
         *,
         limit: int = CONNECTIONS,
-        timeout: float = 30.0,
+        timeout: float | None = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
+        """`timeout` bounds a whole exchange. With `connect_timeout` (aiohttp's `sock_connect`),
+        opening a connection takes at most that long, and a request the timeout stops before
+        it was written fails as `aiohttp.ConnectionTimeoutError` (as aiohttp's `connect`
+        timeout: waiting for a free connection and opening it); without, as TimeoutError."""
         self._slots = asyncio.Semaphore(limit)
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
         self._ssl = ssl_context
         self._idle: dict[Origin, list[_Connection]] = {}
         self._heads: dict[tuple[Any, ...], tuple[URL, Origin, str]] = {}
@@ -211,14 +217,32 @@ class Http1:
         target, origin, head = self._head(url, headers)
         raw = json.dumps(body).encode()
         request = b"%s%d\r\n\r\n%s" % (head.encode("latin-1"), len(raw), raw)
-        async with asyncio.timeout(self._timeout), self._slots:
-            connection = await self._connection(target, origin)
-            try:
-                status, reason, answer_headers, data = await connection.exchange(request)
-            except BaseException:
-                connection.close()
-                raise
-            self._release(origin, connection)
+        return await self._exchange(target, origin, request)
+
+    async def send(self, url: str, request: bytes) -> Answer:
+        """`request`, a whole HTTP/1.1 request as the caller wrote it, to `url`'s origin."""
+        target = URL(url, encoded=True)
+        origin = (target.scheme, target.raw_host or "", target.port or 0)
+        return await self._exchange(target, origin, request)
+
+    async def _exchange(self, target: URL, origin: Origin, request: bytes) -> Answer:
+        deadline = asyncio.timeout(self._timeout)
+        connection: _Connection | None = None
+        try:
+            async with deadline, self._slots:
+                connection = await self._connection(target, origin)
+                try:
+                    status, reason, answer_headers, data = await connection.exchange(request)
+                except BaseException:
+                    connection.close()
+                    raise
+                self._release(origin, connection)
+        except TimeoutError as exc:
+            if connection is None and self._connect_timeout is not None and deadline.expired():
+                # Nothing sent: as aiohttp's `connect` timeout (a free connection, opened).
+                message = f"Connection timeout to host {target.scheme}://{origin[1]}:{origin[2]}"
+                raise aiohttp.ConnectionTimeoutError(message) from exc
+            raise
         encoding = answer_headers.get("Content-Encoding", "").strip().lower()
         if encoding in _DECODED:
             data = _decoded(data, encoding)
@@ -266,10 +290,17 @@ class Http1:
         context = None
         if scheme == "https":
             context = self._ssl = self._ssl or default_ssl_context()
+        deadline = asyncio.timeout(self._connect_timeout)
         try:
-            _, connection = await asyncio.get_running_loop().create_connection(
-                _Connection, host, port, ssl=context, server_hostname=host if context else None
-            )
+            async with deadline:
+                _, connection = await asyncio.get_running_loop().create_connection(
+                    _Connection, host, port, ssl=context, server_hostname=host if context else None
+                )
+        except TimeoutError as exc:
+            if deadline.expired():
+                message = f"Connection timeout to host {scheme}://{host}:{port}"
+                raise aiohttp.ConnectionTimeoutError(message) from exc
+            raise aiohttp.ClientConnectorError(_key(origin, context), exc) from exc
         except ssl.SSLCertVerificationError as exc:
             raise aiohttp.ClientConnectorCertificateError(_key(origin, context), exc) from exc
         except ssl.SSLError as exc:

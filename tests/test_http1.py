@@ -321,3 +321,49 @@ async def test_a_connection_in_use_when_closing_is_closed_after_its_answer() -> 
         await wait_for(lambda: server.open == 0)
     finally:
         await server.aclose()
+
+
+async def test_send_writes_the_callers_request_as_it_is_and_reads_the_answer(
+    poster: Http1,
+) -> None:
+    server = await served(lambda _: OK)
+    try:
+        path = server.url.split("/", 3)[3]
+        body = b'{"a":1}'
+        request = (
+            f"POST /{path} HTTP/1.1\r\nhost: x\r\ncontent-length: {len(body)}\r\n"
+            "content-type: application/json\r\n\r\n"
+        ).encode() + body
+        res = await poster.send(server.url, request)
+        assert (res.status, await res.json()) == (200, {"ok": True, "ts": "1.2"})
+        assert server.connections == [[request]]
+    finally:
+        await server.aclose()
+
+
+async def test_with_a_connect_timeout_a_request_never_written_is_a_connection_timeout() -> None:
+    """As aiohttp's `connect` timeout: waiting for a free connection counts as connecting (the
+    request was not sent); without a connect timeout it stays a TimeoutError."""
+    held = asyncio.Event()
+
+    async def hold(_: bytes) -> bytes:
+        held.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    server = await served(lambda _: OK)
+    server.slow = hold
+    try:
+        for connect_timeout, error in ((5.0, aiohttp.ConnectionTimeoutError), (None, TimeoutError)):
+            poster = Http1(limit=1, timeout=0.2, connect_timeout=connect_timeout)
+            busy = asyncio.create_task(poster.post_json(server.url, HEADERS, BODY))
+            await held.wait()
+            with pytest.raises(error) as raised:
+                await poster.post_json(server.url, HEADERS, BODY)
+            assert type(raised.value) is error
+            with pytest.raises(TimeoutError):  # written, then no answer in time
+                await busy
+            poster.close()
+            held.clear()
+    finally:
+        await server.aclose()

@@ -139,6 +139,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
 
     @property
+    def limits(self) -> httpx.Limits:
+        return self._limits
+
+    @property
     def session(self) -> aiohttp.ClientSession:
         """The session, opened on first use (inside the event loop)."""
         if self._session is None:

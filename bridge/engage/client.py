@@ -120,6 +120,7 @@ class EngageClient(RunsMixin, TagsMixin):
             )
             lean = Lean.over(http, transport)
         self._http_client = http
+        self._lean = lean
         self._http = EngageHttp(
             base_url=base_url or DEFAULT_API_URL,
             headers=headers,
@@ -154,6 +155,8 @@ class EngageClient(RunsMixin, TagsMixin):
         )
 
     async def aclose(self) -> None:
+        if self._lean is not None:
+            self._lean.close()
         if self._owns_http:
             await self._http_client.aclose()
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -35,6 +35,9 @@ from bridge.engage.aiohttp_transport import (
     aiohttp_timeout,
     as_httpx,
 )
+from bridge.engage.posts import Framing, Posts, framing, httpx_headers
+from bridge.engage.wire import Spelt
+from bridge.http1 import CONNECTIONS
 
 _CONTENT_LENGTH = "content-length"
 # Content-Type parameters under which httpx decodes text as UTF-8 (the client's default).
@@ -79,9 +82,13 @@ class Lean:
     def __init__(self, http: httpx.AsyncClient, transport: AiohttpTransport) -> None:
         self._http = http
         self._transport = transport
-        self._timeout = aiohttp_timeout(http.timeout.as_dict())
+        timeouts = http.timeout.as_dict()
+        self._timeout = aiohttp_timeout(timeouts)
         self._heads: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
         self._urls: dict[httpx.URL | str, URL] = {}
+        # Whole POSTs to spelt URLs go over bridge.http1 (posts.py), if their head allows.
+        self._posts = Posts(transport.limits.max_connections or CONNECTIONS, timeouts)
+        self._framings: dict[tuple[Any, ...], Framing | None] = {}
 
     @classmethod
     def over(cls, http: httpx.AsyncClient, transport: httpx.AsyncBaseTransport) -> Lean | None:
@@ -124,7 +131,7 @@ class Lean:
                 timeout=self._timeout,
             )
         if "set-cookie" in response.headers:
-            self._keep_cookies(method, url, kwargs, response)
+            self._keep_cookies(method, url, kwargs, response.status, response.raw_headers)
         if _httpx_log.isEnabledFor(logging.INFO):  # httpx's own line per request (debug runs)
             reason = response.reason or ""
             _httpx_log.info(
@@ -136,7 +143,38 @@ class Lean:
         self, method: str, url: httpx.URL | str, kwargs: Mapping[str, Any]
     ) -> Reply | httpx.Response:
         """The whole response."""
+        content: bytes | None = kwargs.get("content")
+        if method == "POST" and content is not None and isinstance(url, Spelt):
+            framed = self._framing(url, kwargs["headers"], content)
+            if framed is not None:
+                return await self._post(url, kwargs, framed, content)
         return await self.whole(await self.open(method, url, kwargs))
+
+    def close(self) -> None:
+        """Close the idle connections of the POSTs' own pool (the session is the transport's)."""
+        self._posts.close()
+
+    def _framing(self, url: str, headers: Mapping[str, str], content: bytes) -> Framing | None:
+        key = (url.split("/", 3)[2], *headers.items())
+        if key not in self._framings:
+            self._framings[key] = framing(self._head("POST", url, headers, content))
+        return self._framings[key]
+
+    async def _post(
+        self, url: str, kwargs: Mapping[str, Any], framed: Framing, content: bytes
+    ) -> Reply | httpx.Response:
+        with as_httpx:
+            answer = await self._posts.post(url, framed, content)
+        if "set-cookie" in answer.headers:
+            self._keep_cookies("POST", url, kwargs, answer.status, list(answer.headers.items()))
+        if _httpx_log.isEnabledFor(logging.INFO):
+            _httpx_log.info(
+                'HTTP Request: %s %s "%s %d %s"', "POST", url, "HTTP/1.1", answer.status,
+                answer.reason,
+            )  # fmt: skip
+        if plain(answer.headers):
+            return Reply(answer.status, answer.headers, answer.body)
+        return httpx.Response(answer.status, headers=httpx_headers(answer), content=answer.body)
 
     async def whole(self, response: aiohttp.ClientResponse) -> Reply | httpx.Response:
         """`response` read to its end, its connection released."""
@@ -154,14 +192,13 @@ class Lean:
         method: str,
         url: httpx.URL | str,
         kwargs: Mapping[str, Any],
-        response: aiohttp.ClientResponse,
+        status: int,
+        headers: Sequence[tuple[str, str]] | Sequence[tuple[bytes, bytes]],
     ) -> None:
         """Cookies a response sets go to the client's jar, as httpx keeps them (the requests
         after it go through httpx, which sends them)."""
         request = self._request(method, url, kwargs["headers"], kwargs.get("content"))
-        self._http.cookies.extract_cookies(
-            httpx.Response(response.status, headers=response.raw_headers, request=request)
-        )
+        self._http.cookies.extract_cookies(httpx.Response(status, headers=headers, request=request))
 
     def _head(
         self,
