@@ -110,7 +110,7 @@ async def start_target(
     if args.worker_concurrency:
         env["ENGAGE_BRIDGE_WORKER_CONCURRENCY"] = str(args.worker_concurrency)
     if args.trace:
-        env["BENCH_TURN_TRACE"] = args.trace + ".bridge"
+        env["BENCH_TURN_TRACE"] = f"{args.trace}.{target}"
     env.update(dict(pair.split("=", 1) for pair in args.env))
     if target == "bridge-b":
         env.update(dict(pair.split("=", 1) for pair in args.env_b))

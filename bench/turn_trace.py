@@ -72,18 +72,27 @@ def install(path: str) -> None:
 
     cycle_init = httptools_impl.RequestResponseCycle.__init__
     run_asgi = httptools_impl.RequestResponseCycle.run_asgi
+    send = httptools_impl.RequestResponseCycle.send
+    iterations = _LoopIterations()
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         cycle_init(self, *args, **kwargs)
         self.turn_trail = [("head", time.perf_counter())]
 
     async def traced_run_asgi(self: Any, app: Any) -> None:
+        iterations.start()
         if self.scope.get("method") == "POST" and self.scope["path"].startswith("/slack"):
             _trail.set(self.turn_trail)
         await run_asgi(self, app)
 
+    async def traced_send(self: Any, message: Any) -> None:
+        await send(self, message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            note("ack written", self.turn_trail)
+
     httptools_impl.RequestResponseCycle.__init__ = init  # type: ignore[method-assign]
     httptools_impl.RequestResponseCycle.run_asgi = traced_run_asgi  # type: ignore[method-assign]
+    httptools_impl.RequestResponseCycle.send = traced_send  # type: ignore[method-assign]
 
     accept = bridge.inbox.InboxQueue.accept
 
@@ -147,13 +156,49 @@ def install(path: str) -> None:
             for thread_key, trail in by_thread.items():
                 steps = "\t".join(f"{step}|{t:.6f}" for step, t in trail)
                 out.write(f"{_ts(thread_key)}\t{steps}\n")
+        iterations.dump(path + ".loop")
 
     atexit.register(dump)
 
 
+class _LoopIterations:
+    """Samples the event loop's iteration length every 10 ms while requests come (none for a
+    second: it naps): the time between two steps of a task that yields with `sleep(0)`, taken
+    after a first `sleep(0)` put it near the front of an iteration's ready callbacks (the
+    iteration's callbacks after it, the poll and its I/O callbacks, the next one's before it)."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self.last_request = 0.0
+        self._task: Any = None
+
+    def start(self) -> None:
+        self.last_request = time.perf_counter()
+        if self._task is None:
+            import asyncio
+
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        import asyncio
+
+        while True:
+            await asyncio.sleep(0.01 if time.perf_counter() - self.last_request < 1.0 else 0.1)
+            await asyncio.sleep(0)
+            before = time.perf_counter()
+            await asyncio.sleep(0)
+            self.samples.append((before, time.perf_counter() - before))
+
+    def dump(self, path: str) -> None:
+        Path(path).write_text("".join(f"{at:.6f}\t{length:.6f}\n" for at, length in self.samples))
+
+
 def _trace_http(note: Callable[[str], None]) -> None:
-    """Every aiohttp request body written and response head read, in a traced turn's context."""
+    """Every HTTP request body written and response head read, in a traced turn's context:
+    aiohttp's, and bridge.http1's (its whole answer read)."""
     import aiohttp.client_reqrep
+
+    _trace_http1(note)
 
     write_bytes = aiohttp.client_reqrep.ClientRequest.write_bytes
 
@@ -174,6 +219,39 @@ def _trace_http(note: Callable[[str], None]) -> None:
     aiohttp.client_reqrep.ClientResponse.start = traced_start  # type: ignore[method-assign]
 
 
+def _trace_http1(note: Callable[[str], None]) -> None:
+    try:
+        from bridge import http1
+    except ImportError:  # a checkout without it (bench_inflight --root-b)
+        return
+    tail: contextvars.ContextVar[str] = contextvars.ContextVar("http1_tail", default="")
+    post_json = http1.Http1.post_json
+    exchange = http1._Connection.exchange
+    connect = http1.Http1._connect
+
+    async def traced_post(self: Any, url: str, *args: Any) -> Any:
+        name = url.rsplit("/", 1)[-1]
+        note("p:" + name)
+        token = tail.set(name)
+        try:
+            return await post_json(self, url, *args)
+        finally:
+            tail.reset(token)
+            note("r:" + name)
+
+    async def traced_exchange(self: Any, request: bytes) -> Any:
+        note("w:" + tail.get())
+        return await exchange(self, request)
+
+    async def traced_connect(self: Any, origin: Any) -> Any:
+        note("c:" + tail.get())
+        return await connect(self, origin)
+
+    http1.Http1._connect = traced_connect  # type: ignore[method-assign]
+    http1.Http1.post_json = traced_post  # type: ignore[method-assign,assignment]
+    http1._Connection.exchange = traced_exchange  # type: ignore[method-assign]
+
+
 def install_reference(path: str, reference_bot: Any) -> None:
     """In bench/reference_bot.py's process (its module, run as __main__): the same steps where
     it has them."""
@@ -187,8 +265,10 @@ def install_reference(path: str, reference_bot: Any) -> None:
             trail.append((step, time.perf_counter()))
 
     events = reference_bot.ReferenceBot.events
+    iterations = _LoopIterations()
 
     async def traced_events(self: Any, request: Any) -> Any:
+        iterations.start()
         _trail.set([("head", time.perf_counter())])
         return await events(self, request)
 
@@ -210,6 +290,7 @@ def install_reference(path: str, reference_bot: Any) -> None:
             for ts, trail in by_thread.items():
                 steps = "\t".join(f"{step}|{t:.6f}" for step, t in trail)
                 out.write(f"{ts}\t{steps}\n")
+        iterations.dump(path + ".loop")
 
     atexit.register(dump)
     # bench_inflight ends it with SIGTERM: exit through atexit.
@@ -284,34 +365,81 @@ CHAIN = {
         "r:chat", "w:chat.postMessage", "reply seen",
     ],
 }  # fmt: skip
+# The first visible sign's path: the bridge acks after the ACCEPT script took the message, then
+# sends the sign (bridge.admission.after_ack); the reference sends it from its turn's task.
+SIGN = "w:assistant.threads.setStatus"
+SIGN_CHAIN = {
+    "bridge": [
+        "POST sent", "head", "ACCEPT sent", "ACCEPT answered", "ack written", "sign starts",
+        SIGN, "status seen",
+    ],
+    "reference": ["POST sent", "head", "turn task runs", SIGN, "status seen"],
+}  # fmt: skip
 
 
-def chain(prefix: str, target: str, skip: float) -> None:
-    """The reply's critical path: p50 over turns of each link (turns that passed every step)."""
-    steps = CHAIN[target]
+def _kind(target: str) -> str:
+    return "reference" if target == "reference" else "bridge"
+
+
+def sign_chain(prefix: str, target: str, skip: float) -> None:
+    """The first sign's path, p50 and p90 per link, and the loop iteration's length while the
+    turns after the first `skip` ran."""
+    trails = links(prefix, target, skip, SIGN_CHAIN[_kind(target)], "the first sign's path")
+    loop = Path(f"{prefix}.{target}.loop")
+    if not (loop.exists() and trails):
+        return
+    start, end = trails[0][0][1], max(t for trail in trails for _, t in trail)
+    lengths = []
+    for line in loop.read_text().splitlines():
+        at, length = (float(v) for v in line.split("\t"))
+        if start <= at <= end:
+            lengths.append(length * 1000)
+    lengths.sort()
+    if lengths:
+        print(
+            f"{'loop iteration (sampled) p50 (p90) ms':>48} {statistics.median(lengths):7.1f} "
+            f"({lengths[len(lengths) * 9 // 10]:7.1f}) n={len(lengths)}"
+        )
+
+
+def links(prefix: str, target: str, skip: float, steps: list[str], title: str) -> list[Trail]:
+    """p50 (p90) over turns of each link between `steps` (turns that passed every step)."""
     trails = sorted(_load(prefix, target).values(), key=lambda trail: trail[0][1])
     trails = trails[int(len(trails) * skip) :]
-    links: list[list[float]] = [[] for _ in steps[1:]]
+    values_by_link: list[list[float]] = [[] for _ in steps[1:]]
     for trail in trails:
         first: dict[str, float] = {}
         for step, t in trail:
             first.setdefault(step, t)
         if all(step in first for step in steps):
             for k, (a, b) in enumerate(itertools.pairwise(steps)):
-                links[k].append((first[b] - first[a]) * 1000)
-    print(f"{target}: the reply's path, p50 (p90) ms per link over {len(links[0])} turns")
+                values_by_link[k].append((first[b] - first[a]) * 1000)
+    print(f"{target}: {title}, p50 (p90) ms per link over {len(values_by_link[0])} turns")
     total = 0.0
-    for (a, b), values in zip(itertools.pairwise(steps), links, strict=True):
+    for (a, b), values in zip(itertools.pairwise(steps), values_by_link, strict=True):
+        if not values:
+            continue
         values.sort()
         p50 = statistics.median(values)
         total += p50
         print(f"{a:>22} -> {b:<22} {p50:7.1f} ({values[len(values) * 9 // 10]:7.1f})")
     print(f"{'sum of p50s':>48} {total:7.1f}")
+    return trails
+
+
+def chain(prefix: str, target: str, skip: float) -> None:
+    """The reply's critical path: p50 over turns of each link (turns that passed every step)."""
+    trails = links(prefix, target, skip, CHAIN[_kind(target)], "the reply's path")
+    print_own(trails, target)
+
+
+def print_own(trails: list[Trail], target: str) -> None:
+    """The reply's time minus the agent's."""
     # The agent's time (chat request written to answer read) apart, as it varies by itself.
     answer = "answer event" if target == "bridge" else "r:chat"
     own = []
     for trail in trails:
-        first = {}
+        first: dict[str, float] = {}
         for step, t in trail:
             first.setdefault(step, t)
         if all(s in first for s in ("POST sent", "reply seen", "w:chat", answer)):
@@ -328,10 +456,11 @@ def chain(prefix: str, target: str, skip: float) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("prefix", help="the --trace PATH given to bench_inflight")
-    parser.add_argument("--targets", default="reference,bridge")
+    parser.add_argument("--targets", default="reference,bridge,bridge-b")
     parser.add_argument("--skip", type=float, default=0.1, help="share of first turns left out")
     args = parser.parse_args()
     for target in args.targets.split(","):
         if Path(f"{args.prefix}.driver.{target}").exists():
             report(args.prefix, target, args.skip)
             chain(args.prefix, target, args.skip)
+            sign_chain(args.prefix, target, args.skip)
