@@ -18,6 +18,7 @@ context, status calls, the answer event, the post (start, end), the commit (star
 from __future__ import annotations
 
 import argparse
+import collections
 import contextvars
 import itertools
 import signal
@@ -95,15 +96,18 @@ def install(path: str) -> None:
     httptools_impl.RequestResponseCycle.send = traced_send  # type: ignore[method-assign]
 
     accept = bridge.inbox.InboxQueue.accept
+    replies = _RedisReplies()
 
     async def traced_accept(self: Any, message: Any) -> Any:
         trail = _trail.get()
         if trail is not None:
             by_thread.setdefault(str(message.thread), trail)
         note("ACCEPT sent")
+        token = replies.label.set("ACCEPT")
         try:
             return await accept(self, message)
         finally:
+            replies.label.reset(token)
             note("ACCEPT answered")
 
     bridge.inbox.InboxQueue.accept = traced_accept  # type: ignore[method-assign]
@@ -152,6 +156,11 @@ def install(path: str) -> None:
     _trace_http(note)
 
     def dump() -> None:
+        replies.resolve()
+        Path(path + ".ahead").write_text("".join(f"{n}\n" for n in replies.ahead))
+        Path(path + ".redis").write_text(
+            "".join(f"{n}\t{name}\n" for name, n in replies.commands.most_common())
+        )
         with open(path, "w") as out:
             for thread_key, trail in by_thread.items():
                 steps = "\t".join(f"{step}|{t:.6f}" for step, t in trail)
@@ -159,6 +168,109 @@ def install(path: str) -> None:
         iterations.dump(path + ".loop")
 
     atexit.register(dump)
+
+
+def _script_sources() -> dict[str, Any]:
+    """The store's Lua scripts by their constant's name."""
+    import importlib
+    import pkgutil
+
+    import bridge.store
+
+    found: dict[str, Any] = {}
+    for info in pkgutil.iter_modules(bridge.store.__path__):
+        module = importlib.import_module(f"bridge.store.{info.name}")
+        for name, value in vars(module).items():
+            if name.isupper() and isinstance(value, str) and "redis.call" in value:
+                found[name] = value
+    return found
+
+
+class _RedisReplies:
+    """When Redis's reply to a labelled command was read off its MuxRedis connection (the
+    reader's step, before its caller wakes): replies come in order, so a command's is the
+    connection's n-th read, n = replies read + commands waiting when it was sent."""
+
+    def __init__(self) -> None:
+        self.label: contextvars.ContextVar[str] = contextvars.ContextVar("redis_label", default="")
+        self.reads: dict[int, list[float]] = {}
+        self.sent: list[tuple[Trail, str, int, int]] = []
+        self.ahead: list[int] = []  # commands waiting on the connection when each was sent
+        try:
+            from redis._parsers.hiredis import _AsyncHiredisParser
+
+            from bridge.redismux import _Wire
+        except ImportError:
+            return
+        read_response = _AsyncHiredisParser.read_response
+        send_many = _Wire.send_many
+        reads = self.reads
+        self.commands: collections.Counter[str] = collections.Counter()
+        self._count_commands()
+
+        async def traced_read(parser: Any, *args: Any, **kwargs: Any) -> Any:
+            reply = await read_response(parser, *args, **kwargs)
+            reads.setdefault(id(parser), []).append(time.perf_counter())
+            return reply
+
+        def traced_send(wire: Any, packed: Any, count: int) -> Any:
+            trail, label = _trail.get(), self.label.get()
+            if trail is not None and label:
+                key = id(wire.connection._parser)
+                index = len(reads.setdefault(key, [])) + len(wire.waiting)
+                self.sent.append((trail, label + " read", key, index))
+                self.ahead.append(len(wire.waiting))
+            return send_many(wire, packed, count)
+
+        _AsyncHiredisParser.read_response = traced_read  # type: ignore[method-assign]
+        _Wire.send_many = traced_send  # type: ignore[method-assign]
+
+    def _count_commands(self) -> None:
+        """Commands sent on the shared connection by name (scripts by their names in the
+        store's modules), to see what waits ahead of an ACCEPT."""
+        import redis.commands.core
+
+        from bridge import redismux
+
+        names: dict[str, str] = {}
+        for cls in (redis.commands.core.Script, redis.commands.core.AsyncScript):
+            register = cls.__init__
+
+            def named_script(
+                script: Any, client: Any, source: Any, register: Any = register
+            ) -> None:
+                register(script, client, source)
+                sources = _script_sources()
+                names[script.sha] = next((k for k, v in sources.items() if v == source), "?")
+
+            cls.__init__ = named_script  # type: ignore[method-assign]
+        execute = redismux.MuxRedis.execute_command
+        commands = self.commands
+
+        async def counted(client: Any, *args: Any, **options: Any) -> Any:
+            name = str(args[0])
+            if name == "EVALSHA":
+                name = names.get(str(args[1]), "EVALSHA")
+            elif name == "SCRIPT LOAD":
+                source = args[1]
+                name += " " + next((k for k, v in _script_sources().items() if v == source), "?")
+            commands[name] += 1
+            return await execute(client, *args, **options)
+
+        redismux.MuxRedis.execute_command = counted  # type: ignore[method-assign]
+        run = redismux.MuxPipeline.execute
+
+        async def counted_block(block: Any, *args: Any) -> Any:
+            commands["MULTI[" + ",".join(str(c[0][0]) for c in block.command_stack) + "]"] += 1
+            return await run(block, *args)
+
+        redismux.MuxPipeline.execute = counted_block  # type: ignore[method-assign]
+
+    def resolve(self) -> None:
+        for trail, step, key, index in self.sent:
+            read = self.reads.get(key, [])
+            if index < len(read):
+                trail.append((step, read[index]))
 
 
 class _LoopIterations:
@@ -370,8 +482,8 @@ CHAIN = {
 SIGN = "w:assistant.threads.setStatus"
 SIGN_CHAIN = {
     "bridge": [
-        "POST sent", "head", "ACCEPT sent", "ACCEPT answered", "ack written", "sign starts",
-        SIGN, "status seen",
+        "POST sent", "head", "ACCEPT sent", "ACCEPT read", "ACCEPT answered", "ack written",
+        "sign starts", SIGN, "status seen",
     ],
     "reference": ["POST sent", "head", "turn task runs", SIGN, "status seen"],
 }  # fmt: skip

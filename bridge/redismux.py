@@ -38,9 +38,11 @@ from redis._parsers.response_callbacks import _get_response_callback
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import ScriptTextT as ScriptT
 
 # redis-py's option names (redis._defaults), spelled here to keep to its public surface.
 _NEVER_DECODE = "NEVER_DECODE"
@@ -196,6 +198,23 @@ class MuxRedis(Redis):
         self._connecting: asyncio.Future[_Wire] | None = None
         self._idle_readers: list[_Wire] = []
         self._readers: set[_Wire] = set()
+        self._scripts: dict[str, ScriptT] = {}  # by sha: what every new connection loads first
+
+    # redis-py's types give the asyncio client the sync client's `register_script`.
+    def register_script(self, script: ScriptT) -> AsyncScript:  # type: ignore[override]
+        """redis-py's script, loaded on the shared connection now (if connected) and on every
+        new one before anything else goes out on it (a connection's commands run in order, so
+        each call of the script finds it). redis-py loads a script when a call meets NOSCRIPT:
+        on a fresh Redis every call of a burst did (NOSCRIPT, SCRIPT LOAD, the call again:
+        three round trips; the first 200 ACCEPTs at 600/200, BENCHMARKS.md "The first sign at
+        600/200")."""
+        registered = AsyncScript(self, script)  # what redis-py's register_script returns
+        if registered.sha not in self._scripts:
+            self._scripts[registered.sha] = script
+            wire = self._wire
+            if wire is not None and wire.failure is None:
+                _load(wire, [script])
+        return registered
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         command_name = args[0]
@@ -287,8 +306,9 @@ class MuxRedis(Redis):
         wire = self._wire
         if wire is not None and wire.failure is None:
             return wire
-        self._wire = await self._new_wire()
-        return self._wire
+        wire = self._wire = await self._new_wire()
+        _load(wire, list(self._scripts.values()))
+        return wire
 
     async def _new_wire(self) -> _Wire:
         pool: ConnectionPool = self.connection_pool
@@ -372,6 +392,13 @@ class _Batch:
         # A caller cancelled mid-block: the reader still takes the block's replies, in order.
         for future in self._replies:
             future.cancel()
+
+
+def _load(wire: _Wire, scripts: list[ScriptT]) -> None:
+    """SCRIPT LOAD each, not waited for: a load that fails leaves the script to redis-py's own
+    load on NOSCRIPT, which reports the error to its caller."""
+    for script in scripts:
+        wire.send(wire.connection.pack_command("SCRIPT LOAD", script)).add_done_callback(_retrieved)
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

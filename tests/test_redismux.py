@@ -150,6 +150,43 @@ async def test_scripts_load_themselves_again_after_a_script_flush(redis_client: 
     assert echoed == [[f"k{n}".encode(), str(n).encode()] for n in range(20)]
 
 
+async def script_loads(client: aioredis.Redis) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_script", {}).get("calls", 0))
+
+
+async def test_a_script_is_loaded_before_its_first_calls_not_by_each_of_them(
+    own_redis: RedisServer, fragile: MuxRedis
+) -> None:
+    before = fragile.register_script(ECHO)  # not connected yet: loaded when the connection is
+    await fragile.ping()
+    after = fragile.register_script(ECHO + " -- registered once connected")
+    again = fragile.register_script(ECHO)  # the same script: not loaded twice
+    # A burst of first calls on a Redis that never saw the scripts: none meets NOSCRIPT (each
+    # would load its script: 40 loads, three round trips per call).
+    echoed = await asyncio.gather(
+        *(s(keys=[f"k{n}"], args=[n]) for n in range(20) for s in (before, after, again))
+    )
+    assert echoed == [[f"k{n}".encode(), str(n).encode()] for n in range(20) for _ in range(3)]
+    assert await script_loads(fragile) == 2
+
+
+async def test_a_new_connection_loads_the_scripts_again_before_their_calls(
+    own_redis: RedisServer, fragile: MuxRedis
+) -> None:
+    script = fragile.register_script(ECHO)
+    assert await script(keys=["a"], args=["1"]) == [b"a", b"1"]
+    assert own_redis.process is not None
+    own_redis.process.kill()  # a restarted Redis knows no script
+    with pytest.raises(RedisConnectionError):
+        await fragile.ping()
+    own_redis.stop()
+    own_redis.start()
+    echoed = await asyncio.gather(*(script(keys=[f"k{n}"], args=[n]) for n in range(20)))
+    assert echoed == [[f"k{n}".encode(), str(n).encode()] for n in range(20)]
+    assert await script_loads(fragile) == 1
+
+
 async def test_a_cancelled_caller_leaves_the_replies_of_the_others_in_order(
     own_redis: RedisServer, fragile: MuxRedis
 ) -> None:
