@@ -337,19 +337,21 @@ def _trace_http1(note: Callable[[str], None]) -> None:
     except ImportError:  # a checkout without it (bench_inflight --root-b)
         return
     tail: contextvars.ContextVar[str] = contextvars.ContextVar("http1_tail", default="")
-    post_json = http1.Http1.post_json
     exchange = http1._Connection.exchange
     connect = http1.Http1._connect
 
-    async def traced_post(self: Any, url: str, *args: Any) -> Any:
-        name = url.rsplit("/", 1)[-1]
-        note("p:" + name)
-        token = tail.set(name)
-        try:
-            return await post_json(self, url, *args)
-        finally:
-            tail.reset(token)
-            note("r:" + name)
+    def traced(request: Any) -> Any:
+        async def traced_request(self: Any, url: str, *args: Any) -> Any:
+            name = url.split("?", 1)[0].rsplit("/", 1)[-1]
+            note("p:" + name)
+            token = tail.set(name)
+            try:
+                return await request(self, url, *args)
+            finally:
+                tail.reset(token)
+                note("r:" + name)
+
+        return traced_request
 
     async def traced_exchange(self: Any, request: bytes) -> Any:
         note("w:" + tail.get())
@@ -360,8 +362,11 @@ def _trace_http1(note: Callable[[str], None]) -> None:
         return await connect(self, origin)
 
     http1.Http1._connect = traced_connect  # type: ignore[method-assign]
-    http1.Http1.post_json = traced_post  # type: ignore[method-assign,assignment]
     http1._Connection.exchange = traced_exchange  # type: ignore[method-assign]
+    # JSON posts (Slack's), and whole requests where a checkout has them (the Engage client's)
+    for name in ("post_json", "send"):
+        if hasattr(http1.Http1, name):
+            setattr(http1.Http1, name, traced(getattr(http1.Http1, name)))
 
 
 def install_reference(path: str, reference_bot: Any) -> None:
