@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from slack_sdk.errors import SlackApiError
 
 from adapters.slack.clients import INSTALLATION_SECONDS, Clients, build_client
 from adapters.slack.installations import RedisInstallationStore
 from bridge.errors import PermanentPlatformError
+from tests.fakes.slack import FakeSlack
 from tests.test_slack_installations import installation
 
 
@@ -99,3 +101,51 @@ async def test_a_token_slack_refused_is_read_again_on_the_next_call(
     before = await commands(redis_client)
     assert (await clients.for_team("T2")).token == "xoxb-two"  # other workspaces kept
     assert await commands(redis_client) == before
+
+
+CALLS = [  # a reaction, look-ups, feedback's modal and acknowledgement
+    ("reactions.add", "reactions_add", {"channel": "C1", "timestamp": "1.0", "name": "eyes"}),
+    ("conversations.replies", "conversations_replies", {"channel": "C1", "ts": "1.0"}),
+    ("conversations.info", "conversations_info", {"channel": "C1"}),
+    ("views.open", "views_open", {"trigger_id": "t", "view": {"type": "modal"}}),
+    ("chat.postEphemeral", "chat_postEphemeral", {"channel": "C1", "user": "U1", "text": "hi"}),
+]
+
+
+@pytest.mark.parametrize(("method", "call", "args"), CALLS)
+async def test_a_refused_token_is_told_whichever_call_slack_refuses(
+    fake_slack: FakeSlack, method: str, call: str, args: dict[str, Any]
+) -> None:
+    told: list[tuple[str, str, str]] = []
+    clients = Clients(build_client(fake_slack.bot_token, fake_slack.api_url), refused=tell(told))
+    client = await clients.for_team("T1")
+    fake_slack.fail_next(method, status=200, error="channel_not_found")
+    with pytest.raises(SlackApiError):
+        await getattr(client, call)(**args)
+    assert told == []
+    for error in ("token_revoked", "invalid_auth", "account_inactive"):
+        fake_slack.fail_next(method, status=200, error=error)
+        with pytest.raises(SlackApiError):
+            await getattr(client, call)(**args)
+    assert told == [("T1", fake_slack.bot_token, e) for e in ("token_revoked", "invalid_auth",
+                                                              "account_inactive")]  # fmt: skip
+
+
+async def test_a_refused_token_is_forgotten_before_it_is_told(
+    store: RedisInstallationStore, redis_client: aioredis.Redis, fake_slack: FakeSlack
+) -> None:
+    told: list[tuple[str, str, str]] = []
+    base = build_client(None, fake_slack.api_url)
+    clients = Clients(base, store, refused=tell(told))
+    client = await clients.for_team("T1")
+    fake_slack.fail_next("reactions.add", status=200, error="token_revoked")
+    with pytest.raises(SlackApiError):
+        await client.reactions_add(channel="C1", timestamp="1.0", name="eyes")
+    assert told == [("T1", "xoxb-one", "token_revoked")]
+    before = await commands(redis_client)
+    await clients.for_team("T1")
+    assert await commands(redis_client) - before == 2  # read again
+
+
+def tell(told: list[tuple[str, str, str]]) -> Any:
+    return lambda *said: told.append(said)

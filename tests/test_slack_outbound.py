@@ -12,7 +12,7 @@ from aiohttp.client_reqrep import ConnectionKey
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.state import RetryState
 
-from adapters.slack.clients import ConnectionRetry
+from adapters.slack.clients import Clients, ConnectionRetry
 from adapters.slack.format import MARKDOWN_TEXT_LIMIT
 from adapters.slack.outbound import STATUS_REACTION, SlackSender, build_client
 from bridge import backoff
@@ -434,7 +434,7 @@ async def test_a_refused_token_is_told_once_per_failing_call_and_other_errors_ar
 ) -> None:
     told: list[tuple[str, str, str]] = []
     client = build_client(fake_slack.bot_token, fake_slack.api_url)
-    sender = SlackSender(client, redis_client, refused=lambda *said: told.append(said))
+    sender = SlackSender(Clients(client, refused=lambda *said: told.append(said)), redis_client)
     key = thread(fake_slack)
     fake_slack.fail_next("chat.postMessage", status=200, error="channel_not_found")
     with pytest.raises(PermanentPlatformError):

@@ -111,7 +111,7 @@ class SlackAdapter:
             signing, self._client, self._oauth, self._redirect_uri, redis
         )
         self._refused_tokens: set[str] = set()  # single-team mode: said once
-        self._clients = Clients(self._client, store)
+        self._clients = Clients(self._client, store, refused=self._token_refused)
         answers = Answers(redis)
         self._sender = SlackSender(
             self._clients,
@@ -119,15 +119,14 @@ class SlackAdapter:
             max_parts=settings.max_reply_parts,
             user_mentions=self._options.user_mentions,
             retry=send_retry(settings),
-            refused=self._token_refused,
         )
-        self._feedback = SlackFeedback(redis, answers)
+        self._feedback = SlackFeedback(redis, answers, self._clients)
         self._threads = ThreadMap(redis, idle_ttl_seconds=settings.thread_idle_ttl_seconds)
         follow_up = settings.file.policy.edits_after_answer == "follow_up"
         self._revisions = Revisions(redis, follow_up_edits=follow_up)
         self._files = FileReader(FileLimits(max_bytes=self._options.file_max_bytes))
         self._assistant = AssistantThreads(
-            self._threads, settings.file.routing, self._options.suggested_prompts
+            self._threads, settings.file.routing, self._options.suggested_prompts, self._clients
         )
         self._inbox: Inbox | None = None
         self._identity: BotIdentity | None = None
@@ -222,7 +221,6 @@ class SlackAdapter:
         workspace's cached authorization, so its next event asks `auth.test` again and is
         refused (Bolt's answer for a workspace without a usable installation)."""
         if self._authorize is not None:
-            self._clients.forget(token)
             if self._authorize.forget(token):
                 log.warning(
                     "slack refused the bot token of workspace %s (%s): its events are refused "
@@ -348,9 +346,7 @@ class SlackAdapter:
     async def _on_other_event(self, ack: Ack) -> None:
         await ack()
 
-    async def _on_command(
-        self, body: dict[str, Any], ack: Ack, client: AsyncWebClient, context: AsyncBoltContext
-    ) -> None:
+    async def _on_command(self, body: dict[str, Any], ack: Ack, context: AsyncBoltContext) -> None:
         command = events.parse_slash_command(body)
         if command is None:
             await ack(text=USAGE)
@@ -359,6 +355,7 @@ class SlackAdapter:
             if not await access.first_delivery(self._redis, body):
                 await ack(text=f"`{command.name}` was already received.")
                 return
+            client = await self._clients.for_team(str(body.get("team_id")))
             thread = await self._command_thread(body, command, client)
             staff = self._staff_in(thread.workspace)
             refusal = await access.refusal(client, self._threads, staff, body, command.name, thread)

@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.apierrors import error_code
+from adapters.slack.clients import Clients
 from bridge.config import Routing
 from bridge.engage.errors import EngageError
 from bridge.engage.models import AgentMetadata, ConversationReadFull
@@ -88,8 +88,11 @@ class AssistantThreads:
     """Listeners for the split-view assistant; the context is kept with the thread in Redis
     (ThreadMap.note_facts) until the conversation exists (then it is merged into its `data`)."""
 
-    def __init__(self, threads: ThreadMap, routing: Routing, prompts: Sequence[str]) -> None:
+    def __init__(
+        self, threads: ThreadMap, routing: Routing, prompts: Sequence[str], clients: Clients
+    ) -> None:
         self._threads = threads
+        self._clients = clients
         self._routing = routing
         self._prompts = list(prompts)
         self._engage: AgentsAndConversations | None = None
@@ -118,7 +121,7 @@ class AssistantThreads:
         if isinstance(inbox, HasEngage):
             self._engage = inbox.engage
 
-    async def on_started(self, body: dict[str, Any], ack: Ack, client: AsyncWebClient) -> None:
+    async def on_started(self, body: dict[str, Any], ack: Ack) -> None:
         await ack()
         found = assistant_thread(body)
         if found is None:
@@ -128,6 +131,7 @@ class AssistantThreads:
         agent = await self._agent(self._routing.agent_for(thread.workspace, thread.channel))
         title = _title(agent.title) if agent is not None and agent.title else None
         try:
+            client = await self._clients.for_team(thread.workspace)
             await client.assistant_threads_setSuggestedPrompts(
                 channel_id=thread.channel,
                 thread_ts=thread.thread,

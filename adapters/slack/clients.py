@@ -9,13 +9,16 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import aiohttp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from adapters.slack.apierrors import error_code
 from adapters.slack.installations import RedisInstallationStore
 from adapters.slack.webclient import LeanWebClient, LevelAwareLogger
 from bridge import backoff, http1
@@ -35,6 +38,10 @@ UNREACHABLE = backoff.Retry(attempts=3, base=0.5, cap=4.0)
 # Calls that would act twice if repeated after Slack may have received them: a dropped
 # connection is retried only by SlackSender, which looks the part up first.
 POSTS = frozenset({"chat.postMessage", "chat.postEphemeral"})
+# Slack refused the token itself (revoked, uninstalled, account deactivated): no call can work.
+TOKEN_REFUSALS = frozenset({"invalid_auth", "account_inactive", "token_revoked"})
+# Told (workspace, token, error) when Slack refuses a token on any call (adapters/slack/app.py).
+TokenRefused = Callable[[str, str, str], None]
 
 
 class _Backoff(RetryIntervalCalculator):
@@ -102,13 +109,17 @@ _WEB_API_LOGGER = LevelAwareLogger(logging.getLogger("slack_sdk.web.async_base_c
 def build_client(token: str | None, base_url: str) -> AsyncWebClient:
     """A Web API client whose retry handlers are the Slack layer's only retries but for posts'
     unsure outcomes (SlackSender): 429s wait Retry-After, failed connections are retried."""
-    return LeanWebClient(
-        token=token,
-        base_url=base_url,
-        retry_handlers=[ConnectionRetry(), RateLimitRetry()],
+    return LeanWebClient(**_client_args(token, base_url))
+
+
+def _client_args(token: str | None, base_url: str) -> dict[str, Any]:
+    return {
+        "token": token,
+        "base_url": base_url,
+        "retry_handlers": [ConnectionRetry(), RateLimitRetry()],
         # Bolt's per-request clients take this logger too (AsyncApp._init_context).
-        logger=cast(logging.Logger, _WEB_API_LOGGER),
-    )
+        "logger": cast(logging.Logger, _WEB_API_LOGGER),
+    }
 
 
 def open_session(client: AsyncWebClient) -> None:
@@ -129,20 +140,43 @@ async def close_session(client: AsyncWebClient) -> None:
         client.session = None
 
 
+class WorkspaceClient(LeanWebClient):
+    """One workspace's client: any call Slack answers with a refusal of the token itself
+    (TOKEN_REFUSALS), whatever its method (posts, status, reactions, look-ups, feedback),
+    tells `refused` before it raises."""
+
+    def __init__(self, *args: Any, workspace: str, refused: TokenRefused, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspace = workspace
+        self._refused = refused
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
+        try:
+            return await super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            error = error_code(exc)
+            if error in TOKEN_REFUSALS and self.token:
+                self._refused(self.workspace, self.token, str(error))
+            raise
+
+
 class Clients:
-    """The Web API client for a workspace: the one bot token's, or (OAuth mode) a client with
-    the token of the installation serving that team, Enterprise Grid org-wide ones included,
-    kept for INSTALLATION_SECONDS (two Redis reads per call before)."""
+    """The Web API client for a workspace: with the one bot token, or (OAuth mode) the token of
+    the installation serving that team, Enterprise Grid org-wide ones included, kept for
+    INSTALLATION_SECONDS (two Redis reads per call before). Every client shares the base's
+    connection pool, and tells `refused` (after forgetting the token) when Slack refuses it."""
 
     def __init__(
         self,
         base: AsyncWebClient,
         store: RedisInstallationStore | None = None,
         *,
+        refused: TokenRefused | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base = base
         self._store = store
+        self._refused = refused
         self._clock = clock
         self._teams: dict[str, tuple[AsyncWebClient, float]] = {}  # client, read until
         if store is not None:
@@ -153,29 +187,42 @@ class Clients:
         return self._store is not None
 
     async def for_team(self, team_id: str) -> AsyncWebClient:
-        if self._store is None:
-            return self.base
         cached = self._teams.get(team_id)
+        if self._store is None:
+            return self._one_token(team_id, cached)
         now = self._clock()
         if cached is not None and now < cached[1]:
-            return cached[0]
+            return self._pooled(cached[0])
         installation = await self._store.find_for_team(team_id)
         token = installation.bot_token if installation is not None else None
         if not token:
             self._teams.pop(team_id, None)
             raise PermanentPlatformError(f"slack: the app is not installed in team {team_id}")
         client = cached[0] if cached is not None and cached[0].token == token else None
-        if client is None:
-            client = self._build(token)
-        if len(self._teams) >= _CLIENTS_CACHED:
-            self._teams.clear()
-        self._teams[team_id] = (client, now + INSTALLATION_SECONDS)
-        return client
+        self._keep(team_id, client or self._build(team_id, token), now + INSTALLATION_SECONDS)
+        return self._teams[team_id][0]
+
+    def _one_token(
+        self, team_id: str, cached: tuple[AsyncWebClient, float] | None
+    ) -> AsyncWebClient:
+        if cached is not None:
+            return self._pooled(cached[0])
+        if not isinstance(self.base, LeanWebClient) or not self.base.token:
+            return self.base  # a client of the caller's own making: used as it is
+        self._keep(team_id, self._build(team_id, self.base.token), float("inf"))
+        return self._teams[team_id][0]
 
     def forget(self, token: str) -> None:
         """Slack refused `token`: its workspaces read their installation on their next call."""
+        if self._store is None:
+            return  # the one token: nothing else to read
         for team in [t for t, (client, _) in self._teams.items() if client.token == token]:
             del self._teams[team]
+
+    def _told_refused(self, workspace: str, token: str, error: str) -> None:
+        self.forget(token)
+        if self._refused is not None:
+            self._refused(workspace, token, error)
 
     def _installation_changed(self, team_id: str | None) -> None:
         if team_id is None:  # an org-wide installation serves teams not named
@@ -183,9 +230,20 @@ class Clients:
         else:
             self._teams.pop(team_id, None)
 
-    def _build(self, token: str) -> AsyncWebClient:
-        client = build_client(token, self.base.base_url)
-        client.session = self.base.session  # one connection pool for every workspace
-        if isinstance(client, LeanWebClient) and isinstance(self.base, LeanWebClient):
-            client.http1 = self.base.http1
+    def _keep(self, team_id: str, client: AsyncWebClient, until: float) -> None:
+        if len(self._teams) >= _CLIENTS_CACHED:
+            self._teams.clear()
+        self._teams[team_id] = (client, until)
+
+    def _build(self, team_id: str, token: str) -> AsyncWebClient:
+        args = _client_args(token, self.base.base_url)
+        client = WorkspaceClient(**args, workspace=team_id, refused=self._told_refused)
+        return self._pooled(client)
+
+    def _pooled(self, client: AsyncWebClient) -> AsyncWebClient:
+        """`client` on the base's connections, as they are now (an adapter restarted opens new)."""
+        if client.session is not self.base.session:
+            client.session = self.base.session
+            if isinstance(client, LeanWebClient) and isinstance(self.base, LeanWebClient):
+                client.http1 = self.base.http1
         return client

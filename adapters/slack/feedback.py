@@ -13,6 +13,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import feedback_blocks as fb
 from adapters.slack.apierrors import error_code
+from adapters.slack.clients import Clients
+from adapters.slack.oauth import workspace_of
 from bridge.engage.errors import EngageError
 from bridge.errors import StorageUnavailable
 from bridge.feedback import AnswerRef, Answers, FeedbackApi, FeedbackRecorder, Thumbs, Vote
@@ -37,11 +39,13 @@ class HasEngage(Protocol):
 
 
 class SlackFeedback:
-    """Registered on the Bolt app; writes through a recorder once the bridge is attached."""
+    """Registered on the Bolt app; writes through a recorder once the bridge is attached, and
+    answers with the workspace's client (a token Slack refuses is told like a post's)."""
 
-    def __init__(self, redis: RedisClient, answers: Answers) -> None:
+    def __init__(self, redis: RedisClient, answers: Answers, clients: Clients) -> None:
         self._redis = redis
         self._answers = answers
+        self._clients = clients
         self._recorder: FeedbackRecorder | None = None
 
     def attach(self, inbox: object) -> None:
@@ -56,17 +60,15 @@ class SlackFeedback:
         app.event("reaction_added")(self._on_reaction)
         app.event("reaction_removed")(self._on_reaction)
 
-    async def _on_thumbs(self, body: dict[str, Any], ack: Ack, client: AsyncWebClient) -> None:
+    async def _on_thumbs(self, body: dict[str, Any], ack: Ack) -> None:
         await ack()
         vote, place = fb.vote_from_action(body), fb.place_of_action(body)
         if vote is None:
             return
         ok = await self._write_bounded(vote)
-        await self._tell(client, place, vote.user_id, THANKS[vote.thumbs or Thumbs.CLEARED], ok)
+        await self._tell(body, place, vote.user_id, THANKS[vote.thumbs or Thumbs.CLEARED], ok)
 
-    async def _on_comment_button(
-        self, body: dict[str, Any], ack: Ack, client: AsyncWebClient
-    ) -> None:
+    async def _on_comment_button(self, body: dict[str, Any], ack: Ack) -> None:
         await ack()
         actions = body.get("actions") or [{}]
         run_id = str(actions[0].get("value") or "")
@@ -74,11 +76,12 @@ class SlackFeedback:
             return
         try:
             view = fb.comment_modal(run_id, fb.place_of_action(body))
+            client = await self._client_for(body)
             await client.views_open(trigger_id=body.get("trigger_id"), view=view)
         except SlackApiError as exc:
             log.warning("feedback modal not opened: %s", error_code(exc))
 
-    async def _on_comment(self, body: dict[str, Any], ack: Ack, client: AsyncWebClient) -> None:
+    async def _on_comment(self, body: dict[str, Any], ack: Ack) -> None:
         found = fb.vote_from_view(body)
         if found is None:
             await ack()
@@ -90,9 +93,9 @@ class SlackFeedback:
             await ack(response_action="errors", errors=errors)
             return
         await ack()
-        await self._tell(client, place, vote.user_id, "Thanks for the comment.", ok)
+        await self._tell(body, place, vote.user_id, "Thanks for the comment.", ok)
 
-    async def _on_reaction(self, body: dict[str, Any], ack: Ack, client: AsyncWebClient) -> None:
+    async def _on_reaction(self, body: dict[str, Any], ack: Ack) -> None:
         reaction = fb.reaction_of(body)
         if reaction is None or self._recorder is None:
             await ack()
@@ -111,7 +114,7 @@ class SlackFeedback:
         await ack()
         if written and reaction.added:
             place = fb.Place(reaction.channel, answered.thread)
-            await self._tell(client, place, reaction.user, THANKS[reaction.thumbs], True)
+            await self._tell(body, place, reaction.user, THANKS[reaction.thumbs], True)
 
     async def _write_bounded(self, vote: Vote) -> bool:
         """Record within Slack's deadline; False tells the person to try again."""
@@ -126,11 +129,12 @@ class SlackFeedback:
         return True
 
     async def _tell(
-        self, client: AsyncWebClient, place: fb.Place | None, user: str, text: str, ok: bool
+        self, body: dict[str, Any], place: fb.Place | None, user: str, text: str, ok: bool
     ) -> None:
         if place is None or not (text or not ok):
             return
         try:
+            client = await self._client_for(body)
             await client.chat_postEphemeral(
                 channel=place.channel,
                 user=user,
@@ -139,3 +143,7 @@ class SlackFeedback:
             )
         except SlackApiError as exc:
             log.info("feedback acknowledgement not shown: %s", error_code(exc))
+
+    async def _client_for(self, body: dict[str, Any]) -> AsyncWebClient:
+        team = workspace_of(body)
+        return await self._clients.for_team(team) if team else self._clients.base

@@ -25,8 +25,6 @@ from bridge.store import RedisClient
 from bridge.store.parts import AnswerIndex, Parts, PartState
 
 Sleep = Callable[[float], Awaitable[None]]
-# Told (workspace, token, error) when Slack refuses the token itself (adapters/slack/app.py).
-TokenRefused = Callable[[str, str, str], None]
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +38,6 @@ _PERMANENT_ERRORS = frozenset(
         "markdown_text_conflict", "invalid_blocks", "restricted_action", "thread_locked",
     }
 )  # fmt: skip
-# Slack refused the token itself (revoked, uninstalled, account deactivated): no call can work.
-_TOKEN_REFUSALS = frozenset({"invalid_auth", "account_inactive", "token_revoked"})
 # setStatus is refused outside AI-app threads or without the scope: a reaction says the same.
 _STATUS_REFUSALS = frozenset(
     {
@@ -96,7 +92,6 @@ class SlackSender:
         user_mentions: bool = False,
         retry: backoff.Retry | None = None,
         sleep: Sleep = asyncio.sleep,
-        refused: TokenRefused | None = None,
     ) -> None:
         self._clients = client if isinstance(client, Clients) else Clients(client)
         self._parts = Parts(redis, "slack")
@@ -105,7 +100,6 @@ class SlackSender:
         self._status_by_reaction: set[ThreadKey] = set()
         self._retry = retry or backoff.Retry()
         self._sleep = sleep
-        self._refused = refused
 
     async def send(self, reply: Reply) -> str:
         return (await self.post_once(reply))[0]
@@ -242,16 +236,8 @@ class SlackSender:
                 unfurl_links=False,
                 **content,
             )
-        except SlackApiError as exc:  # from the post: for_team raises none
-            self._check_token(reply.thread.workspace, client, exc)
-            raise
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise translate(exc, "chat.postMessage") from exc
-
-    def _check_token(self, workspace: str, client: AsyncWebClient, exc: SlackApiError) -> None:
-        error = error_code(exc)
-        if self._refused is not None and error in _TOKEN_REFUSALS and client.token:
-            self._refused(workspace, client.token, str(error))
 
     async def _find_posted(self, reply: Reply, index: int) -> str | None:
         cursor: str | None = None
@@ -288,7 +274,6 @@ class SlackSender:
                     return
                 except SlackApiError as exc:
                     if error_code(exc) not in _STATUS_REFUSALS:
-                        self._check_token(thread.workspace, client, exc)
                         raise
                     if len(self._status_by_reaction) > _FALLBACK_MEMORY:
                         self._status_by_reaction.clear()
