@@ -21,30 +21,22 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
-from bench import lean_slack
+from bench import harness, lean_slack
 from bench.bench_throughput import signed_post
 from bench.chaos_check import percentile
-from bench.chaos_fleet import ROOT, Emulator, Fleet
+from bench.chaos_fleet import ROOT, Fleet
 from bench.cpu_account import process_cpu_seconds
-from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
-from tests.redis_server import RedisServer, free_port
+from tests.redis_server import free_port
 
 
 async def burst(args: argparse.Namespace, run_id: int, root: str, extra: list[str]) -> str:
-    server = RedisServer()
-    server.start()
-    workdir = Path(tempfile.mkdtemp(prefix="engage-ackcpu-"))
-    emulator = Emulator(workdir)
     signs = 0
     all_signed = asyncio.Event()
 
@@ -55,73 +47,56 @@ async def burst(args: argparse.Namespace, run_id: int, root: str, extra: list[st
             all_signed.set()
 
     slack = lean_slack.LeanSlack(lambda ts, at: None, on_status=on_status)
-    await slack.start()
-    (workdir / "bridge.toml").write_text('[routing]\ndefault_agent = "parrot"\n')
-    env = {
-        "ENGAGE_SMARTER_API_URL": emulator.url, "ENGAGE_SMARTER_API_KEY": DEFAULT_API_KEY,
-        "ENGAGE_SMARTER_ORG_ID": DEFAULT_ORG_ID, "ENGAGE_BRIDGE_REDIS_URL": server.url,
-        "ENGAGE_BRIDGE_WEB_ENABLED": "false", "ENGAGE_BRIDGE_LOG_LEVEL": "INFO",
-        "ENGAGE_BRIDGE_CONFIG_FILE": str(workdir / "bridge.toml"),
-        "SLACK_BOT_TOKEN": lean_slack.BOT_TOKEN, "SLACK_SIGNING_SECRET": lean_slack.SIGNING_SECRET,
-        "ENGAGE_BRIDGE_SLACK_API_URL": slack.api_url, "ENGAGE_BRIDGE_ROLES": args.roles,
-    }  # fmt: skip
-    env.update(dict(pair.split("=", 1) for pair in extra))
-    fleet = Fleet(1, env, workdir, [{}])
-    fleet.root = Path(root)
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    try:
-        await emulator.ready()
-        await fleet.start_all()
-        process = fleet.processes[0]
-        assert process is not None
-        url = f"{fleet.url(0)}/slack/events"
-        posts = [signed_post(n, run_id) for n in range(args.warm + args.events)]
-
-        async def post(n: int) -> float:
-            _, raw, headers = posts[n]
-            started = time.perf_counter()
-            async with session.post(url, data=raw, headers=headers) as response:
-                await response.read()
-                assert response.status == 200, response.status
-            return time.perf_counter() - started
-
-        for n in range(args.warm):
-            await post(n)
-        await session.close()
+    async with harness.slack_bench("engage-ackcpu-", slack) as bench:
+        env = {**bench.bridge_env("INFO"), "ENGAGE_BRIDGE_ROLES": args.roles}
+        env.update(dict(pair.split("=", 1) for pair in extra))
+        fleet = Fleet(1, env, bench.workdir, [{}])
+        fleet.root = Path(root)
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        spy = None
-        if args.profile:
-            spy = subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking",
-                 "--format", "raw", "--rate", str(args.profile_rate),
-                 "-o", f"{args.profile}.{run_id}", "--pid", str(process.pid)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-        await asyncio.sleep(1.0)  # the warm-up's signs settle (and py-spy attaches) first
-        cpu = process_cpu_seconds(process.pid)
-        acks = await asyncio.gather(*(post(n) for n in range(args.warm, args.warm + args.events)))
-        cpu_acked = process_cpu_seconds(process.pid)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(all_signed.wait(), 30)
-        await asyncio.sleep(0.2)
-        cpu_signed = process_cpu_seconds(process.pid)
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(timeout=30)
-        n = args.events
-        return (
-            f"ack p50 {percentile(acks, 0.5) * 1e3:4.0f} ms p99 {percentile(acks, 0.99) * 1e3:4.0f}"
-            f" ms max {max(acks) * 1e3:4.0f} ms | CPU to the last ack "
-            f"{(cpu_acked - cpu) * 1e3 / n:.3f} ms/ack, with the signs "
-            f"{(cpu_signed - cpu) * 1e3 / n:.3f} ms/event ({signs - args.warm} signs)"
-        )
-    finally:
-        await session.close()
-        fleet.stop()
-        emulator.stop()
-        await slack.aclose()
-        server.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            await bench.emulator.ready()
+            await fleet.start_all()
+            process = fleet.processes[0]
+            assert process is not None
+            url = f"{fleet.url(0)}/slack/events"
+            posts = [signed_post(n, run_id) for n in range(args.warm + args.events)]
+
+            async def post(n: int) -> float:
+                _, raw, headers = posts[n]
+                started = time.perf_counter()
+                async with session.post(url, data=raw, headers=headers) as response:
+                    await response.read()
+                    assert response.status == 200, response.status
+                return time.perf_counter() - started
+
+            for n in range(args.warm):
+                await post(n)
+            await session.close()
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            spy = None
+            if args.profile:
+                form = ("raw", "--rate", str(args.profile_rate))
+                spy = harness.py_spy(process.pid, f"{args.profile}.{run_id}", *form)
+            await asyncio.sleep(1.0)  # the warm-up's signs settle (and py-spy attaches) first
+            cpu = process_cpu_seconds(process.pid)
+            burst = range(args.warm, args.warm + args.events)
+            acks = await asyncio.gather(*(post(n) for n in burst))
+            cpu_acked = process_cpu_seconds(process.pid)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_signed.wait(), 30)
+            await asyncio.sleep(0.2)
+            cpu_signed = process_cpu_seconds(process.pid)
+            harness.stop_spy(spy)
+            n = args.events
+            return (
+                f"ack p50 {percentile(acks, 0.5) * 1e3:4.0f} ms p99 "
+                f"{percentile(acks, 0.99) * 1e3:4.0f} ms max {max(acks) * 1e3:4.0f} ms | CPU to "
+                f"the last ack {(cpu_acked - cpu) * 1e3 / n:.3f} ms/ack, with the signs "
+                f"{(cpu_signed - cpu) * 1e3 / n:.3f} ms/event ({signs - args.warm} signs)"
+            )
+        finally:
+            await session.close()
+            fleet.stop()
 
 
 _NULL_SERVER = """
@@ -215,4 +190,4 @@ if __name__ == "__main__":
     parser.add_argument("--root", default="", help="the checkout A runs (default: this one)")
     parser.add_argument("--root-b", default="")
     parser.add_argument("--env-b", action="append", default=[], metavar="NAME=VALUE")
-    asyncio.run(main(parser.parse_args()))
+    harness.run(main(parser.parse_args()))

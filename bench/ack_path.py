@@ -27,13 +27,10 @@ from starlette.routing import Route
 from adapters.slack import SlackAdapter
 from adapters.slack.ingress import bolt_request
 from adapters.slack.plain_events import plain_message
-from adapters.slack.settings import SlackSettings
-from adapters.web.settings import WebSettings
 from bench import lean_slack
 from bench.bench_throughput import signed_post
+from bench.harness import asgi_scope, call_asgi, in_process_settings
 from bridge.admission import Admission
-from bridge.config import Settings
-from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
 from bridge.http import create_app
 from bridge.metrics import Metrics
 from bridge.models import InboundMessage, SubmitResult, ThreadKey
@@ -56,37 +53,6 @@ class NullInbox:
         return False
 
 
-def scope_of(raw: bytes, headers: dict[str, str]) -> dict[str, Any]:
-    return {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/slack/events", "raw_path": b"/slack/events",
-        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        + [(b"content-length", str(len(raw)).encode())],
-    }  # fmt: skip
-
-
-async def call_asgi(app: Any, raw: bytes, headers: dict[str, str]) -> int:
-    sent = False
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = int(message["status"])
-
-    await app(scope_of(raw, headers), receive, send)
-    return status
-
-
 Layer = Callable[[bytes, dict[str, str]], Awaitable[object]]
 
 
@@ -106,19 +72,7 @@ async def main(args: argparse.Namespace) -> None:
     slack = lean_slack.LeanSlack(lambda ts, at: None)
     await slack.start()
     workdir = Path(tempfile.mkdtemp(prefix="engage-ackpath-"))
-    (workdir / "bridge.toml").write_text('[routing]\ndefault_agent = "parrot"\n')
-    options = SlackSettings(
-        bot_token=lean_slack.BOT_TOKEN,
-        signing_secret=lean_slack.SIGNING_SECRET,
-        api_url=slack.api_url,
-        _env_file=None,
-    )
-    settings = Settings(
-        [options, WebSettings(enabled=False, _env_file=None)],
-        redis_url="redis://127.0.0.1:9", config_file=workdir / "bridge.toml",
-        engage_api_key=DEFAULT_API_KEY, engage_org_id=DEFAULT_ORG_ID,
-        engage_api_url="http://127.0.0.1:9", _env_file=None,
-    )  # fmt: skip
+    options, settings = in_process_settings(workdir, slack.api_url, "redis://127.0.0.1:9")
     # A client that is never connected: the inbox stores nothing, the route reads nothing.
     redis = MuxRedis.from_url("redis://127.0.0.1:9")
     adapter = SlackAdapter(settings, redis, options=options)
@@ -148,10 +102,10 @@ async def main(args: argparse.Namespace) -> None:
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": raw, "more_body": False}
 
-        return await endpoint(Request(scope_of(raw, headers), receive))
+        return await endpoint(Request(asgi_scope(raw, headers), receive))
 
     async def bolt_dispatch(raw: bytes, headers: dict[str, str]) -> object:
-        request = Request(scope_of(raw, headers))
+        request = Request(asgi_scope(raw, headers))
         return await bolt.async_dispatch(bolt_request(request, raw))
 
     async def plain_listener(raw: bytes, headers: dict[str, str]) -> object:

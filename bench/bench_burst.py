@@ -18,23 +18,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
-from bench import lean_slack
+from bench import harness, lean_slack
 from bench.bench_throughput import signed_post
 from bench.chaos_check import percentile
-from bench.chaos_fleet import ROOT, Emulator, Fleet
+from bench.chaos_fleet import ROOT, Fleet
 from bench.cpu_account import CpuAccount, CpuUse
-from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
-from tests.redis_server import RedisServer
 
 # setup -> the roles of each of its processes (JSON for pydantic-settings); ingress goes to
 # the processes that have the `http` role.
@@ -95,10 +91,6 @@ class ProfiledFleet(Fleet):
 
 
 async def burst(setup: str, events: int, run_id: int, profile: Path | None) -> BurstResult:
-    server = RedisServer()
-    server.start()
-    workdir = Path(tempfile.mkdtemp(prefix="engage-burst-"))
-    emulator = Emulator(workdir)
     answered = 0
     all_answered = asyncio.Event()
 
@@ -108,62 +100,50 @@ async def burst(setup: str, events: int, run_id: int, profile: Path | None) -> B
         if answered >= events:
             all_answered.set()
 
-    slack = lean_slack.LeanSlack(on_reply)
-    await slack.start()
-    (workdir / "bridge.toml").write_text('[routing]\ndefault_agent = "parrot"\n')
-    env = {
-        "ENGAGE_SMARTER_API_URL": emulator.url, "ENGAGE_SMARTER_API_KEY": DEFAULT_API_KEY,
-        "ENGAGE_SMARTER_ORG_ID": DEFAULT_ORG_ID, "ENGAGE_BRIDGE_REDIS_URL": server.url,
-        "ENGAGE_BRIDGE_WEB_ENABLED": "false", "ENGAGE_BRIDGE_LOG_LEVEL": "WARNING",
-        "ENGAGE_BRIDGE_CONFIG_FILE": str(workdir / "bridge.toml"),
-        "SLACK_BOT_TOKEN": lean_slack.BOT_TOKEN, "SLACK_SIGNING_SECRET": lean_slack.SIGNING_SECRET,
-        "ENGAGE_BRIDGE_SLACK_API_URL": slack.api_url,
-    }  # fmt: skip
-    roles = SETUPS[setup]
-    per_slot = [{"ENGAGE_BRIDGE_ROLES": r} for r in roles]
-    fleet = ProfiledFleet(len(roles), env, workdir, per_slot, profile_dir=profile)
-    ingress = [fleet.url(slot) for slot, r in enumerate(roles) if '"http"' in r]
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    try:
-        await emulator.ready()
-        await fleet.start_all()
-        account = CpuAccount(
-            {
-                "bridge": [p.pid for p in fleet.processes if p is not None],
-                "emulator": [emulator.process.pid],
-                "redis": [server.process.pid] if server.process else [],
-                "driver": [os.getpid()],
-            }
-        )
-        posts = [signed_post(n, run_id) for n in range(events)]
-
-        async def post(n: int) -> tuple[int, float]:
-            _, raw, headers = posts[n]
-            started = time.perf_counter()
-            url = f"{ingress[n % len(ingress)]}/slack/events"
-            async with session.post(url, data=raw, headers=headers) as response:
-                await response.read()
-                return response.status, time.perf_counter() - started
-
-        before = account.snapshot()
-        started = time.perf_counter()
-        results = await asyncio.gather(*(post(n) for n in range(events)))
-        wall = time.perf_counter() - started
-        cpu = CpuUse.between(before, account.snapshot())
+    async with harness.slack_bench("engage-burst-", lean_slack.LeanSlack(on_reply)) as bench:
+        roles = SETUPS[setup]
+        per_slot = [{"ENGAGE_BRIDGE_ROLES": r} for r in roles]
+        env = bench.bridge_env("WARNING")
+        fleet = ProfiledFleet(len(roles), env, bench.workdir, per_slot, profile_dir=profile)
+        ingress = [fleet.url(slot) for slot, r in enumerate(roles) if '"http"' in r]
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         try:
-            await asyncio.wait_for(all_answered.wait(), timeout=300)
-            answered_after: float | None = time.perf_counter() - started
-        except TimeoutError:
-            answered_after = None
-        acks = [seconds for status, seconds in results if status == 200]
-        return BurstResult(setup, events, len(acks), acks, wall, answered_after, cpu)
-    finally:
-        await session.close()
-        fleet.stop()
-        emulator.stop()
-        await slack.aclose()
-        server.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+            await bench.emulator.ready()
+            await fleet.start_all()
+            assert bench.redis is not None
+            account = CpuAccount(
+                {
+                    "bridge": [p.pid for p in fleet.processes if p is not None],
+                    "emulator": [bench.emulator.process.pid],
+                    "redis": [bench.redis.process.pid] if bench.redis.process else [],
+                    "driver": [os.getpid()],
+                }
+            )
+            posts = [signed_post(n, run_id) for n in range(events)]
+
+            async def post(n: int) -> tuple[int, float]:
+                _, raw, headers = posts[n]
+                started = time.perf_counter()
+                url = f"{ingress[n % len(ingress)]}/slack/events"
+                async with session.post(url, data=raw, headers=headers) as response:
+                    await response.read()
+                    return response.status, time.perf_counter() - started
+
+            before = account.snapshot()
+            started = time.perf_counter()
+            results = await asyncio.gather(*(post(n) for n in range(events)))
+            wall = time.perf_counter() - started
+            cpu = CpuUse.between(before, account.snapshot())
+            try:
+                await asyncio.wait_for(all_answered.wait(), timeout=300)
+                answered_after: float | None = time.perf_counter() - started
+            except TimeoutError:
+                answered_after = None
+            acks = [seconds for status, seconds in results if status == 200]
+            return BurstResult(setup, events, len(acks), acks, wall, answered_after, cpu)
+        finally:
+            await session.close()
+            fleet.stop()
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -199,4 +179,4 @@ if __name__ == "__main__":
     parser.add_argument("--setups", default="all1,split,all3")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", default="")
-    asyncio.run(main(parser.parse_args()))
+    harness.run(main(parser.parse_args()))

@@ -19,28 +19,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import httpx
 
-from bench import lean_slack
+from bench import harness, lean_slack
 from bench.bench_throughput import signed_post
 from bench.chaos_check import percentile
-from bench.chaos_fleet import ROOT, Emulator, Fleet, peak_rss_kib, wait_http
+from bench.chaos_fleet import ROOT, Fleet, peak_rss_kib, wait_http
 from bench.cpu_account import process_cpu_seconds
 from bench.turn_trace import driver_line
-from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
-from bridge.http import KEEP_ALIVE_SECONDS
-from tests.redis_server import RedisServer, free_port
+from tests.redis_server import free_port
 
-CHILDREN: list[subprocess.Popen[bytes]] = []
+CHILDREN = harness.CHILDREN
 
 
 @dataclass
@@ -75,38 +72,23 @@ class Result:
 
 
 async def start_target(
-    target: str,
-    workdir: Path,
-    slack: lean_slack.LeanSlack,
-    emulator: Emulator,
-    args: argparse.Namespace,
-) -> tuple[subprocess.Popen[bytes], str, RedisServer | None, Fleet | None]:
+    target: str, bench: harness.SlackBench, args: argparse.Namespace
+) -> tuple[subprocess.Popen[bytes], str, Fleet | None]:
+    """The target's process and its Events API URL (and, for a bridge, its fleet of one)."""
     if target == "reference":
         port = free_port()
-        log = open(workdir / "reference.log", "ab")  # noqa: SIM115
+        log = open(bench.workdir / "reference.log", "ab")  # noqa: SIM115
         env = {**os.environ, "BENCH_TURN_TRACE": f"{args.trace}.reference"} if args.trace else None
         process = subprocess.Popen(
             [sys.executable, "-m", "bench.reference_bot", "--port", str(port),
-             "--slack-api", slack.api_url, "--engage", emulator.url],
+             "--slack-api", bench.slack.api_url, "--engage", bench.emulator.url],
             stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT, env=env,
         )  # fmt: skip
         CHILDREN.append(process)
         url = f"http://127.0.0.1:{port}"
         await wait_http(f"{url}/healthz", timeout=30)
-        return process, f"{url}/slack/events", None, None
-    redis = RedisServer()
-    redis.start()
-    if redis.process is not None:
-        CHILDREN.append(redis.process)
-    (workdir / "bridge.toml").write_text('[routing]\ndefault_agent = "parrot"\n')
-    env = {
-        "ENGAGE_SMARTER_API_KEY": DEFAULT_API_KEY, "ENGAGE_SMARTER_ORG_ID": DEFAULT_ORG_ID,
-        "ENGAGE_SMARTER_API_URL": emulator.url, "ENGAGE_BRIDGE_REDIS_URL": redis.url,
-        "ENGAGE_BRIDGE_WEB_ENABLED": "false", "ENGAGE_BRIDGE_LOG_LEVEL": args.log_level,
-        "ENGAGE_BRIDGE_CONFIG_FILE": str(workdir / "bridge.toml"),
-        "SLACK_BOT_TOKEN": lean_slack.BOT_TOKEN, "SLACK_SIGNING_SECRET": lean_slack.SIGNING_SECRET,
-        "ENGAGE_BRIDGE_SLACK_API_URL": slack.api_url,
-    }  # fmt: skip
+        return process, f"{url}/slack/events", None
+    env = bench.bridge_env(args.log_level)
     if args.worker_concurrency:
         env["ENGAGE_BRIDGE_WORKER_CONCURRENCY"] = str(args.worker_concurrency)
     if args.trace:
@@ -114,19 +96,50 @@ async def start_target(
     env.update(dict(pair.split("=", 1) for pair in args.env))
     if target == "bridge-b":
         env.update(dict(pair.split("=", 1) for pair in args.env_b))
-    fleet = Fleet(1, env, workdir, [{}])
+    fleet = Fleet(1, env, bench.workdir, [{}])
     if target == "bridge-b" and args.root_b:
         fleet.root = Path(args.root_b)
     await fleet.start_all()
     process = fleet.processes[0]
     assert process is not None
     CHILDREN.append(process)
-    return process, f"{fleet.url(0)}/slack/events", redis, fleet
+    return process, f"{fleet.url(0)}/slack/events", fleet
+
+
+@dataclass
+class Running:
+    bench: harness.SlackBench
+    process: subprocess.Popen[bytes]
+    url: str  # the target's Events API
+    session: aiohttp.ClientSession  # the driver's
+
+
+@asynccontextmanager
+async def running(
+    prefix: str,
+    target: str,
+    slack: lean_slack.LeanSlack,
+    args: argparse.Namespace,
+    agent_delay: float,
+) -> AsyncIterator[Running]:
+    """`target` started on fresh fakes (its own Redis for a bridge) whose agent takes
+    `agent_delay` s, with the driver's session; all stopped after."""
+    reference = target == "reference"
+    async with harness.slack_bench(prefix, slack, with_redis=not reference) as bench:
+        session = harness.driver_session()
+        fleet: Fleet | None = None
+        try:
+            await bench.ready(agent_delay=agent_delay)
+            process, url, fleet = await start_target(target, bench, args)
+            yield Running(bench, process, url, session)
+        finally:
+            await session.close()
+            if fleet is not None:
+                fleet.stop()
 
 
 async def run(target: str, threads: int, users: int, delay: float, args: argparse.Namespace,
               run_id: int) -> Result:  # fmt: skip
-    workdir = Path(tempfile.mkdtemp(prefix="engage-inflight-"))
     signs: dict[str, asyncio.Future[float]] = {}
     replies: dict[str, asyncio.Future[float]] = {}
 
@@ -139,23 +152,8 @@ async def run(target: str, threads: int, users: int, delay: float, args: argpars
         return note
 
     slack = lean_slack.LeanSlack(arrived(replies), on_status=arrived(signs))
-    await slack.start()
-    emulator = Emulator(workdir)
-    CHILDREN.append(emulator.process)
-    # Idle connections are dropped before the bridge's 5 s keep-alive ends them (as Slack's and a
-    # proxy's should): a POST on a connection the server closes at that moment is reset, and on a
-    # loaded machine (reply p99 near 5 s) that ended whole invocations at 600/200.
-    keepalive = KEEP_ALIVE_SECONDS - 1
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=keepalive)
-    )
-    redis: RedisServer | None = None
-    fleet: Fleet | None = None
-    try:
-        await emulator.ready()
-        async with httpx.AsyncClient() as admin:
-            await admin.put(f"{emulator.url}/_emulator/faults", json={"agent_delay": delay})
-        process, url, redis, fleet = await start_target(target, workdir, slack, emulator, args)
+    async with running("engage-inflight-", target, slack, args, delay) as on:
+        process, url, session = on.process, on.url, on.session
         posts = [signed_post(n, run_id) for n in range(threads)]
         loop = asyncio.get_running_loop()
         for ts, _, _ in posts:
@@ -190,11 +188,7 @@ async def run(target: str, threads: int, users: int, delay: float, args: argpars
             timeline = args.profile.endswith(".json")
             form = ["speedscope", "--idle"] if timeline else ["raw"]
             form += ["--rate", str(args.profile_rate)]
-            spy = subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking",
-                 "--format", *form, "-o", args.profile, "--pid", str(process.pid)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+            spy = harness.py_spy(process.pid, args.profile, *form)
             await asyncio.sleep(1.0)  # py-spy attaches before the first POST
         cpu_before = process_cpu_seconds(process.pid)
         started = time.perf_counter()
@@ -205,21 +199,11 @@ async def run(target: str, threads: int, users: int, delay: float, args: argpars
         result.slack_calls = dict(slack.calls)
         if args.trace:
             Path(f"{args.trace}.driver.{target}").write_text("".join(traced))
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(timeout=30)
+        harness.stop_spy(spy)
         if target == "reference":
             process.terminate()
             process.wait(timeout=10)
         return result
-    finally:
-        await session.close()
-        if fleet is not None:
-            fleet.stop()
-        emulator.stop()
-        if redis is not None:
-            redis.close()
-        await slack.aclose()
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -260,10 +244,4 @@ if __name__ == "__main__":
     parser.add_argument("--root-b", default="", help="the checkout bridge-b runs")
     parser.add_argument("--env-b", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--profile-rate", type=int, default=200, help="py-spy samples per second")
-    try:
-        asyncio.run(main(parser.parse_args()))
-    finally:
-        for child in CHILDREN:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+    harness.run(main(parser.parse_args()))

@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from bench import lean_slack
+from bench import harness, lean_slack
 from bench.chaos_check import percentile
 from bench.chaos_fleet import Emulator, Fleet
 from bench.cpu_account import CpuAccount, CpuUse, machine_seconds
@@ -39,7 +38,7 @@ from tests.redis_server import RedisServer
 
 COMPONENTS = ("bridge", "emulator", "redis", "driver")
 # Every child process started, killed at exit whatever happened (timeout sends SIGTERM).
-CHILDREN: list[subprocess.Popen[bytes]] = []
+CHILDREN = harness.CHILDREN
 
 
 @dataclass
@@ -308,10 +307,4 @@ if __name__ == "__main__":
     parser.add_argument("--attempts", type=int, default=4)
     parser.add_argument("--verbose", action="store_true")
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        asyncio.run(main(parser.parse_args()))
-    finally:
-        for child in CHILDREN:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+    harness.run(main(parser.parse_args()))

@@ -19,30 +19,22 @@ import argparse
 import asyncio
 import os
 import re
-import signal
 import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-import aiohttp
-import httpx
 import redis.asyncio as aioredis
 
-from bench import lean_slack
-from bench.bench_inflight import CHILDREN, start_target
+from bench import harness, lean_slack
+from bench.bench_inflight import running
 from bench.bench_throughput import signed_post
-from bench.chaos_fleet import Emulator
 from bench.cpu_account import CLOCK_TICKS, process_cpu_seconds
-from bridge.http import KEEP_ALIVE_SECONDS
 
 _SENT_BY_CLIENTS = ("evalsha", "xreadgroup", "exec", "xautoclaim")
 
 
 async def measure(target: str, args: argparse.Namespace, run_id: int) -> list[str]:
-    workdir = Path(tempfile.mkdtemp(prefix="engage-fixedcpu-"))
     replies: dict[str, asyncio.Future[float]] = {}
 
     def note(thread_ts: str, at: float) -> None:
@@ -51,20 +43,10 @@ async def measure(target: str, args: argparse.Namespace, run_id: int) -> list[st
             future.set_result(at)
 
     slack = lean_slack.LeanSlack(note)
-    await slack.start()
-    emulator = Emulator(workdir)
-    CHILDREN.append(emulator.process)
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEP_ALIVE_SECONDS - 1)
-    )
     lines: list[str] = []
-    fleet = redis = None
     n = 0
-    try:
-        await emulator.ready()
-        async with httpx.AsyncClient() as admin:
-            await admin.put(f"{emulator.url}/_emulator/faults", json={"agent_delay": args.delay})
-        process, url, redis, fleet = await start_target(target, workdir, slack, emulator, args)
+    async with running("engage-fixedcpu-", target, slack, args, args.delay) as on:
+        process, url, session, redis = on.process, on.url, on.session, on.bench.redis
         loop = asyncio.get_running_loop()
 
         def cpu() -> float:
@@ -80,17 +62,7 @@ async def measure(target: str, args: argparse.Namespace, run_id: int) -> list[st
                 )  # fmt: skip
             if not args.profile or target != "bridge":
                 return None
-            return subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking",
-                 "--format", "raw", "--rate", "200", "-o", f"{args.profile}.{phase}.raw",
-                 "--pid", str(pid)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-
-        def stop(spy: subprocess.Popen[bytes] | None) -> None:
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                spy.wait(timeout=30)
+            return harness.py_spy(pid, f"{args.profile}.{phase}.raw")
 
         def counters() -> tuple[float, float, int]:
             """(utime, stime, voluntary context switches): the last counts the loop's sleeps."""
@@ -132,7 +104,7 @@ async def measure(target: str, args: argparse.Namespace, run_id: int) -> list[st
             await asyncio.wait_for(replies[ts], 60)
 
         def on_cpu() -> float:
-            """Seconds on a CPU of all the process's threads (scheduler's ns, not 10 ms ticks)."""
+            """Seconds on a CPU of all its threads (the scheduler's ns, not 10 ms ticks)."""
             return (
                 sum(
                     int(task.joinpath("schedstat").read_text().split()[0])
@@ -155,7 +127,7 @@ async def measure(target: str, args: argparse.Namespace, run_id: int) -> list[st
         before, marks, sent = cpu(), counters(), await commands()
         for _ in range(args.sequential - 1):
             await turn()
-        stop(spy)
+        harness.stop_spy(spy)
         lines.append(
             f"turns 2-{args.sequential}, one at a time: "
             f"{(cpu() - before) * 1e3 / (args.sequential - 1):.2f} ms/turn"
@@ -173,7 +145,7 @@ async def measure(target: str, args: argparse.Namespace, run_id: int) -> list[st
                 tasks.append(asyncio.create_task(turn()))
             await asyncio.gather(*tasks)
             spent, elapsed = cpu() - before, time.perf_counter() - started
-            stop(spy)
+            harness.stop_spy(spy)
             lines.append(
                 f"{rate:g} turns/s open loop: {spent * 1e3 / elapsed:.1f} ms/s, "
                 f"{spent * 1e3 / count:.2f} ms/turn ({count} turns, {elapsed:.1f} s)"
@@ -181,14 +153,6 @@ async def measure(target: str, args: argparse.Namespace, run_id: int) -> list[st
             )
         await idle("idle after the trickles")
         return lines
-    finally:
-        await session.close()
-        if fleet is not None:
-            fleet.stop()
-        emulator.stop()
-        if redis is not None:
-            redis.close()
-        await slack.aclose()
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -211,10 +175,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile", help="py-spy raw stacks of the bridge per phase: PREFIX.phase.raw"
     )
-    try:
-        asyncio.run(main(parser.parse_args()))
-    finally:
-        for child in CHILDREN:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+    # What bench_inflight.start_target reads: more env for the bridge, and target bridge-b
+    # (another checkout and/or env) for A B in one invocation.
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--root-b", default="", help="the checkout bridge-b runs")
+    parser.add_argument("--env-b", action="append", default=[], metavar="NAME=VALUE")
+    parser.set_defaults(trace=None)
+    harness.run(main(parser.parse_args()))

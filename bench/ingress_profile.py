@@ -24,12 +24,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from adapters.slack.settings import SlackSettings
-from adapters.web.settings import WebSettings
 from bench import lean_slack
 from bench.bench_throughput import signed_post
-from bridge.config import Settings
-from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID
+from bench.harness import call_asgi, in_process_settings
 from bridge.runtime import BridgeRuntime
 from tests.redis_server import RedisServer
 
@@ -47,55 +44,15 @@ def timed(name: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitab
     return wrapper
 
 
-async def call_asgi(app: Any, raw: bytes, headers: dict[str, str]) -> int:
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/slack/events", "raw_path": b"/slack/events",
-        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        + [(b"content-length", str(len(raw)).encode())],
-    }  # fmt: skip
-    sent = False
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            await asyncio.Event().wait()
-        sent = True
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = int(message["status"])
-
-    await app(scope, receive, send)
-    return status
-
-
 async def main(args: argparse.Namespace) -> None:
     server = RedisServer()
     server.start()
     slack = lean_slack.LeanSlack(lambda ts, at: None)
     await slack.start()
     workdir = Path(tempfile.mkdtemp(prefix="engage-ingress-"))
-    (workdir / "bridge.toml").write_text('[routing]\ndefault_agent = "parrot"\n')
-    platforms = [
-        SlackSettings(
-            bot_token=lean_slack.BOT_TOKEN,
-            signing_secret=lean_slack.SIGNING_SECRET,
-            api_url=slack.api_url,
-            _env_file=None,
-        ),
-        WebSettings(enabled=False, _env_file=None),
-    ]
-    settings = Settings(
-        platforms, redis_url=server.url, http_port=0, config_file=workdir / "bridge.toml",
-        engage_api_key=DEFAULT_API_KEY, engage_org_id=DEFAULT_ORG_ID,
-        engage_api_url="http://127.0.0.1:9", roles={"http"}, _env_file=None,
-    )  # fmt: skip
+    _, settings = in_process_settings(
+        workdir, slack.api_url, server.url, http_port=0, roles={"http"}
+    )
     try:
         async with BridgeRuntime(settings) as runtime:
             adapter: Any = runtime.adapters[0]
@@ -107,7 +64,7 @@ async def main(args: argparse.Namespace) -> None:
             app = runtime._http._server.config.loaded_app  # type: ignore[union-attr]
             posts = [signed_post(n, 900) for n in range(args.events + 200)]
             for n in range(200):  # warm-up
-                await call_asgi(app, posts[n][1], posts[n][2])
+                await call_asgi(app, posts[n][1], posts[n][2], hold_open=True)
             SPENT.clear()
             profiler = cProfile.Profile() if args.cprofile else None
             queue = iter(posts[200:])
@@ -115,7 +72,7 @@ async def main(args: argparse.Namespace) -> None:
 
             async def client() -> None:
                 for _, raw, headers in queue:
-                    statuses.append(await call_asgi(app, raw, headers))
+                    statuses.append(await call_asgi(app, raw, headers, hold_open=True))
 
             if profiler:
                 profiler.enable()
