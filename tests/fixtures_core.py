@@ -195,6 +195,40 @@ def adapter() -> RecordingAdapter:
     return RecordingAdapter()
 
 
+NewCore = Callable[..., tuple[Bridge, RecordingAdapter]]
+
+
+@pytest.fixture
+def new_core(redis_client: aioredis.Redis, engage_client: EngageClient) -> NewCore:
+    """The arrange step of the core's end-to-end tests: `new_core(settings)` is a bridge (the
+    default core_settings() without them) with a RecordingAdapter of its own, on the test's
+    Redis and Engage client, unless it is given others (`redis=any_redis`, `engage=`,
+    `adapter=`, `consumer=`)."""
+
+    def build(
+        settings: Settings | None = None,
+        *,
+        redis: Any = None,
+        engage: Any = None,
+        adapter: RecordingAdapter | None = None,
+        consumer: str | None = None,
+    ) -> tuple[Bridge, RecordingAdapter]:
+        adapter = adapter if adapter is not None else RecordingAdapter()
+        redis = redis if redis is not None else redis_client
+        engage = engage if engage is not None else engage_client
+        return make_bridge(redis, engage, adapter, settings, consumer), adapter
+
+    return build
+
+
+async def until_sent(
+    bridge: Bridge, adapter: RecordingAdapter, count: int = 1, timeout: float = 10.0
+) -> None:
+    """Run the bridge's workers until `adapter` has sent `count` replies."""
+    async with running(bridge):
+        await wait_until(lambda: len(adapter.sent) == count, timeout=timeout)
+
+
 @pytest.fixture
 async def engage_client(request: pytest.FixtureRequest) -> AsyncIterator[EngageClient]:
     """The real client against the `emulator` fixture."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -16,15 +18,14 @@ from bridge.codec import decode_message, encode_message
 from bridge.config import Settings
 from bridge.core import Bridge
 from bridge.edits import NOTE_COMMAND, Revisions
-from bridge.engage.client import EngageClient
 from bridge.models import InboundMessage, SubmitResult, ThreadKey
 from bridge.store import Hold, keys
 from bridge.store.threads import ThreadState
 from bridge.turn import plan
 from tests.fixtures_core import (
+    NewCore,
     RecordingAdapter,
     core_settings,
-    make_bridge,
     message,
     running,
     thread_key,
@@ -168,12 +169,10 @@ class BetweenTurns:
 
 
 @pytest.fixture
-def bridge(
-    redis_client: aioredis.Redis, engage_client: EngageClient, adapter: RecordingAdapter
-) -> Bridge:
+def bridge(new_core: NewCore, adapter: RecordingAdapter) -> Bridge:
     # A lease that outlives a late heartbeat on a loaded machine: held turns keep their lease.
     settings = core_settings(lease_seconds=5.0, claim_idle_seconds=10.0)
-    return make_bridge(redis_client, engage_client, adapter, settings)
+    return new_core(settings, adapter=adapter)[0]
 
 
 @pytest.fixture
@@ -183,21 +182,25 @@ def held_bridge(bridge: Bridge, monkeypatch: pytest.MonkeyPatch) -> tuple[Bridge
     return bridge, between
 
 
+@asynccontextmanager
 async def held_between_turns(
-    bridge: Bridge, between: BetweenTurns, emulator: Any, redis: aioredis.Redis, thread: ThreadKey
-) -> InboundMessage:
-    """Answers "first" while "secnd question" arrives, then holds the worker between that turn's
-    commit and the next BEGIN; returns the waiting message."""
-    hold_chat(emulator)
-    await bridge.submit(message(thread, "first"))
-    await wait_until(lambda: emulator.faults.held == 1)
-    waiting = message(thread, "secnd question")
-    await bridge.submit(waiting)
-    release_chat(emulator)
-    await asyncio.wait_for(between.reached.wait(), timeout=10)
-    assert await redis.exists(keys.lease(thread))  # still the holder's...
-    assert not await redis.exists(keys.turn(thread))  # ...with no journal
-    return waiting
+    held_bridge: tuple[Bridge, BetweenTurns], emulator: Any, redis: aioredis.Redis, name: str
+) -> AsyncIterator[InboundMessage]:
+    """The workers run; "first" is answered while "secnd question" arrives, then the worker is
+    held between that turn's commit and the next BEGIN: the waiting message."""
+    bridge, between = held_bridge
+    thread = thread_key(name)
+    async with running(bridge):
+        hold_chat(emulator)
+        await bridge.submit(message(thread, "first"))
+        await wait_until(lambda: emulator.faults.held == 1)
+        waiting = message(thread, "secnd question")
+        await bridge.submit(waiting)
+        release_chat(emulator)
+        await asyncio.wait_for(between.reached.wait(), timeout=10)
+        assert await redis.exists(keys.lease(thread))  # still the holder's...
+        assert not await redis.exists(keys.turn(thread))  # ...with no journal
+        yield waiting
 
 
 async def test_an_edit_between_two_turns_of_one_holder_reaches_the_agent_as_the_text(
@@ -207,9 +210,7 @@ async def test_an_edit_between_two_turns_of_one_holder_reaches_the_agent_as_the_
     adapter: RecordingAdapter,
 ) -> None:
     bridge, between = held_bridge
-    thread = thread_key("edit-between")
-    async with running(bridge):
-        waiting = await held_between_turns(bridge, between, emulator, redis_client, thread)
+    async with held_between_turns(held_bridge, emulator, redis_client, "edit-between") as waiting:
         edit = replace(waiting, text="second question")
         outcome = await Revisions(redis_client).edited(bridge, edit, "e1")
         between.go_on.set()
@@ -227,9 +228,8 @@ async def test_a_delete_between_two_turns_of_one_holder_withdraws_the_message(
     adapter: RecordingAdapter,
 ) -> None:
     bridge, between = held_bridge
-    thread = thread_key("delete-between")
-    async with running(bridge):
-        waiting = await held_between_turns(bridge, between, emulator, redis_client, thread)
+    async with held_between_turns(held_bridge, emulator, redis_client, "delete-between") as waiting:
+        thread = waiting.thread
         outcome = await Revisions(redis_client).deleted(bridge, thread, waiting.message_id)
         between.go_on.set()
         # The next BEGIN finds nothing pending and lets go.
@@ -245,18 +245,26 @@ async def _released(redis: aioredis.Redis, thread: ThreadKey) -> bool:
     return not await redis.exists(keys.lease(thread), keys.inbox(thread))
 
 
+@asynccontextmanager
+async def first_held_before_the_agent(
+    bridge: Bridge, emulator: Any, name: str
+) -> AsyncIterator[InboundMessage]:
+    """The workers run while a thread's "first" message is in its turn, held before the agent."""
+    first = message(thread_key(name), "first")
+    hold_chat(emulator)
+    async with running(bridge):
+        await bridge.submit(first)
+        await wait_until(lambda: emulator.faults.held == 1)  # journaled, not at the agent yet
+        yield first
+
+
 async def test_an_edit_while_its_turn_is_held_before_the_agent_is_a_follow_up_after_it(
     bridge: Bridge,
     emulator: Any,
     redis_client: aioredis.Redis,
     adapter: RecordingAdapter,
 ) -> None:
-    thread = thread_key("edit-taken")
-    first = message(thread, "first")
-    hold_chat(emulator)
-    async with running(bridge):
-        await bridge.submit(first)
-        await wait_until(lambda: emulator.faults.held == 1)  # journaled, not at the agent yet
+    async with first_held_before_the_agent(bridge, emulator, "edit-taken") as first:
         outcome = await Revisions(redis_client).edited(bridge, replace(first, text="FIRST"), "e1")
         release_chat(emulator)
         await wait_until(lambda: len(adapter.sent) == 2)
@@ -272,12 +280,8 @@ async def test_a_delete_while_its_turn_is_held_before_the_agent_is_noted_after_i
     redis_client: aioredis.Redis,
     adapter: RecordingAdapter,
 ) -> None:
-    thread = thread_key("delete-taken")
-    first = message(thread, "first")
-    hold_chat(emulator)
-    async with running(bridge):
-        await bridge.submit(first)
-        await wait_until(lambda: emulator.faults.held == 1)  # journaled, not at the agent yet
+    async with first_held_before_the_agent(bridge, emulator, "delete-taken") as first:
+        thread = first.thread
         outcome = await Revisions(redis_client).deleted(bridge, thread, first.message_id)
         release_chat(emulator)
         await wait_until(lambda: _released(redis_client, thread))

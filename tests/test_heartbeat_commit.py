@@ -14,12 +14,10 @@ from typing import Any
 
 import pytest
 
-from bridge.engage.client import EngageClient
 from bridge.store import keys
 from tests.fixtures_core import (
-    RecordingAdapter,
+    NewCore,
     core_settings,
-    make_bridge,
     message,
     running,
     thread_key,
@@ -74,16 +72,15 @@ async def pending_entries(redis: Any) -> int:
 async def test_a_heartbeat_that_crosses_the_commit_letting_go_is_silent_and_the_entry_acked(
     any_redis: Any,
     emulator: Any,
-    engage_client: EngageClient,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    new_core: NewCore,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="bridge")
-    adapter = RecordingAdapter()
     # A heartbeat every second; an entry looks idle (taken over, acknowledged late) only after
     # a minute, far beyond the test's waits.
     settings = core_settings(lease_seconds=3.0, claim_idle_seconds=60.0)
-    bridge = make_bridge(any_redis, engage_client, adapter, settings)
+    bridge, adapter = new_core(settings, redis=any_redis)
     phases = bridge.store.threads._phases
     crossed = CrossedCommit(phases)
     monkeypatch.setattr(phases, "_commit", crossed.commit)

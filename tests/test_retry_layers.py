@@ -7,19 +7,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from bridge.config import Settings
 from bridge.core import Bridge
 from bridge.engage.client import EngageClient
 from bridge.models import ReplyKind
 from tests.fixtures_core import (
+    NewCore,
     RecordingAdapter,
     core_settings,
-    make_bridge,
     message,
     running,
     thread_key,
+    until_sent,
     wait_until,
 )
 
@@ -57,10 +57,9 @@ async def answered(bridge: Bridge, adapter: RecordingAdapter, text: str) -> str:
 
 
 async def test_a_5xx_on_an_idempotent_read_is_tried_exactly_the_configured_times_then_apology(
-    redis_client: aioredis.Redis, emulator: Any, engage: EngageClient, settings: Settings
+    emulator: Any, engage: EngageClient, settings: Settings, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage, adapter, settings)
+    bridge, adapter = new_core(settings, engage=engage)
     async with running(bridge):
         cid = await answered(bridge, adapter, "first question")
         # A handoff reads the conversation (GET, idempotent) before it updates it.
@@ -77,15 +76,13 @@ async def test_a_5xx_on_an_idempotent_read_is_tried_exactly_the_configured_times
 
 
 async def test_a_chat_refused_with_5xx_is_sent_the_configured_times_then_apology(
-    redis_client: aioredis.Redis, emulator: Any, engage: EngageClient, settings: Settings
+    emulator: Any, engage: EngageClient, settings: Settings, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage, adapter, settings)
+    bridge, adapter = new_core(settings, engage=engage)
     emulator.faults.update({"scope": "chat", "status": 503})
     emulator.faults.fail_next = MANY
     await bridge.submit(message(thread_key("down"), "anyone there?"))
-    async with running(bridge):
-        await wait_until(lambda: len(adapter.sent) == 1)
+    await until_sent(bridge, adapter)
     # Each round after the first read the history first: the messages were not stored.
     assert MANY - emulator.faults.fail_next == TRIES
     assert adapter.sent[0].kind is ReplyKind.NOTICE
@@ -93,16 +90,14 @@ async def test_a_chat_refused_with_5xx_is_sent_the_configured_times_then_apology
 
 
 async def test_a_chat_whose_response_was_lost_is_never_sent_again(
-    redis_client: aioredis.Redis, emulator: Any, engage: EngageClient, settings: Settings
+    emulator: Any, engage: EngageClient, settings: Settings, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage, adapter, settings)
+    bridge, adapter = new_core(settings, engage=engage)
     # Processed in full, then answered 502: to the client a 5xx like any other.
     emulator.faults.update({"scope": "chat", "status": 502})
     emulator.faults.lose_response_next = 1
     await bridge.submit(message(thread_key("lost"), "only once"))
-    async with running(bridge):
-        await wait_until(lambda: len(adapter.sent) == 1)
+    await until_sent(bridge, adapter)
     [reply] = adapter.sent
     assert reply.text == "You said: only once"
     assert reply.conversation_id is not None
@@ -111,15 +106,13 @@ async def test_a_chat_whose_response_was_lost_is_never_sent_again(
 
 
 async def test_a_chat_refused_with_429_is_repeated_by_the_client_alone(
-    redis_client: aioredis.Redis, emulator: Any, engage: EngageClient, settings: Settings
+    emulator: Any, engage: EngageClient, settings: Settings, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage, adapter, settings)
+    bridge, adapter = new_core(settings, engage=engage)
     emulator.faults.update({"scope": "chat", "status": 429, "retry_after": 0.01})
     emulator.faults.fail_next = TRIES - 1
     await bridge.submit(message(thread_key("busy"), "wait your turn"))
-    async with running(bridge):
-        await wait_until(lambda: len(adapter.sent) == 1)
+    await until_sent(bridge, adapter)
     assert emulator.faults.fail_next == 0
     [reply] = adapter.sent
     assert reply.text == "You said: wait your turn"
@@ -128,30 +121,26 @@ async def test_a_chat_refused_with_429_is_repeated_by_the_client_alone(
 
 
 async def test_a_chat_refused_with_429_more_often_than_the_tries_is_apologised_for(
-    redis_client: aioredis.Redis, emulator: Any, engage: EngageClient, settings: Settings
+    emulator: Any, engage: EngageClient, settings: Settings, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage, adapter, settings)
+    bridge, adapter = new_core(settings, engage=engage)
     emulator.faults.update({"scope": "chat", "status": 429, "retry_after": 0.01})
     emulator.faults.fail_next = MANY
     await bridge.submit(message(thread_key("busier"), "still there?"))
-    async with running(bridge):
-        await wait_until(lambda: len(adapter.sent) == 1)
+    await until_sent(bridge, adapter)
     assert MANY - emulator.faults.fail_next == TRIES
     assert adapter.sent[0].kind is ReplyKind.NOTICE
 
 
 async def test_a_429_asking_longer_than_four_backoff_caps_is_apologised_for_at_once(
-    redis_client: aioredis.Redis, emulator: Any, engage: EngageClient, settings: Settings
+    emulator: Any, engage: EngageClient, settings: Settings, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage, adapter, settings)
+    bridge, adapter = new_core(settings, engage=engage)
     longest = settings.agent_backoff_max_seconds * 4
     emulator.faults.update({"scope": "chat", "status": 429, "retry_after": longest * 10})
     emulator.faults.fail_next = MANY
     await bridge.submit(message(thread_key("later"), "come back later?"))
-    async with running(bridge):
-        await wait_until(lambda: len(adapter.sent) == 1)
+    await until_sent(bridge, adapter)
     assert MANY - emulator.faults.fail_next == 1
     assert adapter.sent[0].kind is ReplyKind.NOTICE
     [letter] = await bridge.dead_letters.list()

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.core import Bridge
-from bridge.engage.client import EngageClient
 from bridge.store import Hold
 from bridge.threadmap import RedisClient
 from tests.fixtures_core import (
+    NewCore,
     RecordingAdapter,
     core_settings,
-    make_bridge,
     message,
     running,
     thread_key,
@@ -20,13 +19,13 @@ from tests.fixtures_core import (
 from tests.fixtures_emulator import hold_answers, release_answers
 
 
-def bridges(redis: RedisClient, engage: EngageClient) -> tuple[Bridge, Bridge, RecordingAdapter]:
+def bridges(new_core: NewCore, redis: RedisClient) -> tuple[Bridge, Bridge, RecordingAdapter]:
     """A process that will stop mid-turn and another one (with its adapter), with production's
     lease, claim and blocking read: a stopped worker's thread would wait 30 + 60 s for them."""
     settings = core_settings(lease_seconds=30.0, claim_idle_seconds=60.0, worker_block_seconds=5.0)
-    stopping = make_bridge(redis, engage, RecordingAdapter(), settings, consumer="stopping")
-    other = RecordingAdapter()
-    return stopping, make_bridge(redis, engage, other, settings, consumer="other"), other
+    stopping, _ = new_core(settings, redis=redis, consumer="stopping")
+    other, adapter = new_core(settings, redis=redis, consumer="other")
+    return stopping, other, adapter
 
 
 async def stop_mid_turn(stopping: Bridge, emulator: Any, text: str) -> None:
@@ -51,17 +50,17 @@ async def answered_by(bridge: Bridge, adapter: RecordingAdapter) -> list[str]:
 
 
 async def test_a_thread_whose_worker_stops_mid_turn_is_answered_by_another_at_once(
-    any_redis: RedisClient, emulator: Any, engage_client: EngageClient
+    any_redis: RedisClient, emulator: Any, new_core: NewCore
 ) -> None:
-    stopping, other, adapter = bridges(any_redis, engage_client)
+    stopping, other, adapter = bridges(new_core, any_redis)
     await stop_mid_turn(stopping, emulator, "are you there?")
     assert await answered_by(other, adapter) == ["You said: are you there?"]
 
 
 async def test_a_handed_back_thread_that_reaches_the_stopping_workers_last_read_goes_on(
-    any_redis: RedisClient, emulator: Any, engage_client: EngageClient
+    any_redis: RedisClient, emulator: Any, new_core: NewCore
 ) -> None:
-    stopping, other, adapter = bridges(any_redis, engage_client)
+    stopping, other, adapter = bridges(new_core, any_redis)
     queue, threads = stopping.store.queue, stopping.store.threads
     hand_back = threads.hand_back
     taken: list[str] = []

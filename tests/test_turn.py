@@ -6,19 +6,18 @@ import logging
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 import redis.exceptions
 
 from bridge.config import FileConfig, Routing
 from bridge.engage.client import EngageClient
 from bridge.models import Origin, ReplyKind, ThreadKey
 from tests.fixtures_core import (
-    RecordingAdapter,
+    NewCore,
     core_settings,
-    make_bridge,
     message,
     running,
     thread_key,
+    until_sent,
     wait_until,
 )
 
@@ -35,27 +34,21 @@ def runs(emulator: Any) -> int:
     return len(emulator.state.runs)
 
 
-async def test_info_messages_never_reach_users(
-    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
-) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage_client, adapter, settings_for("inspector"))
+async def test_info_messages_never_reach_users(emulator: Any, new_core: NewCore) -> None:
+    bridge, adapter = new_core(settings_for("inspector"))
     await bridge.submit(message(text="look"))
-    async with running(bridge):
-        await wait_until(lambda: len(adapter.sent) == 1)
+    await until_sent(bridge, adapter)
     assert adapter.texts() == ["Inspected: look"]
     assert not any("internal" in r.text for r in adapter.sent)
 
 
 async def test_status_messages_go_to_set_status_and_are_cleared(
-    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+    emulator: Any, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
     settings = settings_for("pensions-questions-latest")
-    bridge = make_bridge(redis_client, engage_client, adapter, settings)
+    bridge, adapter = new_core(settings)
     await bridge.submit(message(text="When can I retire?", user_name="Ada"))
-    async with running(bridge):
-        await wait_until(lambda: len(adapter.sent) == 1)
+    await until_sent(bridge, adapter)
     statuses = [s for _, s in adapter.statuses]
     assert statuses == ["Thinking…", "Reading your question…", "Looking up pension rules…", None]
     [reply] = adapter.sent
@@ -68,10 +61,9 @@ async def test_status_messages_go_to_set_status_and_are_cleared(
 
 
 async def test_agent_outage_retries_then_apologises_dead_letters_and_replays(
-    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+    emulator: Any, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage_client, adapter)
+    bridge, adapter = new_core()
     emulator.faults.scope = "chat"
     emulator.faults.status = 503
     emulator.faults.fail_next = 100
@@ -96,11 +88,8 @@ async def test_agent_outage_retries_then_apologises_dead_letters_and_replays(
     assert history(emulator, cid).count(("user", "are you there?")) == 1
 
 
-async def test_permanent_agent_errors_dead_letter_at_once(
-    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
-) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage_client, adapter, settings_for("no-such-agent"))
+async def test_permanent_agent_errors_dead_letter_at_once(emulator: Any, new_core: NewCore) -> None:
+    bridge, adapter = new_core(settings_for("no-such-agent"))
     await bridge.submit(message(text="hello"))
     async with running(bridge):
         await wait_until(lambda: len(adapter.sent) == 1)
@@ -109,15 +98,13 @@ async def test_permanent_agent_errors_dead_letter_at_once(
 
 
 async def test_a_lost_chat_response_is_reconciled_not_resent(
-    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+    emulator: Any, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage_client, adapter)
+    bridge, adapter = new_core()
     emulator.faults.scope = "chat"
     emulator.faults.lose_response_next = 1
     await bridge.submit(message(text="only once"))
-    async with running(bridge):
-        await wait_until(lambda: len(adapter.sent) == 1)
+    await until_sent(bridge, adapter)
     [reply] = adapter.sent
     assert reply.text == "You said: only once"
     assert reply.conversation_id is not None
@@ -125,10 +112,9 @@ async def test_a_lost_chat_response_is_reconciled_not_resent(
 
 
 async def test_lifecycle_bot_human_resolved_reopened_without_agent_calls_while_human(
-    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+    emulator: Any, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage_client, adapter)
+    bridge, adapter = new_core()
     thread = thread_key("life")
 
     async def say(text: str, **kw: Any) -> None:
@@ -171,10 +157,9 @@ async def test_lifecycle_bot_human_resolved_reopened_without_agent_calls_while_h
 
 
 async def test_handoff_records_the_staff_assignee_but_never_the_customer_asking(
-    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+    emulator: Any, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage_client, adapter)
+    bridge, adapter = new_core()
     asked, assigned = thread_key("asked"), thread_key("assigned")
     async with running(bridge):
         for thread in (asked, assigned):
@@ -196,11 +181,8 @@ async def test_handoff_records_the_staff_assignee_but_never_the_customer_asking(
     assert data(assigned)["assignee"] == "S9"
 
 
-async def test_status_agent_and_reset_commands(
-    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
-) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage_client, adapter)
+async def test_status_agent_and_reset_commands(emulator: Any, new_core: NewCore) -> None:
+    bridge, adapter = new_core()
     thread = thread_key("cmd")
     async with running(bridge):
         await bridge.submit(message(thread, "hi"))
@@ -232,30 +214,26 @@ async def test_status_agent_and_reset_commands(
 
 
 async def test_an_answer_names_the_run_that_produced_it(
-    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+    emulator: Any, engage_client: EngageClient, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage_client, adapter, settings_for("parrot"))
+    bridge, adapter = new_core(settings_for("parrot"))
     await bridge.submit(message(text="which run?"))
-    async with running(bridge):
-        await wait_until(lambda: len(adapter.sent) == 1)
+    await until_sent(bridge, adapter)
     [reply] = adapter.sent
     [run] = await engage_client.get_conversation_runs(reply.conversation_id or "")
     assert reply.run_id == run.id
 
 
 async def test_a_failed_chat_wins_over_a_failed_record_write_which_is_logged(
-    redis_client: aioredis.Redis,
     emulator: Any,
-    engage_client: EngageClient,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    new_core: NewCore,
 ) -> None:
     """The new record's write runs alongside the chat: when both fail, the turn ends on the
     chat's own error (apology, dead letter) and the write's failure is logged, not raised in
     its place."""
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage_client, adapter, settings_for("no-such-agent"))
+    bridge, adapter = new_core(settings_for("no-such-agent"))
     put = bridge.threads.put
     failed: list[Any] = []
 

@@ -14,7 +14,6 @@ from bridge import turn as turn_module
 from bridge.codec import text
 from bridge.config import Settings
 from bridge.deadletters import turn_id
-from bridge.engage.client import EngageClient
 from bridge.models import InboundMessage, Reply, ThreadKey
 from bridge.redisconn import connect_redis
 from bridge.store import Hold, keys
@@ -22,12 +21,13 @@ from bridge.threadmap import RedisClient
 from bridge.turn import APOLOGY
 from tests import redis_server as redis_server_module
 from tests.fixtures_core import (
+    NewCore,
     RecordingAdapter,
     core_settings,
-    make_bridge,
     message,
     running,
     thread_key,
+    until_sent,
     wait_until,
 )
 from tests.redis_server import RedisServer
@@ -97,10 +97,9 @@ async def drained(redis: Any, thread: ThreadKey) -> bool:
 
 
 async def test_a_batch_started_more_than_the_limit_is_dead_lettered_and_the_rest_goes_on(
-    any_redis: Any, emulator: Any, engage_client: EngageClient
+    any_redis: Any, emulator: Any, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(any_redis, engage_client, adapter, poison_settings())
+    bridge, adapter = new_core(poison_settings(), redis=any_redis)
     thread = thread_key("poison")
     one, two, status, three = (message(thread, t) for t in ("one", "two", "status", "three"))
     for m in (one, two, status, three):
@@ -128,10 +127,9 @@ async def test_a_batch_started_more_than_the_limit_is_dead_lettered_and_the_rest
 
 
 async def test_the_last_allowed_attempt_runs_and_its_commit_clears_the_count(
-    any_redis: Any, emulator: Any, engage_client: EngageClient
+    any_redis: Any, emulator: Any, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(any_redis, engage_client, adapter, poison_settings())
+    bridge, adapter = new_core(poison_settings(), redis=any_redis)
     thread = thread_key("fine")
     one, two = message(thread, "one"), message(thread, "two")
     await bridge.submit(one)
@@ -145,10 +143,9 @@ async def test_the_last_allowed_attempt_runs_and_its_commit_clears_the_count(
 
 
 async def test_a_count_left_by_an_earlier_batch_does_not_count_against_the_next(
-    any_redis: Any, emulator: Any, engage_client: EngageClient
+    any_redis: Any, emulator: Any, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(any_redis, engage_client, adapter, poison_settings())
+    bridge, adapter = new_core(poison_settings(), redis=any_redis)
     thread = thread_key("stale")
     await started_before(any_redis, thread, message(thread, "long gone"), LIMIT + 5)
     await bridge.submit(message(thread, "hello"))
@@ -159,12 +156,11 @@ async def test_a_count_left_by_an_earlier_batch_does_not_count_against_the_next(
 
 
 async def test_takeovers_that_never_started_a_turn_do_not_make_a_batch_poison(
-    any_redis: Any, emulator: Any, engage_client: EngageClient
+    any_redis: Any, emulator: Any, new_core: NewCore
 ) -> None:
     """The chaos run's false positive: a scheduling entry handed from dead worker to dead worker
     many times (each killed before it took the lease) is not a batch that kills workers."""
-    adapter = RecordingAdapter()
-    bridge = make_bridge(any_redis, engage_client, adapter, poison_settings())
+    bridge, adapter = new_core(poison_settings(), redis=any_redis)
     await bridge.workers.ensure_group()
     thread = thread_key("unlucky")
     await bridge.submit(message(thread, "hello"))
@@ -203,7 +199,7 @@ class CrashingAdapter(RecordingAdapter):
 
 
 async def test_a_crashed_turn_is_retried_at_once_and_its_last_attempt_ends_as_a_dead_letter(
-    any_redis: Any, emulator: Any, engage_client: EngageClient
+    any_redis: Any, emulator: Any, new_core: NewCore
 ) -> None:
     """A turn that raises in a live process hands its thread back at once (after a short
     backoff): the retry does not wait for the crashed turn's lease or its entry's idle time,
@@ -211,7 +207,7 @@ async def test_a_crashed_turn_is_retried_at_once_and_its_last_attempt_ends_as_a_
     ends as a dead letter with one apology, and the thread goes on."""
     adapter = CrashingAdapter()
     settings = core_settings(turn_max_attempts=2, lease_seconds=300.0, claim_idle_seconds=600.0)
-    bridge = make_bridge(any_redis, engage_client, adapter, settings)
+    bridge, _ = new_core(settings, redis=any_redis, adapter=adapter)
     poisoned, flaky = thread_key("boom"), thread_key("flaky")
     async with running(bridge):
         await bridge.submit(message(poisoned, "boom"))
@@ -247,14 +243,11 @@ class ApologyRefusingAdapter(RecordingAdapter):
 
 
 async def test_a_parked_batch_stays_parked_when_its_apology_cannot_be_posted(
-    redis_client: aioredis.Redis,
-    emulator: Any,
-    engage_client: EngageClient,
-    monkeypatch: pytest.MonkeyPatch,
+    redis_client: aioredis.Redis, emulator: Any, monkeypatch: pytest.MonkeyPatch, new_core: NewCore
 ) -> None:
     monkeypatch.setattr(turn_module, "_PARKED_APOLOGY_SECONDS", 0.2)
     adapter = ApologyRefusingAdapter()
-    bridge = make_bridge(redis_client, engage_client, adapter, poison_settings())
+    bridge, _ = new_core(poison_settings(), adapter=adapter)
     thread = thread_key("no-apology")
     stuck = message(thread, "stuck")
     await bridge.submit(stuck)
@@ -274,10 +267,9 @@ async def test_a_parked_batch_stays_parked_when_its_apology_cannot_be_posted(
 
 
 async def test_a_batch_parked_by_an_attempt_that_died_before_its_commit_is_not_answered(
-    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+    redis_client: aioredis.Redis, emulator: Any, new_core: NewCore
 ) -> None:
-    adapter = RecordingAdapter()
-    bridge = make_bridge(redis_client, engage_client, adapter)
+    bridge, adapter = new_core()
     thread = thread_key("parked")
     gave_up = message(thread, "answered never", message_id="p1")
     await bridge.submit(gave_up)
@@ -290,7 +282,6 @@ async def test_a_batch_parked_by_an_attempt_that_died_before_its_commit_is_not_a
     assert await bridge.dead_letters.store(tid, str(thread), (gave_up,), "Unprocessable: 422")
     await redis_client.delete(keys.lease(thread))
     await bridge.submit(message(thread, "next one", message_id="p2"))
-    async with running(bridge):
-        await wait_until(lambda: len(adapter.sent) == 2)
+    await until_sent(bridge, adapter, 2)
     assert adapter.texts() == [APOLOGY, "You said: next one"]
     assert [d.turn_id for d in await bridge.dead_letters.list()] == [tid]
