@@ -8,8 +8,9 @@ turn, session 6"). `Http1` sends what
 headers in order, aiohttp's Accept and Accept-Encoding, Content-Length, `json.dumps` of the body,
 TLS with aiohttp's verified context) and parses the answer with httptools (llhttp: content
 length, chunked, Connection: close, HTTP/1.0), gzip and deflate undone. Callers keep aiohttp for
-everything else (proxies, forms, files, GETs). Failures are aiohttp's exception types, so retry
-rules written for aiohttp judge them the same way:
+everything else (proxies, forms, files, GETs). `stream()` hands an answer's body out in the
+pieces httptools parses it into (the Engage chat stream: `Stream`). Failures are aiohttp's
+exception types, so retry rules written for aiohttp judge them the same way:
 
     connecting failed (nothing was sent)        aiohttp.ClientConnectorError (TLS: its subclasses)
     closed before the answer began              aiohttp.ServerDisconnectedError
@@ -17,6 +18,7 @@ rules written for aiohttp judge them the same way:
     reset while sending or reading              aiohttp.ClientOSError
     malformed or oversized answer               aiohttp.ClientResponseError
     no whole answer within `timeout`            TimeoutError
+    a stream's next piece not within `timeout`  aiohttp.SocketTimeoutError (aiohttp's sock_read)
 
 A kept-alive connection the server closed meanwhile is never written to again once its close
 is seen; one closed while the request is on its way fails as above (aiohttp does the same for a
@@ -30,6 +32,7 @@ import json
 import re
 import ssl
 import zlib
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,6 +50,9 @@ CONNECTIONS = 100
 KEEPALIVE_SECONDS = 15.0
 # API answers are a few KB; a bigger one is refused rather than buffered.
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
+# A streamed body read this far ahead of its reader stops reading from the socket (aiohttp's
+# stream reader's high-water mark) until the reader has taken three quarters of it.
+_STREAM_BUFFER = 1 << 16
 _DECODED = frozenset({"gzip", "deflate"})
 # aiohttp's test of a JSON content type (ClientResponse.json).
 _JSON = re.compile(r"^application/(?:[\w.+-]+?\+)?json")
@@ -120,6 +126,8 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._started = False
+        self._stream: Stream | None = None  # an answer handed out as it arrives
+        self._interim = False
 
     def open(self, now: float) -> bool:
         transport = self.transport
@@ -131,6 +139,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if self._stream is not None:
+            self._stream.lost(exc)
+            return
         if isinstance(exc, OSError):
             self._fail(aiohttp.ClientOSError(exc.errno, str(exc)))
         elif self._started:
@@ -143,7 +154,10 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(_bad(f"bad HTTP answer: {type(exc).__name__}"))
+            error = _bad(f"bad HTTP answer: {type(exc).__name__}")
+            if self._stream is not None:
+                self._stream.fail(error)
+            self._fail(error)
             self.close()
 
     def on_status(self, reason: bytes) -> None:
@@ -153,7 +167,20 @@ class _Connection(asyncio.Protocol):
         self._headers.add(name.decode("utf-8", "surrogateescape"),
                           value.decode("utf-8", "surrogateescape"))  # fmt: skip
 
+    def on_headers_complete(self) -> None:
+        stream = self._stream
+        if stream is not None:
+            headers, self._headers = CIMultiDictProxy(self._headers), CIMultiDict()
+            status = self._parser.get_status_code()
+            if status < 200:  # an interim answer (100 Continue, 103 Early Hints): as aiohttp, skip
+                self._interim = True
+                return
+            stream.head(status, self._reason, headers, _ends_at_close(status, headers))
+
     def on_body(self, body: bytes) -> None:
+        if self._stream is not None:
+            self._stream.chunk(body)
+            return
         self._size += len(body)
         if self._size > MAX_ANSWER_BYTES:
             self._fail(_bad(f"answer over {MAX_ANSWER_BYTES} bytes"))
@@ -163,6 +190,13 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.keep_alive = self._parser.should_keep_alive()
+        if self._stream is not None:
+            self._started = False
+            if self._interim:
+                self._interim = False
+                return
+            self._stream.complete()
+            return
         status = self._parser.get_status_code()
         headers, body = CIMultiDictProxy(self._headers), b"".join(self._body)
         self._headers, self._body, self._size, self._started = CIMultiDict(), [], 0, False
@@ -178,6 +212,18 @@ class _Connection(asyncio.Protocol):
         finally:
             self._answer = None
 
+    def start(self, stream: Stream, request: bytes) -> None:
+        assert self.transport is not None
+        self._stream = stream
+        self.transport.write(request)
+
+    def pause(self, paused: bool) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            if paused:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
     def close(self) -> None:
         self.lost = True
         if self.transport is not None:
@@ -186,6 +232,151 @@ class _Connection(asyncio.Protocol):
     def _fail(self, error: Exception) -> None:
         if self._answer is not None and not self._answer.done():
             self._answer.set_exception(error)
+
+
+class Stream:
+    """An answer handed out as it arrives: `status`, `reason` and `headers` once its head is
+    in, then `next_chunk()` for each piece of the body (still encoded) as httptools parses it,
+    b"" at its end. Waiting for a piece longer than the read timeout fails as aiohttp's read
+    timeout (`aiohttp.SocketTimeoutError`); a connection closed inside the body as aiohttp's
+    `ClientPayloadError`. `release()` when done: the connection goes back to the pool only
+    after a whole body, else it is closed (a stream cancelled, left early or failed)."""
+
+    def __init__(
+        self, owner: Http1, origin: Origin, connection: _Connection, read_timeout: float | None
+    ) -> None:
+        self.status = 0
+        self.reason = ""
+        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+        self._owner = owner
+        self._origin = origin
+        self._connection: _Connection | None = connection
+        self._read_timeout = read_timeout
+        self._headed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._ends_at_close = False
+        self._done = False
+        self._error: Exception | None = None
+
+    # Called by the connection as the answer arrives.
+    def head(
+        self, status: int, reason: str, headers: CIMultiDictProxy[str], at_close: bool
+    ) -> None:
+        self.status, self.reason, self.headers = status, reason, headers
+        self._ends_at_close = at_close
+        if not self._headed.done():
+            self._headed.set_result(None)
+
+    def chunk(self, body: bytes) -> None:
+        self._chunks.append(body)
+        self._buffered += len(body)
+        if self._buffered > _STREAM_BUFFER and not self._paused and self._connection:
+            self._paused = True
+            self._connection.pause(True)
+        self._wake()
+
+    def complete(self) -> None:
+        self._done = True
+        self._wake()
+
+    def lost(self, exc: Exception | None) -> None:
+        if self._done:
+            return
+        if isinstance(exc, OSError):
+            self.fail(aiohttp.ClientOSError(exc.errno, str(exc)))
+        elif not self._headed.done():
+            self.fail(aiohttp.ServerDisconnectedError())
+        elif self._ends_at_close and exc is None:
+            self.complete()
+        else:
+            self.fail(aiohttp.ClientPayloadError("Response payload is not completed"))
+
+    def fail(self, error: Exception) -> None:
+        if self._done or self._error is not None:
+            return
+        self._error = error
+        if not self._headed.done():
+            self._headed.set_exception(error)
+        self._wake()
+
+    # Read by the caller.
+    async def headed(self) -> None:
+        await self._headed
+
+    async def next_chunk(self) -> bytes:
+        """The body's next piece as it arrived; b"" at its end."""
+        while True:
+            if self._chunks:
+                data = self._chunks.popleft()
+                self._buffered -= len(data)
+                if self._paused and self._buffered <= _STREAM_BUFFER // 4 and self._connection:
+                    self._paused = False
+                    self._connection.pause(False)
+                return data
+            if self._error is not None:
+                raise self._error
+            if self._done:
+                return b""
+            await self._wait()
+
+    async def read(self) -> bytes:
+        """The rest of the body, content encoding undone; over MAX_ANSWER_BYTES is refused."""
+        pieces: list[bytes] = []
+        size = 0
+        while data := await self.next_chunk():
+            size += len(data)
+            if size > MAX_ANSWER_BYTES:
+                raise _bad(f"answer over {MAX_ANSWER_BYTES} bytes")
+            pieces.append(data)
+        body = b"".join(pieces)
+        encoding = self.headers.get("Content-Encoding", "").strip().lower()
+        return _decoded(body, encoding) if encoding in _DECODED else body
+
+    def release(self) -> None:
+        """Back to the pool after a whole body; closed otherwise. Done once; more is a no-op."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        connection._stream = None
+        whole = self._done and self._error is None and not self._chunks
+        if whole and not self._paused:
+            self._owner._release(self._origin, connection)
+        else:
+            connection.close()
+        self._owner._slots.release()
+
+    async def _wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None
+        if self._read_timeout is not None:
+            timer = loop.call_later(self._read_timeout, _time_out, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(aiohttp.SocketTimeoutError("Timeout on reading data from socket"))
+
+
+def _ends_at_close(status: int, headers: CIMultiDictProxy[str]) -> bool:
+    """A body without a length or chunked framing: it ends when the server closes."""
+    if status < 200 or status in (204, 304) or "Content-Length" in headers:
+        return False
+    return "chunked" not in headers.get("Transfer-Encoding", "").lower()
 
 
 class Http1:
@@ -247,6 +438,39 @@ class Http1:
         if encoding in _DECODED:
             data = _decoded(data, encoding)
         return Answer(target, status, reason, answer_headers, data)
+
+    async def stream(self, url: str, request: bytes) -> Stream:
+        """`request` (as in `send`) sent, its answer's head read; the body is the caller's to
+        read with the stream's `next_chunk()`, then `release()` it. Up to the head, bounded
+        as `send` is; each piece of the body after it by the same timeout."""
+        target = URL(url, encoded=True)
+        origin = (target.scheme, target.raw_host or "", target.port or 0)
+        deadline = asyncio.timeout(self._timeout)
+        connection: _Connection | None = None
+        stream: Stream | None = None
+        acquired = False
+        try:
+            async with deadline:
+                await self._slots.acquire()
+                acquired = True
+                connection = await self._connection(target, origin)
+                stream = Stream(self, origin, connection, self._timeout)
+                connection.start(stream, request)
+                await stream.headed()
+        except BaseException as exc:
+            if stream is not None:
+                stream.release()  # not whole: the connection is closed, the slot given back
+            else:
+                if connection is not None:
+                    connection.close()
+                if acquired:
+                    self._slots.release()
+            expired = isinstance(exc, TimeoutError) and deadline.expired()
+            if expired and connection is None and self._connect_timeout is not None:
+                message = f"Connection timeout to host {target.scheme}://{origin[1]}:{origin[2]}"
+                raise aiohttp.ConnectionTimeoutError(message) from exc
+            raise
+        return stream
 
     def close(self) -> None:
         """Close idle connections; those in use are closed when their answer is in."""

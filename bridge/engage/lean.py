@@ -37,7 +37,7 @@ from bridge.engage.aiohttp_transport import (
 )
 from bridge.engage.posts import Framing, Posts, framing, httpx_headers
 from bridge.engage.wire import Spelt
-from bridge.http1 import CONNECTIONS
+from bridge.http1 import CONNECTIONS, Stream
 
 _CONTENT_LENGTH = "content-length"
 # Content-Type parameters under which httpx decodes text as UTF-8 (the client's default).
@@ -150,6 +150,31 @@ class Lean:
                 return await self._post(url, kwargs, framed, content)
         return await self.whole(await self.open(method, url, kwargs))
 
+    async def stream_post(self, url: httpx.URL | str, kwargs: Mapping[str, Any]) -> Stream | None:
+        """A POST to a spelt URL sent over `bridge.http1`, its answer's head read and its body
+        left to the caller (then `release()`); None when its head is not one `Http1` sends."""
+        content: bytes | None = kwargs.get("content")
+        if content is None or not isinstance(url, Spelt):
+            return None
+        framed = self._framing(url, kwargs["headers"], content)
+        if framed is None:
+            return None
+        with as_httpx:
+            stream = await self._posts.stream(url, framed, content)
+        try:
+            if "set-cookie" in stream.headers:
+                headers = list(stream.headers.items())
+                self._keep_cookies("POST", url, kwargs, stream.status, headers)
+        except BaseException:
+            stream.release()
+            raise
+        if _httpx_log.isEnabledFor(logging.INFO):
+            _httpx_log.info(
+                'HTTP Request: %s %s "%s %d %s"', "POST", url, "HTTP/1.1", stream.status,
+                stream.reason,
+            )  # fmt: skip
+        return stream
+
     def close(self) -> None:
         """Close the idle connections of the POSTs' own pool (the session is the transport's)."""
         self._posts.close()
@@ -174,7 +199,8 @@ class Lean:
             )  # fmt: skip
         if plain(answer.headers):
             return Reply(answer.status, answer.headers, answer.body)
-        return httpx.Response(answer.status, headers=httpx_headers(answer), content=answer.body)
+        headers = httpx_headers(answer.headers)
+        return httpx.Response(answer.status, headers=headers, content=answer.body)
 
     async def whole(self, response: aiohttp.ClientResponse) -> Reply | httpx.Response:
         """`response` read to its end, its connection released."""

@@ -8,7 +8,9 @@ taken. Its failures are aiohttp's exception types (`as_httpx` maps them as befor
 a connection is bounded by the client's connect timeout (`ConnectTimeout`, never sent), the rest
 of the exchange by its read timeout. Differences that remain: answers over 8 MiB are refused
 (`http1.MAX_ANSWER_BYTES`), idle connections are kept 15 s (`http1.KEEPALIVE_SECONDS`; httpx's
-pool 5 s), and these POSTs have a pool of their own, as large as the transport's.
+pool 5 s), and these POSTs have a pool of their own, as large as the transport's. The chat
+stream goes the same way (`stream`): its body is read as it arrives, each piece within the read
+timeout (aiohttp's `sock_read`), so the transport's aiohttp session is not opened on a turn.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import httpx
 from multidict import CIMultiDictProxy
 
-from bridge.http1 import Answer, Http1
+from bridge.http1 import Answer, Http1, Stream
 
 _DECODED = frozenset({"gzip", "deflate"})
 _UNDONE = frozenset({"content-encoding", "content-length"})  # no longer true of a body undone
@@ -35,19 +37,17 @@ class Posts:
 
     async def post(self, url: str, framing: Framing, content: bytes) -> Answer:
         """POST `content` to `url` (spelt: plain characters) with the head `framing` holds."""
+        return await self._http1_for(url).send(url, _request(url, framing, content))
+
+    async def stream(self, url: str, framing: Framing, content: bytes) -> Stream:
+        """`post`, its answer's body handed out as it arrives (the chat stream)."""
+        return await self._http1_for(url).stream(url, _request(url, framing, content))
+
+    def _http1_for(self, url: str) -> Http1:
         http1 = self._http1
         if http1 is None:
             http1 = self._http1 = self._open(url)
-        before, after = framing
-        path = "/" + url.split("/", 3)[3]
-        request = b"POST %s HTTP/1.1\r\n%s%d%s%s" % (
-            path.encode("ascii"),
-            before,
-            len(content),
-            after,
-            content,
-        )
-        return await http1.send(url, request)
+        return http1
 
     def close(self) -> None:
         if self._http1 is not None:
@@ -66,6 +66,18 @@ class Posts:
 
 
 Framing = tuple[bytes, bytes]  # a head's bytes before and after its Content-Length value
+
+
+def _request(url: str, framing: Framing, content: bytes) -> bytes:
+    before, after = framing
+    path = "/" + url.split("/", 3)[3]
+    return b"POST %s HTTP/1.1\r\n%s%d%s%s" % (
+        path.encode("ascii"),
+        before,
+        len(content),
+        after,
+        content,
+    )
 
 
 def framing(head: Sequence[tuple[str, str]]) -> Framing | None:
@@ -98,9 +110,8 @@ def framing(head: Sequence[tuple[str, str]]) -> Framing | None:
         return None
 
 
-def httpx_headers(answer: Answer) -> list[tuple[str, str]]:
-    """The answer's headers for an `httpx.Response` of its (already undone) body."""
-    headers: CIMultiDictProxy[str] = answer.headers
+def httpx_headers(headers: CIMultiDictProxy[str]) -> list[tuple[str, str]]:
+    """An answer's headers for an `httpx.Response` of its (already undone) body."""
     encoding = headers.get("content-encoding", "").strip().lower()
     undone = _UNDONE if encoding in _DECODED else frozenset()
     return [(name, value) for name, value in headers.items() if name.lower() not in undone]

@@ -1,5 +1,8 @@
 """A streamed answer, read through httpx or sent the lean way: one shape for `EngageHttp.stream`.
 
+The lean way is `bridge.http1` for a POST whose head it sends (the chat stream: `Http1Streamed`),
+else the aiohttp session (`LeanStreamed`).
+
 `async with streamed as response`: the response's head has arrived; `payloads()` reads a 2xx
 body's message objects, `read()` a failure's whole body; leaving the block releases the
 connection (to the pool when the body was read to its end, else closed).
@@ -7,7 +10,7 @@ connection (to the pool when the body was read to its end, else closed).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -15,11 +18,13 @@ import aiohttp
 import httpx
 
 from bridge.engage.aiohttp_transport import as_httpx, httpx_response
-from bridge.engage.lean import Lean, plain
+from bridge.engage.lean import Lean, Reply, plain
+from bridge.engage.posts import httpx_headers
 from bridge.engage.sse import event_reader, iter_payloads, payloads_from
 
 if TYPE_CHECKING:
     from bridge.engage.transport import Answer
+    from bridge.http1 import Stream
 
 
 class Streamed(Protocol):
@@ -92,3 +97,74 @@ class LeanStreamed:
 
     async def read(self) -> Answer:
         return await self._lean.whole(self._response)
+
+
+async def lean_streamed(
+    lean: Lean, method: str, url: httpx.URL | str, kwargs: Mapping[str, Any]
+) -> Streamed:
+    """The request sent the lean way: over `bridge.http1` if it takes it, else aiohttp."""
+    if method == "POST":
+        stream = await lean.stream_post(url, kwargs)
+        if stream is not None:
+            return Http1Streamed(stream)
+    return LeanStreamed(lean, await lean.open(method, url, kwargs))
+
+
+class Http1Streamed:
+    """A `bridge.http1` stream; a body that is not plain goes to httpx to decode."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+
+    async def __aenter__(self) -> Http1Streamed:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._stream.release()
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self._stream.status < 300
+
+    def payloads(self) -> AsyncIterator[dict[str, Any]]:
+        stream = self._stream
+        headers = stream.headers
+        if not plain(headers):
+            raw = httpx.Response(
+                stream.status, headers=list(headers.items()), stream=Http1ByteStream(stream)
+            )
+            return iter_payloads(raw)
+        reader = event_reader(headers.get("content-type", ""), lambda: "utf-8")
+        return payloads_from(self._next_chunk, reader)
+
+    async def _next_chunk(self) -> bytes:
+        with as_httpx:
+            return await self._stream.next_chunk()
+
+    async def read(self) -> Answer:
+        stream = self._stream
+        with as_httpx:
+            body = await stream.read()
+        if plain(stream.headers):
+            return Reply(stream.status, stream.headers, body)
+        return httpx.Response(stream.status, headers=httpx_headers(stream.headers), content=body)
+
+
+class Http1ByteStream(httpx.AsyncByteStream):
+    """The raw (still encoded) body of a `bridge.http1` stream; httpx decodes it."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> Http1ByteStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        with as_httpx:
+            chunk = await self._stream.next_chunk()
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        self._stream.release()

@@ -35,7 +35,7 @@ from bridge.engage.retry import (
     next_delay,
     verdict,
 )
-from bridge.engage.streamed import HttpxStreamed, LeanStreamed, Streamed
+from bridge.engage.streamed import HttpxStreamed, Streamed, lean_streamed
 from bridge.engage.wire import Params, Spelt, Wire
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ class EngageHttp:
             url, kwargs = self._wire.args(path, params, body, stream=True, spelt=lean is not None)
             try:
                 if lean is not None and isinstance(url, _LEAN_URLS) and lean.takes(kwargs):
-                    streamed: Streamed = LeanStreamed(lean, await lean.open(method, url, kwargs))
+                    streamed: Streamed = await lean_streamed(lean, method, url, kwargs)
                 else:
                     streamed = HttpxStreamed(self._http.stream(method, url, **kwargs))
                 async with streamed as response:
