@@ -6,9 +6,11 @@ body is read through, which a chat stream left at `[DONE]` hands to the event lo
 hook (a wake-up of the loop and a task per generator, every turn; BENCHMARKS.md, "Fixed CPU and
 CPU per turn at 200/50"). For the client `EngageClient` builds for itself (`OwnedHttp` over
 `AiohttpTransport`) the head of each kind of request is built by httpx once and kept (only its
-Content-Length follows the body), the request goes to the transport's session as the transport
-would send it, and the response is read from aiohttp. Failures are the transport's (aiohttp's
-errors become httpx's by `httpx_error`), so the retry rules see the same exceptions.
+Content-Length follows the body), and the request goes out with the bytes the transport would
+send: a whole JSON POST or a chat stream over the kept-alive `bridge.http1` connections of
+`bridge/engage/posts.py` (and `streamed.py` for the stream), anything `Http1` cannot send to the
+transport's aiohttp session. Failures are aiohttp's exception types either way (they become
+httpx's by `httpx_error`), so the retry rules see the same exceptions.
 
 Left to httpx whole: a client with a proxy from the environment, auth, hooks, query parameters or
 redirects of its own; a request while its cookie jar holds a cookie (a response that sets one is
