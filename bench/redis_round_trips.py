@@ -1,6 +1,6 @@
 """Redis round trips per turn: the core, and with `--slack` Slack's sending state, on real Redis.
 
-Run: .venv/bin/python -m bench.redis_round_trips [--threads 50] [--follow-ups 3] [--slack]
+Run: .venv/bin/python -m bench.redis_round_trips [--threads 50] [--follow-ups 3] [--slack] [--live]
 
 Every request the client writes to a socket is one round trip (a pipeline is one), and so is
 every command auto-pipelined on the shared connection (bridge.redismux: the turn waits for its
@@ -32,6 +32,7 @@ from bridge.emulator import DEFAULT_API_KEY, DEFAULT_ORG_ID, create_app
 from bridge.engage.client import EngageClient
 from bridge.models import Reply
 from bridge.redismux import MUXED, MuxPipeline, MuxRedis
+from bridge.store import keys
 from tests.fakes.slack import FakeSlack
 from tests.fixtures_core import RecordingAdapter, core_settings, make_bridge, message, thread_key
 from tests.redis_server import RedisServer
@@ -79,6 +80,33 @@ class CountingPipeline(MuxPipeline):
         if not isinstance(connection, Connection):  # on the shared connection, not a pooled one
             SENT[PHASE[0]] += 1
         return await super()._execute_transaction(connection, *args)
+
+
+async def live(bridge: Any, adapter: Any, threads: list[Any], follow_ups: int, url: str) -> None:
+    """Workers running while each message is submitted (an accept may start the turn in this
+    process, bridge/store/start.py): one message at a time, waited for until its turn has
+    committed (looked at through an uncounted client)."""
+    probe = aioredis.Redis.from_url(url)
+    task = asyncio.create_task(bridge.run_workers())
+    try:
+        while not int((await probe.info("clients"))["blocked_clients"]):
+            await asyncio.sleep(0.01)
+        for phase, count in [("first", 1), ("follow-up", follow_ups)]:
+            for round_ in range(count):
+                for thread in threads:
+                    PHASE[0] = f"{phase} ingress"
+                    await bridge.submit(message(thread, f"{phase} {round_}"))
+                    PHASE[0] = f"{phase} worker"
+                    expected = len(adapter.sent) + 1
+                    while len(adapter.sent) < expected or await probe.exists(keys.lease(thread)):
+                        await asyncio.sleep(0.002)
+                    while await probe.xlen(keys.READY_STREAM):
+                        await asyncio.sleep(0.002)
+                    PHASE[0] = "idle"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await probe.aclose()
 
 
 async def drain(bridge: Any, adapter: Any, expected: int) -> None:
@@ -138,10 +166,13 @@ async def main(args: argparse.Namespace) -> None:
     if slack is not None:
         await slack.start()
         adapter = SlackPosting(SlackSender(build_client(slack.bot_token, slack.api_url), redis))
-    bridge = make_bridge(redis, engage, adapter, core_settings(worker_block_seconds=0.05))
+    block = 20.0 if args.live else 0.05  # live: no idle re-reads while a turn is waited for
+    bridge = make_bridge(redis, engage, adapter, core_settings(worker_block_seconds=block))
     threads = [thread_key(f"rt{n}", platform=adapter.name) for n in range(args.threads)]
     try:
-        for phase, count in [("first", 1), ("follow-up", args.follow_ups)]:
+        if args.live:
+            await live(bridge, adapter, threads, args.follow_ups, server.url)
+        for phase, count in [] if args.live else [("first", 1), ("follow-up", args.follow_ups)]:
             for round_ in range(count):
                 PHASE[0] = f"{phase} ingress"
                 for thread in threads:
@@ -169,5 +200,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=50)
     parser.add_argument("--follow-ups", type=int, default=3)
+    parser.add_argument(
+        "--live", action="store_true", help="workers run while messages arrive, one at a time"
+    )
     parser.add_argument("--slack", action="store_true", help="post through Slack's sender")
     asyncio.run(main(parser.parse_args()))

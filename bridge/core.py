@@ -87,6 +87,7 @@ class Bridge:
             block_seconds=settings.worker_block_seconds,
             admission=self.admission,
         )
+        self.inbox.starts = self.workers  # an accept may start its thread's turn here
 
     async def submit(self, message: InboundMessage) -> SubmitResult:
         with self.admission.ingress():  # Socket Mode and gateway events have no HTTP request

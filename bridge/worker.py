@@ -10,10 +10,13 @@ counting entry deliveries instead would also count takeovers that never started 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any
 
 from bridge.admission import Admission
 from bridge.backoff import delay
@@ -22,7 +25,8 @@ from bridge.errors import StorageUnavailable
 from bridge.metrics import Metrics
 from bridge.models import ThreadKey
 from bridge.store import Entry, Hold, LeaseLost, Store
-from bridge.store.queue import parse_autoclaim
+from bridge.store.queue import Accepted, parse_autoclaim
+from bridge.store.threads import Begun
 from bridge.turn import TurnRunner
 
 __all__ = ["Workers", "cancel_until_done", "parse_autoclaim", "raise_if_cancelled"]
@@ -39,6 +43,12 @@ _RECANCEL_SECONDS = 1.0
 _CRASH_BACKOFF_BASE = 0.5
 _CRASH_BACKOFF_CAP = 5.0
 
+
+# An accept starts its thread's turn only while at most this many platform requests (its own
+# included) are in flight in this process (bridge.admission), see `Workers.reserve`. Without a
+# bound, 600 threads / 200 concurrent lost 4-10 % of its turns/s and its first sign p50 rose
+# (A/B, BENCHMARKS.md "ACCEPT starts the turn"); with 3 it held, and 200/50 kept the gain.
+START_WHILE_IN_FLIGHT = 3
 
 # At stop, entries that reached the stopping worker's last read go back in line in at most this
 # many rounds of at most this many entries.
@@ -101,6 +111,81 @@ class Workers:
         self._retry_pause = min(1.0, lease_seconds / 2)
         self._admission = admission
         self._starts = EagerStarts()
+        self._reserved = 0  # slots held for accepts that may start a turn (`reserve`)
+        self._running = False  # `run` is on: only then may an accept start a turn here
+        self._context = contextvars.copy_context()  # `run`'s, for the turns accepts start
+        self._unreserved = asyncio.Event()
+        # Entries of turns an accept started here, until acknowledged: at stop, the strays
+        # newer than the stream's mark are rescheduled, but never these (their lease is ours).
+        self._held: set[str] = set()
+        self._starts_unknown = False
+
+    @property
+    def lease_ms(self) -> int:
+        return self._lease_ms
+
+    def reserve(self) -> bool:
+        """A turn slot for an accept that may start its thread's turn here (`take`); False
+        when none is free, other requests crowd in or the workers do not run. Release
+        it with `take` or `unreserve`."""
+        if not self._running or len(self._in_flight) + self._reserved >= self._concurrency:
+            return False
+        admission = self._admission
+        if admission is not None and admission.busy > START_WHILE_IN_FLIGHT:
+            # Requests share the CPU: the turn waits for the worker's read, which starts turns
+            # in batches behind the acks (and `allowed` once they are late); started from its
+            # accept, it put the begin's work and its first step ahead of the acks and signs.
+            return False
+        self._reserved += 1
+        return True
+
+    def unreserve(self) -> None:
+        """An accept on a reserved slot failed or was cancelled: its script may have run, so a
+        turn may have started here whose entry only the claim may take over (never the strays
+        at stop: they would schedule its thread again while its lease is still ours)."""
+        self._reserved -= 1
+        self._unreserved.set()
+        self._starts_unknown = True
+
+    def _free(self) -> int:
+        """Slots for entries read now. A blocking read may still return up to this many after
+        accepts took some of them meanwhile: in a burst the process runs that many more."""
+        return self._concurrency - len(self._in_flight) - self._reserved
+
+    async def _slot_freed(self) -> None:
+        """Until a turn ends or an accept gives back its reserved slot."""
+        self._unreserved.clear()
+        freed = asyncio.ensure_future(self._unreserved.wait())
+        try:
+            await asyncio.wait(
+                {freed, *self._in_flight.values()}, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            freed.cancel()
+
+    def take(self, accepted: Accepted, token: str, thread: ThreadKey) -> None:
+        """Run what a reserved accept left pending to this consumer: the turn it started
+        (its lease taken with `token`), or the thread's schedule, as if read from the stream."""
+        self._reserved -= 1
+        self._unreserved.set()
+        entry_id, begun = accepted.entry_id, accepted.begun
+        if not entry_id:
+            return
+        # The task is made a loop iteration later, so its first step runs after the accept's
+        # caller acknowledged the platform and its sign's first step (the sign's task is made
+        # after this returns); eagerly, both waited for the turn's first step.
+        # In the workers' own context, not the request's (its after-ack work is not the turn's).
+        later = functools.partial(asyncio.get_running_loop().call_soon, context=self._context)
+        if begun is None:
+            if self._running:  # else left to the strays at stop, or to the claim
+                later(self._track, entry_id, self._handle((entry_id, str(thread))), False)
+            return
+        self._held.add(entry_id)
+        hold = Hold(thread, token, entry_id, attempt=begun.attempt)
+        if self._running:
+            later(self._track, entry_id, self._serve(hold, begun), False)
+        else:  # too late to run here: let go at once (the entry stays ours if that fails)
+            later(self._track, entry_id, self._give_back(hold), False)
 
     async def ensure_group(self) -> None:
         await self._store.queue.ensure_group()
@@ -112,6 +197,8 @@ class Workers:
         next_claim = 0.0
         block_ms = self._block_ms
         group_ready = False
+        self._running = True
+        self._context = contextvars.copy_context()
         try:
             while True:
                 raise_if_cancelled()
@@ -119,11 +206,9 @@ class Workers:
                     if not group_ready:
                         await self.ensure_group()
                         group_ready = True
-                    free = self._concurrency - len(self._in_flight)
+                    free = self._free()
                     if free <= 0:
-                        await asyncio.wait(
-                            set(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED
-                        )
+                        await self._slot_freed()
                         continue
                     if self._admission is not None:
                         # Acks first: new work waits while this process answers platforms.
@@ -132,7 +217,7 @@ class Workers:
                     if backlog_cursor is None and time.monotonic() >= next_claim:
                         claim_cursor = await self._claim(claim_cursor, free)
                         next_claim = time.monotonic() + self._claim_idle_ms / 2000
-                        free = min(free, self._concurrency - len(self._in_flight))
+                        free = min(free, self._free())
                         if free <= 0:
                             continue
                     if backlog_cursor is not None:
@@ -148,6 +233,7 @@ class Workers:
                     log.warning("worker loop: %s; retrying", exc)
                     await asyncio.sleep(self._retry_pause)
         finally:
+            self._running = False  # no accept starts a turn here from now on
             mark: str | None = None
             try:
                 mark = await self._stream_mark()  # before the stopped turns hand back
@@ -171,11 +257,13 @@ class Workers:
         (60 s). None of them was run here (they are newer than anything this worker read), so
         their threads are scheduled again and the entries dropped; a few rounds, as the
         schedules can reach that read too until Redis has let it go."""
+        if self._starts_unknown:
+            return  # an accept that may have started a turn here failed: left to the claim
         newer = _stream_id(mark)
         try:
             for _ in range(_STRAY_ROUNDS):
                 mine = await self._read("0", _STRAY_PAGE, None)
-                strays = [e for e in mine if _stream_id(e[0]) > newer]
+                strays = [e for e in mine if _stream_id(e[0]) > newer and e[0] not in self._held]
                 if not strays:
                     return
                 for entry_id, thread in strays:
@@ -203,9 +291,13 @@ class Workers:
         if recovered:
             self._metrics.threads_recovered.inc()
             log.info("taking over a stalled thread", extra={"thread_key": entry[1]})
+        self._track(entry_id, self._handle(entry))
+
+    def _track(self, entry_id: str, work: Coroutine[Any, Any, None], eager: bool = True) -> None:
+        loop = asyncio.get_running_loop()
         # Started eagerly (`run` after the spawns): the turn sends its BEGIN in this step instead
         # of a loop iteration later, behind all other ready work.
-        task = self._starts.create_task(asyncio.get_running_loop(), self._handle(entry))
+        task = self._starts.create_task(loop, work) if eager else loop.create_task(work)
         self._in_flight[entry_id] = task
         task.add_done_callback(lambda _: self._in_flight.pop(entry_id, None))
 
@@ -217,11 +309,16 @@ class Workers:
             log.error("unreadable scheduling entry dropped: %r", thread_key)
             await self._ack(entry_id)
             return
-        hold = Hold(thread, secrets.token_hex(16), entry_id)
+        await self._serve(Hold(thread, secrets.token_hex(16), entry_id))
+
+    async def _serve(self, hold: Hold, begun: Begun | None = None) -> None:
+        """Run the hold's turns (`begun`: the first one, opened by its accept) and acknowledge
+        its entry; a crashed turn's thread is handed back, a stopped one's too."""
+        thread_key = str(hold.thread)
         try:
-            await self._hold(hold)
+            await self._hold(hold, begun)
             if not hold.acked:
-                await self._ack(entry_id)
+                await self._ack_hold(hold)
         except (LeaseLost, StorageUnavailable) as exc:
             # Not acknowledged: the entry goes idle and is taken over once the lease is gone.
             log.warning(
@@ -238,6 +335,16 @@ class Workers:
                 "turn crashed; the thread will be retried", extra={"thread_key": thread_key}
             )
             await self._hand_back_crashed(hold)
+        finally:
+            if hold.acked:
+                self._held.discard(hold.entry_id)
+
+    async def _give_back(self, hold: Hold) -> None:
+        try:
+            await self._hand_back(hold, "stopped", logging.INFO)
+        finally:
+            if hold.acked:
+                self._held.discard(hold.entry_id)
 
     async def _hand_back_stopped(self, hold: Hold) -> None:
         """The workers stop (the process shuts down) mid-turn: hand the thread back, so another
@@ -265,7 +372,7 @@ class Workers:
         try:
             await self._store.threads.hand_back(hold)
             if not hold.acked:
-                await self._ack(hold.entry_id)
+                await self._ack_hold(hold)
         except (LeaseLost, StorageUnavailable) as exc:
             log.log(
                 level,
@@ -275,11 +382,13 @@ class Workers:
                 extra={"thread_key": str(hold.thread)},
             )
 
-    async def _hold(self, hold: Hold) -> None:
-        """Run the thread's turns while holding its lease; returns when the entry is done (acked
-        already if a script did it: `hold.acked`)."""
+    async def _hold(self, hold: Hold, begun: Begun | None = None) -> None:
+        """Run the thread's turns while holding its lease (taken here, or by the accept that
+        opened `begun`); returns when the entry is done (acked already if a script did it:
+        `hold.acked`)."""
         threads = self._store.threads
-        begun = await threads.begin(hold, self._lease_ms, acquire=True)
+        if begun is None:
+            begun = await threads.begin(hold, self._lease_ms, acquire=True)
         if begun is None:
             return  # nothing pending, or the holder looks at the inbox before it lets go
         holder = asyncio.current_task()
@@ -350,3 +459,7 @@ class Workers:
 
     async def _ack(self, entry_id: str) -> None:
         await self._store.queue.ack(entry_id)
+
+    async def _ack_hold(self, hold: Hold) -> None:
+        await self._ack(hold.entry_id)
+        hold.acked = True

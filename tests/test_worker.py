@@ -15,8 +15,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from bridge.engage.client import EngageClient
+from bridge.models import Standing
 from bridge.store import keys
-from bridge.worker import parse_autoclaim
+from bridge.worker import START_WHILE_IN_FLIGHT, parse_autoclaim
 from tests.fixtures_core import (
     RecordingAdapter,
     core_settings,
@@ -338,6 +339,7 @@ async def test_a_read_entrys_turn_sends_its_begin_in_the_step_that_read_it(
     queued when the read returned still waits), not a whole iteration (all ready work) later."""
     adapter = RecordingAdapter()
     bridge = make_bridge(redis_client, engage_client, adapter)
+    bridge.inbox.starts = None  # every turn read from the stream (an accept starts none)
     workers, threads = bridge.workers, bridge.store.threads
     read, begin = workers._read, threads.begin
     reading_step = False
@@ -367,3 +369,145 @@ async def test_a_read_entrys_turn_sends_its_begin_in_the_step_that_read_it(
             await bridge.submit(message(thread_key(f"eager{n}"), "hi"))
             await wait_until(lambda n=n: len(adapter.sent) == n + 1)  # type: ignore[misc]
     assert begins_in_reading_step == [True, True, True]
+
+
+async def test_an_accept_for_an_idle_thread_starts_its_turn_here_without_a_read_or_begin(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    adapter = RecordingAdapter()
+    bridge = make_bridge(redis_client, engage_client, adapter)
+    workers, threads = bridge.workers, bridge.store.threads
+    read, begin = workers._read, threads.begin
+    entries_read: list[str] = []
+    acquired: list[str] = []
+
+    async def traced_read(*args: Any) -> Any:
+        entries = await read(*args)
+        entries_read.extend(t for _, t in entries)
+        return entries
+
+    async def traced_begin(hold: Any, ms: int, *, acquire: bool) -> Any:
+        if acquire:
+            acquired.append(str(hold.thread))
+        return await begin(hold, ms, acquire=acquire)
+
+    workers._read = traced_read  # type: ignore[method-assign]
+    threads.begin = traced_begin  # type: ignore[method-assign]
+    async with running(bridge):
+        await wait_until(lambda: blocked_clients(redis_client))
+        for n in range(3):
+            await bridge.submit(message(thread_key(f"fast{n}"), f"hi {n}"))
+            await wait_until(lambda n=n: len(adapter.sent) == n + 1)  # type: ignore[misc]
+    assert adapter.texts() == [f"You said: hi {n}" for n in range(3)]
+    assert (entries_read, acquired) == ([], [])
+    assert await redis_client.xlen(keys.READY_STREAM) == 0
+
+
+async def test_a_turn_started_by_an_accept_whose_process_died_is_taken_over_once(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    """The accepting process dies right after ACCEPT_START (the lease and the entry are its):
+    the lease runs out, the entry is claimed, the message is answered once."""
+    adapter = RecordingAdapter()
+    settings = core_settings(lease_seconds=0.5, claim_idle_seconds=1.0)
+    rescuer = make_bridge(redis_client, engage_client, adapter, settings)
+    thread = thread_key("orphan")
+    await rescuer.workers.ensure_group()
+    accepted = await rescuer.store.queue.accept_start(
+        message(thread, "are you there"),
+        frozenset(Standing),
+        consumer="dead",
+        token="dead-token",
+        lease_ms=500,
+    )
+    assert accepted.begun is not None
+    async with running(rescuer):
+        await wait_until(lambda: len(adapter.sent) == 1, timeout=15)
+
+        async def all_done() -> bool:
+            scheduled = await redis_client.xlen(keys.READY_STREAM)
+            return scheduled == 0 and not await redis_client.exists(keys.lease(thread))
+
+        await wait_until(all_done, timeout=10)
+    assert adapter.texts() == ["You said: are you there"]
+
+
+async def test_a_turn_an_accept_started_after_the_workers_stopped_is_handed_back(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    """The accept's reply comes back once the workers no longer run: the lease is released and
+    the thread scheduled again at once (another process takes it), the entry acknowledged."""
+    bridge = make_bridge(redis_client, engage_client, RecordingAdapter())
+    workers = bridge.workers
+    workers._running = True  # the reservation was made while the workers still ran
+    assert workers.reserve()
+    workers._running = False
+    thread = thread_key("late")
+    await workers.ensure_group()
+    accepted = await bridge.store.queue.accept_start(
+        message(thread, "hi"),
+        frozenset(Standing),
+        consumer=workers.consumer,
+        token="late-token",
+        lease_ms=workers.lease_ms,
+    )
+    assert accepted.begun is not None
+    workers.take(accepted, "late-token", thread)
+
+    async def handed_back() -> bool:
+        return not await redis_client.exists(keys.lease(thread))
+
+    await wait_until(handed_back)
+    await wait_until(lambda: not workers._in_flight)
+    entries = await bridge.store.queue.read("other", ">", 10, None)
+    assert [t for _, t in entries] == [str(thread)]
+    raw: Any = await redis_client.xpending_range(
+        keys.READY_STREAM, keys.WORKER_GROUP, min="-", max="+", count=10
+    )
+    assert [p["consumer"] for p in raw] == [b"other"]
+
+
+async def test_an_accept_that_failed_on_a_reserved_slot_leaves_the_strays_to_the_claim(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    """An accept whose reply never came (a timeout, a cancel) may have started a turn here: at
+    stop its entry, newer than the stream's mark, is not scheduled again while its lease is ours
+    (the new entry's BEGIN would find the lease held and drop it); the claim takes it later."""
+    bridge = make_bridge(redis_client, engage_client, RecordingAdapter())
+    workers = bridge.workers
+    await workers.ensure_group()
+    mark = await bridge.store.queue.last_id()
+    workers._running = True
+    assert workers.reserve()
+    accepted = await bridge.store.queue.accept_start(
+        message(thread_key("unknown"), "hi"),
+        frozenset(Standing),
+        consumer=workers.consumer,
+        token="reply-lost",
+        lease_ms=workers.lease_ms,
+    )
+    workers.unreserve()  # as after the accept raised
+    workers._running = False
+    await workers._reschedule_strays(mark)
+    raw: Any = await redis_client.xpending_range(
+        keys.READY_STREAM, keys.WORKER_GROUP, min="-", max="+", count=10
+    )
+    assert [p["message_id"].decode() for p in raw] == [accepted.entry_id]
+    assert await redis_client.xlen(keys.READY_STREAM) == 1
+
+
+async def test_an_accept_starts_no_turn_while_other_requests_crowd_the_process(
+    redis_client: aioredis.Redis, emulator: Any, engage_client: EngageClient
+) -> None:
+    """Beyond a few requests in flight the turn waits for the worker's read (behind the acks)."""
+    bridge = make_bridge(redis_client, engage_client, RecordingAdapter())
+    workers, admission = bridge.workers, bridge.admission
+    workers._running = True
+    requests = [admission.enter() for _ in range(START_WHILE_IN_FLIGHT)]
+    assert workers.reserve()
+    workers.unreserve()
+    requests.append(admission.enter())
+    assert not workers.reserve()
+    for key in requests:
+        admission.leave(key)
+    assert workers.reserve()

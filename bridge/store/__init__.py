@@ -1,7 +1,9 @@
 """The one owner of Redis state: every key, every Lua script, error translation, typed operations.
 
     Store
-    ├── queue          accept (policy state + dedupe + push + schedule), read / claim / ack
+    ├── queue          accept (policy state + dedupe + push + schedule), accept_start (the
+    │                  same, taking an idle thread's lease and its turn for the caller's
+    │                  worker: bridge/store/start.py), read / claim / ack
     ├── threads        a turn's phases on its Hold: begin, heartbeat, hand back, fenced commit
     ├── records        thread -> conversation record hashes, create claims, swap, facts for a
     │                  conversation yet to be created (BEGIN reads them)
@@ -30,6 +32,7 @@ from bridge.store.phases import Hold, PhaseScripts
 from bridge.store.queue import Entry, Queue
 from bridge.store.records import Records
 from bridge.store.scripts import Scripts
+from bridge.store.start import StartScripts
 from bridge.store.threads import ThreadState
 
 __all__ = ["Entry", "Hold", "LeaseLost", "Namespace", "RedisClient", "Store", "keys", "storage"]
@@ -42,7 +45,7 @@ class Store:
         scripts = Scripts(redis, with_stream=with_stream)
         self.redis = redis
         self.record_ttl_seconds = record_ttl_seconds
-        self.queue = Queue(redis, scripts)
+        self.queue = Queue(redis, scripts, StartScripts(redis, with_stream=with_stream))
         self.threads = ThreadState(redis, scripts, PhaseScripts(redis, with_stream=with_stream))
         self.records = Records(redis, scripts, idle_ttl_seconds=record_ttl_seconds)
         self.posted = Posted(redis)

@@ -37,9 +37,57 @@ end
 # turn with no journal gets one now (the ids of every pending message, of which the turn takes a
 # prefix): from here on the agent may see the batch, so a retry must reconcile first. A thread
 # without a conversation gets its create claim now, for the same reason: the turn may create one.
+# Shared by BEGIN and ACCEPT_START (bridge/store/start.py): read the next turn of a thread whose
+# lease is held (-> nil when the inbox is empty). Counts the turn on the head batch, gives a turn
+# with no journal one now (the ids of every pending message, of which the turn takes a prefix):
+# from here on the agent may see the batch, so a retry must reconcile first. A thread without a
+# conversation gets its create claim now, for the same reason: the turn may create one.
+OPEN = """
+local function open(inbox, record, turn, attempts, claim_key, facts, token, turn_ttl, claim_ttl)
+  local items = redis.call('LRANGE', inbox, 0, -1)
+  if #items == 0 then
+    return nil
+  end
+  local head = cjson.decode(items[1])['message_id']
+  if redis.call('HGET', attempts, 'head') ~= head then
+    redis.call('HSET', attempts, 'head', head, 'count', 0)
+  end
+  local count = redis.call('HINCRBY', attempts, 'count', 1)
+  redis.call('EXPIRE', attempts, turn_ttl)
+  local journal = redis.call('HGET', turn, 'ids') or ''
+  if journal == '' then
+    local ids = {}
+    for i, item in ipairs(items) do
+      ids[i] = cjson.decode(item)['message_id']
+    end
+    redis.call('HSET', turn, 'ids', cjson.encode(ids))
+    redis.call('EXPIRE', turn, turn_ttl)
+  end
+  local claim, found = 0, {}
+  local conversation = redis.call('HGET', record, 'conversation_id')
+  if not conversation or conversation == '' then
+    claim = 2
+    if redis.call('SET', claim_key, token, 'NX', 'EX', claim_ttl) then
+      claim = 1
+    end
+    found = redis.call('HGETALL', facts)
+  end
+  return {items, redis.call('HGETALL', record), journal, count, claim, found}
+end
+"""
+
+# KEYS: lease, inbox, record, turn, attempts, create claim, facts[, ready stream]. ARGV: token,
+# lease ms, acquire (1/0), turn ttl, claim ttl[, group, entry id].
+# -> nil: another worker holds the lease (it looks at the inbox again before it lets go); -1:
+# lease lost; 0: inbox empty, lease released; (nil and 0 acknowledge the entry) else {pending
+# messages, record fields, journal ids found, turns started on the head batch, create claim: 0
+# the thread has a conversation, 1 taken now, 2 already there (a create may have half-happened),
+# the thread's facts for its conversation's data (read only when there is no conversation)}.
+# One round trip opens a turn: the lease, what to do, what the thread is, what went before.
 BEGIN = (
     "local STREAM = 8\n"
     + _DONE
+    + OPEN
     + """
 if ARGV[3] == '1' then
   if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -49,37 +97,13 @@ if ARGV[3] == '1' then
 elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return -1
 end
-local items = redis.call('LRANGE', KEYS[2], 0, -1)
-if #items == 0 then
+local opened = open(KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[1], ARGV[4], ARGV[5])
+if not opened then
   redis.call('DEL', KEYS[1])
   done()
   return 0
 end
-local head = cjson.decode(items[1])['message_id']
-if redis.call('HGET', KEYS[5], 'head') ~= head then
-  redis.call('HSET', KEYS[5], 'head', head, 'count', 0)
-end
-local count = redis.call('HINCRBY', KEYS[5], 'count', 1)
-redis.call('EXPIRE', KEYS[5], ARGV[4])
-local journal = redis.call('HGET', KEYS[4], 'ids') or ''
-if journal == '' then
-  local ids = {}
-  for i, item in ipairs(items) do
-    ids[i] = cjson.decode(item)['message_id']
-  end
-  redis.call('HSET', KEYS[4], 'ids', cjson.encode(ids))
-  redis.call('EXPIRE', KEYS[4], ARGV[4])
-end
-local claim, facts = 0, {}
-local conversation = redis.call('HGET', KEYS[3], 'conversation_id')
-if not conversation or conversation == '' then
-  claim = 2
-  if redis.call('SET', KEYS[6], ARGV[1], 'NX', 'EX', ARGV[5]) then
-    claim = 1
-  end
-  facts = redis.call('HGETALL', KEYS[7])
-end
-return {items, redis.call('HGETALL', KEYS[3]), journal, count, claim, facts}
+return opened
 """
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -13,6 +14,8 @@ from bridge.store import keys
 from bridge.store.client import RedisClient
 from bridge.store.errors import storage
 from bridge.store.scripts import Scripts
+from bridge.store.start import StartScripts
+from bridge.store.threads import Begun, begun_from
 
 Entry = tuple[str, str]  # (stream entry id, thread key)
 ALL_STANDINGS = frozenset(Standing)
@@ -35,12 +38,25 @@ def parse_autoclaim(reply: Any) -> tuple[str, list[Entry]]:
     return text(reply[0]), parse_entries(reply[1])
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """`accept_start`'s outcome. `entry_id`: a scheduling entry pending to the caller's consumer
+    ('' none): with `begun`, the turn the accept started (its lease taken with the caller's
+    token); without, the thread's schedule, to run as if the worker had read it."""
+
+    standing: Standing
+    stored: bool | None
+    entry_id: str = ""
+    begun: Begun | None = None
+
+
 class Queue:
     """Enqueue (dedupe + push + schedule) on the ingress side; read, claim, ack for workers."""
 
-    def __init__(self, redis: RedisClient, scripts: Scripts) -> None:
+    def __init__(self, redis: RedisClient, scripts: Scripts, start: StartScripts) -> None:
         self._redis = redis
         self._scripts = scripts
+        self._start = start
 
     async def is_known(self, thread: ThreadKey) -> bool:
         async with storage("is_known_thread"):
@@ -63,6 +79,45 @@ class Queue:
                 # The stream lives in another slot: scheduled after the push, never before it.
                 await self._redis.xadd(keys.READY_STREAM, {"thread": str(message.thread)})
         return Standing(standing), None if stored < 0 else bool(stored)
+
+    async def accept_start(
+        self,
+        message: InboundMessage,
+        taken: Collection[Standing],
+        *,
+        consumer: str,
+        token: str,
+        lease_ms: int,
+    ) -> Accepted:
+        """`accept`, and if the message is new and its thread idle (no lease holder, no entry
+        waiting in the stream), take the lease (`token`) and start the turn for `consumer`:
+        one round trip on a single Redis; on a Cluster the entry is taken first, in its own
+        round trip (bridge/store/start.py), and the thread scheduled after the push if not."""
+        flags = "".join("1" if s in taken else "0" for s in Standing)
+        thread = message.thread
+        entry = ""
+        async with storage("enqueue"):
+            if not self._start.with_stream and Standing.UNKNOWN in taken:
+                # Chatter taken only in a known thread (most of what is not taken) skips it.
+                entry = await self._start.take_entry(thread, consumer)
+            reply = await self._start.accept_start(
+                thread,
+                message.message_id,
+                encode_message(message),
+                flags,
+                token=token,
+                lease_ms=lease_ms,
+                consumer=consumer,
+                entry_id=entry,
+            )
+            if reply.stored < 0:
+                if entry:
+                    await self.ack(entry)
+                return Accepted(Standing(reply.standing), None)
+            if not self._start.with_stream and not reply.entry_id:
+                await self._redis.xadd(keys.READY_STREAM, {"thread": str(thread)})
+        begun = None if reply.opened is None else begun_from(reply.opened)
+        return Accepted(Standing(reply.standing), bool(reply.stored), reply.entry_id, begun)
 
     async def enqueue(self, message: InboundMessage) -> bool:
         """Dedupe-claim, push and schedule whatever the thread's standing. True if stored.

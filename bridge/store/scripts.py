@@ -11,6 +11,30 @@ from bridge.models import ThreadKey
 from bridge.store import keys
 from bridge.store.client import RedisClient
 
+# Shared by ACCEPT and ACCEPT_START (bridge/store/start.py): read the thread's standing and, if
+# it is taken in it ('1' at its place in `taken`), dedupe-claim and push the message. -> standing,
+# 1 stored | 0 duplicate | -1 not taken (nothing written).
+TAKE = """
+local function take(record, inbox, seen, taken, payload, seen_ttl, inbox_ttl)
+  local status = redis.call('HGET', record, 'status')
+  local standing = 1
+  if status == 'human' then
+    standing = 3
+  elseif (status and status ~= '') or redis.call('EXISTS', inbox) == 1 then
+    standing = 2
+  end
+  if string.sub(taken, standing, standing) ~= '1' then
+    return standing, -1
+  end
+  if redis.call('SET', seen, '1', 'NX', 'EX', seen_ttl) then
+    redis.call('RPUSH', inbox, payload)
+    redis.call('EXPIRE', inbox, inbox_ttl)
+    return standing, 1
+  end
+  return standing, 0
+end
+"""
+
 # KEYS: record, inbox, seen[, ready stream]. ARGV: taken standings (one '1'/'0' per
 # bridge.models.Standing: unknown, known, human), payload, seen ttl, inbox ttl, thread key.
 # -> {standing, 1 stored | 0 duplicate | -1 not taken in this standing (nothing written)}.
@@ -20,28 +44,19 @@ from bridge.store.client import RedisClient
 # scheduled too: had a crash come between the push and the schedule, the platform's redelivery is
 # what puts the stranded message back in front of a worker. The stream key is passed on a single
 # Redis only (on a Cluster it lives in another slot and is written next, after the push).
-ACCEPT = """
-local status = redis.call('HGET', KEYS[1], 'status')
-local standing = 1
-if status == 'human' then
-  standing = 3
-elseif (status and status ~= '') or redis.call('EXISTS', KEYS[2]) == 1 then
-  standing = 2
-end
-if string.sub(ARGV[1], standing, standing) ~= '1' then
+ACCEPT = (
+    TAKE
+    + """
+local standing, stored = take(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+if stored < 0 then
   return {standing, -1}
-end
-local stored = 0
-if redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) then
-  redis.call('RPUSH', KEYS[2], ARGV[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[4])
-  stored = 1
 end
 if #KEYS == 4 then
   redis.call('XADD', KEYS[4], '*', 'thread', ARGV[5])
 end
 return {standing, stored}
 """
+)
 
 
 # KEYS: inbox, seen 1..n. ARGV: seen ttl, inbox ttl, payload 1..n. -> how many were stored.

@@ -14,7 +14,7 @@ from bridge.store.errors import LeaseLost, storage
 from bridge.store.phases import Hold, PhaseScripts
 from bridge.store.scripts import Scripts
 
-__all__ = ["Begun", "Claim", "CreateClaim", "Hold", "ThreadState"]
+__all__ = ["Begun", "Claim", "CreateClaim", "Hold", "ThreadState", "begun_from"]
 
 
 class Claim(enum.IntEnum):
@@ -61,7 +61,8 @@ def _pairs(flat: Any) -> dict[str, str]:
     return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
-def _begun(reply: Any) -> Begun:
+def begun_from(reply: Any) -> Begun:
+    """BEGIN's (or ACCEPT_START's) reply for a turn it opened."""
     items, record, journal, attempt, claim, facts = reply
     ids = list(json.loads(journal)) if journal else []
     return Begun(list(items), _pairs(record), ids, int(attempt), Claim(int(claim)), _pairs(facts))
@@ -85,7 +86,7 @@ class ThreadState:
             return None
         if reply == -1:
             raise LeaseLost(str(hold.thread))
-        begun = _begun(reply)
+        begun = begun_from(reply)
         hold.attempt = begun.attempt
         return begun
 
