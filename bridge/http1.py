@@ -372,6 +372,16 @@ def _time_out(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(aiohttp.SocketTimeoutError("Timeout on reading data from socket"))
 
 
+def _origin(target: URL) -> Origin:
+    return (target.scheme, target.raw_host or "", target.port or 0)
+
+
+def _connect_timed_out(origin: Origin) -> aiohttp.ConnectionTimeoutError:
+    """aiohttp's `connect` timeout, in its words."""
+    scheme, host, port = origin
+    return aiohttp.ConnectionTimeoutError(f"Connection timeout to host {scheme}://{host}:{port}")
+
+
 def _ends_at_close(status: int, headers: CIMultiDictProxy[str]) -> bool:
     """A body without a length or chunked framing: it ends when the server closes."""
     if status < 200 or status in (204, 304) or "Content-Length" in headers:
@@ -413,7 +423,7 @@ class Http1:
     async def send(self, url: str, request: bytes) -> Answer:
         """`request`, a whole HTTP/1.1 request as the caller wrote it, to `url`'s origin."""
         target = URL(url, encoded=True)
-        origin = (target.scheme, target.raw_host or "", target.port or 0)
+        origin = _origin(target)
         return await self._exchange(target, origin, request)
 
     async def _exchange(self, target: URL, origin: Origin, request: bytes) -> Answer:
@@ -431,8 +441,7 @@ class Http1:
         except TimeoutError as exc:
             if connection is None and self._connect_timeout is not None and deadline.expired():
                 # Nothing sent: as aiohttp's `connect` timeout (a free connection, opened).
-                message = f"Connection timeout to host {target.scheme}://{origin[1]}:{origin[2]}"
-                raise aiohttp.ConnectionTimeoutError(message) from exc
+                raise _connect_timed_out(origin) from exc
             raise
         encoding = answer_headers.get("Content-Encoding", "").strip().lower()
         if encoding in _DECODED:
@@ -444,7 +453,7 @@ class Http1:
         read with the stream's `next_chunk()`, then `release()` it. Up to the head, bounded
         as `send` is; each piece of the body after it by the same timeout."""
         target = URL(url, encoded=True)
-        origin = (target.scheme, target.raw_host or "", target.port or 0)
+        origin = _origin(target)
         deadline = asyncio.timeout(self._timeout)
         connection: _Connection | None = None
         stream: Stream | None = None
@@ -467,8 +476,7 @@ class Http1:
                     self._slots.release()
             expired = isinstance(exc, TimeoutError) and deadline.expired()
             if expired and connection is None and self._connect_timeout is not None:
-                message = f"Connection timeout to host {target.scheme}://{origin[1]}:{origin[2]}"
-                raise aiohttp.ConnectionTimeoutError(message) from exc
+                raise _connect_timed_out(origin) from exc
             raise
         return stream
 
@@ -495,7 +503,7 @@ class Http1:
         lines += "Content-Length: "
         if len(self._heads) > 1_000:  # credentials come and go
             self._heads.clear()
-        origin = (target.scheme, target.raw_host or "", target.port or 0)
+        origin = _origin(target)
         self._heads[key] = (target, origin, lines)
         return target, origin, lines
 
@@ -522,8 +530,7 @@ class Http1:
                 )
         except TimeoutError as exc:
             if deadline.expired():
-                message = f"Connection timeout to host {scheme}://{host}:{port}"
-                raise aiohttp.ConnectionTimeoutError(message) from exc
+                raise _connect_timed_out(origin) from exc
             raise aiohttp.ClientConnectorError(_key(origin, context), exc) from exc
         except ssl.SSLCertVerificationError as exc:
             raise aiohttp.ClientConnectorCertificateError(_key(origin, context), exc) from exc
