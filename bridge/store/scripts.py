@@ -35,6 +35,18 @@ local function take(record, inbox, seen, taken, payload, seen_ttl, inbox_ttl)
 end
 """
 
+
+def take_keys(thread: ThreadKey, message_id: str) -> list[str]:
+    """The KEYS that open ACCEPT's and ACCEPT_START's (`take`'s record, inbox, seen)."""
+    return [keys.record(thread), keys.inbox(thread), keys.seen(thread, message_id)]
+
+
+def take_args(thread: ThreadKey, payload: str, taken: str) -> list[str | int]:
+    """The ARGV that open ACCEPT's and ACCEPT_START's: taken standings, payload, seen ttl,
+    inbox ttl, thread key."""
+    return [taken, payload, keys.SEEN_TTL_SECONDS, keys.INBOX_TTL_SECONDS, str(thread)]
+
+
 # KEYS: record, inbox, seen[, ready stream]. ARGV: taken standings (one '1'/'0' per
 # bridge.models.Standing: unknown, known, human), payload, seen ttl, inbox ttl, thread key.
 # -> {standing, 1 stored | 0 duplicate | -1 not taken in this standing (nothing written)}.
@@ -104,16 +116,10 @@ class Scripts:
     ) -> tuple[int, int]:
         """`taken`: '1' or '0' per Standing (in order): whether to take the message.
         -> (the thread's standing, 1 stored | 0 duplicate | -1 not taken)."""
-        script_keys = [keys.record(thread), keys.inbox(thread), keys.seen(thread, message_id)]
+        script_keys = take_keys(thread, message_id)
         if self.with_stream:
             script_keys.append(keys.READY_STREAM)
-        args: list[str | int] = [
-            taken,
-            payload,
-            keys.SEEN_TTL_SECONDS,
-            keys.INBOX_TTL_SECONDS,
-            str(thread),
-        ]
+        args = take_args(thread, payload, taken)
         state, stored = await self._accept(keys=script_keys, args=args)
         return int(state), int(stored)
 

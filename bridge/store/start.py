@@ -23,7 +23,7 @@ from bridge.models import ThreadKey
 from bridge.store import keys
 from bridge.store.client import RedisClient
 from bridge.store.phases import OPEN
-from bridge.store.scripts import TAKE
+from bridge.store.scripts import TAKE, take_args, take_keys
 
 # Shared: add a scheduling entry for `thread` and deliver it to `consumer` at once, if the group
 # exists and every entry was delivered already (nothing in line) -> the entry id, else false.
@@ -141,9 +141,7 @@ class StartScripts:
         entry_id: str = "",
     ) -> StartReply:
         script_keys = [
-            keys.record(thread),
-            keys.inbox(thread),
-            keys.seen(thread, message_id),
+            *take_keys(thread, message_id),
             keys.lease(thread),
             keys.turn(thread),
             keys.attempts(thread),
@@ -153,11 +151,7 @@ class StartScripts:
         if self.with_stream:
             script_keys.append(keys.READY_STREAM)
         args: list[str | int] = [
-            taken,
-            payload,
-            keys.SEEN_TTL_SECONDS,
-            keys.INBOX_TTL_SECONDS,
-            str(thread),
+            *take_args(thread, payload, taken),
             token,
             lease_ms,
             keys.TURN_TTL_SECONDS,
