@@ -69,7 +69,7 @@ class Queue:
         schedule the message: one atomic step (one round trip on a single Redis, two on a
         Cluster). -> (the standing, True stored | False duplicate | None not taken: nothing
         written)."""
-        flags = "".join("1" if s in taken else "0" for s in Standing)
+        flags = _flags(taken)
         payload = encode_message(message)
         async with storage("enqueue"):
             standing, stored = await self._scripts.accept(
@@ -93,7 +93,7 @@ class Queue:
         waiting in the stream), take the lease (`token`) and start the turn for `consumer`:
         one round trip on a single Redis; on a Cluster the entry is taken first, in its own
         round trip (bridge/store/start.py), and the thread scheduled after the push if not."""
-        flags = "".join("1" if s in taken else "0" for s in Standing)
+        flags = _flags(taken)
         thread = message.thread
         entry = ""
         async with storage("enqueue"):
@@ -212,3 +212,8 @@ class Queue:
             pipe.xack(keys.READY_STREAM, keys.WORKER_GROUP, entry_id)
             pipe.xdel(keys.READY_STREAM, entry_id)
             await pipe.execute()
+
+
+def _flags(taken: Collection[Standing]) -> str:
+    """'1' or '0' per Standing, in order: whether the message is taken in it."""
+    return "".join("1" if s in taken else "0" for s in Standing)
